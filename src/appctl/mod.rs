@@ -1,0 +1,1 @@
+//! See DESIGN.md: module `appctl` (under construction in this commit's branch).

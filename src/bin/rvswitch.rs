@@ -1,0 +1,4 @@
+//! The rvswitch daemon.
+fn main() {
+    println!("rvswitch {}", rvswitch::VERSION);
+}

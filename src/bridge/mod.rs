@@ -1,0 +1,1 @@
+//! See DESIGN.md: module `bridge` (under construction in this commit's branch).

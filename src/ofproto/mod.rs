@@ -1,0 +1,1 @@
+//! See DESIGN.md: module `ofproto` (under construction in this commit's branch).

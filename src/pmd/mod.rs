@@ -1,0 +1,1 @@
+//! See DESIGN.md: module `pmd` (under construction in this commit's branch).
