@@ -51,7 +51,14 @@ impl DummyNetdev {
         };
         // A stable, locally administered MAC derived from the name.
         let h = crate::packet::flow_key::hash_words(name.bytes().map(u64::from), 0x5eed);
-        let mac = [0x02, 0x00, (h >> 24) as u8, (h >> 16) as u8, (h >> 8) as u8, h as u8];
+        let mac = [
+            0x02,
+            0x00,
+            (h >> 24) as u8,
+            (h >> 16) as u8,
+            (h >> 8) as u8,
+            h as u8,
+        ];
         Ok(DummyNetdev {
             name: name.to_string(),
             mac,
@@ -65,7 +72,10 @@ impl DummyNetdev {
 
     /// Queues a frame for reception on queue `qid`.
     pub fn inject(&self, qid: usize, frame: &[u8]) {
-        self.shared.rx[qid].lock().unwrap().push_back(frame.to_vec());
+        self.shared.rx[qid]
+            .lock()
+            .unwrap()
+            .push_back(frame.to_vec());
     }
 
     /// Takes every frame sent so far.
@@ -80,7 +90,11 @@ struct DummyRxq {
 }
 
 impl Rxq for DummyRxq {
-    fn recv(&mut self, batch: &mut PacketBatch, pool: &mut PacketPool) -> Result<usize, NetdevError> {
+    fn recv(
+        &mut self,
+        batch: &mut PacketBatch,
+        pool: &mut PacketPool,
+    ) -> Result<usize, NetdevError> {
         let mut q = self.shared.rx[self.qid].lock().unwrap();
         let mut n = 0;
         let mut bytes = 0;

@@ -60,7 +60,11 @@ impl NetdevError {
 pub trait Rxq: Send {
     /// Receives up to `MAX_BURST - batch.len()` packets into `batch`, taking buffers from
     /// `pool`. Returns the number received; 0 when nothing is waiting. Never blocks.
-    fn recv(&mut self, batch: &mut PacketBatch, pool: &mut PacketPool) -> Result<usize, NetdevError>;
+    fn recv(
+        &mut self,
+        batch: &mut PacketBatch,
+        pool: &mut PacketPool,
+    ) -> Result<usize, NetdevError>;
     /// Queue index on the device.
     fn qid(&self) -> usize;
 }

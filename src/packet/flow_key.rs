@@ -318,9 +318,11 @@ mod tests {
 
     #[test]
     fn masked_match_and_hash_agree() {
-        let mut a = FlowKey::default();
-        a.nw_dst = 0x0a00_0001;
-        a.tp_dst = 80;
+        let a = FlowKey {
+            nw_dst: 0x0a00_0001,
+            tp_dst: 80,
+            ..Default::default()
+        };
         let mut b = a;
         b.tp_dst = 443;
         let mut m = FlowMask::default();
