@@ -158,7 +158,6 @@ fn send(out: &mut UnixStream, reply: &Reply) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read as _;
 
     fn server(dir: &Path) -> ControlServer {
         let mut r = CommandRegistry::new();
