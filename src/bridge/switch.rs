@@ -261,8 +261,19 @@ impl SwitchInner {
         let steps = plan(&self.config, &new);
         let mut errors = Vec::new();
         let mut running = new.clone();
+        let mut failed_bridges: Vec<String> = Vec::new();
         for step in steps {
+            let on_failed_bridge = match &step {
+                Step::AddPort { bridge, .. } | Step::SetFlows { bridge, .. } => failed_bridges.contains(bridge),
+                _ => false,
+            };
+            if on_failed_bridge {
+                continue;
+            }
             if let Err(e) = self.apply_step(&step, &new.global) {
+                if let Step::AddBridge { bridge } = &step {
+                    failed_bridges.push(bridge.name.clone());
+                }
                 tracing::warn!("{e}");
                 errors.push(e.to_string());
                 // Keep the stored config truthful: drop what could not be set up.
