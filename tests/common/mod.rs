@@ -184,3 +184,88 @@ pub fn sh(cmd: &str) -> String {
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// A network namespace with one veth pair: `host` stays in the root namespace (the switch
+/// port), `peer` lives in the namespace with address `addr`. Removed on drop.
+pub struct NsPort {
+    pub ns: String,
+    pub host: String,
+    pub peer: String,
+    pub ip: String,
+}
+
+impl NsPort {
+    /// Creates namespace `<tag>n`, veth `<tag>h` (root) / `<tag>p` (in the namespace) with
+    /// `ip/24` and a fixed MAC `mac`.
+    pub fn new(tag: &str, ip: &str, mac: &str) -> NsPort {
+        let p = NsPort {
+            ns: format!("{tag}n"),
+            host: format!("{tag}h"),
+            peer: format!("{tag}p"),
+            ip: ip.to_string(),
+        };
+        assert!(p.host.len() <= 15, "interface name too long: {}", p.host);
+        // Leftovers of a crashed earlier run with the same name.
+        let _ = Command::new("ip").args(["link", "del", &p.host]).output();
+        let _ = Command::new("ip").args(["netns", "del", &p.ns]).output();
+        sh(&format!("ip netns add {}", p.ns));
+        sh(&format!("ip link add {} type veth peer name {} netns {}", p.host, p.peer, p.ns));
+        sh(&format!("ip link set {} up", p.host));
+        sh(&format!("sysctl -qw net.ipv6.conf.{}.disable_ipv6=1", p.host));
+        let n = &p.ns;
+        sh(&format!("ip netns exec {n} sysctl -qw net.ipv6.conf.all.disable_ipv6=1"));
+        sh(&format!("ip netns exec {n} ip link set lo up"));
+        sh(&format!("ip netns exec {n} ip link set {} address {mac}", p.peer));
+        sh(&format!("ip netns exec {n} ip addr add {ip}/24 dev {}", p.peer));
+        sh(&format!("ip netns exec {n} ip link set {} up", p.peer));
+        // Frames cross the switch as raw bytes: have the sender compute checksums.
+        sh(&format!("ip netns exec {n} ethtool -K {} tx off >/dev/null", p.peer));
+        p
+    }
+
+    /// Runs a command inside the namespace.
+    pub fn exec(&self, cmd: &str) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns, "sh", "-c", cmd])
+            .output()
+            .unwrap()
+    }
+
+    /// Pings `dst` `count` times, `interval` seconds apart; returns (sent, received).
+    pub fn ping(&self, dst: &str, count: u32, interval: &str) -> (u32, u32) {
+        let out = self.exec(&format!("ping -c {count} -i {interval} -W 1 -q {dst}"));
+        parse_ping(&String::from_utf8_lossy(&out.stdout))
+    }
+}
+
+impl Drop for NsPort {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.host]).output();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
+    }
+}
+
+/// (transmitted, received) from ping's summary line.
+pub fn parse_ping(out: &str) -> (u32, u32) {
+    let line = out
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_else(|| panic!("no ping summary in: {out}"));
+    let nums: Vec<u32> = line
+        .split(',')
+        .filter_map(|part| part.split_whitespace().next()?.parse().ok())
+        .collect();
+    (nums[0], nums[1])
+}
+
+/// The number after `label` in `text` (e.g. "upcalls:" in pmd-stats-show output).
+pub fn counter(text: &str, label: &str) -> u64 {
+    let i = text
+        .find(label)
+        .unwrap_or_else(|| panic!("'{label}' not in: {text}"));
+    text[i + label.len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|w| w.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok())
+        .unwrap_or_else(|| panic!("no number after '{label}' in: {text}"))
+}
