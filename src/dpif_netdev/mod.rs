@@ -1,1 +1,6 @@
-//! See DESIGN.md: module `dpif_netdev` (under construction in this commit's branch).
+//! The userspace datapath (see DESIGN.md "The fast path").
+
+pub mod dpcls;
+pub mod emc;
+pub mod flow_table;
+pub mod subtable;
