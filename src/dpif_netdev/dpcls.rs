@@ -131,7 +131,7 @@ impl Dpcls {
     /// Re-ranks subtables by hits since the last call (busiest first) and resets the
     /// counters. Stable for ties, so an idle classifier keeps its order.
     pub fn sort_subtables(&mut self) {
-        self.subtables.sort_by(|a, b| b.hits.cmp(&a.hits));
+        self.subtables.sort_by_key(|s| std::cmp::Reverse(s.hits));
         for s in &mut self.subtables {
             s.hits = 0;
         }

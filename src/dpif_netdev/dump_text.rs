@@ -31,7 +31,11 @@ impl Fields {
         if m == T::default() {
             return;
         }
-        let vs = if hex { format!("{v:#x}") } else { v.to_string() };
+        let vs = if hex {
+            format!("{v:#x}")
+        } else {
+            v.to_string()
+        };
         if m == full {
             self.0.push(format!("{name}={vs}"));
         } else {
@@ -42,9 +46,11 @@ impl Fields {
         match m {
             0 => {}
             u32::MAX => self.0.push(format!("{name}={}", Ipv4Addr::from(v))),
-            _ => self
-                .0
-                .push(format!("{name}={}/{}", Ipv4Addr::from(v), Ipv4Addr::from(m))),
+            _ => self.0.push(format!(
+                "{name}={}/{}",
+                Ipv4Addr::from(v),
+                Ipv4Addr::from(m)
+            )),
         }
     }
     fn ip6(&mut self, name: &str, v: &[u8; 16], m: &[u8; 16]) {
@@ -302,7 +308,13 @@ pub fn format_actions(actions: &[DpAction]) -> String {
             }
             DpAction::PushVlan(t) => {
                 if t.tpid != ethertype::VLAN {
-                    let _ = write!(out, "push_vlan(tpid={:#x},vid={},pcp={})", t.tpid, t.vid(), t.pcp());
+                    let _ = write!(
+                        out,
+                        "push_vlan(tpid={:#x},vid={},pcp={})",
+                        t.tpid,
+                        t.vid(),
+                        t.pcp()
+                    );
                 } else {
                     let _ = write!(out, "push_vlan(vid={},pcp={})", t.vid(), t.pcp());
                 }
@@ -340,7 +352,11 @@ pub fn format_actions(actions: &[DpAction]) -> String {
                 actions,
             } => {
                 let pct = *probability as f64 * 100.0 / u32::MAX as f64;
-                let _ = write!(out, "sample(sample={pct:.1}%,actions({}))", format_actions(actions));
+                let _ = write!(
+                    out,
+                    "sample(sample={pct:.1}%,actions({}))",
+                    format_actions(actions)
+                );
             }
         }
     }
@@ -397,7 +413,10 @@ mod tests {
             key: k.masked(&m),
             mask: m,
             actions: Arc::from(vec![
-                DpAction::PushVlan(VlanTag { tpid: 0x8100, tci: 10 }),
+                DpAction::PushVlan(VlanTag {
+                    tpid: 0x8100,
+                    tci: 10,
+                }),
                 DpAction::Output(2),
             ]),
             stats: DpFlowStats {

@@ -187,17 +187,16 @@ impl PmdDatapath {
                         match self.install(&key, &reply.mask, actions.clone()) {
                             Ok(r) | Err(InsertError::Exists(r)) => {
                                 installed = true;
-                                self.emc.probabilistic_insert(
-                                    &key,
-                                    self.hashes[i],
-                                    r,
-                                    &self.flows,
-                                );
+                                self.emc
+                                    .probabilistic_insert(&key, self.hashes[i], r, &self.flows);
                                 self.disp[i] = Disposition::Flow(r);
                                 continue;
                             }
                             Err(InsertError::Full(max)) => {
-                                tracing::debug!(max, "megaflow table full; executing without install");
+                                tracing::debug!(
+                                    max,
+                                    "megaflow table full; executing without install"
+                                );
                             }
                         }
                     }
@@ -274,7 +273,11 @@ impl PmdDatapath {
         }
     }
 
-    fn copy_batch(&mut self, batch: &PacketBatch, mut select: impl FnMut(&PacketBuf) -> bool) -> PacketBatch {
+    fn copy_batch(
+        &mut self,
+        batch: &PacketBatch,
+        mut select: impl FnMut(&PacketBuf) -> bool,
+    ) -> PacketBatch {
         let mut c = self.take_batch();
         for p in batch.pkts.iter() {
             if select(p) {

@@ -31,8 +31,8 @@ pub use flow_table::{FlowRef, FlowTable, Megaflow, DEFAULT_MAX_FLOWS};
 pub use pmd_datapath::{DpCtl, PmdDatapath, PmdDatapathConfig};
 
 use crate::dpif::{
-    DpAction, DpFlow, DpFlowStats, DpPort, DpStats, Dpif, DpifError, DpifResult, FlowPut,
-    PortSpec, UpcallHandler,
+    DpAction, DpFlow, DpFlowStats, DpPort, DpStats, Dpif, DpifError, DpifResult, FlowPut, PortSpec,
+    UpcallHandler,
 };
 use crate::netdev::dummy::DummyNetdev;
 use crate::netdev::Netdev;
@@ -151,7 +151,9 @@ impl DpifNetdev {
             return Err(DpifError::InvalidArgument("datapath name is empty".into()));
         }
         if config.max_flows == 0 {
-            return Err(DpifError::InvalidArgument("max_flows must be at least 1".into()));
+            return Err(DpifError::InvalidArgument(
+                "max_flows must be at least 1".into(),
+            ));
         }
         if config.pool_size < 256 {
             return Err(DpifError::InvalidArgument(format!(
@@ -227,11 +229,7 @@ impl DpifNetdev {
     }
 
     /// Sends a request built by `make` to every thread, then collects the answers.
-    fn ask_all<T>(
-        &self,
-        what: &str,
-        make: impl Fn(Sender<T>) -> DpCtl,
-    ) -> DpifResult<Vec<T>> {
+    fn ask_all<T>(&self, what: &str, make: impl Fn(Sender<T>) -> DpCtl) -> DpifResult<Vec<T>> {
         let mut rxs = Vec::with_capacity(self.threads.len());
         for t in &self.threads {
             let (tx, rx) = crossbeam_channel::bounded(1);

@@ -246,7 +246,11 @@ impl PmdDatapath {
 
     fn remove(&mut self, r: FlowRef) -> Option<DpFlowStats> {
         let f = self.flows.remove(r)?;
-        if let Some(i) = self.classifiers.iter().position(|(p, _)| *p == f.key.in_port) {
+        if let Some(i) = self
+            .classifiers
+            .iter()
+            .position(|(p, _)| *p == f.key.in_port)
+        {
             self.classifiers[i].1.remove(&f.key, &f.mask);
             if self.classifiers[i].1.is_empty() {
                 self.classifiers.swap_remove(i);
@@ -292,9 +296,7 @@ impl PmdDatapath {
     /// Fetches a megaflow.
     pub fn flow_get(&self, key: &FlowKey, mask: &FlowMask) -> Option<DpFlow> {
         let mask = normalize_mask(mask);
-        self.flows
-            .find(key, &mask)
-            .and_then(|r| self.to_dp_flow(r))
+        self.flows.find(key, &mask).and_then(|r| self.to_dp_flow(r))
     }
 
     /// Deletes a megaflow; its EMC entries die with it.

@@ -130,18 +130,18 @@ impl DpifNetdev {
             for (e, q) in queues {
                 let used = q.counters.cycles.get().wrapping_sub(q.cycles_base);
                 let span = total_now.wrapping_sub(q.thread_cycles_base);
-                let usage = if span == 0 {
-                    0
-                } else {
-                    (100 * used / span).min(100)
-                };
+                let usage = (100 * used).checked_div(span).unwrap_or(0).min(100);
                 let _ = writeln!(
                     out,
                     "  port: {:<16}  queue-id: {:>2} (enabled)   pmd usage: {:>2} %",
                     e.spec.name, q.qid, usage
                 );
             }
-            if ti != MAIN_THREAD && st.ports.values().all(|e| e.rxqs.iter().all(|q| q.thread != ti))
+            if ti != MAIN_THREAD
+                && st
+                    .ports
+                    .values()
+                    .all(|e| e.rxqs.iter().all(|q| q.thread != ti))
             {
                 let _ = writeln!(out, "  (no rx queues)");
             }

@@ -33,7 +33,7 @@ pub fn cycles_per_sec() -> u64 {
         let c0 = now();
         std::thread::sleep(Duration::from_millis(10));
         let c1 = now();
-        let dt = t0.elapsed().as_nanos().max(1) as u128;
+        let dt = t0.elapsed().as_nanos().max(1);
         ((c1.wrapping_sub(c0)) as u128 * 1_000_000_000 / dt).max(1) as u64
     })
 }

@@ -16,8 +16,10 @@ impl Counter {
     /// Adds `n` (owning thread only).
     #[inline(always)]
     pub fn add(&self, n: u64) {
-        self.0
-            .store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
     /// Sets the value (gauges, owning thread only).
     #[inline(always)]
