@@ -96,10 +96,14 @@ pub(super) struct Ctx<'a> {
     /// Bits consulted.
     pub wc: FlowMask,
     pending: FlowMask,
+    /// Every bit written by a set action so far: a later lookup reading those bits reads
+    /// a value the actions chose, not the packet's, so they stay wildcarded.
+    written: FlowMask,
     base_vlans: [VlanTag; 2],
     vlan_dirty: bool,
     out: Vec<DpAction>,
     depth: u32,
+    nesting: u32,
     resubmits: u32,
     table_id: u8,
     rules: Vec<Arc<Rule>>,
@@ -135,10 +139,12 @@ pub(super) fn translate(
         flow,
         wc,
         pending: FlowMask::default(),
+        written: FlowMask::default(),
         base_vlans: req.key.vlans,
         vlan_dirty: false,
         out: Vec::new(),
         depth: 0,
+        nesting: 0,
         resubmits: 0,
         table_id: 0,
         rules: Vec::new(),
@@ -201,7 +207,16 @@ impl<'a> Ctx<'a> {
         let Some(t) = self.tables.table(table) else {
             return;
         };
-        let rule = t.lookup(&self.flow, &mut self.wc).cloned();
+        let mut consulted = FlowMask::default();
+        let rule = t.lookup(&self.flow, &mut consulted).cloned();
+        let (w, c, x) = (
+            self.wc.0.words_mut(),
+            consulted.0.words(),
+            self.written.0.words(),
+        );
+        for i in 0..w.len() {
+            w[i] |= c[i] & !x[i];
+        }
         match rule {
             Some(rule) => {
                 if self.tracing() {
@@ -239,7 +254,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn enter(&mut self) -> bool {
-        if self.depth >= MAX_DEPTH {
+        if self.nesting >= MAX_DEPTH {
             self.error = Some(XlateError::RecursionTooDeep);
             self.stop = true;
             return false;
@@ -319,7 +334,9 @@ impl<'a> Ctx<'a> {
                         self.flow.in_port = p as u32;
                     }
                     self.depth += 1;
+                    self.nesting += 1;
                     self.lookup_and_run(t, false);
+                    self.nesting -= 1;
                     self.depth -= 1;
                     self.flow.in_port = saved;
                 }
@@ -328,7 +345,9 @@ impl<'a> Ctx<'a> {
                     if !self.enter() {
                         return;
                     }
+                    self.nesting += 1;
                     self.lookup_and_run(*t, false);
+                    self.nesting -= 1;
                 }
             }
         }
@@ -367,6 +386,12 @@ impl<'a> Ctx<'a> {
     }
 
     fn set(&mut self, t: SetTarget) {
+        self.set_inner(t);
+        let pending = self.pending;
+        self.written.union_with(&pending);
+    }
+
+    fn set_inner(&mut self, t: SetTarget) {
         let (f, p) = (&mut self.flow, &mut self.pending.0);
         match t {
             SetTarget::EthSrc(m) => (f.dl_src, p.dl_src) = (m, [0xff; 6]),
@@ -452,6 +477,7 @@ impl<'a> Ctx<'a> {
         }
         self.flow.nw_ttl -= 1;
         self.pending.0.nw_ttl = 0xff;
+        self.written.0.nw_ttl = 0xff;
     }
 
     fn output_action(&mut self, port: OfPort) {
