@@ -15,8 +15,15 @@ fn demo_config_is_valid() {
     assert_eq!(br0.name, "br0");
     assert_eq!(br0.datapath, DatapathType::Netdev);
     assert_eq!(br0.fail_mode, FailMode::Standalone);
-    let ports: Vec<(&str, PortType)> = br0.ports.iter().map(|p| (p.name.as_str(), p.port_type)).collect();
-    assert_eq!(ports, vec![("rvs-a0", PortType::Afxdp), ("rvs-b0", PortType::Afxdp)]);
+    let ports: Vec<(&str, PortType)> = br0
+        .ports
+        .iter()
+        .map(|p| (p.name.as_str(), p.port_type))
+        .collect();
+    assert_eq!(
+        ports,
+        vec![("rvs-a0", PortType::Afxdp), ("rvs-b0", PortType::Afxdp)]
+    );
 }
 
 #[test]

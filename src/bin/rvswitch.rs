@@ -13,7 +13,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use rvswitch::appctl::{CommandRegistry, ControlServer, SOCKET_NAME};
-use rvswitch::bridge::datapaths::SystemDatapaths;
 use rvswitch::bridge::Switch;
 use rvswitch::config::Config;
 
@@ -88,8 +87,7 @@ fn run(config: Config) -> anyhow::Result<()> {
     })
     .context("cannot install the SIGINT/SIGTERM handler")?;
 
-    let switch = Switch::start(config, Box::new(SystemDatapaths), true)
-        .context("cannot start the switch")?;
+    let switch = Switch::start(config, true).context("cannot start the switch")?;
     let mut registry = CommandRegistry::new();
     rvswitch::bridge::register_commands(&mut registry, switch.clone());
     let exit_tx = std::sync::Mutex::new(shutdown_tx);

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use crate::appctl::{CommandRegistry, CommandResult};
+use crate::dpif_netdev::DpifNetdev;
 
 use super::state::RuntimeChange;
 use super::switch::{Switch, SwitchError};
@@ -12,8 +13,19 @@ fn done(r: Result<(), SwitchError>) -> CommandResult {
     r.map(|()| String::new()).map_err(|e| e.to_string())
 }
 
+fn netdev(switch: &Switch) -> Result<Arc<DpifNetdev>, String> {
+    switch.netdev_datapath().ok_or_else(|| {
+        "no userspace datapath is running (no bridge with datapath=netdev)".to_string()
+    })
+}
+
 /// Registers the bridge, port, flow and datapath commands on `registry`.
 pub fn register_commands(registry: &mut CommandRegistry, switch: Arc<Switch>) {
+    register_changes(registry, &switch);
+    register_views(registry, &switch);
+}
+
+fn register_changes(registry: &mut CommandRegistry, switch: &Arc<Switch>) {
     let s = switch.clone();
     registry.register("add-br", "BR [datapath=netdev|kernel]", 1, 2, move |a| {
         let datapath = match a.get(1) {
@@ -43,7 +55,7 @@ pub fn register_commands(registry: &mut CommandRegistry, switch: Arc<Switch>) {
         "add-port",
         "BR PORT [type=afxdp|afpacket|tap|internal|vxlan|geneve|gre|dummy] [tag=N] [vlan_mode=M] [trunks=A,B] [OPTION=VALUE...]",
         2,
-        usize::MAX,
+        64,
         move |a| {
             done(s.change(RuntimeChange::AddPort {
                 bridge: a[0].clone(),
@@ -60,21 +72,76 @@ pub fn register_commands(registry: &mut CommandRegistry, switch: Arc<Switch>) {
         }))
     });
     let s = switch.clone();
+    registry.register("add-flow", "BR FLOW", 2, 2, move |a| {
+        done(s.change(RuntimeChange::AddFlow {
+            bridge: a[0].clone(),
+            flow: a[1].clone(),
+        }))
+    });
+    let s = switch.clone();
+    registry.register("del-flows", "BR [MATCH]", 1, 2, move |a| {
+        done(s.change(RuntimeChange::DelFlows {
+            bridge: a[0].clone(),
+            matching: a.get(1).cloned(),
+        }))
+    });
+}
+
+fn register_views(registry: &mut CommandRegistry, switch: &Arc<Switch>) {
+    let s = switch.clone();
+    registry.register("dump-flows", "BR", 1, 1, move |a| {
+        Ok(s.ofproto(&a[0]).map_err(|e| e.to_string())?.dump_flows())
+    });
+    let s = switch.clone();
+    registry.register("fdb/show", "BR", 1, 1, move |a| {
+        Ok(s.ofproto(&a[0]).map_err(|e| e.to_string())?.fdb_show())
+    });
+    let s = switch.clone();
+    registry.register("mdb/show", "BR", 1, 1, move |a| {
+        Ok(s.ofproto(&a[0]).map_err(|e| e.to_string())?.mdb_show())
+    });
+    let s = switch.clone();
+    registry.register("ofproto/trace", "BR FLOW", 2, 2, move |a| {
+        s.ofproto(&a[0])
+            .map_err(|e| e.to_string())?
+            .trace(&a[1])
+            .map_err(|e| e.to_string())
+    });
+    let s = switch.clone();
+    registry.register("pmd-stats-show", "", 0, 0, move |_| {
+        Ok(netdev(&s)?.pmd_stats_show())
+    });
+    let s = switch.clone();
+    registry.register("pmd-stats-clear", "", 0, 0, move |_| {
+        netdev(&s)?.pmd_stats_clear();
+        Ok(String::new())
+    });
+    let s = switch.clone();
+    registry.register("pmd-rxq-show", "", 0, 0, move |_| {
+        Ok(netdev(&s)?.pmd_rxq_show())
+    });
+    let s = switch.clone();
+    registry.register("dpctl/dump-flows", "", 0, 0, move |_| {
+        Ok(netdev(&s)?.dump_flows_text())
+    });
+    let s = switch.clone();
     registry.register("dpif/show", "", 0, 0, move |_| Ok(dpif_show(&s)));
 }
 
-/// `dpif/show`: each datapath with its counters, then each bridge's ports.
+/// `dpif/show`: each datapath with its counters, then each bridge's ports as
+/// `name ofport/dp_port: (type)`, as OVS prints them.
 fn dpif_show(switch: &Switch) -> String {
     let inner = switch.lock();
     let mut out = String::new();
     for (kind, dp) in &inner.datapaths {
-        match dp.stats() {
+        let dpif = &dp.dpif;
+        match dpif.stats() {
             Ok(st) => {
                 let _ = writeln!(
                     out,
                     "{}@{}: hit:{} missed:{} lost:{} flows:{}",
                     kind.as_str(),
-                    dp.name(),
+                    dpif.name(),
                     st.n_hit,
                     st.n_missed,
                     st.n_lost,
@@ -86,7 +153,7 @@ fn dpif_show(switch: &Switch) -> String {
                     out,
                     "{}@{}: stats unavailable: {e}",
                     kind.as_str(),
-                    dp.name()
+                    dpif.name()
                 );
             }
         }
@@ -96,27 +163,24 @@ fn dpif_show(switch: &Switch) -> String {
             .filter(|(_, b)| b.config.datapath == *kind)
         {
             let _ = writeln!(out, "  {name}:");
-            let mut ports: Vec<(String, u32)> =
-                b.ports.iter().map(|(n, p)| (n.clone(), *p)).collect();
-            if let Some(local) = b.local_port {
-                ports.push((name.clone(), local));
-            }
-            ports.sort_by_key(|(_, p)| *p);
-            for (pname, odp) in ports {
-                match dp.port_query_by_number(odp) {
-                    Ok(p) => {
+            for p in b.ofproto.ports().iter() {
+                match dpif.port_query_by_number(p.dp_port) {
+                    Ok(dpp) => {
                         let _ = writeln!(
                             out,
-                            "    {pname} {odp}: ({}) rx:{} tx:{} rx_dropped:{} tx_dropped:{}",
-                            p.port_type,
-                            p.stats.rx_packets,
-                            p.stats.tx_packets,
-                            p.stats.rx_dropped,
-                            p.stats.tx_dropped
+                            "    {} {}/{}: ({}) rx:{} tx:{} rx_dropped:{} tx_dropped:{}",
+                            p.name,
+                            p.ofport,
+                            p.dp_port,
+                            dpp.port_type,
+                            dpp.stats.rx_packets,
+                            dpp.stats.tx_packets,
+                            dpp.stats.rx_dropped,
+                            dpp.stats.tx_dropped
                         );
                     }
                     Err(e) => {
-                        let _ = writeln!(out, "    {pname} {odp}: {e}");
+                        let _ = writeln!(out, "    {} {}/{}: {e}", p.name, p.ofport, p.dp_port);
                     }
                 }
             }

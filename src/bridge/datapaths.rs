@@ -1,29 +1,73 @@
-//! The production datapath opener: the userspace datapath and the kernel one.
+//! Opening the datapaths: the userspace one (shared by all netdev bridges) and the kernel
+//! one, each wrapped in an ofproto `Backer` with its revalidator thread.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::config::{DatapathType, GlobalConfig};
+use crate::config::{DatapathType, GlobalConfig, RxqAssign};
 use crate::dpif::{Dpif, DpifError};
-
-use super::switch::DatapathOpener;
+use crate::dpif_netdev::{DpNetdevConfig, DpifNetdev};
+use crate::ofproto::{Backer, RevalidatorThread};
+use crate::pmd::RxqAssignPolicy;
 
 /// Name of the shared userspace datapath (as OVS calls its own).
 pub const NETDEV_DATAPATH_NAME: &str = "ovs-netdev";
 /// Name of the kernel datapath all kernel bridges share (as OVS calls its own).
 pub const KERNEL_DATAPATH_NAME: &str = "ovs-system";
+/// How often installed megaflows are checked against the rules and expired when idle.
+const REVALIDATE_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Opens the real back ends.
-pub struct SystemDatapaths;
+/// One open datapath with its translator back end.
+pub(crate) struct DatapathRuntime {
+    pub(crate) dpif: Arc<dyn Dpif>,
+    /// The concrete userspace datapath, for the PMD commands.
+    pub(crate) netdev: Option<Arc<DpifNetdev>>,
+    pub(crate) backer: Arc<Backer>,
+    revalidator: Option<RevalidatorThread>,
+}
 
-impl DatapathOpener for SystemDatapaths {
-    fn open(&self, kind: DatapathType, _global: &GlobalConfig) -> Result<Arc<dyn Dpif>, DpifError> {
-        match kind {
-            DatapathType::Netdev => Err(DpifError::NoSuchDatapath(format!(
-                "{NETDEV_DATAPATH_NAME} (the userspace datapath is not in this build yet)"
-            ))),
-            DatapathType::Kernel => Err(DpifError::NoSuchDatapath(format!(
-                "{KERNEL_DATAPATH_NAME} (the kernel back end is not in this build yet)"
-            ))),
+impl DatapathRuntime {
+    /// Opens (creates) the datapath of type `kind` with the global settings.
+    pub(crate) fn open(
+        kind: DatapathType,
+        global: &GlobalConfig,
+    ) -> Result<DatapathRuntime, DpifError> {
+        let (dpif, netdev): (Arc<dyn Dpif>, Option<Arc<DpifNetdev>>) = match kind {
+            DatapathType::Netdev => {
+                let cfg = DpNetdevConfig {
+                    pmd_cores: global.pmd_cores.clone(),
+                    emc_insert_inv_prob: global.emc_insert_inv_prob,
+                    max_flows: global.max_flows,
+                    rxq_assign: match global.rxq_assign {
+                        RxqAssign::Cycles => RxqAssignPolicy::Cycles,
+                        RxqAssign::RoundRobin => RxqAssignPolicy::RoundRobin,
+                    },
+                    ..DpNetdevConfig::default()
+                };
+                let dp = DpifNetdev::new(NETDEV_DATAPATH_NAME, cfg)?;
+                (dp.clone(), Some(dp))
+            }
+            DatapathType::Kernel => {
+                return Err(DpifError::NoSuchDatapath(format!(
+                    "{KERNEL_DATAPATH_NAME}: the kernel back end is not in this build yet"
+                )))
+            }
+        };
+        let backer = Backer::new(dpif.clone());
+        let revalidator = Some(backer.start_revalidator(REVALIDATE_INTERVAL));
+        Ok(DatapathRuntime {
+            dpif,
+            netdev,
+            backer,
+            revalidator,
+        })
+    }
+
+    /// Stops the revalidator and destroys the datapath (PMD threads joined, ports closed).
+    pub(crate) fn destroy(mut self) -> Result<(), DpifError> {
+        if let Some(r) = self.revalidator.take() {
+            r.stop();
         }
+        self.dpif.destroy()
     }
 }

@@ -7,10 +7,14 @@
 //! the same path, then append themselves to the journal in `state` so a restart keeps them.
 
 mod commands;
-pub mod datapaths;
+mod datapaths;
 pub mod diff;
 pub mod state;
 mod switch;
 
 pub use commands::register_commands;
-pub use switch::{DatapathOpener, Switch, SwitchError};
+pub use datapaths::{KERNEL_DATAPATH_NAME, NETDEV_DATAPATH_NAME};
+pub use switch::{Switch, SwitchError};
+
+#[cfg(test)]
+mod tests;

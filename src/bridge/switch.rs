@@ -3,9 +3,19 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::config::{BridgeConfig, Config, ConfigError, DatapathType, GlobalConfig, PortConfig};
-use crate::dpif::{Dpif, DpifError, PortSpec};
-use crate::packet::OdpPort;
+use std::time::Duration;
+
+use crate::config::{
+    BridgeConfig, Config, ConfigError, DatapathType, FailMode, GlobalConfig, PortConfig, VlanMode,
+};
+use crate::dpif::{DpifError, PortSpec};
+use crate::dpif_netdev::DpifNetdev;
+use crate::ofproto::{
+    Backer, FailMode as OfFailMode, McastSnoopingConfig, Ofproto, OfprotoConfig, OfprotoError,
+    PortConfig as OfPortConfig, VlanMode as OfVlanMode,
+};
+
+use super::datapaths::DatapathRuntime;
 
 use super::diff::{plan, Step};
 use super::state::{RuntimeChange, StateError, StateFile, STATE_FILE_NAME};
@@ -16,7 +26,16 @@ pub enum SwitchError {
     /// The request or resulting config is invalid.
     #[error("{0}")]
     Config(#[from] ConfigError),
-    /// A datapath refused an operation.
+    /// The translator (or the datapath under it) refused a bridge, port or flow change.
+    #[error("{what}: {source}")]
+    Port {
+        /// What was being done.
+        what: String,
+        /// The translator's error.
+        #[source]
+        source: OfprotoError,
+    },
+    /// A datapath could not be opened.
     #[error("{what}: {source}")]
     Datapath {
         /// What was being done.
@@ -44,46 +63,30 @@ pub enum SwitchError {
     State(#[from] StateError),
 }
 
-/// Opens datapaths of each type: the production one builds the userspace and kernel back
-/// ends, tests may hand in their own.
-pub trait DatapathOpener: Send {
-    /// Opens (creating if needed) the datapath of type `kind`.
-    fn open(&self, kind: DatapathType, global: &GlobalConfig) -> Result<Arc<dyn Dpif>, DpifError>;
-}
-
-/// A bridge as it runs: its settings and the datapath port of each of its ports.
+/// A bridge as it runs: its settings and its translator.
 pub(crate) struct BridgeRuntime {
     pub(crate) config: BridgeConfig,
-    pub(crate) dpif: Arc<dyn Dpif>,
-    /// The local internal port, if it could be created.
-    pub(crate) local_port: Option<OdpPort>,
-    /// Datapath port numbers of the configured ports.
-    pub(crate) ports: BTreeMap<String, OdpPort>,
+    pub(crate) ofproto: Arc<Ofproto>,
 }
 
 pub(crate) struct SwitchInner {
     pub(crate) config: Config,
-    opener: Box<dyn DatapathOpener>,
-    pub(crate) datapaths: BTreeMap<DatapathType, Arc<dyn Dpif>>,
+    pub(crate) datapaths: BTreeMap<DatapathType, DatapathRuntime>,
     pub(crate) bridges: BTreeMap<String, BridgeRuntime>,
     state: Option<StateFile>,
 }
 
 /// The whole switch. Shared between the main thread and the control socket's threads;
-/// every change goes through `reconfigure` under one lock, so commands never interleave.
+/// every change goes through one lock, so commands never interleave.
 pub struct Switch {
     inner: Mutex<SwitchInner>,
 }
 
 impl Switch {
-    /// Builds everything `config` describes, then replays the runtime-change journal from
-    /// `<run_dir>/state.json` (unless `keep_state` is false). Steps that fail are logged and
+    /// Builds everything `config` describes, then (if `keep_state`) replays the
+    /// runtime-change journal from `<run_dir>/state.json`. Steps that fail are logged and
     /// skipped, as OVS does with a port it can't open.
-    pub fn start(
-        config: Config,
-        opener: Box<dyn DatapathOpener>,
-        keep_state: bool,
-    ) -> Result<Arc<Switch>, SwitchError> {
+    pub fn start(config: Config, keep_state: bool) -> Result<Arc<Switch>, SwitchError> {
         let empty = Config {
             global: config.global.clone(),
             bridges: Vec::new(),
@@ -98,7 +101,6 @@ impl Switch {
         let switch = Arc::new(Switch {
             inner: Mutex::new(SwitchInner {
                 config: empty,
-                opener,
                 datapaths: BTreeMap::new(),
                 bridges: BTreeMap::new(),
                 state: None,
@@ -107,7 +109,7 @@ impl Switch {
         {
             let mut inner = switch.lock();
             if let Err(e) = inner.reconfigure(config) {
-                tracing::warn!("startup: {e}");
+                tracing::error!("startup: {e}");
             }
             if let Some(mut state) = state {
                 let mut kept = Vec::new();
@@ -123,11 +125,13 @@ impl Switch {
                 if kept.len() != state.changes().len() {
                     state.replace(kept)?;
                 }
-                tracing::info!(
-                    "replayed {} runtime change(s) from {}",
-                    state.changes().len(),
-                    state.path().display()
-                );
+                if !state.changes().is_empty() {
+                    tracing::info!(
+                        "replayed {} runtime change(s) from {}",
+                        state.changes().len(),
+                        state.path().display()
+                    );
+                }
                 inner.state = Some(state);
             }
         }
@@ -155,9 +159,23 @@ impl Switch {
         self.lock().reconfigure(config)
     }
 
-    /// The effective configuration (file plus runtime changes).
+    /// The effective configuration (file plus runtime changes; flows added at run time are
+    /// in the bridges' flow tables, not here).
     pub fn config(&self) -> Config {
         self.lock().config.clone()
+    }
+
+    /// The translator of bridge `name`.
+    pub fn ofproto(&self, name: &str) -> Result<Arc<Ofproto>, SwitchError> {
+        Ok(self.lock().bridge(name)?.ofproto.clone())
+    }
+
+    /// The userspace datapath, if a netdev bridge exists.
+    pub fn netdev_datapath(&self) -> Option<Arc<DpifNetdev>> {
+        self.lock()
+            .datapaths
+            .get(&DatapathType::Netdev)
+            .and_then(|d| d.netdev.clone())
     }
 
     /// Removes every bridge (closing its ports: XDP programs detached, taps deleted) and
@@ -171,11 +189,41 @@ impl Switch {
         }) {
             tracing::warn!("shutdown: {e}");
         }
-        for (kind, dp) in std::mem::take(&mut inner.datapaths) {
-            if let Err(e) = dp.destroy() {
-                tracing::warn!("destroying {} datapath: {e}", kind.as_str());
-            }
-        }
+        inner.release_unused_datapaths();
+    }
+}
+
+/// The translator's view of a bridge's settings.
+fn ofproto_config(b: &BridgeConfig) -> OfprotoConfig {
+    let m = &b.mcast_snooping;
+    OfprotoConfig {
+        fail_mode: match b.fail_mode {
+            FailMode::Standalone => OfFailMode::Standalone,
+            FailMode::Secure => OfFailMode::Secure,
+        },
+        mcast: McastSnoopingConfig {
+            enabled: m.enabled,
+            aging: Duration::from_secs(u64::from(m.aging_time)),
+            table_size: m.table_size as usize,
+            disable_flood_unregistered: !m.flood_unregistered,
+        },
+        ..OfprotoConfig::default()
+    }
+}
+
+/// The translator's view of a port's VLAN and multicast settings.
+fn ofproto_port_config(p: &PortConfig, bridge: &BridgeConfig) -> OfPortConfig {
+    OfPortConfig {
+        vlan_mode: match p.vlan.mode {
+            VlanMode::Access => OfVlanMode::Access,
+            VlanMode::Trunk => OfVlanMode::Trunk,
+            VlanMode::NativeTagged => OfVlanMode::NativeTagged,
+            VlanMode::NativeUntagged => OfVlanMode::NativeUntagged,
+        },
+        tag: p.vlan.tag,
+        trunks: p.vlan.trunks.clone(),
+        mcast_flood: false,
+        mcast_flood_reports: bridge.mcast_snooping.flood_reports,
     }
 }
 
@@ -186,7 +234,14 @@ impl SwitchInner {
             .ok_or_else(|| SwitchError::NoSuchBridge(name.to_string()))
     }
 
-    /// Turns one runtime command into a new config and applies it.
+    fn backer_of(&self, bridge: &str) -> Result<&Arc<Backer>, SwitchError> {
+        let kind = self.bridge(bridge)?.config.datapath;
+        Ok(&self.datapaths[&kind].backer)
+    }
+
+    /// Applies one runtime command. Bridge and port changes build a new config and go
+    /// through `reconfigure`; flow changes go straight to the bridge's flow tables (runtime
+    /// flows are not part of the config, only of the journal).
     fn apply_change(&mut self, change: &RuntimeChange) -> Result<(), SwitchError> {
         let mut new = self.config.clone();
         match change {
@@ -210,6 +265,12 @@ impl SwitchInner {
                 let b = new
                     .bridge_mut(bridge)
                     .ok_or_else(|| SwitchError::NoSuchBridge(bridge.clone()))?;
+                if b.ports.iter().any(|p| &p.name == port) {
+                    return Err(ConfigError::plain(format!(
+                        "bridge {bridge} already has a port {port}"
+                    ))
+                    .into());
+                }
                 let p = crate::config::parse_port_args(port, args, b.datapath)?;
                 b.ports.push(p);
             }
@@ -227,28 +288,17 @@ impl SwitchInner {
                 }
             }
             RuntimeChange::AddFlow { bridge, flow } => {
-                crate::config::check_flow_text(flow, true)
-                    .map_err(|m| ConfigError::plain(format!("bad flow \"{flow}\": {m}")))?;
-                let b = new
-                    .bridge_mut(bridge)
-                    .ok_or_else(|| SwitchError::NoSuchBridge(bridge.clone()))?;
-                b.flows.push(flow.clone());
+                return self
+                    .backer_of(bridge)?
+                    .add_flow(bridge, flow)
+                    .map_err(|e| ofproto_err(bridge, e));
             }
             RuntimeChange::DelFlows { bridge, matching } => {
-                if let Some(m) = matching {
-                    crate::config::check_flow_text(m, false)
-                        .map_err(|e| ConfigError::plain(format!("bad match \"{m}\": {e}")))?;
-                }
-                let b = new
-                    .bridge_mut(bridge)
-                    .ok_or_else(|| SwitchError::NoSuchBridge(bridge.clone()))?;
-                match matching {
-                    None => b.flows.clear(),
-                    Some(m) => {
-                        let m = m.trim().to_string();
-                        b.flows.retain(|f| !f.starts_with(m.as_str()));
-                    }
-                }
+                return self
+                    .backer_of(bridge)?
+                    .del_flows(bridge, matching.as_deref().unwrap_or(""), false)
+                    .map(|_| ())
+                    .map_err(|e| ofproto_err(bridge, e));
             }
         }
         new.check_names()?;
@@ -260,11 +310,12 @@ impl SwitchInner {
     fn reconfigure(&mut self, new: Config) -> Result<(), SwitchError> {
         let steps = plan(&self.config, &new);
         let mut errors = Vec::new();
-        let mut running = new.clone();
         let mut failed_bridges: Vec<String> = Vec::new();
         for step in steps {
             let on_failed_bridge = match &step {
-                Step::AddPort { bridge, .. } | Step::SetFlows { bridge, .. } => failed_bridges.contains(bridge),
+                Step::AddPort { bridge, .. } | Step::SetFlows { bridge, .. } => {
+                    failed_bridges.contains(bridge)
+                }
                 _ => false,
             };
             if on_failed_bridge {
@@ -276,25 +327,16 @@ impl SwitchInner {
                 }
                 tracing::warn!("{e}");
                 errors.push(e.to_string());
-                // Keep the stored config truthful: drop what could not be set up.
-                match &step {
-                    Step::AddBridge { bridge } => running.bridges.retain(|b| b.name != bridge.name),
-                    Step::AddPort { bridge, port } => {
-                        if let Some(b) = running.bridge_mut(bridge) {
-                            b.ports.retain(|p| p.name != port.name);
-                        }
-                    }
-                    _ => {}
-                }
             }
         }
-        // A bridge that failed to come up takes its ports' steps down with it.
+        // Keep the stored config truthful: it lists what is running.
+        let mut running = new;
         running
             .bridges
             .retain(|b| self.bridges.contains_key(&b.name));
         for b in &mut running.bridges {
-            let live = &self.bridges[&b.name].ports;
-            b.ports.retain(|p| live.contains_key(&p.name));
+            let live = &self.bridges[&b.name].config.ports;
+            b.ports.retain(|p| live.iter().any(|l| l == p));
         }
         self.config = running;
         self.release_unused_datapaths();
@@ -310,24 +352,9 @@ impl SwitchInner {
             Step::DelPort { bridge, port } => self.del_port(bridge, port),
             Step::DelBridge { bridge } => self.del_bridge(bridge),
             Step::AddBridge { bridge } => self.add_bridge(bridge, global),
-            Step::UpdateBridge { bridge } => {
-                let b = self
-                    .bridges
-                    .get_mut(&bridge.name)
-                    .ok_or_else(|| SwitchError::NoSuchBridge(bridge.name.clone()))?;
-                b.config.fail_mode = bridge.fail_mode;
-                b.config.mcast_snooping = bridge.mcast_snooping;
-                Ok(())
-            }
+            Step::UpdateBridge { bridge } => self.update_bridge(bridge),
             Step::AddPort { bridge, port } => self.add_port(bridge, port),
-            Step::SetFlows { bridge, flows } => {
-                let b = self
-                    .bridges
-                    .get_mut(bridge)
-                    .ok_or_else(|| SwitchError::NoSuchBridge(bridge.clone()))?;
-                b.config.flows = flows.clone();
-                Ok(())
-            }
+            Step::SetFlows { bridge, flows } => self.set_flows(bridge, flows),
         }
     }
 
@@ -335,20 +362,18 @@ impl SwitchInner {
         &mut self,
         kind: DatapathType,
         global: &GlobalConfig,
-    ) -> Result<Arc<dyn Dpif>, SwitchError> {
+    ) -> Result<Arc<Backer>, SwitchError> {
         if let Some(dp) = self.datapaths.get(&kind) {
-            return Ok(dp.clone());
+            return Ok(dp.backer.clone());
         }
-        let dp = self
-            .opener
-            .open(kind, global)
-            .map_err(|source| SwitchError::Datapath {
-                what: format!("opening the {} datapath", kind.as_str()),
-                source,
-            })?;
-        tracing::info!("opened {} datapath {}", kind.as_str(), dp.name());
-        self.datapaths.insert(kind, dp.clone());
-        Ok(dp)
+        let dp = DatapathRuntime::open(kind, global).map_err(|source| SwitchError::Datapath {
+            what: format!("opening the {} datapath", kind.as_str()),
+            source,
+        })?;
+        tracing::info!("opened {} datapath {}", kind.as_str(), dp.dpif.name());
+        let backer = dp.backer.clone();
+        self.datapaths.insert(kind, dp);
+        Ok(backer)
     }
 
     /// Destroys datapaths no bridge uses any more (their PMD threads stop).
@@ -362,30 +387,30 @@ impl SwitchInner {
             .collect();
         for kind in unused {
             if let Some(dp) = self.datapaths.remove(&kind) {
-                tracing::info!("destroying unused {} datapath {}", kind.as_str(), dp.name());
-                if let Err(e) = dp.destroy() {
-                    tracing::warn!("destroying {} datapath: {e}", kind.as_str());
+                let name = dp.dpif.name().to_string();
+                match dp.destroy() {
+                    Ok(()) => tracing::info!("destroyed {} datapath {name}", kind.as_str()),
+                    Err(e) => tracing::warn!("destroying {} datapath {name}: {e}", kind.as_str()),
                 }
             }
         }
     }
 
     fn add_bridge(&mut self, cfg: &BridgeConfig, global: &GlobalConfig) -> Result<(), SwitchError> {
-        let dpif = self.datapath(cfg.datapath, global)?;
-        // The bridge's local port: an internal (tap) device named after the bridge, as in OVS.
-        // A host without tap support still gets a working bridge, minus that port.
+        let backer = self.datapath(cfg.datapath, global)?;
+        let ofproto = backer
+            .add_bridge(&cfg.name, ofproto_config(cfg))
+            .map_err(|e| ofproto_err(&cfg.name, e))?;
+        // The bridge's local port: an internal (tap) device named after the bridge, as in
+        // OVS. A host without tap support still gets a working bridge, minus that port.
         let local = PortSpec {
             name: cfg.name.clone(),
             port_type: "internal".to_string(),
             options: BTreeMap::new(),
         };
-        let local_port = match dpif.port_add(&local, None) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                tracing::warn!("bridge {}: local port not created: {e}", cfg.name);
-                None
-            }
-        };
+        if let Err(e) = backer.add_port(&cfg.name, &local, None, OfPortConfig::default()) {
+            tracing::warn!("bridge {}: local port not created: {e}", cfg.name);
+        }
         tracing::info!(
             "added bridge {} ({} datapath)",
             cfg.name,
@@ -398,53 +423,82 @@ impl SwitchInner {
                     ports: Vec::new(),
                     ..cfg.clone()
                 },
-                dpif,
-                local_port,
-                ports: BTreeMap::new(),
+                ofproto,
             },
         );
         Ok(())
     }
 
-    fn del_bridge(&mut self, name: &str) -> Result<(), SwitchError> {
-        let ports: Vec<String> = self.bridge(name)?.ports.keys().cloned().collect();
-        for p in ports {
-            if let Err(e) = self.del_port(name, &p) {
-                tracing::warn!("{e}");
-            }
-        }
+    fn update_bridge(&mut self, cfg: &BridgeConfig) -> Result<(), SwitchError> {
         let b = self
             .bridges
-            .remove(name)
-            .ok_or_else(|| SwitchError::NoSuchBridge(name.to_string()))?;
-        if let Some(local) = b.local_port {
-            if let Err(e) = b.dpif.port_del(local) {
-                tracing::warn!("bridge {name}: removing local port: {e}");
+            .get_mut(&cfg.name)
+            .ok_or_else(|| SwitchError::NoSuchBridge(cfg.name.clone()))?;
+        b.config.fail_mode = cfg.fail_mode;
+        b.config.mcast_snooping = cfg.mcast_snooping;
+        b.ofproto.set_config(ofproto_config(&b.config));
+        for p in &b.config.ports {
+            b.ofproto
+                .set_port_config(&p.name, ofproto_port_config(p, &b.config))
+                .map_err(|e| ofproto_err(&cfg.name, e))?;
+        }
+        let backer = self.backer_of(&cfg.name)?;
+        backer.revalidate_all();
+        Ok(())
+    }
+
+    fn set_flows(&mut self, bridge: &str, flows: &[String]) -> Result<(), SwitchError> {
+        let backer = self.backer_of(bridge)?.clone();
+        backer
+            .del_flows(bridge, "", false)
+            .map_err(|e| ofproto_err(bridge, e))?;
+        let mut errors = Vec::new();
+        for f in flows {
+            if let Err(e) = backer.add_flow(bridge, f) {
+                errors.push(format!("bridge {bridge}: flow \"{f}\": {e}"));
             }
         }
+        if let Some(b) = self.bridges.get_mut(bridge) {
+            b.config.flows = flows.to_vec();
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(SwitchError::Partial(errors))
+        }
+    }
+
+    fn del_bridge(&mut self, name: &str) -> Result<(), SwitchError> {
+        let backer = self.backer_of(name)?.clone();
+        self.bridges.remove(name);
+        backer.del_bridge(name).map_err(|e| ofproto_err(name, e))?;
         tracing::info!("deleted bridge {name}");
         Ok(())
     }
 
     fn add_port(&mut self, bridge: &str, port: &PortConfig) -> Result<(), SwitchError> {
+        let backer = self.backer_of(bridge)?.clone();
         let b = self
             .bridges
             .get_mut(bridge)
             .ok_or_else(|| SwitchError::NoSuchBridge(bridge.to_string()))?;
-        let odp = b
-            .dpif
-            .port_add(&port.spec(), None)
-            .map_err(|source| SwitchError::Datapath {
+        let ofport = backer
+            .add_port(
+                bridge,
+                &port.spec(),
+                None,
+                ofproto_port_config(port, &b.config),
+            )
+            .map_err(|e| SwitchError::Port {
                 what: format!(
                     "bridge {bridge}: adding port {} ({})",
                     port.name, port.port_type
                 ),
-                source,
+                source: e,
             })?;
-        b.ports.insert(port.name.clone(), odp);
         b.config.ports.push(port.clone());
         tracing::info!(
-            "bridge {bridge}: added port {} ({}) as datapath port {odp}",
+            "bridge {bridge}: added port {} ({}) as OpenFlow port {ofport}",
             port.name,
             port.port_type
         );
@@ -452,25 +506,26 @@ impl SwitchInner {
     }
 
     fn del_port(&mut self, bridge: &str, port: &str) -> Result<(), SwitchError> {
+        let backer = self.backer_of(bridge)?.clone();
         let b = self
             .bridges
             .get_mut(bridge)
             .ok_or_else(|| SwitchError::NoSuchBridge(bridge.to_string()))?;
-        let odp = b
-            .ports
-            .remove(port)
-            .ok_or_else(|| SwitchError::NoSuchPort {
-                bridge: bridge.to_string(),
-                port: port.to_string(),
-            })?;
         b.config.ports.retain(|p| p.name != port);
-        b.dpif
-            .port_del(odp)
-            .map_err(|source| SwitchError::Datapath {
+        backer
+            .del_port(bridge, port)
+            .map_err(|e| SwitchError::Port {
                 what: format!("bridge {bridge}: deleting port {port}"),
-                source,
+                source: e,
             })?;
         tracing::info!("bridge {bridge}: deleted port {port}");
         Ok(())
+    }
+}
+
+fn ofproto_err(bridge: &str, e: OfprotoError) -> SwitchError {
+    SwitchError::Port {
+        what: format!("bridge {bridge}"),
+        source: e,
     }
 }

@@ -209,17 +209,34 @@ impl NsPort {
         let _ = Command::new("ip").args(["link", "del", &p.host]).output();
         let _ = Command::new("ip").args(["netns", "del", &p.ns]).output();
         sh(&format!("ip netns add {}", p.ns));
-        sh(&format!("ip link add {} type veth peer name {} netns {}", p.host, p.peer, p.ns));
+        sh(&format!(
+            "ip link add {} type veth peer name {} netns {}",
+            p.host, p.peer, p.ns
+        ));
         sh(&format!("ip link set {} up", p.host));
-        sh(&format!("sysctl -qw net.ipv6.conf.{}.disable_ipv6=1", p.host));
+        sh(&format!(
+            "sysctl -qw net.ipv6.conf.{}.disable_ipv6=1",
+            p.host
+        ));
         let n = &p.ns;
-        sh(&format!("ip netns exec {n} sysctl -qw net.ipv6.conf.all.disable_ipv6=1"));
+        sh(&format!(
+            "ip netns exec {n} sysctl -qw net.ipv6.conf.all.disable_ipv6=1"
+        ));
         sh(&format!("ip netns exec {n} ip link set lo up"));
-        sh(&format!("ip netns exec {n} ip link set {} address {mac}", p.peer));
-        sh(&format!("ip netns exec {n} ip addr add {ip}/24 dev {}", p.peer));
+        sh(&format!(
+            "ip netns exec {n} ip link set {} address {mac}",
+            p.peer
+        ));
+        sh(&format!(
+            "ip netns exec {n} ip addr add {ip}/24 dev {}",
+            p.peer
+        ));
         sh(&format!("ip netns exec {n} ip link set {} up", p.peer));
         // Frames cross the switch as raw bytes: have the sender compute checksums.
-        sh(&format!("ip netns exec {n} ethtool -K {} tx off >/dev/null", p.peer));
+        sh(&format!(
+            "ip netns exec {n} ethtool -K {} tx off >/dev/null",
+            p.peer
+        ));
         p
     }
 
@@ -240,7 +257,9 @@ impl NsPort {
 
 impl Drop for NsPort {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.host]).output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host])
+            .output();
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
     }
 }
@@ -266,6 +285,10 @@ pub fn counter(text: &str, label: &str) -> u64 {
     text[i + label.len()..]
         .split_whitespace()
         .next()
-        .and_then(|w| w.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok())
+        .and_then(|w| {
+            w.trim_end_matches(|c: char| !c.is_ascii_digit())
+                .parse()
+                .ok()
+        })
         .unwrap_or_else(|| panic!("no number after '{label}' in: {text}"))
 }
