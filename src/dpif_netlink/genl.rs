@@ -327,38 +327,7 @@ impl NlSocket {
     }
 
     fn nl_error(&self, errno: i32, payload: &[u8], flags: u16) -> NlError {
-        let mut err = NlError {
-            errno,
-            message: None,
-            attribute: None,
-        };
-        // payload = the request's nlmsghdr (whole request unless capped), then TLVs.
-        const NLM_F_CAPPED: u16 = 0x100;
-        const NLM_F_ACK_TLVS: u16 = 0x200;
-        if payload.len() < 16 || flags & NLM_F_ACK_TLVS == 0 {
-            return err;
-        }
-        let orig_len = u32::from_ne_bytes(payload[..4].try_into().unwrap()) as usize;
-        let skip = if flags & NLM_F_CAPPED != 0 {
-            16
-        } else {
-            (orig_len + 3) & !3
-        };
-        if skip > payload.len() {
-            return err;
-        }
-        for nla in NlasIterator::new(&payload[skip..]).flatten() {
-            let v = super::attr::value(&nla);
-            match nla.kind() {
-                1 => err.message = Some(super::attr::get_string(&nla)),
-                2 if v.len() == 4 => {
-                    let offs = u32::from_ne_bytes(v.try_into().unwrap()) as usize;
-                    err.attribute = attribute_path(&self.last_request, self.attr_start, offs);
-                }
-                _ => {}
-            }
-        }
-        err
+        parse_ext_ack(errno, payload, flags, &self.last_request, self.attr_start)
     }
 
     /// One OVS request; returns the replies. NEW/SET/DEL replies are notifications the
@@ -431,6 +400,50 @@ impl NlSocket {
     }
 }
 
+/// Builds an `NlError` from an NLMSG_ERROR payload: the echoed request header (the whole
+/// request unless NLM_F_CAPPED) followed, with NLM_F_ACK_TLVS, by extended-ack TLVs whose
+/// offset is resolved against `request` into an attribute path.
+fn parse_ext_ack(
+    errno: i32,
+    payload: &[u8],
+    flags: u16,
+    request: &[u8],
+    attr_start: usize,
+) -> NlError {
+    let mut err = NlError {
+        errno,
+        message: None,
+        attribute: None,
+    };
+    // payload = the request's nlmsghdr (whole request unless capped), then TLVs.
+    const NLM_F_CAPPED: u16 = 0x100;
+    const NLM_F_ACK_TLVS: u16 = 0x200;
+    if payload.len() < 16 || flags & NLM_F_ACK_TLVS == 0 {
+        return err;
+    }
+    let orig_len = u32::from_ne_bytes(payload[..4].try_into().unwrap()) as usize;
+    let skip = if flags & NLM_F_CAPPED != 0 {
+        16
+    } else {
+        (orig_len + 3) & !3
+    };
+    if skip > payload.len() {
+        return err;
+    }
+    for nla in NlasIterator::new(&payload[skip..]).flatten() {
+        let v = super::attr::value(&nla);
+        match nla.kind() {
+            1 => err.message = Some(super::attr::get_string(&nla)),
+            2 if v.len() == 4 => {
+                let offs = u32::from_ne_bytes(v.try_into().unwrap()) as usize;
+                err.attribute = attribute_path(request, attr_start, offs);
+            }
+            _ => {}
+        }
+    }
+    err
+}
+
 /// Names the attribute at byte `offs` of a request as a path of attribute types
 /// ("1/7" = type 7 nested in type 1), so an EINVAL can say which attribute was refused.
 fn attribute_path(req: &[u8], start: usize, offs: usize) -> Option<String> {
@@ -490,4 +503,63 @@ pub fn parse_ovs_messages<F: OvsFamily>(data: &[u8]) -> Vec<Result<OvsMessage<F>
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::attr::RawAttr;
+    use super::*;
+
+    #[test]
+    fn ovs_message_round_trips_through_genl() {
+        let msg =
+            OvsMessage::<FlowFamily>::new(3, 17, &[RawAttr::u32(5, 99), RawAttr::string(3, "v1a")]);
+        let mut g = GenlMessage::from_payload(msg.clone());
+        g.set_resolved_family_id(0x1d);
+        let mut nl = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::InnerMessage(g));
+        nl.finalize();
+        let mut buf = vec![0; nl.buffer_len()];
+        nl.serialize(&mut buf);
+        // nlmsghdr(16) + genlmsghdr(4: cmd, version, reserved) + ovs_header(4) + attrs
+        assert_eq!(u16::from_ne_bytes([buf[4], buf[5]]), 0x1d);
+        assert_eq!((buf[16], buf[17]), (3, FlowFamily::VERSION));
+        assert_eq!(i32::from_ne_bytes(buf[20..24].try_into().unwrap()), 17);
+        let back = parse_ovs_messages::<FlowFamily>(&buf);
+        let back = back[0].as_ref().unwrap();
+        assert_eq!(
+            (back.cmd, back.dp_ifindex, &back.attrs),
+            (3, 17, &msg.attrs)
+        );
+    }
+
+    #[test]
+    fn extended_ack_names_message_and_attribute() {
+        // a request: headers, then attribute 1 holding nested attribute 7 (u32)
+        let mut req = vec![0u8; 24];
+        req.extend(super::super::attr::emit_all(&[RawAttr::nested(
+            1,
+            &[RawAttr::u32(7, 5)],
+        )]));
+        let bad_offset = 24 + 4 + 4; // the payload of the nested u32
+        let mut payload = req[..16].to_vec(); // capped echo: the request's nlmsghdr only
+        payload[..4].copy_from_slice(&(req.len() as u32).to_ne_bytes());
+        payload.extend(super::super::attr::emit_all(&[
+            RawAttr::string(1, "bad in_port"),
+            RawAttr::u32(2, bad_offset as u32),
+        ]));
+        let e = parse_ext_ack(libc::EINVAL, &payload, 0x100 | 0x200, &req, 24);
+        assert_eq!(e.errno, libc::EINVAL);
+        assert_eq!(e.message.as_deref(), Some("bad in_port"));
+        assert_eq!(e.attribute.as_deref(), Some("1/7 (offset 32)"));
+        let text = e.to_string();
+        assert!(
+            text.contains("Invalid argument")
+                && text.contains("bad in_port")
+                && text.contains("1/7"),
+            "{text}"
+        );
+        // without ACK_TLVS there is nothing but the errno
+        let plain = parse_ext_ack(libc::ENOENT, &payload, 0x100, &req, 24);
+        assert_eq!((plain.message, plain.attribute), (None, None));
+    }
 }
