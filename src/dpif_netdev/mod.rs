@@ -1,1 +1,660 @@
-//! See DESIGN.md: module `dpif_netdev` (under construction in this commit's branch).
+//! The userspace datapath (see DESIGN.md "The fast path").
+//!
+//! `DpifNetdev` owns the ports and one poll thread per core of `pmd_cores` (plus a
+//! non-PMD thread for devices that cannot be busy-polled and for `execute`). Each thread
+//! owns a `PmdDatapath`: its own EMC, per-in_port dpcls and megaflow table. The control
+//! plane talks to the threads only through messages; `flow_put`/`flow_del` apply to every
+//! thread (as OVS does for a put without a PMD id), dumps gather from all of them.
+//!
+//! Control calls wait for the threads' answers (bounded by `ctl_timeout`). A translator
+//! must therefore not hold a lock across a `Dpif` call that its `upcall` also takes: the
+//! PMD answering the call could be waiting on that lock inside an upcall.
+
+pub mod dpcls;
+pub mod dump_text;
+pub mod emc;
+mod execute;
+pub mod flow_table;
+pub mod pmd_datapath;
+mod show;
+pub mod subtable;
+pub mod upcall_limit;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+
+pub use flow_table::{FlowRef, FlowTable, Megaflow, DEFAULT_MAX_FLOWS};
+pub use pmd_datapath::{DpCtl, PmdDatapath, PmdDatapathConfig};
+
+use crate::dpif::{
+    DpAction, DpFlow, DpFlowStats, DpPort, DpStats, Dpif, DpifError, DpifResult, FlowPut, PortSpec,
+    UpcallHandler,
+};
+use crate::netdev::dummy::DummyNetdev;
+use crate::netdev::Netdev;
+use crate::packet::buffer::MAX_FRAME;
+use crate::packet::{FlowKey, FlowMask, OdpPort, PacketMeta};
+use crate::pmd::{
+    IdlePolicy, PmdCounters, PmdMsg, PmdStats, PollThread, PolledRxq, RxqAssignPolicy,
+    RxqAssignment, RxqCounters, RxqLoad,
+};
+
+/// Configuration of a userspace datapath.
+#[derive(Clone, Debug)]
+pub struct DpNetdevConfig {
+    /// Cores to run PMD threads on, one thread each. Empty: only the non-PMD thread
+    /// forwards (useful for tests and tiny hosts).
+    pub pmd_cores: Vec<usize>,
+    /// EMC insertion: 1 in N megaflow hits inserts (OVS `emc-insert-inv-prob`, default
+    /// 100; 1 = always, 0 = EMC disabled).
+    pub emc_insert_inv_prob: u32,
+    /// Megaflows per PMD thread (OVS: 65,536).
+    pub max_flows: usize,
+    /// How rx queues are spread over PMDs.
+    pub rxq_assign: RxqAssignPolicy,
+    /// Sustained upcalls per second per thread (0 = unlimited).
+    pub upcall_rate: u32,
+    /// Upcall burst per thread.
+    pub upcall_burst: u32,
+    /// Packet buffers preallocated per thread.
+    pub pool_size: usize,
+    /// Recirculations a packet may go through (OVS: 6).
+    pub max_recirc_depth: u32,
+    /// How long a control call waits for a thread to answer.
+    pub ctl_timeout: Duration,
+}
+
+impl Default for DpNetdevConfig {
+    fn default() -> Self {
+        // One PMD on the last core, leaving core 0 to the system, as a starting point.
+        let last = core_affinity::get_core_ids()
+            .and_then(|v| v.iter().map(|c| c.id).max())
+            .unwrap_or(0);
+        DpNetdevConfig {
+            pmd_cores: vec![last],
+            emc_insert_inv_prob: emc::DEFAULT_EMC_INSERT_INV_PROB,
+            max_flows: DEFAULT_MAX_FLOWS,
+            rxq_assign: RxqAssignPolicy::Cycles,
+            upcall_rate: upcall_limit::DEFAULT_UPCALL_RATE,
+            upcall_burst: upcall_limit::DEFAULT_UPCALL_BURST,
+            pool_size: 2048,
+            max_recirc_depth: 6,
+            ctl_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+struct RxqPlacement {
+    qid: usize,
+    /// Index into `DpifNetdev::threads`.
+    thread: usize,
+    counters: Arc<RxqCounters>,
+    /// Rxq cycles and the thread's total cycles when the queue was (re)assigned, so
+    /// usage is measured since then.
+    cycles_base: u64,
+    thread_cycles_base: u64,
+}
+
+struct PortEntry {
+    spec: PortSpec,
+    netdev: Arc<dyn Netdev>,
+    rxqs: Vec<RxqPlacement>,
+}
+
+#[derive(Default)]
+struct DpState {
+    ports: BTreeMap<OdpPort, PortEntry>,
+    stats_baseline: Vec<PmdStats>,
+}
+
+/// Per-thread statistics, as `pmd_stats()` returns them (since the last clear).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PmdStatsEntry {
+    /// Core of a PMD thread; `None` for the non-PMD ("main") thread.
+    pub core: Option<usize>,
+    /// NUMA node of that core.
+    pub numa: usize,
+    /// Counters since the last `pmd_stats_clear`.
+    pub stats: PmdStats,
+}
+
+/// The userspace datapath. See the module docs.
+pub struct DpifNetdev {
+    name: String,
+    config: DpNetdevConfig,
+    /// `threads[0]` is the non-PMD thread, then one per PMD core.
+    threads: Vec<PollThread<DpCtl>>,
+    state: Mutex<DpState>,
+    destroyed: AtomicBool,
+}
+
+/// Index of the non-PMD thread in `threads`.
+const MAIN_THREAD: usize = 0;
+/// How long the non-PMD thread sleeps on its control channel when idle.
+const MAIN_IDLE_WAIT: Duration = Duration::from_micros(200);
+
+fn timeout_err(what: &str) -> DpifError {
+    DpifError::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("datapath thread did not answer {what} in time"),
+    ))
+}
+
+impl DpifNetdev {
+    /// Creates the datapath and starts its threads.
+    pub fn new(name: &str, config: DpNetdevConfig) -> Result<Arc<DpifNetdev>, DpifError> {
+        if name.is_empty() {
+            return Err(DpifError::InvalidArgument("datapath name is empty".into()));
+        }
+        if config.max_flows == 0 {
+            return Err(DpifError::InvalidArgument(
+                "max_flows must be at least 1".into(),
+            ));
+        }
+        if config.pool_size < 256 {
+            return Err(DpifError::InvalidArgument(format!(
+                "pool_size {} is too small (at least 256 buffers per thread)",
+                config.pool_size
+            )));
+        }
+        let cores: Vec<usize> = core_affinity::get_core_ids()
+            .unwrap_or_default()
+            .iter()
+            .map(|c| c.id)
+            .collect();
+        for (i, c) in config.pmd_cores.iter().enumerate() {
+            if !cores.contains(c) {
+                return Err(DpifError::InvalidArgument(format!(
+                    "pmd core {c} is not available (usable cores: {cores:?})"
+                )));
+            }
+            if config.pmd_cores[..i].contains(c) {
+                return Err(DpifError::InvalidArgument(format!(
+                    "pmd core {c} is listed twice"
+                )));
+            }
+        }
+        let pcfg = PmdDatapathConfig {
+            emc_insert_inv_prob: config.emc_insert_inv_prob,
+            max_flows: config.max_flows,
+            upcall_rate: config.upcall_rate,
+            upcall_burst: config.upcall_burst,
+            pool_size: config.pool_size,
+            max_recirc_depth: config.max_recirc_depth,
+        };
+        let mut threads = Vec::new();
+        let mut spawn = |core: Option<usize>, idle: IdlePolicy| -> DpifResult<()> {
+            let counters = Arc::new(PmdCounters::default());
+            let work = PmdDatapath::new(core, &pcfg, counters.clone());
+            let tname = match core {
+                Some(c) => format!("pmd-c{c}"),
+                None => "dp-main".to_string(),
+            };
+            threads.push(PollThread::spawn(tname, core, work, counters, idle)?);
+            Ok(())
+        };
+        spawn(None, IdlePolicy::Wait(MAIN_IDLE_WAIT))?;
+        for &c in &config.pmd_cores {
+            spawn(Some(c), IdlePolicy::BusyPoll)?;
+        }
+        let n = threads.len();
+        Ok(Arc::new(DpifNetdev {
+            name: name.to_string(),
+            config,
+            threads,
+            state: Mutex::new(DpState {
+                stats_baseline: vec![PmdStats::default(); n],
+                ..Default::default()
+            }),
+            destroyed: AtomicBool::new(false),
+        }))
+    }
+
+    /// The configuration the datapath runs with.
+    pub fn config(&self) -> &DpNetdevConfig {
+        &self.config
+    }
+
+    fn state(&self) -> DpifResult<MutexGuard<'_, DpState>> {
+        if self.destroyed.load(Ordering::Acquire) {
+            return Err(DpifError::NoSuchDatapath(self.name.clone()));
+        }
+        // A panic while holding the lock leaves consistent data (every mutation is a
+        // single insert/remove), so poisoning is not fatal.
+        Ok(self.state.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Sends a request built by `make` to every thread, then collects the answers.
+    fn ask_all<T>(&self, what: &str, make: impl Fn(Sender<T>) -> DpCtl) -> DpifResult<Vec<T>> {
+        let mut rxs = Vec::with_capacity(self.threads.len());
+        for t in &self.threads {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            if !t.send(PmdMsg::Work(make(tx))) {
+                return Err(DpifError::NoSuchDatapath(self.name.clone()));
+            }
+            rxs.push(rx);
+        }
+        rxs.into_iter()
+            .map(|rx| {
+                rx.recv_timeout(self.config.ctl_timeout)
+                    .map_err(|_| timeout_err(what))
+            })
+            .collect()
+    }
+
+    fn sync_thread(&self, idx: usize) -> DpifResult<()> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        if !self.threads[idx].send(PmdMsg::Sync(tx)) {
+            return Err(DpifError::NoSuchDatapath(self.name.clone()));
+        }
+        rx.recv_timeout(self.config.ctl_timeout)
+            .map_err(|_| timeout_err("a sync"))
+    }
+
+    fn thread_total_cycles(&self, idx: usize) -> u64 {
+        let c = &self.threads[idx].counters;
+        c.cycles_busy.get() + c.cycles_idle.get()
+    }
+
+    /// The in-memory device behind dummy port `name`, for tests and benches to inject
+    /// frames into and capture frames from.
+    pub fn dummy_port(&self, name: &str) -> Option<Arc<DummyNetdev>> {
+        let st = self.state().ok()?;
+        let e = st.ports.values().find(|e| e.spec.name == name)?;
+        let d = e.netdev.as_any()?.downcast_ref::<DummyNetdev>()?;
+        Some(Arc::new(d.clone()))
+    }
+
+    /// Changes the EMC insertion probability on every thread at run time.
+    pub fn set_emc_insert_inv_prob(&self, inv_prob: u32) {
+        for t in &self.threads {
+            t.send(PmdMsg::Work(DpCtl::SetEmcInsertInvProb(inv_prob)));
+        }
+    }
+
+    /// Per-thread statistics since the last clear, non-PMD thread first.
+    pub fn pmd_stats(&self) -> Vec<PmdStatsEntry> {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.threads
+            .iter()
+            .enumerate()
+            .map(|(i, t)| PmdStatsEntry {
+                core: t.core,
+                numa: t.core.map_or(0, show::numa_of_core),
+                stats: t
+                    .counters
+                    .snapshot()
+                    .since(&st.stats_baseline.get(i).copied().unwrap_or_default()),
+            })
+            .collect()
+    }
+
+    /// Zeroes what `pmd_stats`/`pmd_stats_show` report (OVS's `pmd-stats-clear`).
+    pub fn pmd_stats_clear(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.stats_baseline = self.threads.iter().map(|t| t.counters.snapshot()).collect();
+    }
+
+    /// Places the rx queues of a new port; returns (thread index per queue).
+    fn place_rxqs(&self, st: &DpState, netdev: &dyn Netdev, port: OdpPort) -> Vec<usize> {
+        let n_rxq = netdev.n_rxq();
+        let n_pmds = self.threads.len() - 1;
+        if !netdev.pollable() || n_pmds == 0 {
+            return vec![MAIN_THREAD; n_rxq];
+        }
+        // Current load per PMD: (cycles since assignment, queue count).
+        let mut base = vec![(0u64, 0usize); n_pmds];
+        for e in st.ports.values() {
+            for q in &e.rxqs {
+                if q.thread != MAIN_THREAD {
+                    let b = &mut base[q.thread - 1];
+                    b.0 += q.counters.cycles.get().wrapping_sub(q.cycles_base);
+                    b.1 += 1;
+                }
+            }
+        }
+        let loads: Vec<RxqLoad> = (0..n_rxq)
+            .map(|qid| RxqLoad {
+                port,
+                qid,
+                cycles: 0,
+            })
+            .collect();
+        RxqAssignment::compute(self.config.rxq_assign, &loads, n_pmds, &base)
+            .pmd_of
+            .into_iter()
+            .map(|p| p + 1)
+            .collect()
+    }
+
+    /// Reassigns every PMD-polled rx queue by the configured policy using the cycles
+    /// measured since the last assignment (OVS's `pmd-rxq-rebalance`). Queues that move
+    /// stop on the old thread before they start on the new one; others keep running.
+    pub fn rxq_rebalance(&self) -> DpifResult<()> {
+        let mut st = self.state()?;
+        let n_pmds = self.threads.len() - 1;
+        if n_pmds == 0 {
+            return Ok(());
+        }
+        let mut loads = Vec::new();
+        for (&port, e) in st.ports.iter() {
+            for q in &e.rxqs {
+                if q.thread != MAIN_THREAD {
+                    loads.push(RxqLoad {
+                        port,
+                        qid: q.qid,
+                        cycles: q.counters.cycles.get().wrapping_sub(q.cycles_base),
+                    });
+                }
+            }
+        }
+        let a = RxqAssignment::compute(self.config.rxq_assign, &loads, n_pmds, &[]);
+        for (l, p) in loads.iter().zip(a.pmd_of) {
+            let new_thread = p + 1;
+            let entry = st.ports.get_mut(&l.port).expect("port listed above");
+            let q = entry
+                .rxqs
+                .iter_mut()
+                .find(|q| q.qid == l.qid)
+                .expect("queue listed above");
+            let old_thread = q.thread;
+            let tcycles = self.thread_total_cycles(new_thread);
+            q.cycles_base = q.counters.cycles.get();
+            q.thread_cycles_base = tcycles;
+            if old_thread == new_thread {
+                continue;
+            }
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            self.threads[old_thread].send(PmdMsg::TakeRxq {
+                port: l.port,
+                qid: l.qid,
+                reply: tx,
+            });
+            let polled = rx
+                .recv_timeout(self.config.ctl_timeout)
+                .map_err(|_| timeout_err("an rxq move"))?;
+            if let Some(polled) = polled {
+                self.threads[new_thread].send(PmdMsg::AddRxq(polled));
+                q.thread = new_thread;
+            }
+        }
+        Ok(())
+    }
+
+    fn fetch_flows(&self) -> DpifResult<Vec<DpFlow>> {
+        let _st = self.state()?;
+        Ok(self
+            .ask_all("a flow dump", DpCtl::FlowDump)?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+}
+
+impl Drop for DpifNetdev {
+    fn drop(&mut self) {
+        for t in &self.threads {
+            t.stop();
+        }
+    }
+}
+
+impl Dpif for DpifNetdev {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn dp_type(&self) -> &'static str {
+        "netdev"
+    }
+
+    fn destroy(&self) -> DpifResult<()> {
+        let ports: Vec<OdpPort> = self.state()?.ports.keys().copied().collect();
+        for p in ports {
+            self.port_del(p)?;
+        }
+        self.flow_flush()?;
+        self.destroyed.store(true, Ordering::Release);
+        for t in &self.threads {
+            t.stop();
+        }
+        Ok(())
+    }
+
+    fn port_add(&self, spec: &PortSpec, requested: Option<OdpPort>) -> DpifResult<OdpPort> {
+        let mut st = self.state()?;
+        if spec.name.is_empty() {
+            return Err(DpifError::InvalidArgument("port name is empty".into()));
+        }
+        if st.ports.values().any(|e| e.spec.name == spec.name) {
+            return Err(DpifError::PortExists(spec.name.clone()));
+        }
+        let port_no = match requested {
+            Some(p) if st.ports.contains_key(&p) => {
+                return Err(DpifError::PortExists(format!("port number {p}")))
+            }
+            Some(p) => p,
+            None => (1..)
+                .find(|p| !st.ports.contains_key(p))
+                .expect("fewer than 2^32 ports"),
+        };
+        let nerr = |source| DpifError::Netdev {
+            port: spec.name.clone(),
+            source,
+        };
+        let netdev = crate::netdev::open(spec).map_err(nerr)?;
+        // Open everything before touching any thread, so a failure leaves no trace.
+        let txqs = (0..self.threads.len())
+            .map(|i| netdev.open_txq(i))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(nerr)?;
+        let rxqs = (0..netdev.n_rxq())
+            .map(|q| netdev.open_rxq(q))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(nerr)?;
+        let placement = self.place_rxqs(&st, netdev.as_ref(), port_no);
+        for (i, txq) in txqs.into_iter().enumerate() {
+            self.threads[i].send(PmdMsg::Work(DpCtl::AddTxPort { port: port_no, txq }));
+        }
+        let mut placed = Vec::new();
+        for ((qid, rxq), thread) in rxqs.into_iter().enumerate().zip(placement) {
+            let counters = Arc::new(RxqCounters::default());
+            placed.push(RxqPlacement {
+                qid,
+                thread,
+                counters: counters.clone(),
+                cycles_base: 0,
+                thread_cycles_base: self.thread_total_cycles(thread),
+            });
+            self.threads[thread].send(PmdMsg::AddRxq(PolledRxq {
+                port: port_no,
+                port_name: spec.name.clone(),
+                rxq,
+                counters,
+            }));
+        }
+        for i in 0..self.threads.len() {
+            self.sync_thread(i)?;
+        }
+        st.ports.insert(
+            port_no,
+            PortEntry {
+                spec: spec.clone(),
+                netdev,
+                rxqs: placed,
+            },
+        );
+        tracing::info!(dp = %self.name, port = %spec.name, port_no, "port added");
+        Ok(port_no)
+    }
+
+    fn port_del(&self, port: OdpPort) -> DpifResult<()> {
+        let mut st = self.state()?;
+        let Some(entry) = st.ports.remove(&port) else {
+            return Err(DpifError::NoSuchPort(port.to_string()));
+        };
+        let mut acks = Vec::new();
+        for t in &self.threads {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            t.send(PmdMsg::DelPort { port, reply: tx });
+            acks.push(rx);
+        }
+        for rx in acks {
+            rx.recv_timeout(self.config.ctl_timeout)
+                .map_err(|_| timeout_err("a port deletion"))?;
+        }
+        tracing::info!(dp = %self.name, port = %entry.spec.name, port_no = port, "port deleted");
+        Ok(())
+    }
+
+    fn port_query_by_name(&self, name: &str) -> DpifResult<DpPort> {
+        let st = self.state()?;
+        st.ports
+            .iter()
+            .find(|(_, e)| e.spec.name == name)
+            .map(|(&p, e)| dp_port(p, e))
+            .ok_or_else(|| DpifError::NoSuchPort(name.to_string()))
+    }
+
+    fn port_query_by_number(&self, port: OdpPort) -> DpifResult<DpPort> {
+        let st = self.state()?;
+        st.ports
+            .get(&port)
+            .map(|e| dp_port(port, e))
+            .ok_or_else(|| DpifError::NoSuchPort(port.to_string()))
+    }
+
+    fn port_dump(&self) -> DpifResult<Vec<DpPort>> {
+        let st = self.state()?;
+        Ok(st.ports.iter().map(|(&p, e)| dp_port(p, e)).collect())
+    }
+
+    fn flow_put(&self, put: &FlowPut) -> DpifResult<()> {
+        let _st = self.state()?;
+        let results = self.ask_all("a flow put", |reply| DpCtl::FlowPut {
+            put: put.clone(),
+            reply,
+        })?;
+        // Success if any thread took it; otherwise report the first refusal. A thread
+        // may already hold the flow (installed by its own upcall) while others do not.
+        let mut first_err = None;
+        let mut ok = false;
+        for r in results {
+            match r {
+                Ok(()) => ok = true,
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match (ok, first_err) {
+            (true, _) | (false, None) => Ok(()),
+            (false, Some(e)) => Err(e),
+        }
+    }
+
+    fn flow_get(&self, key: &FlowKey, mask: &FlowMask) -> DpifResult<DpFlow> {
+        let _st = self.state()?;
+        let (k, m) = (*key, *mask);
+        let mut found: Option<DpFlow> = None;
+        for f in self
+            .ask_all("a flow get", |reply| DpCtl::FlowGet {
+                key: k,
+                mask: m,
+                reply,
+            })?
+            .into_iter()
+            .flatten()
+        {
+            match &mut found {
+                None => found = Some(f),
+                Some(acc) => acc.stats.merge(&f.stats),
+            }
+        }
+        found.ok_or(DpifError::NoSuchFlow)
+    }
+
+    fn flow_del(&self, key: &FlowKey, mask: &FlowMask) -> DpifResult<DpFlowStats> {
+        let _st = self.state()?;
+        let (k, m) = (*key, *mask);
+        let mut found: Option<DpFlowStats> = None;
+        for s in self
+            .ask_all("a flow delete", |reply| DpCtl::FlowDel {
+                key: k,
+                mask: m,
+                reply,
+            })?
+            .into_iter()
+            .flatten()
+        {
+            found.get_or_insert_with(Default::default).merge(&s);
+        }
+        found.ok_or(DpifError::NoSuchFlow)
+    }
+
+    fn flow_dump(&self) -> DpifResult<Vec<DpFlow>> {
+        self.fetch_flows()
+    }
+
+    fn flow_flush(&self) -> DpifResult<()> {
+        let _st = self.state()?;
+        self.ask_all("a flow flush", DpCtl::FlowFlush)?;
+        Ok(())
+    }
+
+    fn execute(&self, packet: &[u8], meta: &PacketMeta, actions: &[DpAction]) -> DpifResult<()> {
+        let _st = self.state()?;
+        if packet.is_empty() || packet.len() > MAX_FRAME {
+            return Err(DpifError::InvalidArgument(format!(
+                "packet of {} bytes (expected 1 to {MAX_FRAME})",
+                packet.len()
+            )));
+        }
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.threads[MAIN_THREAD].send(PmdMsg::Work(DpCtl::Execute {
+            packet: packet.to_vec(),
+            meta: *meta,
+            actions: actions.to_vec(),
+            reply: tx,
+        }));
+        rx.recv_timeout(self.config.ctl_timeout)
+            .map_err(|_| timeout_err("an execute"))
+    }
+
+    fn set_upcall_handler(&self, handler: Arc<dyn UpcallHandler>) {
+        for t in &self.threads {
+            t.send(PmdMsg::Work(DpCtl::SetUpcallHandler(handler.clone())));
+        }
+        for i in 0..self.threads.len() {
+            let _ = self.sync_thread(i);
+        }
+    }
+
+    fn stats(&self) -> DpifResult<DpStats> {
+        let _st = self.state()?;
+        let mut s = DpStats::default();
+        for t in &self.threads {
+            let c = t.counters.snapshot();
+            s.n_hit += c.emc_hits + c.megaflow_hits;
+            s.n_missed += c.upcall_ok + c.upcall_failed;
+            s.n_lost += c.upcall_failed;
+            s.n_flows += c.n_flows;
+            s.n_mask_hit += c.subtable_lookups;
+            s.n_masks += c.n_subtables;
+        }
+        Ok(s)
+    }
+}
+
+fn dp_port(port_no: OdpPort, e: &PortEntry) -> DpPort {
+    DpPort {
+        port_no,
+        name: e.spec.name.clone(),
+        port_type: e.spec.port_type.clone(),
+        stats: e.netdev.stats(),
+    }
+}

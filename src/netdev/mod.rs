@@ -106,6 +106,12 @@ pub trait Netdev: Send + Sync {
     fn is_up(&self) -> bool;
     /// Counters.
     fn stats(&self) -> PortStats;
+    /// The concrete device, for callers that need type-specific operations (tests reach a
+    /// dummy port's inject/capture this way). Devices without such operations keep the
+    /// default.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// Opens a device of the type `spec.port_type` names. The userspace datapath calls this on

@@ -45,8 +45,12 @@ pub struct TunnelMeta {
     pub gnv_opt_data: u32,
 }
 
+/// Value of `PacketMeta::l3_ofs` / `l4_ofs` when the frame has no such header (or was not
+/// parsed yet).
+pub const OFS_NONE: u16 = u16::MAX;
+
 /// Per-packet metadata that is not in the frame bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PacketMeta {
     /// Datapath port the packet arrived on.
     pub in_port: OdpPort,
@@ -58,6 +62,29 @@ pub struct PacketMeta {
     pub has_hash: bool,
     /// Tunnel metadata after `tnl_pop`, or to use for `tnl_push` with `remote_ip=flow`.
     pub tunnel: TunnelMeta,
+    /// Offset of the L3 header (IPv4, IPv6, ARP) in the frame, recorded by
+    /// `parse::flow_extract` so header rewrites need not parse again; `OFS_NONE` if absent.
+    pub l3_ofs: u16,
+    /// Offset of the L4 header (after IPv6 extension headers); `OFS_NONE` if absent, as
+    /// for later fragments and headers too short to be valid.
+    pub l4_ofs: u16,
+    /// IP protocol of the header at `l4_ofs` (meaningful only when `l4_ofs` is set).
+    pub l4_proto: u8,
+}
+
+impl Default for PacketMeta {
+    fn default() -> Self {
+        PacketMeta {
+            in_port: 0,
+            recirc_id: 0,
+            hash: 0,
+            has_hash: false,
+            tunnel: TunnelMeta::default(),
+            l3_ofs: OFS_NONE,
+            l4_ofs: OFS_NONE,
+            l4_proto: 0,
+        }
+    }
 }
 
 /// A frame plus metadata in a recycled buffer.

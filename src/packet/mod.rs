@@ -1,12 +1,22 @@
 //! Packets: buffers with metadata, header parsing into a `FlowKey`, header rewrite.
 //!
-//! This module depends on nothing else in the crate: the datapath, the translator and the
-//! kernel back end all speak its types.
+//! This module depends on nothing else in the crate (except that `rewrite` executes the
+//! datapath's `SetField` actions): the datapath, the translator and the kernel back end
+//! all speak its types.
+//!
+//! - `wire`: typed views and `Repr`s of every header, checksum helpers, frame building;
+//! - `parse`: the fast-path parser filling a `FlowKey` and header offsets;
+//! - `rewrite`: VLAN push/pop and masked set-field with checksum upkeep;
+//! - `tunnel`: VXLAN/Geneve/GRE header building, per-packet push, validated pop.
 
 pub mod buffer;
 pub mod flow_key;
+pub mod parse;
+pub mod rewrite;
+pub mod tunnel;
+pub mod wire;
 
-pub use buffer::{PacketBatch, PacketBuf, PacketMeta, PacketPool, TunnelMeta, MAX_BURST};
+pub use buffer::{PacketBatch, PacketBuf, PacketMeta, PacketPool, TunnelMeta, MAX_BURST, OFS_NONE};
 pub use flow_key::{FlowKey, FlowMask, OdpPort, VlanTag, FLOW_WORDS};
 
 /// Ethertypes the parser knows (host byte order).

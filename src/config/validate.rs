@@ -1,0 +1,739 @@
+//! From the raw schema to a typed, checked `Config`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+
+use super::error::{ConfigError, SourceMap};
+use super::raw::{RawBridge, RawDatapath, RawFailMode, RawFile, RawGlobal, RawPort, RawRxqAssign};
+use super::{
+    BridgeConfig, Config, DatapathType, FailMode, GlobalConfig, McastSnoopingConfig, PortConfig,
+    PortType, RxqAssign, VlanConfig, VlanMode,
+};
+
+/// Linux interface names are at most 15 bytes (IFNAMSIZ - 1).
+const IFNAME_MAX: usize = 15;
+
+pub(super) fn parse(text: &str, file: Option<&Path>) -> Result<Config, ConfigError> {
+    let map = SourceMap::new(file, text);
+    let raw: RawFile =
+        toml::from_str(text).map_err(|e| map.error(e.span(), toml_message(e.message())))?;
+    let global = match raw.global {
+        Some(g) => global(&map, g.into_inner())?,
+        None => GlobalConfig::default(),
+    };
+    let mut bridges = Vec::with_capacity(raw.bridge.len());
+    let mut bridge_names: HashSet<String> = HashSet::new();
+    let mut port_names: HashSet<String> = HashSet::new();
+    for b in raw.bridge {
+        let b = b.into_inner();
+        let name_span = b.name.span();
+        let bridge = bridge(&map, b)?;
+        if !bridge_names.insert(bridge.name.clone()) {
+            return Err(map.error(
+                Some(name_span),
+                format!(
+                    "duplicate bridge name '{}': each bridge needs its own name",
+                    bridge.name
+                ),
+            ));
+        }
+        if port_names.contains(&bridge.name) {
+            return Err(map.error(
+                Some(name_span),
+                format!("bridge name '{}' is already used by a port", bridge.name),
+            ));
+        }
+        port_names.insert(bridge.name.clone());
+        bridges.push(bridge);
+    }
+    // Port names are unique switch-wide (as in OVS), and a port can't take a bridge's name
+    // (that is the bridge's local port). Checked after all bridges are known, with spans.
+    let raw_again: RawFile = toml::from_str(text).map_err(|e| map.error(e.span(), e.message()))?;
+    let mut seen: HashSet<String> = HashSet::new();
+    for b in &raw_again.bridge {
+        for p in &b.get_ref().port {
+            let name = p.get_ref().name.get_ref();
+            if bridge_names.contains(name) {
+                return Err(map.error(
+                    Some(p.get_ref().name.span()),
+                    format!("port name '{name}' is already used by a bridge (its local port)"),
+                ));
+            }
+            if !seen.insert(name.clone()) {
+                return Err(map.error(
+                    Some(p.get_ref().name.span()),
+                    format!("duplicate port name '{name}': port names must be unique across all bridges"),
+                ));
+            }
+        }
+    }
+    Ok(Config { global, bridges })
+}
+
+/// toml's messages span lines and name Rust types; make them one readable line.
+fn toml_message(m: &str) -> String {
+    m.trim()
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(", ")
+        .replace("expected i64", "expected an integer")
+}
+
+fn global(map: &SourceMap<'_>, g: RawGlobal) -> Result<GlobalConfig, ConfigError> {
+    let mut out = GlobalConfig::default();
+    if let Some(cores) = g.pmd_cores {
+        let span = cores.span();
+        let cores = cores.into_inner();
+        if cores.is_empty() {
+            return Err(map.error(
+                Some(span),
+                "pmd_cores is empty: expected at least one core id",
+            ));
+        }
+        let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut seen = HashSet::new();
+        out.pmd_cores.clear();
+        for c in cores {
+            let v = *c.get_ref();
+            if v < 0 || v as usize >= online {
+                return Err(map.error(
+                    Some(c.span()),
+                    format!(
+                        "pmd_cores: {v} is not a core id (expected 0..{online} on this machine)"
+                    ),
+                ));
+            }
+            if !seen.insert(v) {
+                return Err(map.error(Some(c.span()), format!("pmd_cores: core {v} listed twice")));
+            }
+            out.pmd_cores.push(v as usize);
+        }
+    }
+    if let Some(dir) = g.run_dir {
+        if dir.get_ref().is_empty() {
+            return Err(map.error(
+                Some(dir.span()),
+                "run_dir is empty: expected a directory path",
+            ));
+        }
+        out.run_dir = PathBuf::from(dir.into_inner());
+    }
+    if let Some(level) = g.log_level {
+        if tracing_subscriber::EnvFilter::try_new(level.get_ref()).is_err() {
+            return Err(map.error(
+                Some(level.span()),
+                format!(
+                    "log_level '{}' is not a log filter (expected error, warn, info, debug or trace)",
+                    level.get_ref()
+                ),
+            ));
+        }
+        out.log_level = level.into_inner();
+    }
+    if let Some(p) = g.emc_insert_inv_prob {
+        out.emc_insert_inv_prob =
+            ranged(map, &p, 0, u32::MAX as i64, "emc_insert_inv_prob")? as u32;
+    }
+    if let Some(m) = g.max_flows {
+        out.max_flows = ranged(map, &m, 1, 10_000_000, "max_flows")? as usize;
+    }
+    if let Some(r) = g.rxq_assign {
+        out.rxq_assign = match r.into_inner() {
+            RawRxqAssign::Cycles => RxqAssign::Cycles,
+            RawRxqAssign::Roundrobin => RxqAssign::RoundRobin,
+        };
+    }
+    Ok(out)
+}
+
+fn ranged(
+    map: &SourceMap<'_>,
+    v: &Spanned<i64>,
+    lo: i64,
+    hi: i64,
+    what: &str,
+) -> Result<i64, ConfigError> {
+    let x = *v.get_ref();
+    if x < lo || x > hi {
+        return Err(map.error(
+            Some(v.span()),
+            format!("{what} = {x} is out of range (expected {lo}..={hi})"),
+        ));
+    }
+    Ok(x)
+}
+
+fn bridge(map: &SourceMap<'_>, b: RawBridge) -> Result<BridgeConfig, ConfigError> {
+    let name_span = b.name.span();
+    let name = b.name.into_inner();
+    check_ifname(&name, "bridge").map_err(|m| map.error(Some(name_span.clone()), m))?;
+    let datapath = match b.datapath.map(Spanned::into_inner) {
+        None | Some(RawDatapath::Netdev) => DatapathType::Netdev,
+        Some(RawDatapath::Kernel) => DatapathType::Kernel,
+    };
+    let fail_mode = match b.fail_mode.map(Spanned::into_inner) {
+        None | Some(RawFailMode::Standalone) => FailMode::Standalone,
+        Some(RawFailMode::Secure) => FailMode::Secure,
+    };
+    let mut mcast = McastSnoopingConfig::default();
+    if let Some(m) = b.mcast_snooping {
+        let m = m.into_inner();
+        mcast.enabled = m.enabled.unwrap_or(mcast.enabled);
+        mcast.flood_reports = m.flood_reports.unwrap_or(mcast.flood_reports);
+        mcast.flood_unregistered = m.flood_unregistered.unwrap_or(mcast.flood_unregistered);
+        if let Some(a) = m.aging_time {
+            mcast.aging_time = ranged(map, &a, 15, 3600, "mcast_snooping.aging_time")? as u32;
+        }
+        if let Some(t) = m.table_size {
+            mcast.table_size = ranged(map, &t, 1, 1_000_000, "mcast_snooping.table_size")? as u32;
+        }
+    }
+    let mut ports = Vec::with_capacity(b.port.len());
+    for p in b.port {
+        ports.push(port(map, p.into_inner(), datapath)?);
+    }
+    let mut flows = Vec::with_capacity(b.flows.len());
+    for f in b.flows {
+        check_flow_text(f.get_ref(), true)
+            .map_err(|m| map.error(Some(f.span()), format!("bad flow \"{}\": {m}", f.get_ref())))?;
+        flows.push(f.into_inner());
+    }
+    Ok(BridgeConfig {
+        name,
+        datapath,
+        fail_mode,
+        mcast_snooping: mcast,
+        ports,
+        flows,
+    })
+}
+
+fn port(
+    map: &SourceMap<'_>,
+    p: RawPort,
+    datapath: DatapathType,
+) -> Result<PortConfig, ConfigError> {
+    let at = |span: Range<usize>| move |e: ConfigError| map.error(Some(span.clone()), e.message);
+    let port_type: PortType = p
+        .port_type
+        .get_ref()
+        .parse()
+        .map_err(at(p.port_type.span()))?;
+    let mut options = BTreeMap::new();
+    let mut option_spans = BTreeMap::new();
+    if let Some(opts) = p.options {
+        let whole = opts.span();
+        for (k, v) in opts.into_inner() {
+            let s = match v.get_ref() {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(map.error(
+                        Some(v.span()),
+                        format!(
+                            "option {k}: expected a string, integer or boolean, found {}",
+                            other.type_str()
+                        ),
+                    ))
+                }
+            };
+            option_spans.insert(k.clone(), v.span());
+            options.insert(k, s);
+        }
+        option_spans.insert(String::new(), whole);
+    }
+    let vlan_mode = match &p.vlan_mode {
+        Some(m) => Some(m.get_ref().parse::<VlanMode>().map_err(at(m.span()))?),
+        None => None,
+    };
+    let tag = match &p.tag {
+        Some(t) => Some(vlan_id(map, t, 1, "tag")?),
+        None => None,
+    };
+    let trunks = match &p.trunks {
+        Some(ts) => ts
+            .get_ref()
+            .iter()
+            .map(|t| vlan_id(map, t, 0, "trunks"))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+    let name = p.name.get_ref().clone();
+    let spec = PortArgs {
+        name,
+        port_type,
+        options,
+        vlan_mode,
+        tag,
+        trunks,
+    };
+    let name_span = p.name.span();
+    validate_port(spec, datapath).map_err(|e| {
+        // Point at the most specific thing the message is about.
+        let span = e
+            .option
+            .as_ref()
+            .and_then(|o| option_spans.get(o).or_else(|| option_spans.get("")))
+            .cloned()
+            .or_else(|| match e.field {
+                Some("tag") => p.tag.as_ref().map(Spanned::span),
+                Some("trunks") => p.trunks.as_ref().map(Spanned::span),
+                Some("vlan_mode") => p.vlan_mode.as_ref().map(Spanned::span),
+                Some("type") => Some(p.port_type.span()),
+                _ => None,
+            })
+            .unwrap_or(name_span);
+        map.error(Some(span), e.message)
+    })
+}
+
+fn vlan_id(map: &SourceMap<'_>, v: &Spanned<i64>, lo: i64, what: &str) -> Result<u16, ConfigError> {
+    let x = *v.get_ref();
+    if !(lo..=4094).contains(&x) {
+        return Err(map.error(
+            Some(v.span()),
+            format!("{what}: VLAN {x} is out of range (expected {lo}..=4094)"),
+        ));
+    }
+    Ok(x as u16)
+}
+
+/// A port as requested, before the cross-field checks.
+pub(super) struct PortArgs {
+    name: String,
+    port_type: PortType,
+    options: BTreeMap<String, String>,
+    vlan_mode: Option<VlanMode>,
+    tag: Option<u16>,
+    trunks: Vec<u16>,
+}
+
+/// A port check failure, saying which field or option it is about so the caller can point
+/// at its line.
+pub(super) struct PortError {
+    /// The option at fault, if any.
+    pub(super) option: Option<String>,
+    /// The field at fault ("tag", "trunks", "vlan_mode", "type"), if any.
+    pub(super) field: Option<&'static str>,
+    /// What was wrong.
+    pub(super) message: String,
+}
+
+impl From<PortError> for ConfigError {
+    fn from(e: PortError) -> Self {
+        ConfigError::plain(e.message)
+    }
+}
+
+fn field_err(field: &'static str, message: String) -> PortError {
+    PortError {
+        option: None,
+        field: Some(field),
+        message,
+    }
+}
+
+fn option_err(option: &str, message: String) -> PortError {
+    PortError {
+        option: Some(option.to_string()),
+        field: None,
+        message,
+    }
+}
+
+/// Options each port type accepts; anything else is a typo.
+fn known_options(t: PortType) -> &'static [&'static str] {
+    match t {
+        PortType::Afxdp => &["xdp_mode", "n_rxq", "use_need_wakeup"],
+        PortType::Afpacket => &["n_rxq"],
+        PortType::Tap | PortType::Internal => &["mtu", "mac"],
+        PortType::Vxlan | PortType::Geneve | PortType::Gre => &[
+            "remote_ip",
+            "local_ip",
+            "key",
+            "dst_port",
+            "csum",
+            "ttl",
+            "tos",
+        ],
+        PortType::Dummy => &["n_rxq"],
+    }
+}
+
+/// Checks one port's name, options and VLAN settings and builds its `PortConfig`.
+pub(super) fn validate_port(p: PortArgs, datapath: DatapathType) -> Result<PortConfig, PortError> {
+    if p.name.is_empty() {
+        return Err(PortError {
+            option: None,
+            field: None,
+            message: "port name is empty".into(),
+        });
+    }
+    if p.port_type.is_linux_device() {
+        check_ifname(&p.name, "port").map_err(|m| PortError {
+            option: None,
+            field: None,
+            message: m,
+        })?;
+    }
+    if datapath == DatapathType::Kernel && matches!(p.port_type, PortType::Afxdp | PortType::Dummy)
+    {
+        return Err(field_err(
+            "type",
+            format!(
+                "port type '{}' needs datapath = \"netdev\" (the kernel datapath takes afpacket, tap, internal and tunnel ports)",
+                p.port_type
+            ),
+        ));
+    }
+    let known = known_options(p.port_type);
+    for (k, v) in &p.options {
+        if !known.contains(&k.as_str()) {
+            return Err(option_err(
+                k,
+                format!(
+                    "unknown option '{k}' for a {} port (expected one of: {})",
+                    p.port_type,
+                    known.join(", ")
+                ),
+            ));
+        }
+        let bad = |what: &str| option_err(k, format!("option {k} = \"{v}\": expected {what}"));
+        match k.as_str() {
+            "xdp_mode" if !matches!(v.as_str(), "native" | "generic" | "best-effort") => {
+                return Err(bad("native, generic or best-effort"))
+            }
+            "n_rxq" if !matches!(v.parse::<u32>(), Ok(1..=64)) => {
+                return Err(bad("an integer from 1 to 64"))
+            }
+            "mtu" if !matches!(v.parse::<u32>(), Ok(68..=65535)) => {
+                return Err(bad("an MTU from 68 to 65535"))
+            }
+            "remote_ip" | "local_ip" if v.parse::<IpAddr>().is_err() => {
+                return Err(bad("an IPv4 or IPv6 address"))
+            }
+            "key" if v != "flow" && parse_u64(v).is_none() => {
+                return Err(bad("an integer or \"flow\""))
+            }
+            "dst_port" if v.parse::<u16>().map_or(true, |p| p == 0) => {
+                return Err(bad("a UDP port 1..65535"))
+            }
+            "ttl" if !matches!(v.parse::<u8>(), Ok(1..)) => return Err(bad("a TTL 1..255")),
+            "tos" if v.parse::<u8>().is_err() && v != "inherit" => {
+                return Err(bad("0..255 or \"inherit\""))
+            }
+            "csum" | "use_need_wakeup" if !matches!(v.as_str(), "true" | "false") => {
+                return Err(bad("true or false"))
+            }
+            "mac" if parse_mac(v).is_none() => {
+                return Err(bad("a MAC address like 02:00:00:00:00:01"))
+            }
+            _ => {}
+        }
+    }
+    if p.port_type.is_tunnel() && !p.options.contains_key("remote_ip") {
+        return Err(PortError {
+            option: Some(String::new()),
+            field: None,
+            message: format!("{} port '{}' needs option remote_ip", p.port_type, p.name),
+        });
+    }
+    let mode = p.vlan_mode.unwrap_or(if p.tag.is_some() {
+        VlanMode::Access
+    } else {
+        VlanMode::Trunk
+    });
+    match mode {
+        VlanMode::Access => {
+            if p.tag.is_none() {
+                return Err(field_err(
+                    "vlan_mode",
+                    "vlan_mode access needs a tag (1..=4094)".into(),
+                ));
+            }
+            if !p.trunks.is_empty() {
+                return Err(field_err(
+                    "trunks",
+                    "trunks make no sense with vlan_mode access".into(),
+                ));
+            }
+        }
+        VlanMode::Trunk => {
+            if p.tag.is_some() {
+                return Err(field_err(
+                    "tag",
+                    "a tag needs vlan_mode access, native-tagged or native-untagged (not trunk)"
+                        .into(),
+                ));
+            }
+        }
+        VlanMode::NativeTagged | VlanMode::NativeUntagged => {
+            if p.tag.is_none() {
+                return Err(field_err(
+                    "vlan_mode",
+                    format!("vlan_mode {} needs a tag (the native VLAN)", mode.as_str()),
+                ));
+            }
+        }
+    }
+    Ok(PortConfig {
+        name: p.name,
+        port_type: p.port_type,
+        options: p.options,
+        vlan: VlanConfig {
+            mode,
+            tag: p.tag,
+            trunks: p.trunks,
+        },
+    })
+}
+
+/// Builds a port from `add-port` arguments: `type=T`, `tag=N`, `vlan_mode=M`,
+/// `trunks=A,B`, and any other `key=value` as a type option.
+pub fn parse_port_args(
+    name: &str,
+    args: &[String],
+    datapath: DatapathType,
+) -> Result<PortConfig, ConfigError> {
+    let mut port_type = None;
+    let mut options = BTreeMap::new();
+    let mut vlan_mode = None;
+    let mut tag = None;
+    let mut trunks = Vec::new();
+    for a in args {
+        let (k, v) = a.split_once('=').ok_or_else(|| {
+            ConfigError::plain(format!(
+                "'{a}': expected key=value (type=afxdp, tag=10, n_rxq=2, ...)"
+            ))
+        })?;
+        match k {
+            "type" => port_type = Some(v.parse::<PortType>()?),
+            "vlan_mode" => vlan_mode = Some(v.parse::<VlanMode>()?),
+            "tag" => {
+                tag = Some(match v.parse::<u16>() {
+                    Ok(t @ 1..=4094) => t,
+                    _ => {
+                        return Err(ConfigError::plain(format!(
+                            "tag={v}: expected a VLAN id 1..=4094"
+                        )))
+                    }
+                })
+            }
+            "trunks" => {
+                for t in v.split(',') {
+                    match t.trim().parse::<u16>() {
+                        Ok(t @ 0..=4094) => trunks.push(t),
+                        _ => {
+                            return Err(ConfigError::plain(format!(
+                                "trunks={v}: '{t}' is not a VLAN id 0..=4094"
+                            )))
+                        }
+                    }
+                }
+            }
+            _ => {
+                options.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+    let default_type = match datapath {
+        DatapathType::Netdev => PortType::Afxdp,
+        DatapathType::Kernel => PortType::Afpacket,
+    };
+    let args = PortArgs {
+        name: name.to_string(),
+        port_type: port_type.unwrap_or(default_type),
+        options,
+        vlan_mode,
+        tag,
+        trunks,
+    };
+    Ok(validate_port(args, datapath)?)
+}
+
+fn check_ifname(name: &str, what: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("{what} name is empty"));
+    }
+    if name.len() > IFNAME_MAX {
+        return Err(format!(
+            "{what} name '{name}' is {} bytes long: Linux interface names are at most {IFNAME_MAX}",
+            name.len()
+        ));
+    }
+    if name
+        .chars()
+        .any(|c| c.is_whitespace() || c == '/' || c == ':' || c.is_control())
+        || name == "."
+        || name == ".."
+    {
+        return Err(format!(
+            "{what} name '{name}' is not a valid interface name (no spaces, '/' or ':')"
+        ));
+    }
+    Ok(())
+}
+
+fn parse_u64(v: &str) -> Option<u64> {
+    match v.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => v.parse().ok(),
+    }
+}
+
+fn parse_mac(v: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut n = 0;
+    for part in v.split(':') {
+        if n == 6 || part.len() != 2 {
+            return None;
+        }
+        out[n] = u8::from_str_radix(part, 16).ok()?;
+        n += 1;
+    }
+    (n == 6).then_some(out)
+}
+
+/// Match fields the flow syntax knows (ovs-ofctl names); a field outside this list is a typo.
+const MATCH_FIELDS: &[&str] = &[
+    "table",
+    "priority",
+    "cookie",
+    "idle_timeout",
+    "hard_timeout",
+    "in_port",
+    "dl_src",
+    "dl_dst",
+    "dl_type",
+    "dl_vlan",
+    "dl_vlan_pcp",
+    "vlan_tci",
+    "eth_src",
+    "eth_dst",
+    "eth_type",
+    "nw_src",
+    "nw_dst",
+    "nw_proto",
+    "nw_tos",
+    "nw_ttl",
+    "ip_src",
+    "ip_dst",
+    "ip_proto",
+    "ip_dscp",
+    "nw_ecn",
+    "tp_src",
+    "tp_dst",
+    "tcp_src",
+    "tcp_dst",
+    "udp_src",
+    "udp_dst",
+    "tcp_flags",
+    "ipv6_src",
+    "ipv6_dst",
+    "ipv6_label",
+    "arp_spa",
+    "arp_tpa",
+    "arp_sha",
+    "arp_tha",
+    "arp_op",
+    "icmp_type",
+    "icmp_code",
+    "icmpv6_type",
+    "icmpv6_code",
+    "tun_id",
+    "tun_src",
+    "tun_dst",
+    "metadata",
+    "reg0",
+    "reg1",
+    "reg2",
+    "reg3",
+    "out_port",
+];
+/// Protocol shorthands (`ip`, `tcp`, ...).
+const MATCH_SHORTHANDS: &[&str] = &[
+    "eth", "ip", "ipv6", "tcp", "tcp6", "udp", "udp6", "icmp", "icmp6", "arp", "rarp", "sctp",
+    "igmp",
+];
+
+/// Checks the syntax of a flow in ovs-ofctl form (`table=0,priority=10,ip,actions=NORMAL`).
+/// `need_actions` is false for `del-flows` matches. Returns what is wrong.
+pub fn check_flow_text(text: &str, need_actions: bool) -> Result<(), String> {
+    let text = text.trim();
+    if text.is_empty() && need_actions {
+        return Err("empty flow: expected match fields and actions=...".into());
+    }
+    let (matches, actions) = match text.find("actions=") {
+        Some(i) => (&text[..i], Some(&text[i + "actions=".len()..])),
+        None => (text, None),
+    };
+    match (actions, need_actions) {
+        (None, true) => return Err("missing actions= (e.g. actions=NORMAL or actions=drop)".into()),
+        (Some(a), _) if a.trim().is_empty() => {
+            return Err("actions= is empty (use actions=drop to drop)".into())
+        }
+        (Some(_), false) => return Err("a match for deleting flows takes no actions=".into()),
+        _ => {}
+    }
+    for field in matches.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+        match field.split_once('=') {
+            Some((k, v)) => {
+                let k = k.trim();
+                if !MATCH_FIELDS.contains(&k) {
+                    return Err(format!("unknown match field '{k}'"));
+                }
+                if v.trim().is_empty() {
+                    return Err(format!("{k}= has no value"));
+                }
+                let num = |max: u64| parse_u64(v.trim()).filter(|n| *n <= max).is_some();
+                match k {
+                    "table" if !num(254) => return Err(format!("table={v}: expected 0..254")),
+                    "priority" if !num(65535) => {
+                        return Err(format!("priority={v}: expected 0..65535"))
+                    }
+                    "dl_vlan" if !num(4095) => {
+                        return Err(format!("dl_vlan={v}: expected 0..4095"))
+                    }
+                    _ => {}
+                }
+            }
+            None if MATCH_SHORTHANDS.contains(&field) => {}
+            None => {
+                return Err(format!(
+                    "'{field}': expected field=value or a protocol (ip, tcp, udp, arp, ...)"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Bridge and port names must be unique switch-wide.
+pub(super) fn check_names(cfg: &Config) -> Result<(), ConfigError> {
+    let mut names = HashSet::new();
+    for b in &cfg.bridges {
+        if !names.insert(b.name.as_str()) {
+            return Err(ConfigError::plain(format!(
+                "bridge or port name '{}' is already in use",
+                b.name
+            )));
+        }
+    }
+    for b in &cfg.bridges {
+        for p in &b.ports {
+            if !names.insert(p.name.as_str()) {
+                return Err(ConfigError::plain(format!(
+                    "bridge or port name '{}' is already in use",
+                    p.name
+                )));
+            }
+        }
+    }
+    Ok(())
+}

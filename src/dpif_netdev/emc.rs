@@ -1,0 +1,276 @@
+//! Exact-match cache: the first lookup a packet sees, one per PMD thread.
+//!
+//! 8192 entries keyed by the full `FlowKey` and its hash, each probed at two positions
+//! derived from the hash (low bits, then bits 13 and up), as OVS's EMC does. An entry
+//! points at a megaflow by `FlowRef`, so a deleted megaflow invalidates its entries without
+//! a sweep. Entries are inserted only with probability 1/N on a megaflow hit (OVS default
+//! N = 100) so the cache fills with elephant flows instead of churning on mice.
+
+use super::flow_table::{FlowRef, FlowTable};
+use crate::packet::FlowKey;
+
+/// Number of entries (power of two).
+pub const EMC_ENTRIES: usize = 8192;
+const EMC_MASK: u32 = EMC_ENTRIES as u32 - 1;
+/// Shift for the second probe position (log2 of the size).
+const EMC_SHIFT: u32 = 13;
+const _: () = assert!(1 << EMC_SHIFT == EMC_ENTRIES);
+
+/// Default inverse insertion probability (OVS's `emc-insert-inv-prob`).
+pub const DEFAULT_EMC_INSERT_INV_PROB: u32 = 100;
+
+/// One cached exact match.
+#[derive(Clone, Copy)]
+struct EmcEntry {
+    hash: u32,
+    flow: FlowRef,
+    key: FlowKey,
+}
+
+/// A xorshift32 generator: the insertion coin only needs to be cheap and unbiased enough.
+#[derive(Clone, Copy, Debug)]
+pub struct XorShift32(u32);
+
+impl XorShift32 {
+    /// Seeds the generator (a zero seed is replaced, xorshift's only fixed point).
+    pub fn new(seed: u32) -> Self {
+        XorShift32(if seed == 0 { 0x9e37_79b9 } else { seed })
+    }
+    /// Next value.
+    #[inline(always)]
+    pub fn next_u32(&mut self) -> u32 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.0 = x;
+        x
+    }
+}
+
+/// The exact-match cache of one PMD thread.
+pub struct Emc {
+    entries: Box<[EmcEntry]>,
+    /// Inserting when `rng <= insert_threshold`; `None` disables insertion.
+    insert_threshold: Option<u32>,
+    rng: XorShift32,
+}
+
+impl Emc {
+    /// An empty cache inserting with probability 1/`inv_prob` (1 = always, 0 = never).
+    pub fn new(inv_prob: u32, seed: u32) -> Self {
+        let empty = EmcEntry {
+            hash: 0,
+            flow: FlowRef::NONE,
+            key: FlowKey::default(),
+        };
+        let mut emc = Emc {
+            entries: vec![empty; EMC_ENTRIES].into_boxed_slice(),
+            insert_threshold: None,
+            rng: XorShift32::new(seed),
+        };
+        emc.set_insert_inv_prob(inv_prob);
+        emc
+    }
+
+    /// Changes the insertion probability to 1/`inv_prob` (0 disables insertion).
+    pub fn set_insert_inv_prob(&mut self, inv_prob: u32) {
+        self.insert_threshold = match inv_prob {
+            0 => None,
+            n => Some(u32::MAX / n),
+        };
+    }
+
+    /// Whether the EMC is in use at all (insertion disabled => lookups are skipped too).
+    #[inline(always)]
+    pub fn enabled(&self) -> bool {
+        self.insert_threshold.is_some()
+    }
+
+    #[inline(always)]
+    fn positions(hash: u32) -> [usize; 2] {
+        [
+            (hash & EMC_MASK) as usize,
+            ((hash >> EMC_SHIFT) & EMC_MASK) as usize,
+        ]
+    }
+
+    /// Looks `key` up; returns the megaflow only if it is still live.
+    #[inline(always)]
+    pub fn lookup(&self, key: &FlowKey, hash: u32, flows: &FlowTable) -> Option<FlowRef> {
+        for pos in Self::positions(hash) {
+            let e = &self.entries[pos];
+            if e.hash == hash && e.key == *key && flows.is_live(e.flow) {
+                return Some(e.flow);
+            }
+        }
+        None
+    }
+
+    /// Called on a megaflow hit: inserts with the configured probability.
+    #[inline(always)]
+    pub fn probabilistic_insert(
+        &mut self,
+        key: &FlowKey,
+        hash: u32,
+        flow: FlowRef,
+        flows: &FlowTable,
+    ) {
+        if let Some(t) = self.insert_threshold {
+            if self.rng.next_u32() <= t {
+                self.insert(key, hash, flow, flows);
+            }
+        }
+    }
+
+    /// Inserts unconditionally: refreshes an entry with the same key, else takes a slot
+    /// whose flow is dead, else replaces one of the two candidates (the one with the
+    /// smaller stored hash, an arbitrary but deterministic choice).
+    pub fn insert(&mut self, key: &FlowKey, hash: u32, flow: FlowRef, flows: &FlowTable) {
+        let [a, b] = Self::positions(hash);
+        let mut victim = None;
+        for pos in [a, b] {
+            let e = &self.entries[pos];
+            if e.hash == hash && e.key == *key {
+                victim = Some(pos);
+                break;
+            }
+        }
+        let pos = victim.unwrap_or_else(|| {
+            if !flows.is_live(self.entries[a].flow) {
+                a
+            } else if !flows.is_live(self.entries[b].flow) {
+                b
+            } else if self.entries[a].hash <= self.entries[b].hash {
+                a
+            } else {
+                b
+            }
+        });
+        self.entries[pos] = EmcEntry {
+            hash,
+            flow,
+            key: *key,
+        };
+    }
+
+    /// Number of entries that point at a live flow (for tests and `pmd-perf-show`-like
+    /// insight; walks the whole cache).
+    pub fn live_entries(&self, flows: &FlowTable) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| flows.is_live(e.flow))
+            .count()
+    }
+
+    /// Drops every entry.
+    pub fn clear(&mut self) {
+        for e in self.entries.iter_mut() {
+            e.flow = FlowRef::NONE;
+            e.hash = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dpif::DpActions;
+    use crate::dpif_netdev::flow_table::normalize_mask;
+    use crate::packet::FlowMask;
+    use std::sync::Arc;
+
+    fn setup() -> (FlowTable, FlowRef) {
+        let mut t = FlowTable::new(16);
+        let mut m = FlowMask::default();
+        m.0.nw_dst = u32::MAX;
+        let k = FlowKey {
+            in_port: 1,
+            nw_dst: 7,
+            ..Default::default()
+        };
+        let acts: DpActions = Arc::from(Vec::new());
+        let r = t.insert(&k, &normalize_mask(&m), acts).unwrap();
+        (t, r)
+    }
+
+    fn pkt(src: u32) -> FlowKey {
+        FlowKey {
+            in_port: 1,
+            nw_dst: 7,
+            nw_src: src,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn hit_after_insert_and_miss_for_other_key() {
+        let (t, r) = setup();
+        let mut emc = Emc::new(1, 1);
+        let k = pkt(1);
+        assert_eq!(emc.lookup(&k, k.hash(), &t), None);
+        emc.probabilistic_insert(&k, k.hash(), r, &t);
+        assert_eq!(emc.lookup(&k, k.hash(), &t), Some(r));
+        let k2 = pkt(2);
+        assert_eq!(emc.lookup(&k2, k2.hash(), &t), None);
+    }
+
+    #[test]
+    fn delete_of_megaflow_invalidates_entries() {
+        let (mut t, r) = setup();
+        let mut emc = Emc::new(1, 1);
+        let k = pkt(1);
+        emc.insert(&k, k.hash(), r, &t);
+        assert_eq!(emc.live_entries(&t), 1);
+        t.remove(r);
+        assert_eq!(emc.lookup(&k, k.hash(), &t), None);
+        assert_eq!(emc.live_entries(&t), 0);
+        // A new flow in the recycled slot must not be reached through the stale entry.
+        let mut m = FlowMask::default();
+        m.0.nw_src = u32::MAX;
+        let r2 = t
+            .insert(&pkt(1), &normalize_mask(&m), Arc::from(Vec::new()))
+            .unwrap();
+        assert_eq!(r2.idx, r.idx);
+        assert_eq!(emc.lookup(&k, k.hash(), &t), None);
+    }
+
+    #[test]
+    fn eviction_when_both_positions_are_taken() {
+        let (t, r) = setup();
+        let mut emc = Emc::new(1, 1);
+        // Three keys forced onto the same two positions by using the same hash.
+        let h = 0x1234_5678;
+        let (k1, k2, k3) = (pkt(1), pkt(2), pkt(3));
+        emc.insert(&k1, h, r, &t);
+        emc.insert(&k2, h, r, &t);
+        assert_eq!(emc.lookup(&k1, h, &t), Some(r));
+        assert_eq!(emc.lookup(&k2, h, &t), Some(r));
+        emc.insert(&k3, h, r, &t);
+        assert_eq!(emc.lookup(&k3, h, &t), Some(r));
+        let survivors = [&k1, &k2]
+            .iter()
+            .filter(|k| emc.lookup(k, h, &t).is_some())
+            .count();
+        assert_eq!(
+            survivors, 1,
+            "exactly one of the two old entries was evicted"
+        );
+    }
+
+    #[test]
+    fn insertion_probability_is_respected() {
+        let (t, r) = setup();
+        let mut never = Emc::new(0, 1);
+        let mut sometimes = Emc::new(100, 12345);
+        for i in 0..20_000u32 {
+            let k = pkt(i + 100);
+            never.probabilistic_insert(&k, k.hash(), r, &t);
+            sometimes.probabilistic_insert(&k, k.hash(), r, &t);
+        }
+        assert_eq!(never.live_entries(&t), 0);
+        let n = sometimes.live_entries(&t);
+        // ~200 expected (some collide); far from 0 and far from 8192.
+        assert!((100..400).contains(&n), "got {n} entries");
+    }
+}

@@ -1,0 +1,389 @@
+//! The batch pipeline and action execution of one poll thread.
+//!
+//! `process_packets`: parse every packet once, look the batch up in the EMC, send the
+//! misses through the dpcls as one batch, upcall what is left, then group the packets by
+//! the flow they hit so that each flow's actions run once per batch on a sub-batch.
+//! Outputs are queued on per-port tx batches that `flush_tx` sends once per iteration.
+
+use std::sync::Arc;
+
+use super::flow_table::{FlowRef, InsertError};
+use super::pmd_datapath::{Disposition, PmdDatapath};
+use crate::dpif::{DpAction, DpActions, Upcall, UpcallKind};
+use crate::packet::parse::flow_extract;
+use crate::packet::rewrite::{apply_set, pop_vlan, push_vlan};
+use crate::packet::{FlowKey, OdpPort, PacketBatch, PacketBuf, PacketPool, MAX_BURST};
+
+#[inline(always)]
+fn copy_packet(pool: &mut PacketPool, p: &PacketBuf) -> PacketBuf {
+    let mut c = pool.get();
+    c.set_data(p.data());
+    c.meta = p.meta;
+    c
+}
+
+impl PmdDatapath {
+    /// Runs a batch (all packets' `meta.in_port`/`recirc_id` set) through lookup and
+    /// execution. `depth` counts recirculations. Packets left in `batch` afterwards are
+    /// the caller's to recycle (normally none).
+    pub fn process_packets(&mut self, batch: &mut PacketBatch, depth: u32) {
+        let n = batch.len();
+        if n == 0 {
+            return;
+        }
+        debug_assert!(n <= MAX_BURST);
+        // Recirculation re-enters here while an outer batch still owns the adhoc entries
+        // below this mark.
+        let adhoc_base = self.adhoc.len();
+        // 1. Parse.
+        for (i, p) in batch.pkts.iter_mut().enumerate() {
+            let key = &mut self.keys[i];
+            flow_extract(p, key);
+            key.in_port = p.meta.in_port;
+            key.recirc_id = p.meta.recirc_id;
+            self.hashes[i] = key.hash();
+        }
+        // 2. EMC.
+        let mut miss = if n == MAX_BURST {
+            u32::MAX
+        } else {
+            (1u32 << n) - 1
+        };
+        if self.emc.enabled() {
+            let mut hits = 0;
+            for i in 0..n {
+                if let Some(r) = self.emc.lookup(&self.keys[i], self.hashes[i], &self.flows) {
+                    self.disp[i] = Disposition::Flow(r);
+                    miss &= !(1 << i);
+                    hits += 1;
+                }
+            }
+            self.counters.emc_hits.add(hits);
+        }
+        // 3. dpcls, one lookup per in_port present among the misses.
+        let mut pending = miss;
+        while pending != 0 {
+            let first = pending.trailing_zeros() as usize;
+            let port = self.keys[first].in_port;
+            let mut want = 0u32;
+            let mut bits = pending;
+            while bits != 0 {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if self.keys[i].in_port == port {
+                    want |= 1 << i;
+                }
+            }
+            pending &= !want;
+            let Some(ci) = self.classifiers.iter().position(|(p, _)| *p == port) else {
+                continue;
+            };
+            let mut refs = [FlowRef::NONE; MAX_BURST];
+            let res = self.classifiers[ci]
+                .1
+                .lookup_batch(&self.keys[..n], want, &mut refs);
+            self.counters
+                .megaflow_hits
+                .add(res.hit_bits.count_ones() as u64);
+            self.counters.subtable_lookups.add(res.subtables_searched);
+            let mut bits = res.hit_bits;
+            while bits != 0 {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                self.disp[i] = Disposition::Flow(refs[i]);
+                self.emc
+                    .probabilistic_insert(&self.keys[i], self.hashes[i], refs[i], &self.flows);
+            }
+            miss &= !res.hit_bits;
+        }
+        // 4. Upcalls for the rest.
+        if miss != 0 {
+            self.handle_misses(batch, miss);
+        }
+        // 5. Group by disposition and execute each group's actions once.
+        let mut groups = self.spare_groups.pop().unwrap_or_default();
+        for (i, p) in batch.pkts.drain(..).enumerate() {
+            let d = self.disp[i];
+            if d == Disposition::Drop {
+                self.pool.put(p);
+                continue;
+            }
+            if let Disposition::Flow(r) = d {
+                if let Some(f) = self.flows.get_mut(r) {
+                    f.stats.packets += 1;
+                    f.stats.bytes += p.len() as u64;
+                    f.stats.tcp_flags |= self.keys[i].tcp_flags;
+                }
+            }
+            match groups.iter_mut().find(|(g, _)| *g == d) {
+                Some((_, b)) => b.pkts.push(p),
+                None => {
+                    let mut b = self.spare_batches.pop().unwrap_or_default();
+                    b.pkts.push(p);
+                    groups.push((d, b));
+                }
+            }
+        }
+        for (d, mut b) in groups.drain(..) {
+            let actions: Option<DpActions> = match d {
+                Disposition::Flow(r) => self.flows.get_mut(r).map(|f| {
+                    f.stats.used = Some(self.now);
+                    f.actions.clone()
+                }),
+                Disposition::Adhoc(k) => self.adhoc.get(k as usize).cloned(),
+                Disposition::Drop => None,
+            };
+            if let Some(a) = actions {
+                self.execute_actions(&mut b, &a, depth);
+            }
+            self.recycle_batch(b);
+        }
+        self.spare_groups.push(groups);
+        self.adhoc.truncate(adhoc_base);
+    }
+
+    /// Misses: re-check the dpcls if an earlier upcall of this batch installed a flow,
+    /// else ask the translator (rate-limited) and install its megaflow.
+    fn handle_misses(&mut self, batch: &PacketBatch, miss: u32) {
+        let mut installed = false;
+        let mut bits = miss;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let key = self.keys[i];
+            if installed {
+                let port = key.in_port;
+                if let Some((_, c)) = self.classifiers.iter().find(|(p, _)| *p == port) {
+                    if let Some((r, rank)) = c.lookup_one(&key) {
+                        self.counters.megaflow_hits.add(1);
+                        self.counters.subtable_lookups.add(rank as u64);
+                        self.disp[i] = Disposition::Flow(r);
+                        continue;
+                    }
+                }
+            }
+            self.disp[i] = Disposition::Drop;
+            if !self.limiter.take(self.now) {
+                self.counters.upcall_rate_limited.add(1);
+                self.counters.upcall_failed.add(1);
+                continue;
+            }
+            let Some(h) = self.handler.clone() else {
+                self.counters.upcall_failed.add(1);
+                continue;
+            };
+            let pkt = &batch.pkts[i];
+            let up = Upcall {
+                kind: UpcallKind::Miss,
+                key: &key,
+                packet: pkt.data(),
+                meta: &pkt.meta,
+            };
+            match h.upcall(&up) {
+                Ok(reply) => {
+                    self.counters.upcall_ok.add(1);
+                    let actions: DpActions = Arc::from(reply.actions);
+                    if reply.install {
+                        match self.install(&key, &reply.mask, actions.clone()) {
+                            Ok(r) | Err(InsertError::Exists(r)) => {
+                                installed = true;
+                                self.emc
+                                    .probabilistic_insert(&key, self.hashes[i], r, &self.flows);
+                                self.disp[i] = Disposition::Flow(r);
+                                continue;
+                            }
+                            Err(InsertError::Full(max)) => {
+                                tracing::debug!(
+                                    max,
+                                    "megaflow table full; executing without install"
+                                );
+                            }
+                        }
+                    }
+                    if self.adhoc.len() < u8::MAX as usize {
+                        self.disp[i] = Disposition::Adhoc(self.adhoc.len() as u8);
+                        self.adhoc.push(actions);
+                    }
+                }
+                Err(e) => {
+                    self.counters.upcall_failed.add(1);
+                    tracing::debug!("upcall failed: {e}");
+                }
+            }
+        }
+    }
+
+    /// Executes `actions` on every packet of `batch`. Packets still in the batch at the
+    /// end are dropped by the caller (recycled); an empty list therefore drops.
+    pub fn execute_actions(&mut self, batch: &mut PacketBatch, actions: &[DpAction], depth: u32) {
+        let last_idx = actions.len().saturating_sub(1);
+        for (ai, a) in actions.iter().enumerate() {
+            if batch.is_empty() {
+                return;
+            }
+            let last = ai == last_idx;
+            match a {
+                DpAction::Output(port) => self.output(batch, *port, last),
+                DpAction::PushVlan(tag) => {
+                    let before = batch.len();
+                    let pool = &mut self.pool;
+                    retain_or_recycle(batch, pool, |p| push_vlan(p, *tag));
+                    self.counters
+                        .action_errors
+                        .add((before - batch.len()) as u64);
+                }
+                DpAction::PopVlan => {
+                    // An untagged packet is left as it is (as the kernel datapath does).
+                    for p in batch.pkts.iter_mut() {
+                        pop_vlan(p);
+                    }
+                }
+                DpAction::Set(sf) => {
+                    for p in batch.pkts.iter_mut() {
+                        if !apply_set(p, sf) {
+                            // The header to rewrite is absent: the packet is left alone.
+                            self.counters.action_errors.add(1);
+                        }
+                    }
+                }
+                DpAction::Recirc(id) => self.recirculate(batch, *id, depth, last),
+                DpAction::Userspace { cookie } => self.userspace(batch, *cookie),
+                DpAction::Clone(nested) => {
+                    let mut c = self.copy_batch(batch, |_| true);
+                    self.execute_actions(&mut c, nested, depth);
+                    self.recycle_batch(c);
+                }
+                DpAction::Sample {
+                    probability,
+                    actions: nested,
+                } => {
+                    let p = *probability;
+                    let mut rng = self.rng;
+                    let mut c = self.copy_batch(batch, |_| p != 0 && rng.next_u32() <= p);
+                    self.rng = rng;
+                    self.execute_actions(&mut c, nested, depth);
+                    self.recycle_batch(c);
+                }
+                DpAction::TnlPush(_) | DpAction::TnlPop(_) => {
+                    // Native tunnelling is not implemented in this datapath yet: the
+                    // encapsulated/decapsulated copy is counted and dropped.
+                    self.counters.unsupported_actions.add(batch.len() as u64);
+                }
+            }
+        }
+    }
+
+    fn copy_batch(
+        &mut self,
+        batch: &PacketBatch,
+        mut select: impl FnMut(&PacketBuf) -> bool,
+    ) -> PacketBatch {
+        let mut c = self.take_batch();
+        for p in batch.pkts.iter() {
+            if select(p) {
+                c.pkts.push(copy_packet(&mut self.pool, p));
+            }
+        }
+        c
+    }
+
+    /// Queues the batch (moved if this is the last action, copied otherwise) on `port`.
+    fn output(&mut self, batch: &mut PacketBatch, port: OdpPort, last: bool) {
+        let Some(t) = self.tx_ports.iter_mut().find(|t| t.port == port) else {
+            self.counters.tx_no_port.add(batch.len() as u64);
+            return;
+        };
+        let pool = &mut self.pool;
+        let counters = &self.counters;
+        let mut push = |p: PacketBuf, pool: &mut PacketPool| {
+            if t.pending.is_full() {
+                let n = t.pending.len() as u64;
+                t.txq.send(&mut t.pending, pool);
+                counters.tx_packets.add(n);
+                counters.tx_batches.add(1);
+                t.dirty = true;
+            }
+            t.pending.pkts.push(p);
+        };
+        if last {
+            for p in batch.pkts.drain(..) {
+                push(p, pool);
+            }
+        } else {
+            for p in batch.pkts.iter() {
+                let c = copy_packet(pool, p);
+                push(c, pool);
+            }
+        }
+    }
+
+    fn recirculate(&mut self, batch: &mut PacketBatch, id: u32, depth: u32, last: bool) {
+        if depth >= self.max_recirc_depth {
+            self.counters.action_errors.add(batch.len() as u64);
+            if last {
+                let pool = &mut self.pool;
+                batch.pkts.drain(..).for_each(|p| pool.put(p));
+            }
+            return;
+        }
+        let mut b = if last {
+            let mut b = self.take_batch();
+            std::mem::swap(&mut b.pkts, &mut batch.pkts);
+            b
+        } else {
+            self.copy_batch(batch, |_| true)
+        };
+        for p in b.pkts.iter_mut() {
+            p.meta.recirc_id = id;
+        }
+        self.counters.recirculations.add(b.len() as u64);
+        self.process_packets(&mut b, depth + 1);
+        self.recycle_batch(b);
+    }
+
+    /// Hands each packet to the translator with `UpcallKind::Action`; packets continue.
+    fn userspace(&mut self, batch: &mut PacketBatch, cookie: u64) {
+        let Some(h) = self.handler.clone() else {
+            self.counters.upcall_failed.add(batch.len() as u64);
+            return;
+        };
+        for p in batch.pkts.iter_mut() {
+            let mut key = FlowKey::default();
+            flow_extract(p, &mut key);
+            key.in_port = p.meta.in_port;
+            key.recirc_id = p.meta.recirc_id;
+            let up = Upcall {
+                kind: UpcallKind::Action { cookie },
+                key: &key,
+                packet: p.data(),
+                meta: &p.meta,
+            };
+            match h.upcall(&up) {
+                Ok(_) => self.counters.userspace_actions.add(1),
+                Err(e) => {
+                    self.counters.upcall_failed.add(1);
+                    tracing::debug!("userspace action upcall failed: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// Keeps the packets for which `f` returns true, returning the others to the pool,
+/// preserving order and without allocating.
+fn retain_or_recycle(
+    batch: &mut PacketBatch,
+    pool: &mut PacketPool,
+    mut f: impl FnMut(&mut PacketBuf) -> bool,
+) {
+    let mut keep = 0;
+    for i in 0..batch.pkts.len() {
+        if f(&mut batch.pkts[i]) {
+            batch.pkts.swap(keep, i);
+            keep += 1;
+        }
+    }
+    for p in batch.pkts.drain(keep..) {
+        pool.put(p);
+    }
+}

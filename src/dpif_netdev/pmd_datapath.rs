@@ -1,0 +1,438 @@
+//! The datapath state one poll thread owns outright: EMC, per-in_port dpcls, megaflow
+//! table, tx queues, buffer pool, upcall limiter, and the batch pipeline that ties them
+//! together (parse -> EMC -> dpcls -> upcall -> grouped execution; see `execute.rs`).
+//!
+//! Nothing here is shared with another thread except the counters (single-writer relaxed
+//! atomics) and the `Arc`ed actions of megaflows (read-only once installed). The control
+//! plane reaches this state only through `DpCtl` messages the poll loop hands to
+//! `handle_ctl` between batches.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+
+use super::dpcls::Dpcls;
+use super::emc::{Emc, XorShift32};
+use super::flow_table::{normalize_mask, FlowRef, FlowTable, InsertError};
+use super::upcall_limit::TokenBucket;
+use crate::dpif::{
+    DpAction, DpActions, DpFlow, DpFlowStats, DpifError, FlowPut, FlowPutMode, UpcallHandler,
+};
+use crate::netdev::Txq;
+use crate::packet::{FlowKey, FlowMask, OdpPort, PacketBatch, PacketMeta, PacketPool, MAX_BURST};
+use crate::pmd::{PmdCounters, PollWork};
+
+/// How often subtables are re-ranked by hits (OVS: every second).
+pub const SUBTABLE_SORT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Settings a `PmdDatapath` is built with.
+#[derive(Clone, Debug)]
+pub struct PmdDatapathConfig {
+    /// Inverse EMC insertion probability (1 = always, 0 = EMC off).
+    pub emc_insert_inv_prob: u32,
+    /// Bound on megaflows.
+    pub max_flows: usize,
+    /// Sustained upcalls per second (0 = unlimited).
+    pub upcall_rate: u32,
+    /// Upcall burst.
+    pub upcall_burst: u32,
+    /// Packet buffers preallocated for this thread.
+    pub pool_size: usize,
+    /// Maximum recirculation depth before packets are dropped (OVS: 6).
+    pub max_recirc_depth: u32,
+}
+
+/// Control messages for one thread's datapath state.
+pub enum DpCtl {
+    /// Install or modify a megaflow.
+    FlowPut {
+        /// The request.
+        put: FlowPut,
+        /// Result.
+        reply: Sender<Result<(), DpifError>>,
+    },
+    /// Fetch a megaflow.
+    FlowGet {
+        /// Key.
+        key: FlowKey,
+        /// Mask.
+        mask: FlowMask,
+        /// The flow if present.
+        reply: Sender<Option<DpFlow>>,
+    },
+    /// Delete a megaflow.
+    FlowDel {
+        /// Key.
+        key: FlowKey,
+        /// Mask.
+        mask: FlowMask,
+        /// Final counters if it existed.
+        reply: Sender<Option<DpFlowStats>>,
+    },
+    /// Every megaflow.
+    FlowDump(Sender<Vec<DpFlow>>),
+    /// Delete every megaflow.
+    FlowFlush(Sender<()>),
+    /// Start sending to `port` through `txq`.
+    AddTxPort {
+        /// Port.
+        port: OdpPort,
+        /// This thread's tx handle on the device.
+        txq: Box<dyn Txq>,
+    },
+    /// Register the translator.
+    SetUpcallHandler(Arc<dyn UpcallHandler>),
+    /// Change the EMC insertion probability.
+    SetEmcInsertInvProb(u32),
+    /// Execute actions on one packet (the control plane's `Dpif::execute`).
+    Execute {
+        /// Frame bytes.
+        packet: Vec<u8>,
+        /// Metadata (in_port etc.).
+        meta: PacketMeta,
+        /// Actions.
+        actions: Vec<DpAction>,
+        /// Done.
+        reply: Sender<()>,
+    },
+}
+
+pub(super) struct TxPort {
+    pub(super) port: OdpPort,
+    pub(super) txq: Box<dyn Txq>,
+    pub(super) pending: PacketBatch,
+    pub(super) dirty: bool,
+}
+
+/// What a packet of the current batch goes through.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Disposition {
+    /// A megaflow's actions.
+    Flow(FlowRef),
+    /// One-off actions from an upcall that installed nothing (index into `adhoc`).
+    Adhoc(u8),
+    /// Dropped (failed or rate-limited upcall); already counted.
+    Drop,
+}
+
+/// One thread's datapath: see the module docs.
+pub struct PmdDatapath {
+    pub(super) core: Option<usize>,
+    pub(super) flows: FlowTable,
+    pub(super) emc: Emc,
+    pub(super) classifiers: Vec<(OdpPort, Dpcls)>,
+    pub(super) tx_ports: Vec<TxPort>,
+    pub(super) pool: PacketPool,
+    pub(super) counters: Arc<PmdCounters>,
+    pub(super) handler: Option<Arc<dyn UpcallHandler>>,
+    pub(super) limiter: TokenBucket,
+    pub(super) now: Instant,
+    last_sort: Instant,
+    pub(super) rng: XorShift32,
+    pub(super) max_recirc_depth: u32,
+    // Scratch reused by every batch, so the pipeline allocates nothing.
+    pub(super) keys: Box<[FlowKey; MAX_BURST]>,
+    pub(super) hashes: [u32; MAX_BURST],
+    pub(super) disp: [Disposition; MAX_BURST],
+    pub(super) adhoc: Vec<DpActions>,
+    pub(super) spare_batches: Vec<PacketBatch>,
+    pub(super) spare_groups: Vec<Vec<(Disposition, PacketBatch)>>,
+}
+
+impl PmdDatapath {
+    /// Fresh state for the thread on `core` (`None`: the non-PMD thread).
+    pub fn new(core: Option<usize>, cfg: &PmdDatapathConfig, counters: Arc<PmdCounters>) -> Self {
+        let seed = 0x5eed_0000 ^ core.map_or(0xffff, |c| c as u32);
+        PmdDatapath {
+            core,
+            flows: FlowTable::new(cfg.max_flows),
+            emc: Emc::new(cfg.emc_insert_inv_prob, seed),
+            classifiers: Vec::new(),
+            tx_ports: Vec::new(),
+            pool: PacketPool::new(cfg.pool_size),
+            counters,
+            handler: None,
+            limiter: TokenBucket::new(cfg.upcall_rate, cfg.upcall_burst),
+            now: Instant::now(),
+            last_sort: Instant::now(),
+            rng: XorShift32::new(seed.rotate_left(7)),
+            max_recirc_depth: cfg.max_recirc_depth,
+            keys: Box::new([FlowKey::default(); MAX_BURST]),
+            hashes: [0; MAX_BURST],
+            disp: [Disposition::Drop; MAX_BURST],
+            adhoc: Vec::new(),
+            spare_batches: (0..8).map(|_| PacketBatch::new()).collect(),
+            spare_groups: (0..4).map(|_| Vec::with_capacity(MAX_BURST)).collect(),
+        }
+    }
+
+    /// The counters this state updates.
+    pub fn counters(&self) -> &Arc<PmdCounters> {
+        &self.counters
+    }
+
+    /// The core this state belongs to.
+    pub fn core(&self) -> Option<usize> {
+        self.core
+    }
+
+    /// Registers the translator (tests and benches that drive the state directly).
+    pub fn set_upcall_handler(&mut self, h: Arc<dyn UpcallHandler>) {
+        self.handler = Some(h);
+    }
+
+    /// Adds a tx queue for `port` (replacing any previous one).
+    pub fn add_tx_port(&mut self, port: OdpPort, txq: Box<dyn Txq>) {
+        self.remove_tx_port(port);
+        self.tx_ports.push(TxPort {
+            port,
+            txq,
+            pending: PacketBatch::new(),
+            dirty: false,
+        });
+    }
+
+    fn remove_tx_port(&mut self, port: OdpPort) {
+        if let Some(i) = self.tx_ports.iter().position(|t| t.port == port) {
+            let mut t = self.tx_ports.swap_remove(i);
+            for p in t.pending.pkts.drain(..) {
+                self.pool.put(p);
+            }
+        }
+    }
+
+    /// Number of megaflows.
+    pub fn n_flows(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Number of EMC entries pointing at live flows (walks the cache).
+    pub fn emc_live_entries(&self) -> usize {
+        self.emc.live_entries(&self.flows)
+    }
+
+    pub(super) fn classifier_mut(&mut self, port: OdpPort) -> &mut Dpcls {
+        let i = match self.classifiers.iter().position(|(p, _)| *p == port) {
+            Some(i) => i,
+            None => {
+                self.classifiers.push((port, Dpcls::new()));
+                self.classifiers.len() - 1
+            }
+        };
+        &mut self.classifiers[i].1
+    }
+
+    pub(super) fn update_gauges(&self) {
+        self.counters.n_flows.set(self.flows.len() as u64);
+        let subtables: usize = self.classifiers.iter().map(|(_, c)| c.n_subtables()).sum();
+        self.counters.n_subtables.set(subtables as u64);
+    }
+
+    /// Installs a megaflow (mask normalized here). Used by upcalls and `flow_put`.
+    pub(super) fn install(
+        &mut self,
+        key: &FlowKey,
+        mask: &FlowMask,
+        actions: DpActions,
+    ) -> Result<FlowRef, InsertError> {
+        let mask = normalize_mask(mask);
+        let r = self.flows.insert(key, &mask, actions)?;
+        let masked = key.masked(&mask);
+        self.classifier_mut(key.in_port).insert(&masked, &mask, r);
+        self.update_gauges();
+        Ok(r)
+    }
+
+    fn remove(&mut self, r: FlowRef) -> Option<DpFlowStats> {
+        let f = self.flows.remove(r)?;
+        if let Some(i) = self
+            .classifiers
+            .iter()
+            .position(|(p, _)| *p == f.key.in_port)
+        {
+            self.classifiers[i].1.remove(&f.key, &f.mask);
+            if self.classifiers[i].1.is_empty() {
+                self.classifiers.swap_remove(i);
+            }
+        }
+        self.update_gauges();
+        Some(f.stats.to_dp())
+    }
+
+    fn to_dp_flow(&self, r: FlowRef) -> Option<DpFlow> {
+        let f = self.flows.get(r)?;
+        Some(DpFlow {
+            key: f.key,
+            mask: f.mask,
+            actions: f.actions.clone(),
+            stats: f.stats.to_dp(),
+            pmd_core: self.core,
+        })
+    }
+
+    /// Applies a `FlowPut` to this thread's table.
+    pub fn flow_put(&mut self, put: &FlowPut) -> Result<(), DpifError> {
+        let mask = normalize_mask(&put.mask);
+        match (self.flows.find(&put.key, &mask), put.mode) {
+            (Some(_), FlowPutMode::Create) => Err(DpifError::FlowExists),
+            (None, FlowPutMode::Modify) => Err(DpifError::NoSuchFlow),
+            (Some(r), _) => {
+                let f = self.flows.get_mut(r).expect("found above");
+                f.actions = put.actions.clone();
+                if put.clear_stats {
+                    f.stats = Default::default();
+                }
+                Ok(())
+            }
+            (None, _) => match self.install(&put.key, &mask, put.actions.clone()) {
+                Ok(_) => Ok(()),
+                Err(InsertError::Exists(_)) => Err(DpifError::FlowExists),
+                Err(InsertError::Full(n)) => Err(DpifError::TableFull(n)),
+            },
+        }
+    }
+
+    /// Fetches a megaflow.
+    pub fn flow_get(&self, key: &FlowKey, mask: &FlowMask) -> Option<DpFlow> {
+        let mask = normalize_mask(mask);
+        self.flows.find(key, &mask).and_then(|r| self.to_dp_flow(r))
+    }
+
+    /// Deletes a megaflow; its EMC entries die with it.
+    pub fn flow_del(&mut self, key: &FlowKey, mask: &FlowMask) -> Option<DpFlowStats> {
+        let mask = normalize_mask(mask);
+        let r = self.flows.find(key, &mask)?;
+        self.remove(r)
+    }
+
+    /// Every megaflow of this thread.
+    pub fn flow_dump(&self) -> Vec<DpFlow> {
+        self.flows
+            .iter()
+            .filter_map(|(r, _)| self.to_dp_flow(r))
+            .collect()
+    }
+
+    /// Deletes every megaflow.
+    pub fn flow_flush(&mut self) {
+        self.flows.clear();
+        self.classifiers.clear();
+        self.emc.clear();
+        self.update_gauges();
+    }
+
+    /// Sends every pending tx batch and kicks the devices: once per iteration.
+    pub fn flush_tx(&mut self) {
+        let (pool, counters) = (&mut self.pool, &self.counters);
+        for t in self.tx_ports.iter_mut() {
+            if !t.pending.is_empty() {
+                let n = t.pending.len() as u64;
+                t.txq.send(&mut t.pending, pool);
+                counters.tx_packets.add(n);
+                counters.tx_batches.add(1);
+                t.dirty = true;
+            }
+            if t.dirty {
+                t.txq.flush();
+                t.dirty = false;
+            }
+        }
+    }
+
+    /// Periodic work: re-rank subtables once per `SUBTABLE_SORT_INTERVAL`.
+    fn housekeeping(&mut self) {
+        self.now = Instant::now();
+        if self.now.duration_since(self.last_sort) >= SUBTABLE_SORT_INTERVAL {
+            self.last_sort = self.now;
+            for (_, c) in self.classifiers.iter_mut() {
+                c.sort_subtables();
+            }
+        }
+    }
+
+    fn execute_ctl(&mut self, packet: &[u8], meta: &PacketMeta, actions: &[DpAction]) {
+        let mut b = self.take_batch();
+        let mut p = self.pool.get();
+        p.set_data(packet);
+        p.meta = *meta;
+        let mut key = FlowKey::default();
+        crate::packet::parse::flow_extract(&mut p, &mut key);
+        b.pkts.push(p);
+        self.execute_actions(&mut b, actions, 0);
+        self.recycle_batch(b);
+    }
+
+    pub(super) fn take_batch(&mut self) -> PacketBatch {
+        self.spare_batches.pop().unwrap_or_default()
+    }
+
+    pub(super) fn recycle_batch(&mut self, mut b: PacketBatch) {
+        for p in b.pkts.drain(..) {
+            self.pool.put(p);
+        }
+        self.spare_batches.push(b);
+    }
+}
+
+impl PollWork for PmdDatapath {
+    type Ctl = DpCtl;
+
+    #[inline]
+    fn process_rx(&mut self, port: OdpPort, batch: &mut PacketBatch) {
+        for p in batch.pkts.iter_mut() {
+            p.meta.in_port = port;
+            p.meta.recirc_id = 0;
+        }
+        self.process_packets(batch, 0);
+    }
+
+    fn handle_ctl(&mut self, msg: DpCtl) {
+        match msg {
+            DpCtl::FlowPut { put, reply } => {
+                let _ = reply.send(self.flow_put(&put));
+            }
+            DpCtl::FlowGet { key, mask, reply } => {
+                let _ = reply.send(self.flow_get(&key, &mask));
+            }
+            DpCtl::FlowDel { key, mask, reply } => {
+                let _ = reply.send(self.flow_del(&key, &mask));
+            }
+            DpCtl::FlowDump(reply) => {
+                let _ = reply.send(self.flow_dump());
+            }
+            DpCtl::FlowFlush(reply) => {
+                self.flow_flush();
+                let _ = reply.send(());
+            }
+            DpCtl::AddTxPort { port, txq } => self.add_tx_port(port, txq),
+            DpCtl::SetUpcallHandler(h) => self.handler = Some(h),
+            DpCtl::SetEmcInsertInvProb(n) => self.emc.set_insert_inv_prob(n),
+            DpCtl::Execute {
+                packet,
+                meta,
+                actions,
+                reply,
+            } => {
+                self.execute_ctl(&packet, &meta, &actions);
+                self.flush_tx();
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    #[inline]
+    fn end_iteration(&mut self) {
+        self.flush_tx();
+        self.housekeeping();
+    }
+
+    fn port_removed(&mut self, port: OdpPort) {
+        self.remove_tx_port(port);
+    }
+
+    #[inline]
+    fn pool(&mut self) -> &mut PacketPool {
+        &mut self.pool
+    }
+}

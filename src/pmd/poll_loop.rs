@@ -1,0 +1,234 @@
+//! The poll loop a PMD thread (or the non-PMD thread) runs, and its handle.
+//!
+//! Each iteration: drain control messages (non-blocking `try_recv`), poll every owned rx
+//! queue once, hand each non-empty batch to the `PollWork`, let the work flush its tx
+//! batches, and charge the iteration's cycles to "busy" or "idle". The loop owns its rx
+//! queues outright; they arrive and leave only through messages, so nothing on this path
+//! takes a lock or waits for the control plane.
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+
+use super::cycles;
+use super::stats::{PmdCounters, RxqCounters};
+use crate::netdev::Rxq;
+use crate::packet::{OdpPort, PacketBatch, PacketPool};
+
+/// The datapath work a poll thread performs on what it receives.
+pub trait PollWork: Send + 'static {
+    /// Work-specific control messages (flow table changes, dumps, tx ports).
+    type Ctl: Send + 'static;
+    /// Processes one received batch from `port`. Packets left in the batch afterwards are
+    /// returned to the pool by the loop.
+    fn process_rx(&mut self, port: OdpPort, batch: &mut PacketBatch);
+    /// Applies a control message.
+    fn handle_ctl(&mut self, msg: Self::Ctl);
+    /// Once per iteration after polling: flush tx batches, periodic housekeeping.
+    fn end_iteration(&mut self);
+    /// Drops everything that refers to `port` (its tx queue), before its rx queues go.
+    fn port_removed(&mut self, port: OdpPort);
+    /// The thread's buffer pool.
+    fn pool(&mut self) -> &mut PacketPool;
+}
+
+/// An rx queue as a poll thread owns it.
+pub struct PolledRxq {
+    /// Datapath port number.
+    pub port: OdpPort,
+    /// Port name (for logs).
+    pub port_name: String,
+    /// The queue.
+    pub rxq: Box<dyn Rxq>,
+    /// Counters shared with the control plane.
+    pub counters: Arc<RxqCounters>,
+}
+
+/// Messages every poll thread understands.
+pub enum PmdMsg<C> {
+    /// Start polling this queue.
+    AddRxq(PolledRxq),
+    /// Stop polling queue `qid` of `port` and hand it back (for reassignment).
+    TakeRxq {
+        /// Port.
+        port: OdpPort,
+        /// Queue index.
+        qid: usize,
+        /// Where the queue goes; `None` if this thread did not have it.
+        reply: Sender<Option<PolledRxq>>,
+    },
+    /// Forget a port entirely (rx queues and, through `PollWork::port_removed`, tx), then
+    /// acknowledge: after the ack the thread no longer touches the device.
+    DelPort {
+        /// Port.
+        port: OdpPort,
+        /// Acknowledgement.
+        reply: Sender<()>,
+    },
+    /// Reply once every earlier message has been applied.
+    Sync(Sender<()>),
+    /// A message for the work.
+    Work(C),
+    /// Exit the loop.
+    Quit,
+}
+
+/// How a thread waits when it found nothing to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdlePolicy {
+    /// Busy-poll (a PMD thread on a dedicated core).
+    BusyPoll,
+    /// Block on the control channel for up to this long (the non-PMD thread, which serves
+    /// devices that cannot be busy-polled and executes packets for the control plane).
+    Wait(Duration),
+}
+
+/// A running poll thread.
+pub struct PollThread<C: Send + 'static> {
+    tx: Sender<PmdMsg<C>>,
+    join: Mutex<Option<JoinHandle<()>>>,
+    /// Core the thread is pinned to; `None` for the unpinned non-PMD thread.
+    pub core: Option<usize>,
+    /// Its counters.
+    pub counters: Arc<PmdCounters>,
+}
+
+impl<C: Send + 'static> PollThread<C> {
+    /// Starts a thread running `work`, pinned to `core` if given.
+    pub fn spawn<W: PollWork<Ctl = C>>(
+        name: String,
+        core: Option<usize>,
+        work: W,
+        counters: Arc<PmdCounters>,
+        idle: IdlePolicy,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let c2 = counters.clone();
+        let join = std::thread::Builder::new().name(name).spawn(move || {
+            if let Some(id) = core {
+                if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
+                    tracing::warn!(core = id, "could not pin PMD thread to its core");
+                }
+            }
+            run(work, rx, c2, idle);
+        })?;
+        Ok(PollThread {
+            tx,
+            join: Mutex::new(Some(join)),
+            core,
+            counters,
+        })
+    }
+
+    /// Sends a message; false if the thread is gone.
+    pub fn send(&self, msg: PmdMsg<C>) -> bool {
+        self.tx.send(msg).is_ok()
+    }
+
+    /// Stops the thread and waits for it (idempotent).
+    pub fn stop(&self) {
+        let _ = self.tx.send(PmdMsg::Quit);
+        let j = self.join.lock().map(|mut g| g.take()).unwrap_or(None);
+        if let Some(j) = j {
+            let _ = j.join();
+        }
+    }
+}
+
+impl<C: Send + 'static> Drop for PollThread<C> {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn handle<W: PollWork>(msg: PmdMsg<W::Ctl>, work: &mut W, rxqs: &mut Vec<PolledRxq>) -> bool {
+    match msg {
+        PmdMsg::AddRxq(q) => rxqs.push(q),
+        PmdMsg::TakeRxq { port, qid, reply } => {
+            let pos = rxqs
+                .iter()
+                .position(|q| q.port == port && q.rxq.qid() == qid);
+            let _ = reply.send(pos.map(|i| rxqs.remove(i)));
+        }
+        PmdMsg::DelPort { port, reply } => {
+            // Flush what is queued for the port first, then forget it.
+            work.end_iteration();
+            work.port_removed(port);
+            rxqs.retain(|q| q.port != port);
+            let _ = reply.send(());
+        }
+        PmdMsg::Sync(reply) => {
+            let _ = reply.send(());
+        }
+        PmdMsg::Work(c) => work.handle_ctl(c),
+        PmdMsg::Quit => return false,
+    }
+    true
+}
+
+/// The loop itself.
+fn run<W: PollWork>(
+    mut work: W,
+    rx: Receiver<PmdMsg<W::Ctl>>,
+    counters: Arc<PmdCounters>,
+    idle: IdlePolicy,
+) {
+    let mut rxqs: Vec<PolledRxq> = Vec::new();
+    let mut batch = PacketBatch::new();
+    let mut idle_streak = false;
+    loop {
+        // Control plane: never blocks on a PMD.
+        loop {
+            let msg = match (idle, idle_streak) {
+                (IdlePolicy::Wait(d), true) => match rx.recv_timeout(d) {
+                    Ok(m) => m,
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                },
+                _ => match rx.try_recv() {
+                    Ok(m) => m,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
+                },
+            };
+            idle_streak = false;
+            if !handle(msg, &mut work, &mut rxqs) {
+                return;
+            }
+        }
+        let start = cycles::now();
+        let mut got = 0u64;
+        for q in rxqs.iter_mut() {
+            let t0 = cycles::now();
+            match q.rxq.recv(&mut batch, work.pool()) {
+                Ok(0) => {}
+                Ok(n) => {
+                    counters.rx_packets.add(n as u64);
+                    work.process_rx(q.port, &mut batch);
+                    let pool = work.pool();
+                    for p in batch.pkts.drain(..) {
+                        pool.put(p);
+                    }
+                    q.counters.packets.add(n as u64);
+                    q.counters.cycles.add(cycles::now().wrapping_sub(t0));
+                    got += n as u64;
+                }
+                Err(e) => {
+                    counters.rx_errors.add(1);
+                    tracing::debug!(port = %q.port_name, qid = q.rxq.qid(), "rx error: {e}");
+                }
+            }
+        }
+        work.end_iteration();
+        let spent = cycles::now().wrapping_sub(start);
+        if got > 0 {
+            counters.cycles_busy.add(spent);
+        } else {
+            counters.cycles_idle.add(spent);
+        }
+        counters.iterations.add(1);
+        idle_streak = got == 0;
+    }
+}

@@ -1,0 +1,537 @@
+//! The userspace datapath end to end over dummy ports: real PMD threads, real parsing,
+//! classification, upcalls and action execution; only the devices are in-memory (the
+//! dummy netdev stands in for NICs so these tests need neither root nor traffic tools).
+
+mod dpif_netdev_support;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dpif_netdev_support::*;
+use rvswitch::dpif::{
+    DpAction, Dpif, DpifError, FlowPut, FlowPutMode, Masked, PortSpec, SetField, Upcall,
+    UpcallError, UpcallHandler, UpcallKind, UpcallReply,
+};
+use rvswitch::dpif_netdev::{DpNetdevConfig, DpifNetdev};
+use rvswitch::packet::{ethertype, FlowKey, FlowMask, PacketMeta, VlanTag};
+
+const T: Duration = Duration::from_secs(5);
+
+fn dummy(name: &str) -> PortSpec {
+    PortSpec {
+        name: name.into(),
+        port_type: "dummy".into(),
+        options: BTreeMap::new(),
+    }
+}
+
+fn dp(name: &str, cfg: DpNetdevConfig) -> Arc<DpifNetdev> {
+    DpifNetdev::new(name, cfg).expect("datapath")
+}
+
+fn cfg() -> DpNetdevConfig {
+    DpNetdevConfig {
+        pmd_cores: vec![pmd_core()],
+        ..Default::default()
+    }
+}
+
+/// Match IPv4 from `in_port`.
+fn ipv4_match(in_port: u32) -> (FlowKey, FlowMask) {
+    let k = FlowKey {
+        in_port,
+        dl_type: ethertype::IPV4,
+        ..Default::default()
+    };
+    let mut m = FlowMask::default();
+    m.0.in_port = u32::MAX;
+    m.0.dl_type = u16::MAX;
+    (k, m)
+}
+
+fn put(dp: &DpifNetdev, k: FlowKey, m: FlowMask, actions: Vec<DpAction>) {
+    dp.flow_put(&FlowPut {
+        key: k,
+        mask: m,
+        actions: Arc::from(actions),
+        mode: FlowPutMode::Create,
+        clear_stats: false,
+    })
+    .expect("flow_put");
+}
+
+#[test]
+fn vlan_push_and_ipv4_rewrite_reach_port2_with_valid_checksums() {
+    let dp = dp("dpn-rw", cfg());
+    let p1 = dp.port_add(&dummy("rw-p1"), None).unwrap();
+    let p2 = dp.port_add(&dummy("rw-p2"), None).unwrap();
+    let (k, m) = ipv4_match(p1);
+    put(
+        &dp,
+        k,
+        m,
+        vec![
+            DpAction::Set(SetField::Ipv4 {
+                src: Masked::default(),
+                dst: Masked {
+                    value: u32::from_be_bytes([192, 168, 7, 9]),
+                    mask: u32::MAX,
+                },
+                tos: Masked::default(),
+                ttl: Masked {
+                    value: 17,
+                    mask: 0xff,
+                },
+            }),
+            DpAction::PushVlan(VlanTag {
+                tpid: 0x8100,
+                tci: (3 << 13) | 42,
+            }),
+            DpAction::Output(p2),
+        ],
+    );
+    let frame = udp_frame([10, 0, 0, 1], [10, 0, 0, 2], 1234, 80, b"hello datapath");
+    let d1 = dp.dummy_port("rw-p1").unwrap();
+    let d2 = dp.dummy_port("rw-p2").unwrap();
+    d1.inject(0, &frame).unwrap();
+    let mut sent = Vec::new();
+    assert!(wait_for(T, || {
+        sent.extend(d2.take_sent());
+        !sent.is_empty()
+    }));
+    assert_eq!(sent.len(), 1);
+    let out = &sent[0];
+    assert_eq!(out.len(), frame.len() + 4);
+    assert_eq!(&out[..12], &frame[..12], "MACs unchanged");
+    assert_eq!(&out[12..14], &[0x81, 0x00], "802.1Q TPID");
+    assert_eq!(u16::from_be_bytes([out[14], out[15]]), (3 << 13) | 42);
+    assert_eq!(&out[16..18], &[0x08, 0x00], "inner ethertype");
+    assert_eq!(&out[18 + 16..18 + 20], &[192, 168, 7, 9], "new destination");
+    assert_eq!(out[18 + 8], 17, "new TTL");
+    let (ip_ok, udp_ok) = checksums_ok(out, 18);
+    assert!(ip_ok, "IPv4 header checksum wrong after rewrite");
+    assert!(udp_ok, "UDP checksum wrong after address rewrite");
+    // The flow counted the packet and dumps in dpctl syntax.
+    let text = dp.dump_flows_text();
+    assert!(
+        text.contains(&format!(
+            "recirc_id(0),in_port({p1}),eth_type(0x0800), packets:1, bytes:{}",
+            frame.len()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("actions:set(ipv4(dst=192.168.7.9,ttl=17)),push_vlan(vid=42,pcp=3),2"),
+        "{text}"
+    );
+}
+
+/// A translator that outputs everything from port 1 to port 2 and records its calls.
+struct ToPort2 {
+    calls: AtomicU64,
+    actions: AtomicU64,
+    install: bool,
+    out: u32,
+}
+
+impl UpcallHandler for ToPort2 {
+    fn upcall(&self, up: &Upcall<'_>) -> Result<UpcallReply, UpcallError> {
+        if let UpcallKind::Action { .. } = up.kind {
+            self.actions.fetch_add(1, Ordering::SeqCst);
+            return Ok(UpcallReply {
+                actions: vec![],
+                mask: FlowMask::default(),
+                install: false,
+            });
+        }
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let mut mask = FlowMask::default();
+        mask.0.dl_type = u16::MAX;
+        mask.0.nw_dst = u32::MAX;
+        Ok(UpcallReply {
+            actions: vec![DpAction::Output(self.out)],
+            mask,
+            install: self.install,
+        })
+    }
+}
+
+#[test]
+fn miss_upcalls_once_then_hits_emc_and_megaflow() {
+    let dp = dp(
+        "dpn-up",
+        DpNetdevConfig {
+            emc_insert_inv_prob: 1,
+            ..cfg()
+        },
+    );
+    let _p1 = dp.port_add(&dummy("up-p1"), None).unwrap();
+    let p2 = dp.port_add(&dummy("up-p2"), None).unwrap();
+    let h = Arc::new(ToPort2 {
+        calls: AtomicU64::new(0),
+        actions: AtomicU64::new(0),
+        install: true,
+        out: p2,
+    });
+    dp.set_upcall_handler(h.clone());
+    let d1 = dp.dummy_port("up-p1").unwrap();
+    let d2 = dp.dummy_port("up-p2").unwrap();
+    d1.inject(0, &udp_frame([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, b"x"))
+        .unwrap();
+    let mut got = 0;
+    assert!(wait_for(T, || {
+        got += d2.take_sent().len();
+        got == 1
+    }));
+    assert_eq!(h.calls.load(Ordering::SeqCst), 1);
+    // Same 5-tuple: EMC (inserted on install with probability 1).
+    for _ in 0..40 {
+        d1.inject(0, &udp_frame([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, b"x"))
+            .unwrap();
+    }
+    // Different source, same destination: the megaflow wildcards nw_src.
+    for i in 0..10u8 {
+        d1.inject(0, &udp_frame([10, 0, 1, i], [10, 0, 0, 2], 1, 2, b"x"))
+            .unwrap();
+    }
+    assert!(wait_for(T, || {
+        got += d2.take_sent().len();
+        got == 51
+    }));
+    assert_eq!(h.calls.load(Ordering::SeqCst), 1, "no further upcall");
+    let pmd = dp
+        .pmd_stats()
+        .into_iter()
+        .find(|e| e.core.is_some())
+        .unwrap()
+        .stats;
+    assert_eq!(pmd.rx_packets, 51);
+    assert_eq!(pmd.upcall_ok, 1);
+    assert_eq!(pmd.upcall_failed, 0);
+    assert!(pmd.emc_hits >= 40, "emc hits {}", pmd.emc_hits);
+    assert_eq!(pmd.emc_hits + pmd.megaflow_hits, 50);
+    assert!(pmd.megaflow_hits >= 1);
+    assert_eq!(pmd.subtable_lookups, pmd.megaflow_hits, "one subtable");
+    assert_eq!(pmd.tx_packets, 51);
+    let show = dp.pmd_stats_show();
+    assert!(show.contains("main thread:"), "{show}");
+    assert!(show.contains(&format!("core_id {}:", pmd_core())), "{show}");
+    assert!(show.contains("  packets received: 51\n"), "{show}");
+    assert!(show.contains("  miss with success upcall: 1\n"), "{show}");
+    assert!(
+        show.contains("  avg. subtable lookups per megaflow hit: 1.00\n"),
+        "{show}"
+    );
+    assert!(show.contains("processing cycles: "), "{show}");
+    let stats = dp.stats().unwrap();
+    assert_eq!(stats.n_hit, 50);
+    assert_eq!(stats.n_missed, 1);
+    assert_eq!(stats.n_flows, 1);
+    dp.pmd_stats_clear();
+    let cleared = dp
+        .pmd_stats()
+        .into_iter()
+        .find(|e| e.core.is_some())
+        .unwrap();
+    assert_eq!(cleared.stats.rx_packets, 0);
+    assert_eq!(cleared.stats.n_flows, 1, "gauges survive a clear");
+    // Deleting the megaflow sends the next packet up again (its EMC entry is dead).
+    let flows = dp.flow_dump().unwrap();
+    assert_eq!(flows.len(), 1);
+    let st = dp.flow_del(&flows[0].key, &flows[0].mask).unwrap();
+    assert!(st.packets >= 50);
+    d1.inject(0, &udp_frame([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, b"x"))
+        .unwrap();
+    assert!(wait_for(T, || h.calls.load(Ordering::SeqCst) == 2));
+}
+
+#[test]
+fn upcalls_are_rate_limited_and_counted_lost() {
+    let dp = dp(
+        "dpn-rl",
+        DpNetdevConfig {
+            upcall_rate: 1,
+            upcall_burst: 5,
+            ..cfg()
+        },
+    );
+    dp.port_add(&dummy("rl-p1"), None).unwrap();
+    let p2 = dp.port_add(&dummy("rl-p2"), None).unwrap();
+    let h = Arc::new(ToPort2 {
+        calls: AtomicU64::new(0),
+        actions: AtomicU64::new(0),
+        install: false,
+        out: p2,
+    });
+    dp.set_upcall_handler(h.clone());
+    let d1 = dp.dummy_port("rl-p1").unwrap();
+    for i in 0..30u8 {
+        d1.inject(0, &udp_frame([10, 0, 0, 1], [10, 0, 2, i], 1, 2, b"x"))
+            .unwrap();
+    }
+    let pmd = || {
+        dp.pmd_stats()
+            .into_iter()
+            .find(|e| e.core.is_some())
+            .unwrap()
+            .stats
+    };
+    assert!(wait_for(T, || pmd().rx_packets == 30));
+    let s = pmd();
+    let calls = h.calls.load(Ordering::SeqCst);
+    assert!((5..=7).contains(&calls), "{calls} upcalls got through");
+    assert_eq!(s.upcall_ok, calls);
+    assert_eq!(s.upcall_rate_limited, 30 - calls);
+    assert_eq!(
+        s.upcall_failed,
+        30 - calls,
+        "rate-limited misses count as failed"
+    );
+    assert_eq!(dp.stats().unwrap().n_lost, 30 - calls);
+}
+
+#[test]
+fn port_add_and_del_do_not_stop_other_ports() {
+    let dp = dp("dpn-pa", cfg());
+    let p1 = dp.port_add(&dummy("pa-p1"), None).unwrap();
+    let p2 = dp.port_add(&dummy("pa-p2"), None).unwrap();
+    let (k, m) = ipv4_match(p1);
+    put(&dp, k, m, vec![DpAction::Output(p2)]);
+    let d1 = dp.dummy_port("pa-p1").unwrap();
+    let d2 = dp.dummy_port("pa-p2").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let injected = Arc::new(AtomicU64::new(0));
+    let sender = {
+        let (stop, injected, d1) = (stop.clone(), injected.clone(), d1.clone());
+        std::thread::spawn(move || {
+            let f = udp_frame([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, b"steady");
+            while !stop.load(Ordering::Relaxed) {
+                d1.inject(0, &f).unwrap();
+                injected.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        })
+    };
+    let mut received = 0usize;
+    for round in 0..5 {
+        let name = format!("pa-x{round}");
+        let before = received;
+        let px = dp.port_add(&dummy(&name), None).unwrap();
+        assert!(
+            wait_for(T, || {
+                received += d2.take_sent().len();
+                received > before + 20
+            }),
+            "forwarding stalled after adding {name}"
+        );
+        let before = received;
+        dp.port_del(px).unwrap();
+        assert!(
+            wait_for(T, || {
+                received += d2.take_sent().len();
+                received > before + 20
+            }),
+            "forwarding stalled after deleting {name}"
+        );
+        assert!(dp.port_query_by_name(&name).is_err());
+    }
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    let total = injected.load(Ordering::Relaxed) as usize;
+    assert!(
+        wait_for(T, || {
+            received += d2.take_sent().len();
+            received == total
+        }),
+        "lost packets: injected {total}, received {received}"
+    );
+    assert_eq!(dp.port_dump().unwrap().len(), 2);
+}
+
+#[test]
+fn output_to_deleted_port_is_counted_and_dropped() {
+    let dp = dp("dpn-dl", cfg());
+    let p1 = dp.port_add(&dummy("dl-p1"), None).unwrap();
+    let p2 = dp.port_add(&dummy("dl-p2"), None).unwrap();
+    let p3 = dp.port_add(&dummy("dl-p3"), None).unwrap();
+    let (k, m) = ipv4_match(p1);
+    put(&dp, k, m, vec![DpAction::Output(p3), DpAction::Output(p2)]);
+    dp.port_del(p3).unwrap();
+    let d1 = dp.dummy_port("dl-p1").unwrap();
+    let d2 = dp.dummy_port("dl-p2").unwrap();
+    for _ in 0..4 {
+        d1.inject(0, &udp_frame([1, 1, 1, 1], [2, 2, 2, 2], 1, 2, b""))
+            .unwrap();
+    }
+    let mut got = 0;
+    assert!(wait_for(T, || {
+        got += d2.take_sent().len();
+        got == 4
+    }));
+    let s = dp
+        .pmd_stats()
+        .into_iter()
+        .find(|e| e.core.is_some())
+        .unwrap()
+        .stats;
+    assert_eq!(s.tx_no_port, 4);
+}
+
+#[test]
+fn recirculation_runs_a_second_pass() {
+    let dp = dp("dpn-rc", cfg());
+    let p1 = dp.port_add(&dummy("rc-p1"), None).unwrap();
+    let p2 = dp.port_add(&dummy("rc-p2"), None).unwrap();
+    let (k, m) = ipv4_match(p1);
+    put(&dp, k, m, vec![DpAction::Recirc(7)]);
+    let k2 = FlowKey { recirc_id: 7, ..k };
+    put(&dp, k2, m, vec![DpAction::PopVlan, DpAction::Output(p2)]);
+    let d1 = dp.dummy_port("rc-p1").unwrap();
+    let d2 = dp.dummy_port("rc-p2").unwrap();
+    let f = udp_frame([1, 1, 1, 1], [2, 2, 2, 2], 1, 2, b"r");
+    d1.inject(0, &f).unwrap();
+    let mut sent = Vec::new();
+    assert!(wait_for(T, || {
+        sent.extend(d2.take_sent());
+        !sent.is_empty()
+    }));
+    assert_eq!(sent[0], f, "untagged packet unchanged by pop_vlan");
+    let s = dp
+        .pmd_stats()
+        .into_iter()
+        .find(|e| e.core.is_some())
+        .unwrap()
+        .stats;
+    assert_eq!(s.recirculations, 1);
+    assert!(dp
+        .pmd_stats_show()
+        .contains("avg. datapath passes per packet: 2.00"));
+    let text = dp.dump_flows_text();
+    assert!(text.contains("recirc_id(0x7),in_port("), "{text}");
+    assert!(text.contains("actions:recirc(0x7)"), "{text}");
+}
+
+#[test]
+fn flow_api_put_get_modify_del_flush_and_limit() {
+    let dp = dp(
+        "dpn-fl",
+        DpNetdevConfig {
+            max_flows: 2,
+            ..cfg()
+        },
+    );
+    let (k, m) = ipv4_match(1);
+    put(&dp, k, m, vec![DpAction::Output(2)]);
+    let err = dp
+        .flow_put(&FlowPut {
+            key: k,
+            mask: m,
+            actions: Arc::from(vec![]),
+            mode: FlowPutMode::Create,
+            clear_stats: false,
+        })
+        .unwrap_err();
+    assert!(matches!(err, DpifError::FlowExists), "{err}");
+    dp.flow_put(&FlowPut {
+        key: k,
+        mask: m,
+        actions: Arc::from(vec![DpAction::Output(3)]),
+        mode: FlowPutMode::Modify,
+        clear_stats: true,
+    })
+    .unwrap();
+    let f = dp.flow_get(&k, &m).unwrap();
+    assert_eq!(&*f.actions, &[DpAction::Output(3)]);
+    put(&dp, ipv4_match(2).0, m, vec![]);
+    let err = dp
+        .flow_put(&FlowPut {
+            key: ipv4_match(3).0,
+            mask: m,
+            actions: Arc::from(vec![]),
+            mode: FlowPutMode::Create,
+            clear_stats: false,
+        })
+        .unwrap_err();
+    assert!(matches!(err, DpifError::TableFull(2)), "{err}");
+    assert!(dp.dump_flows_text().contains("actions:drop"));
+    dp.flow_del(&k, &m).unwrap();
+    assert!(matches!(dp.flow_get(&k, &m), Err(DpifError::NoSuchFlow)));
+    assert!(matches!(dp.flow_del(&k, &m), Err(DpifError::NoSuchFlow)));
+    dp.flow_flush().unwrap();
+    assert!(dp.flow_dump().unwrap().is_empty());
+    assert_eq!(dp.stats().unwrap().n_flows, 0);
+}
+
+#[test]
+fn execute_sends_through_actions() {
+    let dp = dp("dpn-ex", cfg());
+    let p1 = dp.port_add(&dummy("ex-p1"), None).unwrap();
+    let d1 = dp.dummy_port("ex-p1").unwrap();
+    let f = udp_frame([1, 1, 1, 1], [2, 2, 2, 2], 1, 2, b"exec");
+    dp.execute(
+        &f,
+        &PacketMeta::default(),
+        &[
+            DpAction::Output(p1),
+            DpAction::Clone(vec![DpAction::Output(p1)]),
+        ],
+    )
+    .unwrap();
+    let sent = d1.take_sent();
+    assert_eq!(sent, vec![f.clone(), f.clone()]);
+    assert!(matches!(
+        dp.execute(&[], &PacketMeta::default(), &[]),
+        Err(DpifError::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn bad_configuration_and_ports_are_refused() {
+    let e = DpifNetdev::new(
+        "dpn-bad",
+        DpNetdevConfig {
+            pmd_cores: vec![100_000],
+            ..Default::default()
+        },
+    )
+    .err()
+    .expect("core 100000 must be refused");
+    assert!(e.to_string().contains("pmd core 100000"), "{e}");
+    let dp = dp(
+        "dpn-bp",
+        DpNetdevConfig {
+            pmd_cores: vec![],
+            ..Default::default()
+        },
+    );
+    let e = dp
+        .port_add(
+            &PortSpec {
+                name: "x".into(),
+                port_type: "nonsense".into(),
+                options: BTreeMap::new(),
+            },
+            None,
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("nonsense"), "{e}");
+    dp.port_add(&dummy("bp-a"), Some(5)).unwrap();
+    assert!(matches!(
+        dp.port_add(&dummy("bp-a"), None),
+        Err(DpifError::PortExists(_))
+    ));
+    assert!(matches!(
+        dp.port_add(&dummy("bp-b"), Some(5)),
+        Err(DpifError::PortExists(_))
+    ));
+    assert!(matches!(dp.port_del(99), Err(DpifError::NoSuchPort(_))));
+    let rxq = dp.pmd_rxq_show();
+    assert!(
+        rxq.contains("main thread:") && rxq.contains("port: bp-a"),
+        "{rxq}"
+    );
+    dp.destroy().unwrap();
+    assert!(matches!(dp.port_dump(), Err(DpifError::NoSuchDatapath(_))));
+}
