@@ -6,7 +6,7 @@ APT_PACKAGES := clang llvm libelf-dev zlib1g-dev pkg-config m4 libpcap-dev \
 	tcpdump procps
 STAMP := target/.deps-installed
 
-.PHONY: deps build release run test lint bench topology-up topology-down clean
+.PHONY: deps build release run test lint bench topology-up topology-down clean test-kernel
 
 # Installs the system packages the build and the tests need (once per machine).
 deps: $(STAMP)
@@ -42,6 +42,11 @@ lint: deps
 # Every test: unit tests, and integration tests (root: namespaces, veths, AF_XDP).
 test: deps lint
 	$(CARGO) test --all-targets -- --test-threads=1
+
+# The kernel datapath in a qemu guest (Debian's kernel carries openvswitch.ko). Also part of
+# `make test` through tests/kernel_datapath.rs.
+test-kernel: deps
+	scripts/kernel-test/run.sh
 
 bench: deps
 	$(CARGO) bench --benches

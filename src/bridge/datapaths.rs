@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::config::{DatapathType, GlobalConfig, RxqAssign};
 use crate::dpif::{Dpif, DpifError};
 use crate::dpif_netdev::{DpNetdevConfig, DpifNetdev};
+use crate::dpif_netlink::DpifNetlink;
 use crate::ofproto::{Backer, RevalidatorThread};
 use crate::pmd::RxqAssignPolicy;
 
@@ -14,6 +15,8 @@ use crate::pmd::RxqAssignPolicy;
 pub const NETDEV_DATAPATH_NAME: &str = "ovs-netdev";
 /// Name of the kernel datapath all kernel bridges share (as OVS calls its own).
 pub const KERNEL_DATAPATH_NAME: &str = "ovs-system";
+/// Upcall handler threads of the kernel datapath.
+const KERNEL_UPCALL_HANDLERS: usize = 1;
 /// How often installed megaflows are checked against the rules and expired when idle.
 const REVALIDATE_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -48,9 +51,14 @@ impl DatapathRuntime {
                 (dp.clone(), Some(dp))
             }
             DatapathType::Kernel => {
-                return Err(DpifError::NoSuchDatapath(format!(
-                    "{KERNEL_DATAPATH_NAME}: the kernel back end is not in this build yet"
-                )))
+                // A datapath left by a daemon that died is reused rather than refused.
+                let dp = match DpifNetlink::create(KERNEL_DATAPATH_NAME, KERNEL_UPCALL_HANDLERS) {
+                    Err(DpifError::Kernel(m)) if m.contains("already exists") => {
+                        DpifNetlink::open(KERNEL_DATAPATH_NAME, KERNEL_UPCALL_HANDLERS)?
+                    }
+                    other => other?,
+                };
+                (Arc::new(dp), None)
             }
         };
         let backer = Backer::new(dpif.clone());
