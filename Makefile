@@ -5,7 +5,7 @@ APT_PACKAGES := clang llvm libelf-dev zlib1g-dev pkg-config m4 libpcap-dev \
 	iproute2 iputils-ping netsniff-ng iperf3 openvswitch-switch openvswitch-common tcpdump
 STAMP := target/.deps-installed
 
-.PHONY: deps build release run test lint bench bench-e2e clean
+.PHONY: deps build release run test lint bench bench-e2e clean test-kernel
 
 # Installs the system packages the build and the tests need (once per machine).
 deps: $(STAMP)
@@ -28,6 +28,11 @@ lint: deps
 
 test: deps lint
 	$(CARGO) test --all-targets -- --test-threads=1
+
+# The kernel datapath in a qemu guest (Debian's kernel carries openvswitch.ko). Also part of
+# `make test` through tests/kernel_datapath.rs.
+test-kernel: deps
+	scripts/kernel-test/run.sh
 
 bench: deps
 	$(CARGO) bench --bench classifier --bench xlate

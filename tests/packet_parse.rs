@@ -6,7 +6,9 @@ use rvswitch::packet::parse::{flow_extract, parse_frame};
 use rvswitch::packet::wire::build::{arp_frame, ipv4_frame, ipv6_frame, raw_frame, L4};
 use rvswitch::packet::wire::group_record::{record_type, GroupRecordRepr};
 use rvswitch::packet::wire::ipv6::{ext, ExtRepr};
-use rvswitch::packet::wire::{arp, ethernet, icmpv4, icmpv6, igmp, ipv4, ipv6, sctp, tcp, udp};
+use rvswitch::packet::wire::{
+    arp, ethernet, geneve, gre, icmpv4, icmpv6, igmp, ipv4, ipv6, sctp, tcp, udp, vxlan,
+};
 use rvswitch::packet::{FlowKey, PacketBuf, PacketMeta, TunnelMeta, VlanTag, OFS_NONE};
 
 const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
@@ -833,6 +835,19 @@ mod fuzz {
         }
         if let Ok(p) = igmp::Packet::new_checked(b) {
             let _ = (igmp::Repr::parse(&p), p.v3_records().count());
+        }
+        if let Ok(p) = vxlan::Packet::new_checked(b) {
+            let _ = (vxlan::Repr::parse(&p), p.payload().len());
+        }
+        if let Ok(p) = geneve::Packet::new_checked(b) {
+            let _ = (
+                geneve::Repr::parse(&p),
+                p.options().count(),
+                p.payload().len(),
+            );
+        }
+        if let Ok(p) = gre::Packet::new_checked(b) {
+            let _ = (gre::Repr::parse(&p), p.verify_checksum(), p.payload().len());
         }
     }
 

@@ -5,7 +5,9 @@
 //! transmit queue handle (`Txq`). Devices with fewer tx queues than PMDs share a queue
 //! behind a lock inside the implementation, per batch, as OVS's XPS does.
 
+pub mod afxdp;
 pub mod dummy;
+pub mod linux;
 
 use std::sync::Arc;
 
@@ -117,6 +119,7 @@ pub trait Netdev: Send + Sync {
 pub fn open(spec: &PortSpec) -> Result<Arc<dyn Netdev>, NetdevError> {
     match spec.port_type.as_str() {
         "dummy" => Ok(Arc::new(dummy::DummyNetdev::new(&spec.name, spec)?)),
+        "afxdp" => Ok(Arc::new(afxdp::AfxdpNetdev::open(spec)?)),
         other => Err(NetdevError::UnknownType(other.to_string())),
     }
 }

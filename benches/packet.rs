@@ -1,0 +1,103 @@
+//! Packet-layer micro-benchmarks: the per-packet parse and rewrite costs on the fast path.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use rvswitch::dpif::action::{Masked, SetField};
+use rvswitch::packet::parse::flow_extract;
+use rvswitch::packet::rewrite::{apply_set, pop_vlan, push_vlan};
+use rvswitch::packet::wire::build::{ipv4_frame, ipv6_frame, L4};
+use rvswitch::packet::wire::{ethernet, ipv4, ipv6, tcp, udp};
+use rvswitch::packet::{FlowKey, PacketBuf, VlanTag};
+
+fn eth() -> ethernet::Repr {
+    ethernet::Repr {
+        dst: [2, 0, 0, 0, 0, 2],
+        src: [2, 0, 0, 0, 0, 1],
+        ..Default::default()
+    }
+}
+
+fn udp64() -> Vec<u8> {
+    let ip = ipv4::Repr {
+        src: 0x0a00_0001,
+        dst: 0x0a00_0002,
+        ttl: 64,
+        ..Default::default()
+    };
+    let u = udp::Repr {
+        src_port: 1234,
+        dst_port: 5678,
+        payload_len: 0,
+    };
+    // 14 + 20 + 8 + 18 = 60 bytes (+ FCS = 64 on the wire)
+    ipv4_frame(&eth(), &ip, &L4::Udp(u, &[0u8; 18]))
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("packet");
+    let mut p = PacketBuf::from_frame(&udp64());
+    let mut k = FlowKey::default();
+    g.bench_function("flow_extract_udp4_64B", |b| {
+        b.iter(|| {
+            flow_extract(black_box(&mut p), &mut k);
+            black_box(&k);
+        })
+    });
+
+    let ip6 = ipv6::Repr {
+        src: [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+        dst: [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+        hop_limit: 64,
+        ..Default::default()
+    };
+    let exts = [ipv6::ExtRepr::Options {
+        kind: ipv6::ext::HOP_BY_HOP,
+        next_header: 0,
+        len8: 0,
+    }];
+    let t = tcp::Repr {
+        src_port: 40000,
+        dst_port: 443,
+        flags: tcp::flags::ACK,
+        ..Default::default()
+    };
+    let mut p6 = PacketBuf::from_frame(&ipv6_frame(&eth(), &ip6, &exts, &L4::Tcp(t, &[0; 20])));
+    g.bench_function("flow_extract_tcp6_hbh", |b| {
+        b.iter(|| {
+            flow_extract(black_box(&mut p6), &mut k);
+            black_box(&k);
+        })
+    });
+
+    flow_extract(&mut p, &mut k);
+    let set = SetField::Ipv4 {
+        src: Masked {
+            value: 0xc0a8_0001,
+            mask: u32::MAX,
+        },
+        dst: Masked { value: 0, mask: 0 },
+        tos: Masked { value: 0, mask: 0 },
+        ttl: Masked {
+            value: 63,
+            mask: 0xff,
+        },
+    };
+    g.bench_function("set_ipv4_src_ttl", |b| {
+        b.iter(|| black_box(apply_set(black_box(&mut p), &set)))
+    });
+    g.bench_function("push_pop_vlan", |b| {
+        b.iter(|| {
+            push_vlan(
+                &mut p,
+                VlanTag {
+                    tpid: 0x8100,
+                    tci: 10,
+                },
+            );
+            black_box(pop_vlan(&mut p))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,74 @@
+#!/bin/sh
+# /init of the kernel-datapath test guest: loads openvswitch.ko, builds the namespaces and
+# veths the test needs, runs the test program, prints one KTEST line per step, powers off.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+IP=/usr/sbin/ip   # iproute2 (busybox's ip cannot make veths or namespaces)
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs run /run
+mount -t tmpfs tmp /tmp
+mkdir -p /run/netns
+echo "KTEST BOOTED uptime=$(cut -d' ' -f1 /proc/uptime)s kernel=$(uname -r)"
+
+step() { # step NAME CMD...: runs CMD, prints PASS/FAIL and the output on failure
+	name=$1; shift
+	if "$@" >/tmp/step.log 2>&1; then
+		echo "KTEST PASS $name"
+	else
+		echo "KTEST FAIL $name"
+		sed 's/^/    /' /tmp/step.log
+	fi
+}
+
+load_modules() {
+	for m in crc32c_generic openvswitch veth vxlan; do
+		modprobe "$m" || return 1
+	done
+	grep -q '^openvswitch ' /proc/modules
+}
+step modules load_modules
+
+setup_net() {
+	set -e
+	$IP link set lo up
+	for i in 1 2 3; do
+		$IP netns add ns$i
+		$IP -n ns$i link set lo up
+	done
+	for i in 1 2; do
+		$IP link add v${i}a type veth peer name v${i}b
+		$IP link set v${i}b netns ns$i
+		$IP -n ns$i addr add 10.0.0.$i/24 dev v${i}b
+		$IP -n ns$i link set v${i}b up
+		$IP link set v${i}a up
+	done
+	# underlay to ns3, where a Linux vxlan device (VNI 42) is the far tunnel end
+	$IP link add ul0 type veth peer name ul1
+	$IP link set ul1 netns ns3
+	$IP addr add 192.168.50.1/24 dev ul0
+	$IP link set ul0 up
+	$IP -n ns3 addr add 192.168.50.2/24 dev ul1
+	$IP -n ns3 link set ul1 up
+	$IP -n ns3 link add vx3 type vxlan id 42 remote 192.168.50.1 dstport 4789 dev ul1
+	$IP -n ns3 addr add 10.0.0.3/24 dev vx3
+	$IP -n ns3 link set vx3 up
+	set +e
+}
+step setup_net setup_net
+
+T0=$(cut -d' ' -f1 /proc/uptime)
+timeout 400 /usr/bin/kernel_guest rvs0
+echo "KTEST INFO kernel_guest exit=$? ran $(awk "BEGIN{print $(cut -d' ' -f1 /proc/uptime)-$T0}")s"
+
+no_leftovers() {
+	! $IP link show rvs0 && ! $IP link show vxrvs0 && ! grep -q rvs0 /proc/net/dev
+}
+step no_leftovers no_leftovers
+
+if [ -x /usr/bin/rvswitch ] && [ -f /etc/rvswitch-kernel.toml ]; then
+	. /etc/rvswitch-daemon-step.sh
+fi
+
+echo "KTEST DONE uptime=$(cut -d' ' -f1 /proc/uptime)s"
+poweroff -f
