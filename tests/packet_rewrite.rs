@@ -33,59 +33,68 @@ fn reparse(p: &PacketBuf) -> FlowKey {
     k
 }
 
-/// Checks every checksum in the frame against a full recomputation.
+/// Checks that every checksum field in the frame is bit-for-bit what a full recomputation
+/// gives (not merely equivalent in one's complement), and verifies.
 fn assert_checksums_ok(p: &PacketBuf) {
     let d = p.data();
     let l3 = p.meta.l3_ofs as usize;
     let l4 = p.meta.l4_ofs as usize;
     let proto = p.meta.l4_proto;
-    if d[l3] >> 4 == 4 {
+    let (seg, ps) = if d[l3] >> 4 == 4 {
         let ip = ipv4::Packet::new_checked(&d[l3..]).unwrap();
         assert!(ip.verify_checksum(), "ipv4 header checksum");
+        let mut hdr = d[l3..l3 + ip.header_len()].to_vec();
+        let mut h = ipv4::Packet::new_unchecked(&mut hdr[..]);
+        h.fill_checksum();
+        assert_eq!(h.checksum(), ip.checksum(), "ipv4 header checksum bits");
         let seg = &d[l4..l3 + ip.total_len() as usize];
         let ps = checksum::pseudo_header_v4(ip.src_addr(), ip.dst_addr(), proto, seg.len() as u16);
-        match proto {
-            6 => assert!(
-                tcp::Packet::new_checked(seg).unwrap().verify_checksum(ps),
-                "tcp"
-            ),
-            17 => assert!(
-                udp::Packet::new_checked(seg).unwrap().verify_checksum(ps),
-                "udp"
-            ),
-            _ => {}
-        }
+        (seg, ps)
     } else {
         let ip = ipv6::Packet::new_checked(&d[l3..]).unwrap();
         let seg = &d[l4..l3 + 40 + ip.payload_len() as usize];
         let ps =
             checksum::pseudo_header_v6(&ip.src_addr(), &ip.dst_addr(), proto, seg.len() as u32);
-        match proto {
-            6 => assert!(
+        (seg, ps)
+    };
+    let mut copy = seg.to_vec();
+    match proto {
+        6 => {
+            assert!(
                 tcp::Packet::new_checked(seg).unwrap().verify_checksum(ps),
-                "tcp6"
-            ),
-            17 => {
-                let u = udp::Packet::new_checked(seg).unwrap();
-                assert_ne!(u.checksum(), 0);
-                assert!(u.verify_checksum(ps), "udp6");
-            }
-            58 => assert!(
-                icmpv6::Packet::new_checked(seg)
-                    .unwrap()
-                    .verify_checksum(ps),
-                "icmpv6"
-            ),
-            _ => {}
+                "tcp"
+            );
+            let mut t = tcp::Packet::new_unchecked(&mut copy[..]);
+            t.fill_checksum(ps);
+            assert_eq!(
+                t.checksum(),
+                tcp::Packet::new_unchecked(seg).checksum(),
+                "tcp bits"
+            );
         }
-    }
-    if proto == 132 {
-        assert!(
-            sctp::Packet::new_checked(&d[l4..])
-                .unwrap()
-                .verify_checksum(),
+        17 => {
+            let u = udp::Packet::new_checked(seg).unwrap();
+            if u.checksum() != 0 {
+                assert!(u.verify_checksum(ps), "udp");
+                let mut c = udp::Packet::new_unchecked(&mut copy[..]);
+                c.fill_checksum(ps);
+                assert_eq!(c.checksum(), u.checksum(), "udp bits");
+            } else {
+                assert_eq!(d[l3] >> 4, 4, "zero UDP checksum over IPv6");
+            }
+        }
+        58 => {
+            let v = icmpv6::Packet::new_checked(seg).unwrap();
+            assert!(v.verify_checksum(ps), "icmpv6");
+            let mut c = icmpv6::Packet::new_unchecked(&mut copy[..]);
+            c.fill_checksum(ps);
+            assert_eq!(c.checksum(), v.checksum(), "icmpv6 bits");
+        }
+        132 => assert!(
+            sctp::Packet::new_checked(seg).unwrap().verify_checksum(),
             "sctp"
-        );
+        ),
+        _ => {}
     }
 }
 
