@@ -32,7 +32,7 @@ fn udp64() -> Vec<u8> {
         payload_len: 0,
     };
     // 14 + 20 + 8 + 18 = 60 bytes (+ FCS = 64 on the wire)
-    ipv4_frame(&eth(), &ip, &L4::Udp(u, &[0u8; 18]))
+    ipv4_frame(&eth(), &ip, &L4::Udp(u, &[0u8; 18])).expect("frame")
 }
 
 fn bench(c: &mut Criterion) {
@@ -63,7 +63,9 @@ fn bench(c: &mut Criterion) {
         flags: tcp::flags::ACK,
         ..Default::default()
     };
-    let mut p6 = PacketBuf::from_frame(&ipv6_frame(&eth(), &ip6, &exts, &L4::Tcp(t, &[0; 20])));
+    let mut p6 = PacketBuf::from_frame(
+        &ipv6_frame(&eth(), &ip6, &exts, &L4::Tcp(t, &[0; 20])).expect("frame"),
+    );
     g.bench_function("flow_extract_tcp6_hbh", |b| {
         b.iter(|| {
             flow_extract(black_box(&mut p6), &mut k);

@@ -154,7 +154,7 @@ proptest! {
         src in any::<(u32, u32)>(), dst in any::<(u32, u32)>(), tos in any::<(u8, u8)>(), ttl in any::<(u8, u8)>(),
         ports in any::<(u16, u16, u16, u16)>()) {
         let ip = ipv4::Repr { src: 0x0a000001, dst: 0xc0a80101, ttl: 64, tos: 0, ident: 0x1234, dont_frag: true, ..Default::default() };
-        let f = ipv4_frame(&eth(), &ip, &l4_kind(kind, &payload));
+        let f = ipv4_frame(&eth(), &ip, &l4_kind(kind, &payload)).unwrap();
         let (mut p, k0) = parsed(&f);
         let set = SetField::Ipv4 { src: m(src.0, src.1), dst: m(dst.0, dst.1), tos: m(tos.0, tos.1), ttl: m(ttl.0, ttl.1) };
         prop_assert!(apply_set(&mut p, &set));
@@ -186,7 +186,7 @@ proptest! {
         tc in any::<(u8, u8)>(), hl in any::<(u8, u8)>(), label in any::<(u32, u32)>(), ports in any::<(u16, u16, u16, u16)>()) {
         let ip = ipv6::Repr { src: [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], dst: [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2], hop_limit: 64, ..Default::default() };
         let exts = [ipv6::ExtRepr::Options { kind: ipv6::ext::DEST_OPTS, next_header: 0, len8: 0 }];
-        let f = ipv6_frame(&eth(), &ip, &exts, &l4_kind(kind, &payload));
+        let f = ipv6_frame(&eth(), &ip, &exts, &l4_kind(kind, &payload)).unwrap();
         let (mut p, k0) = parsed(&f);
         let set = SetField::Ipv6 { src: m(src.0, src.1), dst: m(dst.0, dst.1), tclass: m(tc.0, tc.1), hlimit: m(hl.0, hl.1), label: m(label.0, label.1) };
         prop_assert!(apply_set(&mut p, &set));
@@ -213,7 +213,7 @@ proptest! {
 
     #[test]
     fn eth_set_is_masked(src in any::<([u8; 6], [u8; 6])>(), dst in any::<([u8; 6], [u8; 6])>()) {
-        let f = ipv4_frame(&eth(), &ipv4::Repr::default(), &L4::Raw(99, &[]));
+        let f = ipv4_frame(&eth(), &ipv4::Repr::default(), &L4::Raw(99, &[])).unwrap();
         let (mut p, k0) = parsed(&f);
         let set = SetField::Eth { src: m(src.0, src.1), dst: m(dst.0, dst.1) };
         prop_assert!(apply_set(&mut p, &set));
@@ -238,7 +238,8 @@ fn sctp_bad_crc_stays_bad() {
             },
             &[1; 20],
         ),
-    );
+    )
+    .unwrap();
     let (mut p, _) = parsed(&f);
     let l4 = p.meta.l4_ofs as usize;
     p.data_mut()[l4 + 8] ^= 0x55;
@@ -265,7 +266,8 @@ fn set_refuses_missing_headers() {
         &ipv6::Repr::default(),
         &[],
         &L4::Udp(udp::Repr::default(), b"x"),
-    );
+    )
+    .unwrap();
     let (mut p, _) = parsed(&f);
     let before = p.data().to_vec();
     let any4 = SetField::Ipv4 {
@@ -308,7 +310,8 @@ fn set_refuses_missing_headers() {
             ..Default::default()
         },
         &L4::Raw(17, &[0; 16]),
-    );
+    )
+    .unwrap();
     let (mut p, _) = parsed(&frag);
     assert!(!apply_set(
         &mut p,
@@ -352,7 +355,8 @@ fn push_pop_vlan_round_trip() {
             },
             b"abc",
         ),
-    );
+    )
+    .unwrap();
     let (mut p, k0) = parsed(&f);
     assert!(!pop_vlan(&mut p));
     assert!(push_vlan(
@@ -444,7 +448,8 @@ fn ipv6_dst_rewrite_respects_routing_header() {
             },
             b"x",
         ),
-    );
+    )
+    .unwrap();
     f[14 + 40 + 3] = 1; // segments left
     let (mut p, _) = parsed(&f);
     let c_off = p.meta.l4_ofs as usize + 6;
