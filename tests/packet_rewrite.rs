@@ -409,3 +409,93 @@ fn push_pop_vlan_round_trip() {
         }
     ));
 }
+
+/// With segments left in a routing header the L4 checksum covers the final destination,
+/// so rewriting the IPv6 destination must not touch it; the source still does.
+#[test]
+fn ipv6_dst_rewrite_respects_routing_header() {
+    let exts = [ipv6::ExtRepr::Options {
+        kind: ipv6::ext::ROUTING,
+        next_header: 0,
+        len8: 2,
+    }];
+    let ip = ipv6::Repr {
+        hop_limit: 64,
+        ..Default::default()
+    };
+    let mut f = ipv6_frame(
+        &eth(),
+        &ip,
+        &exts,
+        &L4::Udp(
+            udp::Repr {
+                src_port: 1,
+                dst_port: 2,
+                payload_len: 0,
+            },
+            b"x",
+        ),
+    );
+    f[14 + 40 + 3] = 1; // segments left
+    let (mut p, _) = parsed(&f);
+    let c_off = p.meta.l4_ofs as usize + 6;
+    let before = p.data()[c_off..c_off + 2].to_vec();
+    let set_dst = SetField::Ipv6 {
+        src: m([0; 16], [0; 16]),
+        dst: m([9; 16], [0xff; 16]),
+        tclass: m(0, 0),
+        hlimit: m(0, 0),
+        label: m(0, 0),
+    };
+    assert!(apply_set(&mut p, &set_dst));
+    assert_eq!(&p.data()[c_off..c_off + 2], &before[..]);
+    let set_src = SetField::Ipv6 {
+        src: m([9; 16], [0xff; 16]),
+        dst: m([0; 16], [0; 16]),
+        tclass: m(0, 0),
+        hlimit: m(0, 0),
+        label: m(0, 0),
+    };
+    assert!(apply_set(&mut p, &set_src));
+    assert_ne!(&p.data()[c_off..c_off + 2], &before[..]);
+    // with no segments left the destination is final and the checksum follows it
+    f[14 + 40 + 3] = 0;
+    let (mut p, _) = parsed(&f);
+    assert!(apply_set(&mut p, &set_dst));
+    assert_checksums_ok(&p);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// Rewrites on garbage, truncated frames and stale offsets never panic.
+    #[test]
+    fn rewrites_never_panic(b in proptest::collection::vec(any::<u8>(), 0..120), l3 in any::<u16>(), l4 in any::<u16>(), proto in prop_oneof![Just(6u8), Just(17), Just(58), Just(132), any::<u8>()], stale in any::<bool>(), v in any::<u32>()) {
+        let mut p = PacketBuf::from_frame(&b);
+        let mut k = FlowKey::default();
+        flow_extract(&mut p, &mut k);
+        if stale {
+            p.meta.l3_ofs = l3 % 130;
+            p.meta.l4_ofs = l4 % 130;
+            p.meta.l4_proto = proto;
+        }
+        let sets = [
+            SetField::Eth { src: m([1; 6], [0xff; 6]), dst: m([2; 6], [0xf0; 6]) },
+            SetField::Ipv4 { src: m(v, !0), dst: m(!v, v), tos: m(1, 0xff), ttl: m(2, 0xff) },
+            SetField::Ipv6 { src: m([3; 16], [0xff; 16]), dst: m([4; 16], [0xff; 16]), tclass: m(5, 0xff), hlimit: m(6, 0xff), label: m(v, !0) },
+            SetField::Tcp { src: m(v as u16, !0), dst: m(7, !0) },
+            SetField::Udp { src: m(v as u16, !0), dst: m(8, !0) },
+            SetField::Sctp { src: m(v as u16, !0), dst: m(9, !0) },
+        ];
+        for s in &sets {
+            let _ = apply_set(&mut p, s);
+        }
+        let _ = push_vlan(&mut p, VlanTag { tpid: 0, tci: v as u16 });
+        let _ = pop_vlan(&mut p);
+        let _ = pop_vlan(&mut p);
+        for s in &sets {
+            let _ = apply_set(&mut p, s);
+        }
+        prop_assert!(p.len() + 4 >= b.len());
+    }
+}

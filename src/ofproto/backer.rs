@@ -50,6 +50,9 @@ struct UkeyState {
     bytes: u64,
 }
 
+/// A datapath flow's identity: masked key, mask, and the PMD that holds it.
+type UkeyId = (FlowKey, FlowMask, Option<usize>);
+
 struct BackerState {
     bridges: BTreeMap<String, Arc<Ofproto>>,
     ports: HashMap<OdpPort, Arc<Ofproto>>,
@@ -59,10 +62,11 @@ struct BackerState {
 pub struct Backer {
     dpif: Arc<dyn Dpif>,
     state: RwLock<BackerState>,
-    ukeys: Mutex<HashMap<(FlowKey, FlowMask), UkeyState>>,
+    /// Per installed megaflow (and PMD): counters already credited, last activity.
+    ukeys: Mutex<HashMap<UkeyId, UkeyState>>,
+    revalidator: Mutex<Option<std::thread::Thread>>,
     seen_gen: Mutex<HashMap<String, u64>>,
-    /// Megaflow idle limit.
-    pub max_idle: Duration,
+    max_idle_ms: std::sync::atomic::AtomicU64,
     revalidate_lock: Mutex<()>,
 }
 
@@ -88,13 +92,25 @@ impl Backer {
                 ports: HashMap::new(),
             }),
             ukeys: Mutex::new(HashMap::new()),
+            revalidator: Mutex::new(None),
             seen_gen: Mutex::new(HashMap::new()),
-            max_idle: DEFAULT_MAX_IDLE,
+            max_idle_ms: std::sync::atomic::AtomicU64::new(DEFAULT_MAX_IDLE.as_millis() as u64),
             revalidate_lock: Mutex::new(()),
         });
         b.dpif
             .set_upcall_handler(Arc::new(UpcallForwarder(Arc::downgrade(&b))));
         b
+    }
+
+    /// Changes how long an unused megaflow survives (default 10 s, OVS's `max-idle`).
+    pub fn set_max_idle(&self, d: Duration) {
+        self.max_idle_ms
+            .store(d.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// The megaflow idle limit.
+    pub fn max_idle(&self) -> Duration {
+        Duration::from_millis(self.max_idle_ms.load(Ordering::Relaxed))
     }
 
     /// The datapath.
@@ -216,20 +232,29 @@ impl Backer {
             .get(&upcall.key.in_port)
             .cloned()
             .ok_or(UpcallError::NoBridge(upcall.key.in_port))?;
+        let g0 = br.generation();
         let reply = br.handle_upcall(upcall)?;
-        if reply.install {
-            let k = (upcall.key.masked(&reply.mask), reply.mask);
-            self.ukeys
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .entry(k)
-                .or_insert(UkeyState {
-                    seen: br.now(),
-                    packets: 0,
-                    bytes: 0,
-                });
+        if br.generation() != g0 {
+            // Learning changed the fdb/mdb: installed megaflows may now be wrong.
+            self.wake_revalidator();
         }
         Ok(reply)
+    }
+
+    fn wake_revalidator(&self) {
+        if let Some(t) = &*self.revalidator.lock().unwrap_or_else(|e| e.into_inner()) {
+            t.unpark();
+        }
+    }
+
+    /// Whether every bridge's state has been revalidated since it last changed (a
+    /// revalidator pass is not pending).
+    pub fn is_settled(&self) -> bool {
+        let seen = self.seen_gen.lock().unwrap_or_else(|e| e.into_inner());
+        read(&self.state)
+            .bridges
+            .iter()
+            .all(|(n, b)| seen.get(n) == Some(&b.generation()))
     }
 
     /// Periodic work: timeouts, then revalidation (full where needed). Call it every
@@ -258,12 +283,14 @@ impl Backer {
             (st.bridges.clone(), st.ports.clone())
         };
         let mut dirty: HashMap<String, bool> = HashMap::new();
+        let gens: HashMap<String, u64> = bridges
+            .iter()
+            .map(|(n, b)| (n.clone(), b.generation()))
+            .collect();
         {
-            let mut seen = self.seen_gen.lock().unwrap_or_else(|e| e.into_inner());
-            for (name, br) in &bridges {
-                let g = br.generation();
-                let old = seen.insert(name.clone(), g);
-                dirty.insert(name.clone(), force || old != Some(g));
+            let seen = self.seen_gen.lock().unwrap_or_else(|e| e.into_inner());
+            for (name, g) in &gens {
+                dirty.insert(name.clone(), force || seen.get(name) != Some(g));
             }
         }
         let flows = match self.dpif.flow_dump() {
@@ -276,8 +303,9 @@ impl Backer {
         stats.dumped = flows.len();
         let mut ukeys = self.ukeys.lock().unwrap_or_else(|e| e.into_inner());
         let mut live = HashMap::with_capacity(flows.len());
+        let max_idle = self.max_idle();
         for f in flows {
-            let id = (f.key, f.mask);
+            let id = (f.key, f.mask, f.pmd_core);
             let br = owners.get(&f.key.in_port);
             let now = br.map_or_else(Instant::now, |b| b.now());
             let mut u = ukeys.get(&id).copied().unwrap_or(UkeyState {
@@ -303,7 +331,7 @@ impl Backer {
                 stats.deleted += 1;
                 continue;
             };
-            if now.saturating_duration_since(last_used) > self.max_idle {
+            if now.saturating_duration_since(last_used) > max_idle {
                 let _ = self.dpif.flow_del(&f.key, &f.mask);
                 stats.idle_deleted += 1;
                 continue;
@@ -317,6 +345,7 @@ impl Backer {
                 key: &f.key,
                 packet: None,
                 may_learn: dp > 0,
+                revalidating: true,
                 trace: false,
                 now,
             });
@@ -348,6 +377,8 @@ impl Backer {
             live.insert(id, u);
         }
         *ukeys = live;
+        // Only now is the state these generations describe fully revalidated.
+        *self.seen_gen.lock().unwrap_or_else(|e| e.into_inner()) = gens;
         stats
     }
 
@@ -370,6 +401,7 @@ impl Backer {
                 }
             })
             .expect("spawning the revalidator thread");
+        *self.revalidator.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle.thread().clone());
         RevalidatorThread {
             stop,
             handle: Some(handle),

@@ -458,6 +458,7 @@ impl Ofproto {
             key: upcall.key,
             packet: Some(upcall.packet),
             may_learn: true,
+            revalidating: false,
             trace: false,
             now,
         });
@@ -524,6 +525,7 @@ impl Ofproto {
             key,
             packet,
             may_learn: false,
+            revalidating: false,
             trace: true,
             now: self.now(),
         });

@@ -47,7 +47,14 @@ pub(super) fn xlate_normal(ctx: &mut Ctx<'_>) {
     }
     let src = ctx.flow.dl_src;
     if ctx.may_learn {
-        let outcome = ctx.bridge.fdb().learn(src, iv.vlan, in_port, ctx.now);
+        let mut fdb = ctx.bridge.fdb();
+        let outcome = match fdb.lookup(src, iv.vlan, ctx.now) {
+            Some(p) if p != in_port && ctx.revalidating => {
+                super::mac_learning::LearnOutcome::Ignored
+            }
+            _ => fdb.learn(src, iv.vlan, in_port, ctx.now),
+        };
+        drop(fdb);
         ctx.note(format_args!(
             "NORMAL: learned {} on port {in_port} VLAN {}: {outcome:?}",
             super::flow_syntax::fmt_mac(&src),

@@ -80,6 +80,10 @@ pub struct XlateRequest<'a> {
     pub packet: Option<&'a [u8]>,
     /// Whether NORMAL may learn MACs and snooping may update the mdb.
     pub may_learn: bool,
+    /// Set by revalidation: learning may refresh or re-add an fdb entry but never move
+    /// it, because a real move arrives as a miss on the new port, while an old megaflow's
+    /// counters may include packets from before the move.
+    pub revalidating: bool,
     /// Whether to record a trace.
     pub trace: bool,
     /// The time to use for aging decisions.
@@ -116,6 +120,8 @@ pub(super) struct Ctx<'a> {
     pub packet: Option<&'a [u8]>,
     /// Whether learning is allowed.
     pub may_learn: bool,
+    /// Whether learning may only refresh (see `XlateRequest::revalidating`).
+    pub revalidating: bool,
     /// Time for aging decisions.
     pub now: Instant,
 }
@@ -154,6 +160,7 @@ pub(super) fn translate(
         install: true,
         packet: req.packet,
         may_learn: req.may_learn,
+        revalidating: req.revalidating,
         now: req.now,
     };
     let pre = if req.key.recirc_id != 0 {

@@ -218,6 +218,7 @@ fn membership_and_mrouter_age_out() {
         key: &data(2, 0x22, G1),
         packet: None,
         may_learn: false,
+        revalidating: false,
         trace: false,
         now: later,
     });

@@ -77,6 +77,7 @@ pub(super) fn xl(br: &Ofproto, k: &FlowKey) -> XlateOutput {
         key: k,
         packet: None,
         may_learn: true,
+        revalidating: false,
         trace: false,
         now: br.now(),
     })
@@ -88,6 +89,7 @@ pub(super) fn xl_pkt(br: &Ofproto, k: &FlowKey, pkt: &[u8]) -> XlateOutput {
         key: k,
         packet: Some(pkt),
         may_learn: true,
+        revalidating: false,
         trace: false,
         now: br.now(),
     })
