@@ -513,18 +513,50 @@ fn flow_ops(dp: &DpifNetlink, p1: OdpPort, p2: OdpPort) -> Result<String, String
     )
     .map_err(|e| format!("create: {e}"))?;
     let got = dp.flow_get(&key, &mask).map_err(|e| format!("get: {e}"))?;
+    // the kernel's mask may only be stricter than ours (recirc_id, TCIs, parse flags)
     if got.actions[..] != [rewrite.clone(), DpAction::Output(p2)]
-        || got.mask != {
-            let mut m = mask;
-            m.0.recirc_id = u32::MAX;
-            m.0.vlans = [rvswitch::packet::VlanTag {
-                tpid: 0xffff,
-                tci: 0xffff,
-            }; 2];
-            m
-        }
+        || !mask.is_subset_of(&got.mask)
+        || got.key != key.masked(&got.mask)
     {
         return Err(format!("get returned {got:?}"));
+    }
+    // an exact-match flow (full tunnel mask on an untunnelled key) and a translator-style
+    // mask with "not tunnelled" and parse flags
+    let mut exact_key = key;
+    exact_key.tp_dst = 9998;
+    exact_key.nw_ttl = 64;
+    let mut xlate_mask = mask;
+    xlate_mask.0.tun_id = u64::MAX;
+    xlate_mask.0.parse_flags = u8::MAX;
+    for m in [FlowMask::exact(), xlate_mask] {
+        dp.flow_put(&FlowPut {
+            key: exact_key,
+            mask: m,
+            actions: vec![DpAction::Output(p2)].into(),
+            mode: FlowPutMode::Create,
+            clear_stats: false,
+        })
+        .map_err(|e| format!("create with mask {m:?}: {e}"))?;
+        let got = dp
+            .flow_get(&exact_key, &m)
+            .map_err(|e| format!("get: {e}"))?;
+        // the translator's mask must survive whole (the revalidator relies on it); the
+        // exact mask keeps what the kernel can hold for a UDP key
+        let covered = if m == xlate_mask {
+            m.is_subset_of(&got.mask)
+        } else {
+            got.mask.0.nw_ttl == u8::MAX
+                && got.mask.0.tp_src == u16::MAX
+                && got.mask.0.dl_src == [0xff; 6]
+        };
+        if !covered || got.key != exact_key.masked(&got.mask) {
+            return Err(format!("exact get returned {got:?}"));
+        }
+        if got.mask.0.tun_id != u64::MAX || got.mask.0.tun_ipv4_dst != u32::MAX {
+            return Err(format!("tunnel mask not kept: {:?}", got.mask));
+        }
+        dp.flow_del(&exact_key, &m)
+            .map_err(|e| format!("del: {e}"))?;
     }
     match put(FlowPutMode::Create, vec![DpAction::Output(p2)]) {
         Err(DpifError::FlowExists) => {}
