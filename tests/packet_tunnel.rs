@@ -44,6 +44,7 @@ fn inner() -> Vec<u8> {
             b"inner payload",
         ),
     )
+    .unwrap()
 }
 
 fn spec(src: IpAddr, dst: IpAddr, encap: Encap) -> TnlHeaderSpec {
@@ -268,7 +269,8 @@ fn hand_built_vxlan_pops() {
             },
             &body,
         ),
-    );
+    )
+    .unwrap();
     f.resize(f.len() + 6, 0xee); // trailer beyond the IP length
     let mut p = PacketBuf::from_frame(&f);
     let m = tnl_pop(&mut p).unwrap();
@@ -289,7 +291,8 @@ fn hand_built_vxlan_pops() {
             },
             &body,
         ),
-    );
+    )
+    .unwrap();
     let mut p = PacketBuf::from_frame(&f);
     assert!(matches!(tnl_pop(&mut p), Err(TnlError::NotTunnel(_))));
     assert_eq!(p.data(), &f[..]);
@@ -365,14 +368,14 @@ fn broken_outer_headers_are_refused_unchanged() {
     .unwrap();
     g.extend_from_slice(&[0x45; 40]);
     check(
-        &ipv4_frame(&e, &ipv4::Repr::default(), &L4::Raw(47, &g)),
+        &ipv4_frame(&e, &ipv4::Repr::default(), &L4::Raw(47, &g)).unwrap(),
         |e| matches!(e, TnlError::NotTunnel(_)),
     );
     // mismatched explicit kind
     let mut q = PacketBuf::from_frame(&good);
     assert!(tnl_pop_as(&mut q, Some(TunnelType::Gre)).is_err());
     // a non-tunnel IPv6 frame
-    let f = ipv6_frame(&e, &ipv6::Repr::default(), &[], &L4::Raw(6, &[0; 20]));
+    let f = ipv6_frame(&e, &ipv6::Repr::default(), &[], &L4::Raw(6, &[0; 20])).unwrap();
     check(&f, |e| matches!(e, TnlError::NotTunnel(_)));
 }
 
@@ -459,9 +462,9 @@ proptest! {
         // random bytes behind valid outer Ethernet/IPv4/UDP or GRE headers
         let e = ethernet::Repr { dst: UNDER_DST, src: UNDER_SRC, ..Default::default() };
         let f = if proto == 17 {
-            ipv4_frame(&e, &ipv4::Repr::default(), &L4::UdpNoChecksum(udp::Repr { src_port: 1, dst_port: port, payload_len: 0 }, &b))
+            ipv4_frame(&e, &ipv4::Repr::default(), &L4::UdpNoChecksum(udp::Repr { src_port: 1, dst_port: port, payload_len: 0 }, &b)).unwrap()
         } else {
-            ipv4_frame(&e, &ipv4::Repr::default(), &L4::Raw(47, &b))
+            ipv4_frame(&e, &ipv4::Repr::default(), &L4::Raw(47, &b)).unwrap()
         };
         for frame in [&f[..], &b[..]] {
             let mut p = PacketBuf::from_frame(frame);
