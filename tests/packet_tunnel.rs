@@ -475,3 +475,33 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// Corrupted or random header templates are refused or pushed, never a panic; a
+    /// refused push leaves the packet as it was.
+    #[test]
+    fn push_never_panics_on_bad_templates(flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6), cut in any::<prop::sample::Index>(), random in proptest::collection::vec(any::<u8>(), 0..80), gre in any::<bool>()) {
+        let encap = if gre { Encap::Gre { key: Some(1), csum: true } } else { Encap::Vxlan { vni: 1, dst_port: 4789, udp_csum: true } };
+        let mut hdr = build_tnl_header(&spec(V4_SRC.into(), V4_DST.into(), encap)).unwrap();
+        for (i, v) in flips {
+            let i = i.index(hdr.len());
+            hdr[i] ^= v;
+        }
+        hdr.truncate(cut.index(hdr.len() + 1));
+        for h in [hdr, random] {
+            let frame = inner();
+            let mut p = PacketBuf::from_frame(&frame);
+            let t = if gre { TunnelType::Gre } else { TunnelType::Vxlan };
+            if tnl_push(&mut p, &push(h.clone(), t), 3).is_ok() {
+                // only an intact template is accepted
+                let intact_len = if gre { 46 } else { 50 };
+                prop_assert_eq!(h.len(), intact_len);
+                prop_assert_eq!(&p.data()[h.len()..], &frame[..]);
+            } else {
+                prop_assert_eq!(p.data(), &frame[..]);
+            }
+        }
+    }
+}

@@ -193,7 +193,11 @@ fn unknown_port_type() {
 #[test]
 fn unknown_and_bad_options() {
     let t = "[[bridge]]\nname = \"b\"\n[[bridge.port]]\nname = \"p\"\ntype = \"afxdp\"\noptions = { xdp_mode = \"turbo\" }\n";
-    assert_err(t, 6, "expected native, generic or best-effort");
+    assert_err(
+        t,
+        6,
+        "expected best, generic, native or native-with-zerocopy",
+    );
     let t = "[[bridge]]\nname = \"b\"\n[[bridge.port]]\nname = \"p\"\ntype = \"afxdp\"\n[bridge.port.options]\nn_rxq = 1\nremote_ip = \"1.2.3.4\"\n";
     assert_err(t, 8, "unknown option 'remote_ip' for a afxdp port");
     let t = "[[bridge]]\nname = \"b\"\n[[bridge.port]]\nname = \"t\"\ntype = \"vxlan\"\n";

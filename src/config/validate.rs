@@ -346,9 +346,9 @@ fn option_err(option: &str, message: String) -> PortError {
 /// Options each port type accepts; anything else is a typo.
 fn known_options(t: PortType) -> &'static [&'static str] {
     match t {
-        PortType::Afxdp => &["xdp_mode", "n_rxq", "use_need_wakeup"],
-        PortType::Afpacket => &["n_rxq"],
-        PortType::Tap | PortType::Internal => &["mtu", "mac"],
+        PortType::Afxdp => &["xdp_mode", "n_rxq"],
+        PortType::Afpacket => &["qdisc_bypass"],
+        PortType::Tap | PortType::Internal => &[],
         PortType::Vxlan | PortType::Geneve | PortType::Gre => &[
             "remote_ip",
             "local_ip",
@@ -391,25 +391,36 @@ pub(super) fn validate_port(p: PortArgs, datapath: DatapathType) -> Result<PortC
     let known = known_options(p.port_type);
     for (k, v) in &p.options {
         if !known.contains(&k.as_str()) {
+            let expected = if known.is_empty() {
+                format!("a {} port takes no options", p.port_type)
+            } else {
+                format!("expected one of: {}", known.join(", "))
+            };
             return Err(option_err(
                 k,
                 format!(
-                    "unknown option '{k}' for a {} port (expected one of: {})",
-                    p.port_type,
-                    known.join(", ")
+                    "unknown option '{k}' for a {} port ({expected})",
+                    p.port_type
                 ),
             ));
         }
         let bad = |what: &str| option_err(k, format!("option {k} = \"{v}\": expected {what}"));
         match k.as_str() {
-            "xdp_mode" if !matches!(v.as_str(), "native" | "generic" | "best-effort") => {
-                return Err(bad("native, generic or best-effort"))
+            "xdp_mode"
+                if !matches!(
+                    v.as_str(),
+                    "best" | "generic" | "native" | "native-with-zerocopy"
+                ) =>
+            {
+                return Err(bad("best, generic, native or native-with-zerocopy"))
             }
-            "n_rxq" if !matches!(v.parse::<u32>(), Ok(1..=64)) => {
+            "n_rxq"
+                if p.port_type == PortType::Dummy && !matches!(v.parse::<u32>(), Ok(1..=64)) =>
+            {
                 return Err(bad("an integer from 1 to 64"))
             }
-            "mtu" if !matches!(v.parse::<u32>(), Ok(68..=65535)) => {
-                return Err(bad("an MTU from 68 to 65535"))
+            "n_rxq" if !matches!(v.parse::<u32>(), Ok(1..=256)) => {
+                return Err(bad("an integer from 1 to 256"))
             }
             "remote_ip" | "local_ip" if v.parse::<IpAddr>().is_err() => {
                 return Err(bad("an IPv4 or IPv6 address"))
@@ -424,11 +435,8 @@ pub(super) fn validate_port(p: PortArgs, datapath: DatapathType) -> Result<PortC
             "tos" if v.parse::<u8>().is_err() && v != "inherit" => {
                 return Err(bad("0..255 or \"inherit\""))
             }
-            "csum" | "use_need_wakeup" if !matches!(v.as_str(), "true" | "false") => {
+            "csum" | "qdisc_bypass" if !matches!(v.as_str(), "true" | "false") => {
                 return Err(bad("true or false"))
-            }
-            "mac" if parse_mac(v).is_none() => {
-                return Err(bad("a MAC address like 02:00:00:00:00:01"))
             }
             _ => {}
         }
@@ -581,19 +589,6 @@ fn parse_u64(v: &str) -> Option<u64> {
         Some(hex) => u64::from_str_radix(hex, 16).ok(),
         None => v.parse().ok(),
     }
-}
-
-fn parse_mac(v: &str) -> Option<[u8; 6]> {
-    let mut out = [0u8; 6];
-    let mut n = 0;
-    for part in v.split(':') {
-        if n == 6 || part.len() != 2 {
-            return None;
-        }
-        out[n] = u8::from_str_radix(part, 16).ok()?;
-        n += 1;
-    }
-    (n == 6).then_some(out)
 }
 
 /// Checks a flow in ovs-ofctl form (`table=0,priority=10,ip,actions=NORMAL`) with the

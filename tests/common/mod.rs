@@ -292,3 +292,46 @@ pub fn counter(text: &str, label: &str) -> u64 {
         })
         .unwrap_or_else(|| panic!("no number after '{label}' in: {text}"))
 }
+
+/// The sum of the numbers after `label` over every thread's section of pmd-stats-show.
+pub fn sum_counter(text: &str, label: &str) -> u64 {
+    let mut total = 0;
+    let mut rest = text;
+    let mut found = false;
+    while let Some(i) = rest.find(label) {
+        found = true;
+        let after = &rest[i + label.len()..];
+        total += after
+            .split_whitespace()
+            .next()
+            .and_then(|w| w.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no number after '{label}' in: {text}"));
+        rest = after;
+    }
+    assert!(found, "'{label}' not in: {text}");
+    total
+}
+
+/// Whether a Linux interface exists.
+pub fn link_exists(name: &str) -> bool {
+    Command::new("ip")
+        .args(["link", "show", name])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Whether an XDP program is attached to interface `name`.
+pub fn has_xdp(name: &str) -> bool {
+    let out = Command::new("ip")
+        .args(["-d", "link", "show", name])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().any(|l| {
+        l.contains("prog/xdp")
+            || l.contains(" xdp ")
+            || l.contains("xdpgeneric")
+            || l.contains("xdp/id")
+    })
+}
