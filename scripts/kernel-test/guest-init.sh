@@ -22,7 +22,7 @@ step() { # step NAME CMD...: runs CMD, prints PASS/FAIL and the output on failur
 }
 
 load_modules() {
-	for m in crc32c_generic openvswitch veth vxlan; do
+	for m in crc32c_generic openvswitch veth vxlan geneve ip_gre; do
 		modprobe "$m" || return 1
 	done
 	grep -q '^openvswitch ' /proc/modules
@@ -31,9 +31,13 @@ step modules load_modules
 
 setup_net() {
 	set -e
+	# no IPv6: its ND/MLD chatter would add flows and packets the test does not expect
+	noipv6='echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6'
+	sh -c "$noipv6"
 	$IP link set lo up
-	for i in 1 2 3; do
+	for i in 1 2 3 4 5; do
 		$IP netns add ns$i
+		$IP netns exec ns$i sh -c "$noipv6"
 		$IP -n ns$i link set lo up
 	done
 	for i in 1 2; do
@@ -53,6 +57,24 @@ setup_net() {
 	$IP -n ns3 link add vx3 type vxlan id 42 remote 192.168.50.1 dstport 4789 dev ul1
 	$IP -n ns3 addr add 10.0.0.3/24 dev vx3
 	$IP -n ns3 link set vx3 up
+	# ns4: geneve VNI 43 at 10.0.0.4; ns5: gretap key 44 at 10.0.0.5
+	n=1
+	for t in "4 geneve" "5 gre"; do
+		set -- $t
+		$IP link add ul$((n * 2)) type veth peer name ul$((n * 2 + 1))
+		$IP link set ul$((n * 2 + 1)) netns ns$1
+		$IP addr add 192.168.5$n.1/24 dev ul$((n * 2))
+		$IP link set ul$((n * 2)) up
+		$IP -n ns$1 addr add 192.168.5$n.2/24 dev ul$((n * 2 + 1))
+		$IP -n ns$1 link set ul$((n * 2 + 1)) up
+		n=$((n + 1))
+	done
+	$IP -n ns4 link add gnv4 type geneve id 43 remote 192.168.51.1
+	$IP -n ns5 link add gre5 type gretap remote 192.168.52.1 local 192.168.52.2 key 44
+	$IP -n ns4 addr add 10.0.0.4/24 dev gnv4
+	$IP -n ns5 addr add 10.0.0.5/24 dev gre5
+	$IP -n ns4 link set gnv4 up
+	$IP -n ns5 link set gre5 up
 	set +e
 }
 step setup_net setup_net
@@ -62,7 +84,8 @@ timeout 400 /usr/bin/kernel_guest rvs0
 echo "KTEST INFO kernel_guest exit=$? ran $(awk "BEGIN{print $(cut -d' ' -f1 /proc/uptime)-$T0}")s"
 
 no_leftovers() {
-	! $IP link show rvs0 && ! $IP link show vxrvs0 && ! grep -q rvs0 /proc/net/dev
+	! $IP link show rvs0 && ! $IP link show vxrvs0 && ! $IP link show gnvrvs0 &&
+		! $IP link show grervs0 && ! grep -q rvs0 /proc/net/dev
 }
 step no_leftovers no_leftovers
 

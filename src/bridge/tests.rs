@@ -8,7 +8,14 @@ use super::state::RuntimeChange;
 use super::*;
 use crate::config::Config;
 
-fn config(dir: &std::path::Path, body: &str) -> Config {
+/// Bridge names unique to one test in this process (their local ports are real taps).
+fn names(t: &str) -> (String, String) {
+    let id = std::process::id() % 100_000;
+    (format!("u{id}{t}0"), format!("u{id}{t}1"))
+}
+
+fn config(dir: &std::path::Path, body: &str, names: &(String, String)) -> Config {
+    let body = body.replace("tbr0", &names.0).replace("tbr1", &names.1);
     let text = format!(
         "[global]\npmd_cores = []\nrun_dir = \"{}\"\n\n{body}",
         dir.display()
@@ -41,6 +48,14 @@ fn frame(dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
     f
 }
 
+/// The IPv4 frames among `frames` (the bridge's local tap port adds IPv6 chatter).
+fn ipv4(frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    frames
+        .into_iter()
+        .filter(|f| f.len() > 14 && f[12..14] == [0x08, 0x00])
+        .collect()
+}
+
 fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -57,25 +72,26 @@ const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0, 0xb];
 
 #[test]
 fn standalone_bridge_floods_learns_and_forwards() {
+    let n = names("f");
     let dir = tempfile::tempdir().unwrap();
-    let sw = Switch::start(config(dir.path(), TWO_PORTS), false).unwrap();
+    let sw = Switch::start(config(dir.path(), TWO_PORTS, &n), false).unwrap();
     let dp = sw.netdev_datapath().expect("netdev datapath opened");
     let (d1, d2) = (dp.dummy_port("d1").unwrap(), dp.dummy_port("d2").unwrap());
     // Unknown destination: flooded to d2 (and the local port, if there is one).
     d1.inject(0, &frame(MAC_B, MAC_A)).unwrap();
     let got = wait_for("flood to d2", || {
-        Some(d2.take_sent()).filter(|v| !v.is_empty())
+        Some(ipv4(d2.take_sent())).filter(|v| !v.is_empty())
     });
     assert_eq!(got, vec![frame(MAC_B, MAC_A)]);
-    let fdb = sw.ofproto("tbr0").unwrap().fdb_show();
+    let fdb = sw.ofproto(&n.0).unwrap().fdb_show();
     assert!(fdb.contains("02:00:00:00:00:0a"), "A not learned: {fdb}");
     // Reply from B goes only to d1 now that A is known.
     d2.inject(0, &frame(MAC_A, MAC_B)).unwrap();
     let got = wait_for("unicast to d1", || {
-        Some(d1.take_sent()).filter(|v| !v.is_empty())
+        Some(ipv4(d1.take_sent())).filter(|v| !v.is_empty())
     });
     assert_eq!(got, vec![frame(MAC_A, MAC_B)]);
-    assert!(d2.take_sent().is_empty());
+    assert!(ipv4(d2.take_sent()).is_empty());
     sw.shutdown();
     assert!(
         sw.netdev_datapath().is_none(),
@@ -85,41 +101,42 @@ fn standalone_bridge_floods_learns_and_forwards() {
 
 #[test]
 fn runtime_changes_are_journaled_and_replayed() {
+    let n = names("j");
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), TWO_PORTS);
+    let cfg = config(dir.path(), TWO_PORTS, &n);
     let sw = Switch::start(cfg.clone(), true).unwrap();
     sw.change(RuntimeChange::AddBridge {
-        bridge: "tbr1".into(),
+        bridge: n.1.clone(),
         datapath: "netdev".into(),
     })
     .unwrap();
     sw.change(RuntimeChange::AddPort {
-        bridge: "tbr1".into(),
+        bridge: n.1.clone(),
         port: "d3".into(),
         args: vec!["type=dummy".into(), "tag=7".into()],
     })
     .unwrap();
     sw.change(RuntimeChange::DelPort {
-        bridge: "tbr0".into(),
+        bridge: n.0.clone(),
         port: "d2".into(),
     })
     .unwrap();
     sw.change(RuntimeChange::AddFlow {
-        bridge: "tbr0".into(),
+        bridge: n.0.clone(),
         flow: "priority=100,in_port=1,actions=drop".into(),
     })
     .unwrap();
     // Refused changes are not journaled.
     assert!(sw
         .change(RuntimeChange::AddPort {
-            bridge: "tbr1".into(),
+            bridge: n.1.clone(),
             port: "d1".into(),
             args: vec!["type=dummy".into()]
         })
         .is_err());
     assert!(sw
         .change(RuntimeChange::AddFlow {
-            bridge: "tbr0".into(),
+            bridge: n.0.clone(),
             flow: "priority=1,actions=bogus".into()
         })
         .is_err());
@@ -129,7 +146,7 @@ fn runtime_changes_are_journaled_and_replayed() {
     let sw = Switch::start(cfg, true).unwrap();
     let c = sw.config();
     let names: Vec<&str> = c.bridges.iter().map(|b| b.name.as_str()).collect();
-    assert_eq!(names, vec!["tbr0", "tbr1"]);
+    assert_eq!(names, vec![n.0.as_str(), n.1.as_str()]);
     assert_eq!(
         c.bridges[0]
             .ports
@@ -139,7 +156,7 @@ fn runtime_changes_are_journaled_and_replayed() {
         vec!["d1"]
     );
     assert_eq!(c.bridges[1].ports[0].vlan.tag, Some(7));
-    let flows = sw.ofproto("tbr0").unwrap().dump_flows();
+    let flows = sw.ofproto(&n.0).unwrap().dump_flows();
     assert!(
         flows.contains("priority=100,in_port=1") && flows.contains("actions=drop"),
         "{flows}"
@@ -149,11 +166,12 @@ fn runtime_changes_are_journaled_and_replayed() {
 
 #[test]
 fn failed_port_is_reported_and_not_kept() {
+    let n = names("p");
     let dir = tempfile::tempdir().unwrap();
-    let sw = Switch::start(config(dir.path(), TWO_PORTS), false).unwrap();
+    let sw = Switch::start(config(dir.path(), TWO_PORTS, &n), false).unwrap();
     let e = sw
         .change(RuntimeChange::AddPort {
-            bridge: "tbr0".into(),
+            bridge: n.0.clone(),
             port: "nosuchdev9".into(),
             args: vec!["type=afpacket".into()],
         })
@@ -164,13 +182,13 @@ fn failed_port_is_reported_and_not_kept() {
     // The rest still works.
     assert!(sw
         .change(RuntimeChange::DelPort {
-            bridge: "tbr0".into(),
+            bridge: n.0.clone(),
             port: "d1".into()
         })
         .is_ok());
     let e = sw
         .change(RuntimeChange::DelPort {
-            bridge: "tbr0".into(),
+            bridge: n.0.clone(),
             port: "d1".into(),
         })
         .unwrap_err();
@@ -180,8 +198,9 @@ fn failed_port_is_reported_and_not_kept() {
 
 #[test]
 fn reconfigure_moves_port_and_applies_static_flows() {
+    let n = names("r");
     let dir = tempfile::tempdir().unwrap();
-    let sw = Switch::start(config(dir.path(), TWO_PORTS), false).unwrap();
+    let sw = Switch::start(config(dir.path(), TWO_PORTS, &n), false).unwrap();
     let moved = config(
         dir.path(),
         r#"
@@ -198,16 +217,17 @@ name = "tbr1"
 name = "d2"
 type = "dummy"
 "#,
+        &n,
     );
     sw.reconfigure(moved.clone()).unwrap();
     assert_eq!(sw.config(), moved);
-    let flows = sw.ofproto("tbr0").unwrap().dump_flows();
+    let flows = sw.ofproto(&n.0).unwrap().dump_flows();
     assert!(
         flows.contains("priority=5,in_port=1") && flows.contains("actions=output:2"),
         "{flows}"
     );
     let ports: Vec<String> = sw
-        .ofproto("tbr1")
+        .ofproto(&n.1)
         .unwrap()
         .ports()
         .iter()
@@ -215,7 +235,7 @@ type = "dummy"
         .collect();
     assert!(ports.contains(&"d2".to_string()), "{ports:?}");
     // Back to nothing: every bridge and the datapath go away.
-    sw.reconfigure(config(dir.path(), "")).unwrap();
+    sw.reconfigure(config(dir.path(), "", &n)).unwrap();
     assert!(sw.netdev_datapath().is_none());
-    assert!(sw.ofproto("tbr0").is_err());
+    assert!(sw.ofproto(&n.0).is_err());
 }
