@@ -6,7 +6,7 @@
 
 mod packet_netns;
 
-use std::net::{Ipv4Addr, Ipv6Addr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -244,55 +244,54 @@ fn kernel_igmp_and_mld_reports() {
     }
 }
 
-/// The kernel's vxlan device encapsulates pings; `tnl_pop` decapsulates them, we answer
-/// each with an echo reply encapsulated by `tnl_push`, and the kernel accepts it: ping
-/// reports no loss.
-#[test]
-fn kernel_vxlan_interop() {
+fn mac_str(m: &[u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The kernel's vxlan device encapsulates pings over an underlay from `local` to
+/// `remote`; `tnl_pop` decapsulates them, we answer each with an echo reply encapsulated
+/// by `tnl_push`, and the kernel accepts it: ping reports no loss.
+fn vxlan_interop(local: IpAddr, remote: IpAddr, prefix: u8) {
     let p = NsPair::new();
     let vx = format!("{}x", p.if_a);
     let vx_mac = [0x02, 0x70, 0x6b, 0x78, 0, 0x01];
     let far_mac = [0x02, 0x70, 0x6b, 0x78, 0, 0x02];
-    let mac = |m: &[u8; 6]| {
-        m.iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":")
-    };
-    p.ip(&p.a, &["addr", "add", "10.79.0.1/24", "dev", &p.if_a]);
+    let fam = if local.is_ipv4() { "-4" } else { "-6" };
+    let local_cidr = format!("{local}/{prefix}");
+    p.ip(
+        &p.a,
+        &[fam, "addr", "add", &local_cidr, "dev", &p.if_a, "nodad"],
+    );
     p.ip(
         &p.a,
         &[
+            fam,
             "neigh",
             "add",
-            "10.79.0.2",
+            &remote.to_string(),
             "lladdr",
-            &mac(&p.mac_b),
+            &mac_str(&p.mac_b),
             "dev",
             &p.if_a,
         ],
     );
+    let (l, r) = (local.to_string(), remote.to_string());
+    let mut link = vec![
+        "link", "add", &vx, "type", "vxlan", "id", "4242", "local", &l, "remote", &r,
+    ];
+    link.extend_from_slice(&["dstport", "4789", "nolearning"]);
+    // IPv4 vxlan sends no UDP checksum unless asked; IPv6 always does.
+    if local.is_ipv4() {
+        link.push("udpcsum");
+    }
+    p.ip(&p.a, &link);
     p.ip(
         &p.a,
-        &[
-            "link",
-            "add",
-            &vx,
-            "type",
-            "vxlan",
-            "id",
-            "4242",
-            "local",
-            "10.79.0.1",
-            "remote",
-            "10.79.0.2",
-            "dstport",
-            "4789",
-            "udpcsum",
-            "nolearning",
-        ],
+        &["link", "set", &vx, "address", &mac_str(&vx_mac), "up"],
     );
-    p.ip(&p.a, &["link", "set", &vx, "address", &mac(&vx_mac), "up"]);
     p.ip(&p.a, &["addr", "add", "192.168.79.1/24", "dev", &vx]);
     p.ip(
         &p.a,
@@ -301,7 +300,7 @@ fn kernel_vxlan_interop() {
             "add",
             "192.168.79.2",
             "lladdr",
-            &mac(&far_mac),
+            &mac_str(&far_mac),
             "dev",
             &vx,
         ],
@@ -311,8 +310,8 @@ fn kernel_vxlan_interop() {
     let header = build_tnl_header(&TnlHeaderSpec {
         eth_src: p.mac_b,
         eth_dst: p.mac_a,
-        src: Ipv4Addr::new(10, 79, 0, 2).into(),
-        dst: Ipv4Addr::new(10, 79, 0, 1).into(),
+        src: remote,
+        dst: local,
         tos: 0,
         ttl: 64,
         dont_fragment: true,
@@ -363,14 +362,20 @@ fn kernel_vxlan_interop() {
         }
         let mut pk = PacketBuf::from_frame(&f);
         let m = tnl_pop(&mut pk).expect("kernel VXLAN frame decapsulates");
-        assert_eq!(
-            (m.tun_id, m.ipv4_src, m.ipv4_dst, m.tp_dst),
-            (4242, v4("10.79.0.1"), v4("10.79.0.2"), 4789)
-        );
+        assert_eq!((m.tun_id, m.tp_dst), (4242, 4789));
+        match (local, remote) {
+            (IpAddr::V4(l), IpAddr::V4(r)) => {
+                assert_eq!((m.ipv4_src, m.ipv4_dst), (l.into(), r.into()))
+            }
+            (IpAddr::V6(l), IpAddr::V6(r)) => {
+                assert_eq!((m.ipv6_src, m.ipv6_dst), (l.octets(), r.octets()))
+            }
+            _ => unreachable!("same family"),
+        }
         assert_eq!(
             m.flags & (tun_flag::CSUM | tun_flag::KEY),
             tun_flag::CSUM | tun_flag::KEY,
-            "udpcsum was on"
+            "checksummed"
         );
         let mut k = FlowKey::default();
         flow_extract(&mut pk, &mut k);
@@ -429,4 +434,20 @@ fn kernel_vxlan_interop() {
         "ping: {text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn kernel_vxlan_interop_ipv4_underlay() {
+    vxlan_interop(
+        Ipv4Addr::new(10, 79, 0, 1).into(),
+        Ipv4Addr::new(10, 79, 0, 2).into(),
+        24,
+    );
+}
+
+#[test]
+fn kernel_vxlan_interop_ipv6_underlay() {
+    let l: Ipv6Addr = "fd00:79::1".parse().unwrap();
+    let r: Ipv6Addr = "fd00:79::2".parse().unwrap();
+    vxlan_interop(l.into(), r.into(), 64);
 }
