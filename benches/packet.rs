@@ -1,9 +1,12 @@
 //! Packet-layer micro-benchmarks: the per-packet parse and rewrite costs on the fast path.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use rvswitch::dpif::action::{Masked, SetField};
+use std::net::Ipv4Addr;
+
+use rvswitch::dpif::action::{Masked, SetField, TnlPush, TunnelType};
 use rvswitch::packet::parse::flow_extract;
 use rvswitch::packet::rewrite::{apply_set, pop_vlan, push_vlan};
+use rvswitch::packet::tunnel::{build_tnl_header, tnl_pop, tnl_push, Encap, TnlHeaderSpec};
 use rvswitch::packet::wire::build::{ipv4_frame, ipv6_frame, L4};
 use rvswitch::packet::wire::{ethernet, ipv4, ipv6, tcp, udp};
 use rvswitch::packet::{FlowKey, PacketBuf, VlanTag};
@@ -29,7 +32,7 @@ fn udp64() -> Vec<u8> {
         payload_len: 0,
     };
     // 14 + 20 + 8 + 18 = 60 bytes (+ FCS = 64 on the wire)
-    ipv4_frame(&eth(), &ip, &L4::Udp(u, &[0u8; 18]))
+    ipv4_frame(&eth(), &ip, &L4::Udp(u, &[0u8; 18])).expect("frame")
 }
 
 fn bench(c: &mut Criterion) {
@@ -60,7 +63,9 @@ fn bench(c: &mut Criterion) {
         flags: tcp::flags::ACK,
         ..Default::default()
     };
-    let mut p6 = PacketBuf::from_frame(&ipv6_frame(&eth(), &ip6, &exts, &L4::Tcp(t, &[0; 20])));
+    let mut p6 = PacketBuf::from_frame(
+        &ipv6_frame(&eth(), &ip6, &exts, &L4::Tcp(t, &[0; 20])).expect("frame"),
+    );
     g.bench_function("flow_extract_tcp6_hbh", |b| {
         b.iter(|| {
             flow_extract(black_box(&mut p6), &mut k);
@@ -94,6 +99,36 @@ fn bench(c: &mut Criterion) {
                 },
             );
             black_box(pop_vlan(&mut p))
+        })
+    });
+
+    // VXLAN encapsulation and decapsulation of the 60-byte frame, as a pair so the buffer
+    // returns to its original state each iteration.
+    let spec = TnlHeaderSpec {
+        eth_src: [0x52, 0x54, 0, 0, 0, 1],
+        eth_dst: [0x52, 0x54, 0, 0, 0, 2],
+        src: Ipv4Addr::new(172, 16, 0, 1).into(),
+        dst: Ipv4Addr::new(172, 16, 0, 2).into(),
+        tos: 0,
+        ttl: 64,
+        dont_fragment: true,
+        encap: Encap::Vxlan {
+            vni: 100,
+            dst_port: 4789,
+            udp_csum: false,
+        },
+    };
+    let push = TnlPush {
+        tnl_port: 10,
+        out_port: 1,
+        tnl_type: TunnelType::Vxlan,
+        header: build_tnl_header(&spec).expect("valid spec"),
+    };
+    let mut t = PacketBuf::from_frame(&udp64());
+    g.bench_function("vxlan_push_pop", |b| {
+        b.iter(|| {
+            tnl_push(&mut t, &push, 0x1234_5678).expect("headroom");
+            black_box(tnl_pop(&mut t).expect("valid"))
         })
     });
     g.finish();

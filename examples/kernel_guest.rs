@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rvswitch::dpif::{
     DpAction, Dpif, DpifError, FlowPut, FlowPutMode, Masked, PortSpec, SetField, Upcall,
-    UpcallError, UpcallHandler, UpcallReply,
+    UpcallError, UpcallHandler, UpcallKind, UpcallReply,
 };
 use rvswitch::dpif_netlink::DpifNetlink;
 use rvswitch::packet::{FlowKey, FlowMask, OdpPort, PacketMeta, TunnelMeta};
@@ -23,6 +23,8 @@ struct LearningSwitch {
     /// Ports to flood to, with the tunnel metadata to set before output for tunnel ports.
     ports: RwLock<Vec<(OdpPort, Option<TunnelMeta>)>>,
     fdb: Mutex<HashMap<[u8; 6], OdpPort>>,
+    /// Cookies of ACTION upcalls seen.
+    cookies: Mutex<Vec<u64>>,
 }
 
 impl LearningSwitch {
@@ -38,6 +40,14 @@ impl LearningSwitch {
 impl UpcallHandler for LearningSwitch {
     fn upcall(&self, up: &Upcall<'_>) -> Result<UpcallReply, UpcallError> {
         let k = up.key;
+        if let UpcallKind::Action { cookie } = up.kind {
+            self.cookies.lock().unwrap().push(cookie);
+            return Ok(UpcallReply {
+                actions: Vec::new(),
+                mask: FlowMask::default(),
+                install: false,
+            });
+        }
         if !self
             .ports
             .read()
@@ -194,6 +204,7 @@ fn run(dpname: &str, rep: &mut Report) -> Result<(), String> {
     let sw = Arc::new(LearningSwitch {
         ports: RwLock::new(Vec::new()),
         fdb: Mutex::new(HashMap::new()),
+        cookies: Mutex::new(Vec::new()),
     });
     dp.set_upcall_handler(sw.clone());
     let p1 = dp
@@ -280,6 +291,8 @@ fn run(dpname: &str, rep: &mut Report) -> Result<(), String> {
         dp.user_features()
     );
     rep.step("dpctl_dump_flows", dpctl_flows(&dp, dpname));
+    // new flows must still come up to our handlers after ovs-dpctl opened the datapath
+    dp.flow_flush().map_err(|e| e.to_string())?;
     rep.step(
         "ping_after_dpctl",
         sh("/usr/sbin/ip netns exec ns1 /usr/bin/ping -c 2 -i 0.2 -W 3 10.0.0.2")
@@ -292,8 +305,36 @@ fn run(dpname: &str, rep: &mut Report) -> Result<(), String> {
     // 8. execute a packet: it must leave through v2a
     rep.step("execute", execute(&dp, p1, p2));
 
-    // 9. vxlan across to a Linux vxlan device in ns3
-    rep.step("vxlan", vxlan(&dp, &sw));
+    // 9. userspace action -> ACTION upcall with our cookie
+    rep.step("userspace_action", userspace_action(&dp, &sw, p1));
+
+    // 10. tunnels: flow-based vxlan/geneve/gretap devices, each to a Linux tunnel device
+    // in its own namespace
+    rep.step(
+        "vxlan",
+        tunnel(
+            &dp,
+            &sw,
+            ("vxrvs0", "vxlan", 42),
+            "192.168.50.2",
+            "10.0.0.3",
+        ),
+    );
+    rep.step(
+        "geneve",
+        tunnel(
+            &dp,
+            &sw,
+            ("gnvrvs0", "geneve", 43),
+            "192.168.51.2",
+            "10.0.0.4",
+        ),
+    );
+    rep.step(
+        "gre",
+        tunnel(&dp, &sw, ("grervs0", "gre", 44), "192.168.52.2", "10.0.0.5"),
+    );
+    rep.step("tunnel_port_del", tunnel_port_del(&dp, &sw, "grervs0"));
 
     // 10. idle expiry
     std::thread::sleep(Duration::from_millis(1500));
@@ -317,7 +358,8 @@ fn run(dpname: &str, rep: &mut Report) -> Result<(), String> {
     drop(dp);
     let gone_dp = sh(&format!("ovs-dpctl show system@{dpname}")).is_err();
     let gone_dev = sh(&format!("/usr/sbin/ip link show {dpname}")).is_err();
-    let gone_vx = sh("/usr/sbin/ip link show vxrvs0").is_err();
+    let gone_vx = sh("/usr/sbin/ip link show vxrvs0").is_err()
+        && sh("/usr/sbin/ip link show gnvrvs0").is_err();
     let reopen = DpifNetlink::open(dpname, 1);
     rep.step(
         "destroy",
@@ -386,32 +428,46 @@ fn dpctl_show(dp: &DpifNetlink, dpname: &str) -> Result<String, String> {
 }
 
 fn dpctl_flows(dp: &DpifNetlink, dpname: &str) -> Result<String, String> {
-    let out = sh(&format!("ovs-dpctl dump-flows system@{dpname}"))?;
-    let ours_list = dp.flow_dump().map_err(|e| e.to_string())?;
-    print!(
-        "{}",
-        out.lines()
-            .map(|l| format!("  | {l}\n"))
-            .collect::<String>()
-    );
-    let theirs = parse_dpctl_flows(&out);
-    let ours: BTreeMap<(u32, String, String), u64> = ours_list
-        .iter()
-        .map(|f| {
-            (
-                (f.key.in_port, mac(&f.key.dl_src), mac(&f.key.dl_dst)),
-                f.stats.packets,
-            )
-        })
-        .collect();
-    if !ours.is_empty() && ours == theirs {
-        Ok(format!(
-            "{} flows agree (in_port, eth, packets)",
-            ours.len()
-        ))
-    } else {
-        Err(format!("ours {ours:?}\n    ovs-dpctl {theirs:?}"))
+    let ours_now = || -> Result<BTreeMap<(u32, String, String), u64>, String> {
+        Ok(dp
+            .flow_dump()
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|f| {
+                (
+                    (f.key.in_port, mac(&f.key.dl_src), mac(&f.key.dl_dst)),
+                    f.stats.packets,
+                )
+            })
+            .collect())
+    };
+    // compare snapshots taken while nothing changed (ours before == ours after)
+    let mut last = String::new();
+    for _ in 0..5 {
+        let before = ours_now()?;
+        let out = sh(&format!("ovs-dpctl dump-flows system@{dpname}"))?;
+        let after = ours_now()?;
+        let theirs = parse_dpctl_flows(&out);
+        if before == after {
+            print!(
+                "{}",
+                out.lines()
+                    .map(|l| format!("  | {l}\n"))
+                    .collect::<String>()
+            );
+            return if !after.is_empty() && after == theirs {
+                Ok(format!(
+                    "{} flows agree (in_port, eth, packets)",
+                    after.len()
+                ))
+            } else {
+                Err(format!("ours {after:?}\n    ovs-dpctl {theirs:?}"))
+            };
+        }
+        last = format!("flows kept changing: {before:?} -> {after:?}");
+        std::thread::sleep(Duration::from_millis(300));
     }
+    Err(last)
 }
 
 fn flow_ops(dp: &DpifNetlink, p1: OdpPort, p2: OdpPort) -> Result<String, String> {
@@ -457,18 +513,50 @@ fn flow_ops(dp: &DpifNetlink, p1: OdpPort, p2: OdpPort) -> Result<String, String
     )
     .map_err(|e| format!("create: {e}"))?;
     let got = dp.flow_get(&key, &mask).map_err(|e| format!("get: {e}"))?;
+    // the kernel's mask may only be stricter than ours (recirc_id, TCIs, parse flags)
     if got.actions[..] != [rewrite.clone(), DpAction::Output(p2)]
-        || got.mask != {
-            let mut m = mask;
-            m.0.recirc_id = u32::MAX;
-            m.0.vlans = [rvswitch::packet::VlanTag {
-                tpid: 0xffff,
-                tci: 0xffff,
-            }; 2];
-            m
-        }
+        || !mask.is_subset_of(&got.mask)
+        || got.key != key.masked(&got.mask)
     {
         return Err(format!("get returned {got:?}"));
+    }
+    // an exact-match flow (full tunnel mask on an untunnelled key) and a translator-style
+    // mask with "not tunnelled" and parse flags
+    let mut exact_key = key;
+    exact_key.tp_dst = 9998;
+    exact_key.nw_ttl = 64;
+    let mut xlate_mask = mask;
+    xlate_mask.0.tun_id = u64::MAX;
+    xlate_mask.0.parse_flags = u8::MAX;
+    for m in [FlowMask::exact(), xlate_mask] {
+        dp.flow_put(&FlowPut {
+            key: exact_key,
+            mask: m,
+            actions: vec![DpAction::Output(p2)].into(),
+            mode: FlowPutMode::Create,
+            clear_stats: false,
+        })
+        .map_err(|e| format!("create with mask {m:?}: {e}"))?;
+        let got = dp
+            .flow_get(&exact_key, &m)
+            .map_err(|e| format!("get: {e}"))?;
+        // the translator's mask must survive whole (the revalidator relies on it); the
+        // exact mask keeps what the kernel can hold for a UDP key
+        let covered = if m == xlate_mask {
+            m.is_subset_of(&got.mask)
+        } else {
+            got.mask.0.nw_ttl == u8::MAX
+                && got.mask.0.tp_src == u16::MAX
+                && got.mask.0.dl_src == [0xff; 6]
+        };
+        if !covered || got.key != exact_key.masked(&got.mask) {
+            return Err(format!("exact get returned {got:?}"));
+        }
+        if got.mask.0.tun_id != u64::MAX || got.mask.0.tun_ipv4_dst != u32::MAX {
+            return Err(format!("tunnel mask not kept: {:?}", got.mask));
+        }
+        dp.flow_del(&exact_key, &m)
+            .map_err(|e| format!("del: {e}"))?;
     }
     match put(FlowPutMode::Create, vec![DpAction::Output(p2)]) {
         Err(DpifError::FlowExists) => {}
@@ -547,17 +635,25 @@ fn execute(dp: &DpifNetlink, p1: OdpPort, p2: OdpPort) -> Result<String, String>
     }
 }
 
-fn vxlan(dp: &DpifNetlink, sw: &LearningSwitch) -> Result<String, String> {
+/// Adds a flow-based tunnel port of `kind` whose far end is a Linux tunnel device (set up
+/// by the init script) at `remote`, and pings `target` through it from ns1.
+fn tunnel(
+    dp: &DpifNetlink,
+    sw: &LearningSwitch,
+    (name, kind, vni): (&str, &str, u64),
+    remote: &str,
+    target: &str,
+) -> Result<String, String> {
     let p = dp
-        .port_add(&spec("vxrvs0", "vxlan"), None)
+        .port_add(&spec(name, kind), None)
         .map_err(|e| e.to_string())?;
-    let kind = sh("/usr/sbin/ip -d link show vxrvs0")?;
-    if !kind.contains("external") && !kind.contains("collect_metadata") {
-        return Err(format!("vxrvs0 is not a flow-based vxlan device: {kind}"));
+    let link = sh(&format!("/usr/sbin/ip -d link show {name}"))?;
+    if !link.contains("external") {
+        return Err(format!("{name} is not a flow-based {kind} device: {link}"));
     }
     let tun = TunnelMeta {
-        tun_id: 42,
-        ipv4_dst: ipv4("192.168.50.2"),
+        tun_id: vni,
+        ipv4_dst: ipv4(remote),
         ttl: 64,
         flags: rvswitch::packet::flow_key::tun_flag::KEY,
         ..Default::default()
@@ -570,13 +666,97 @@ fn vxlan(dp: &DpifNetlink, sw: &LearningSwitch) -> Result<String, String> {
     if left != 0 {
         return Err(format!("{left} flows left after flush"));
     }
-    let out = sh("/usr/sbin/ip netns exec ns1 /usr/bin/ping -c 3 -i 0.2 -W 3 10.0.0.3")?;
+    let out = sh(&format!(
+        "/usr/sbin/ip netns exec ns1 /usr/bin/ping -c 3 -i 0.2 -W 3 {target}"
+    ))?;
     let t = dp.port_query_by_number(p).map_err(|e| e.to_string())?;
+    // the megaflows towards the tunnel carry set(tunnel) as the kernel reports it back
+    let flows = dp.flow_dump().map_err(|e| e.to_string())?;
+    let encap = flows.iter().any(|f| {
+        f.actions.iter().any(|a| {
+            matches!(a, DpAction::Set(SetField::Tunnel(m)) if m.tun_id == vni && m.ipv4_dst == ipv4(remote))
+        })
+    });
+    if !encap || t.stats.rx_packets == 0 || t.stats.tx_packets == 0 {
+        return Err(format!(
+            "set(tunnel) flow dumped: {encap}, port stats {:?}",
+            t.stats
+        ));
+    }
     Ok(format!(
-        "port {p} ({}): {}; vxrvs0 rx={} tx={}",
+        "port {p} ({}): {}; {name} rx={} tx={}",
         t.port_type,
         last_line(&out, "packet loss"),
         t.stats.rx_packets,
         t.stats.tx_packets
+    ))
+}
+
+/// Deletes a tunnel port: its Linux device must go with it.
+fn tunnel_port_del(dp: &DpifNetlink, sw: &LearningSwitch, name: &str) -> Result<String, String> {
+    let p = dp.port_query_by_name(name).map_err(|e| e.to_string())?;
+    dp.port_del(p.port_no).map_err(|e| e.to_string())?;
+    sw.ports.write().unwrap().retain(|(n, _)| *n != p.port_no);
+    let again = dp.port_del(p.port_no);
+    if sh(&format!("/usr/sbin/ip link show {name}")).is_ok() {
+        return Err(format!("{name} still exists after port_del"));
+    }
+    match (again, dp.port_query_by_name(name)) {
+        (Err(DpifError::NoSuchPort(_)), Err(DpifError::NoSuchPort(_))) => {
+            Ok(format!("port {} and device {name} gone", p.port_no))
+        }
+        (a, q) => Err(format!(
+            "after delete: del {a:?}, query {:?}",
+            q.map(|p| p.port_no)
+        )),
+    }
+}
+
+/// A flow whose action is `userspace(cookie)`: the packet must come back as an ACTION upcall.
+fn userspace_action(dp: &DpifNetlink, sw: &LearningSwitch, p1: OdpPort) -> Result<String, String> {
+    let key = FlowKey {
+        in_port: p1,
+        dl_type: 0x0800,
+        nw_proto: 1,
+        tp_src: 8, // ICMP echo request
+        ..Default::default()
+    };
+    let mut mask = FlowMask::default();
+    mask.0.in_port = u32::MAX;
+    mask.0.dl_type = u16::MAX;
+    mask.0.nw_proto = u8::MAX;
+    mask.0.tp_src = u16::MAX;
+    // megaflows must not overlap: the L2 flows from earlier steps would match too
+    dp.flow_flush().map_err(|e| e.to_string())?;
+    dp.flow_put(&FlowPut {
+        key,
+        mask,
+        actions: vec![DpAction::Userspace { cookie: 0xc0ffee }].into(),
+        mode: FlowPutMode::CreateOrModify,
+        clear_stats: false,
+    })
+    .map_err(|e| e.to_string())?;
+    // the echo request goes to the translator instead of ns2, so this ping gets no reply
+    let _ = sh("/usr/sbin/ip netns exec ns1 /usr/bin/ping -c 1 -W 1 10.0.0.2");
+    for _ in 0..20 {
+        if sw.cookies.lock().unwrap().contains(&0xc0ffee) {
+            let f = dp.flow_get(&key, &mask).map_err(|e| e.to_string())?;
+            return Ok(format!(
+                "ACTION upcall with cookie 0xc0ffee; flow packets={}",
+                f.stats.packets
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let f = dp.flow_get(&key, &mask);
+    Err(format!(
+        "no ACTION upcall; cookies seen {:?}; flow {:?}; upcalls {:?}; flows {:?}",
+        sw.cookies.lock().unwrap(),
+        f.map(|f| f.stats),
+        dp.upcall_counters(),
+        dp.flow_dump().map(|v| v
+            .into_iter()
+            .map(|f| (f.key.in_port, f.stats.packets, f.actions))
+            .collect::<Vec<_>>())
     ))
 }

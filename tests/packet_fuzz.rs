@@ -126,7 +126,8 @@ fn valid_frames() -> Vec<Vec<u8>> {
                 },
                 b"abc",
             ),
-        ),
+        )
+        .unwrap(),
         ipv4_frame(
             &ethernet::Repr {
                 vlans: [
@@ -140,7 +141,8 @@ fn valid_frames() -> Vec<Vec<u8>> {
             },
             &ip4(),
             &L4::Tcp(tcp::Repr::default(), b"x"),
-        ),
+        )
+        .unwrap(),
         ipv6_frame(
             &eth(),
             &ip6(),
@@ -156,7 +158,8 @@ fn valid_frames() -> Vec<Vec<u8>> {
                     sources: vec![V6_A],
                 }],
             }),
-        ),
+        )
+        .unwrap(),
         ipv6_frame(
             &eth(),
             &ip6(),
@@ -166,7 +169,8 @@ fn valid_frames() -> Vec<Vec<u8>> {
                 target: V6_A,
                 tll: Some(MAC_A),
             }),
-        ),
+        )
+        .unwrap(),
         ipv4_frame(
             &eth(),
             &ip4(),
@@ -177,14 +181,16 @@ fn valid_frames() -> Vec<Vec<u8>> {
                     sources: vec![[1, 2, 3, 4]],
                 }],
             }),
-        ),
+        )
+        .unwrap(),
         arp_frame(
             &eth(),
             &arp::Repr {
                 oper: 2,
                 ..Default::default()
             },
-        ),
+        )
+        .unwrap(),
     ]
 }
 

@@ -25,7 +25,8 @@ fn udp_over_ipv4() {
             },
             b"hello",
         ),
-    );
+    )
+    .unwrap();
     let (k, p) = parse(&f);
     assert_eq!(k.in_port, 7);
     assert_eq!((k.dl_src, k.dl_dst, k.dl_type), (MAC_A, MAC_B, 0x0800));
@@ -65,7 +66,8 @@ fn padded_short_frame_is_not_truncated() {
             },
             b"",
         ),
-    );
+    )
+    .unwrap();
     f.resize(60, 0);
     let (k, _) = parse(&f);
     assert_eq!(k.parse_flags, 0);
@@ -82,7 +84,7 @@ fn tcp_flags_and_ports() {
         flags: tcp::flags::SYN | tcp::flags::ACK | tcp::flags::ECE,
         window: 1024,
     };
-    let f = ipv4_frame(&eth(), &ip4(), &L4::Tcp(t, b"data"));
+    let f = ipv4_frame(&eth(), &ip4(), &L4::Tcp(t, b"data")).unwrap();
     let (k, _) = parse(&f);
     assert_eq!((k.nw_proto, k.tp_src, k.tp_dst), (6, 40000, 443));
     assert_eq!(k.tcp_flags, 0x052);
@@ -97,7 +99,8 @@ fn tcp_flags_and_ports() {
             },
             b"",
         ),
-    );
+    )
+    .unwrap();
     let (k, _) = parse(&f);
     assert_eq!(k.tcp_flags, 0x101);
     assert_eq!(
@@ -132,7 +135,8 @@ fn double_tagged_vlan() {
             },
             b"x",
         ),
-    );
+    )
+    .unwrap();
     let (k, p) = parse(&f);
     assert_eq!(k.vlans, e.vlans);
     assert_eq!(k.vlans[0].vid(), 100);
@@ -169,7 +173,8 @@ fn llc_snap_and_plain_802_3() {
             },
             b"",
         ),
-    );
+    )
+    .unwrap();
     let mut snap = f[..12].to_vec();
     snap.extend_from_slice(&((ip.len() - 14 + 8) as u16).to_be_bytes());
     snap.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]);
@@ -194,7 +199,8 @@ fn arp_request_and_reply() {
                 ..eth()
             },
             &a,
-        );
+        )
+        .unwrap();
         f.resize(60, 0);
         let (k, p) = parse(&f);
         assert_eq!(k.dl_type, 0x0806);
@@ -220,7 +226,8 @@ fn icmpv4_type_code() {
             },
             &[0x45; 28],
         ),
-    );
+    )
+    .unwrap();
     let (k, _) = parse(&f);
     assert_eq!((k.nw_proto, k.tp_src, k.tp_dst), (1, 3, 4));
 }
@@ -239,7 +246,8 @@ fn sctp_ports() {
             },
             &[0; 16],
         ),
-    );
+    )
+    .unwrap();
     let (k, _) = parse(&f);
     assert_eq!((k.nw_proto, k.tp_src, k.tp_dst), (132, 2905, 2906));
 }
@@ -261,7 +269,8 @@ fn ipv4_fragments() {
             ..ip4()
         },
         &u,
-    );
+    )
+    .unwrap();
     let (k, p) = parse(&first);
     assert_eq!(k.nw_frag, frag::ANY);
     assert_eq!((k.tp_src, k.tp_dst), (1000, 2000));
@@ -273,7 +282,8 @@ fn ipv4_fragments() {
             ..ip4()
         },
         &L4::Raw(17, &[9; 40]),
-    );
+    )
+    .unwrap();
     let (k, p) = parse(&later);
     assert_eq!(k.nw_frag, frag::ANY | frag::LATER);
     assert_eq!((k.nw_proto, k.tp_src, k.tp_dst), (17, 0, 0));
@@ -311,7 +321,8 @@ fn ipv6_extension_headers_and_fragments() {
             },
             b"dhcp",
         ),
-    );
+    )
+    .unwrap();
     let (k, p) = parse(&f);
     assert_eq!(
         (k.nw_proto, k.tp_src, k.tp_dst, k.nw_frag, k.parse_flags),
@@ -345,7 +356,8 @@ fn ipv6_extension_headers_and_fragments() {
             },
             &[1; 64],
         ),
-    );
+    )
+    .unwrap();
     let (k, _) = parse(&f);
     assert_eq!(
         (k.nw_proto, k.tp_src, k.tp_dst, k.nw_frag),
@@ -358,7 +370,7 @@ fn ipv6_extension_headers_and_fragments() {
         more: false,
         ident: 77,
     }];
-    let f = ipv6_frame(&eth(), &ip6(), &later, &L4::Raw(6, &[1; 64]));
+    let f = ipv6_frame(&eth(), &ip6(), &later, &L4::Raw(6, &[1; 64])).unwrap();
     let (k, p) = parse(&f);
     assert_eq!(
         (k.nw_proto, k.tp_src, k.nw_frag),
@@ -380,7 +392,8 @@ fn tunnel_metadata_is_copied() {
             },
             b"",
         ),
-    );
+    )
+    .unwrap();
     let mut p = PacketBuf::from_frame(&f);
     p.meta.recirc_id = 3;
     p.meta.tunnel = TunnelMeta {
@@ -423,13 +436,13 @@ fn tunnel_metadata_is_copied() {
 
 #[test]
 fn unknown_ethertype_and_ip_protocol() {
-    let f = raw_frame(&eth(), 0x88cc, &[0; 46]);
+    let f = raw_frame(&eth(), 0x88cc, &[0; 46]).unwrap();
     let (k, p) = parse(&f);
     assert_eq!(
         (k.dl_type, k.parse_flags, p.meta.l3_ofs),
         (0x88cc, 0, OFS_NONE)
     );
-    let f = ipv4_frame(&eth(), &ip4(), &L4::Raw(47, &[0; 8]));
+    let f = ipv4_frame(&eth(), &ip4(), &L4::Raw(47, &[0; 8])).unwrap();
     let (k, p) = parse(&f);
     assert_eq!(
         (k.nw_proto, k.tp_src, k.parse_flags, p.meta.l4_ofs),
@@ -450,7 +463,8 @@ fn malformed_ip_headers() {
             },
             b"",
         ),
-    );
+    )
+    .unwrap();
     f[14] = 0x44; // IHL 4
     let (k, p) = parse(&f);
     assert_eq!(k.parse_flags, parse_flag::MALFORMED);
@@ -458,10 +472,10 @@ fn malformed_ip_headers() {
     f[14] = 0x45;
     f[16..18].copy_from_slice(&10u16.to_be_bytes()); // total length < IHL
     assert_eq!(parse(&f).0.parse_flags, parse_flag::MALFORMED);
-    let mut f = ipv6_frame(&eth(), &ip6(), &[], &L4::Udp(udp::Repr::default(), b""));
+    let mut f = ipv6_frame(&eth(), &ip6(), &[], &L4::Udp(udp::Repr::default(), b"")).unwrap();
     f[14] = 0x40;
     assert_eq!(parse(&f).0.parse_flags, parse_flag::MALFORMED);
-    let mut f = ipv4_frame(&eth(), &ip4(), &L4::Tcp(tcp::Repr::default(), b""));
+    let mut f = ipv4_frame(&eth(), &ip4(), &L4::Tcp(tcp::Repr::default(), b"")).unwrap();
     f[34 + 12] = 0x40; // data offset 4
     assert_eq!(parse(&f).0.parse_flags, parse_flag::MALFORMED);
 }
@@ -482,7 +496,8 @@ fn truncated_at_every_boundary() {
                 },
                 b"",
             ),
-        ),
+        )
+        .unwrap(),
         ipv4_frame(
             &ethernet::Repr {
                 vlans: [
@@ -499,7 +514,8 @@ fn truncated_at_every_boundary() {
             },
             &ip4(),
             &L4::Tcp(tcp::Repr::default(), b""),
-        ),
+        )
+        .unwrap(),
         ipv6_frame(
             &eth(),
             &ip6(),
@@ -520,12 +536,14 @@ fn truncated_at_every_boundary() {
                 target: V6_A,
                 sll: Some(MAC_A),
             }),
-        ),
+        )
+        .unwrap(),
         ipv4_frame(
             &eth(),
             &ip4(),
             &L4::Igmp(igmp::Repr::V2Report { group: 0xe000_00fb }),
-        ),
+        )
+        .unwrap(),
         ipv4_frame(
             &eth(),
             &ip4(),
@@ -537,15 +555,17 @@ fn truncated_at_every_boundary() {
                 },
                 b"",
             ),
-        ),
-        ipv6_frame(&eth(), &ip6(), &[], &L4::Sctp(sctp::Repr::default(), b"")),
+        )
+        .unwrap(),
+        ipv6_frame(&eth(), &ip6(), &[], &L4::Sctp(sctp::Repr::default(), b"")).unwrap(),
         arp_frame(
             &eth(),
             &arp::Repr {
                 oper: 1,
                 ..Default::default()
             },
-        ),
+        )
+        .unwrap(),
     ];
     for f in &frames {
         let (whole, _) = parse(f);
@@ -575,7 +595,8 @@ fn ipv4_options_are_skipped() {
             },
             b"opt",
         ),
-    );
+    )
+    .unwrap();
     // insert a 4-byte router-alert option and fix IHL, total length and checksum
     let mut g = f[..34].to_vec();
     g.extend_from_slice(&[0x94, 0x04, 0, 0]);

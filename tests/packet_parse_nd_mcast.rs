@@ -16,7 +16,7 @@ fn neighbor_discovery() {
         target: V6_B,
         sll: Some(MAC_A),
     };
-    let (k, _) = parse(&ipv6_frame(&eth(), &ip6(), &[], &L4::Icmpv6(ns.clone())));
+    let (k, _) = parse(&ipv6_frame(&eth(), &ip6(), &[], &L4::Icmpv6(ns.clone())).unwrap());
     assert_eq!((k.nw_proto, k.tp_src, k.tp_dst), (58, 135, 0));
     assert_eq!((k.nd_target, k.arp_sha, k.arp_tha), (V6_B, MAC_A, [0; 6]));
 
@@ -25,7 +25,7 @@ fn neighbor_discovery() {
         target: V6_B,
         tll: Some(MAC_B),
     };
-    let (k, _) = parse(&ipv6_frame(&eth(), &ip6(), &[], &L4::Icmpv6(na)));
+    let (k, _) = parse(&ipv6_frame(&eth(), &ip6(), &[], &L4::Icmpv6(na)).unwrap());
     assert_eq!(
         (k.tp_src, k.nd_target, k.arp_sha, k.arp_tha, k.parse_flags),
         (136, V6_B, [0; 6], MAC_B, 0)
@@ -35,11 +35,11 @@ fn neighbor_discovery() {
         target: V6_A,
         sll: None,
     };
-    let (k, _) = parse(&ipv6_frame(&eth(), &ip6(), &[], &L4::Icmpv6(bare)));
+    let (k, _) = parse(&ipv6_frame(&eth(), &ip6(), &[], &L4::Icmpv6(bare)).unwrap());
     assert_eq!((k.nd_target, k.arp_sha), (V6_A, [0; 6]));
 
     // zero-length option: malformed, no ND fields
-    let mut f = ipv6_frame(&eth(), &ip6(), &[], &L4::Icmpv6(ns));
+    let mut f = ipv6_frame(&eth(), &ip6(), &[], &L4::Icmpv6(ns)).unwrap();
     let opt_len = f.len() - 8 + 1;
     f[opt_len] = 0;
     let (k, _) = parse(&f);
@@ -93,7 +93,7 @@ fn mld_v1_and_v2() {
             [0; 16],
         ),
     ] {
-        let f = ipv6_frame(&eth(), &ip6(), &hbh, &L4::Icmpv6(r));
+        let f = ipv6_frame(&eth(), &ip6(), &hbh, &L4::Icmpv6(r)).unwrap();
         let (k, p) = parse(&f);
         assert_eq!(
             (k.nw_proto, k.tp_src, k.nd_target, k.parse_flags),
@@ -177,7 +177,7 @@ fn igmp_all_versions() {
             0,
         ),
     ] {
-        let f = ipv4_frame(&eth(), &ra, &L4::Igmp(r.clone()));
+        let f = ipv4_frame(&eth(), &ra, &L4::Igmp(r.clone())).unwrap();
         let (k, p) = parse(&f);
         assert_eq!(
             (k.nw_proto, k.tp_src, k.tp_dst, k.igmp_group, k.parse_flags),
@@ -196,7 +196,7 @@ fn nd_unknown_and_duplicate_options() {
         target: V6_B,
         sll: Some(MAC_A),
     };
-    let f = ipv6_frame(&eth(), &ip6(), &[], &L4::Icmpv6(ns));
+    let f = ipv6_frame(&eth(), &ip6(), &[], &L4::Icmpv6(ns)).unwrap();
     // append a nonce option (type 14, 8 bytes): skipped
     let with_opt = |opt: &[u8]| {
         let mut g = f.clone();

@@ -33,59 +33,68 @@ fn reparse(p: &PacketBuf) -> FlowKey {
     k
 }
 
-/// Checks every checksum in the frame against a full recomputation.
+/// Checks that every checksum field in the frame is bit-for-bit what a full recomputation
+/// gives (not merely equivalent in one's complement), and verifies.
 fn assert_checksums_ok(p: &PacketBuf) {
     let d = p.data();
     let l3 = p.meta.l3_ofs as usize;
     let l4 = p.meta.l4_ofs as usize;
     let proto = p.meta.l4_proto;
-    if d[l3] >> 4 == 4 {
+    let (seg, ps) = if d[l3] >> 4 == 4 {
         let ip = ipv4::Packet::new_checked(&d[l3..]).unwrap();
         assert!(ip.verify_checksum(), "ipv4 header checksum");
+        let mut hdr = d[l3..l3 + ip.header_len()].to_vec();
+        let mut h = ipv4::Packet::new_unchecked(&mut hdr[..]);
+        h.fill_checksum();
+        assert_eq!(h.checksum(), ip.checksum(), "ipv4 header checksum bits");
         let seg = &d[l4..l3 + ip.total_len() as usize];
         let ps = checksum::pseudo_header_v4(ip.src_addr(), ip.dst_addr(), proto, seg.len() as u16);
-        match proto {
-            6 => assert!(
-                tcp::Packet::new_checked(seg).unwrap().verify_checksum(ps),
-                "tcp"
-            ),
-            17 => assert!(
-                udp::Packet::new_checked(seg).unwrap().verify_checksum(ps),
-                "udp"
-            ),
-            _ => {}
-        }
+        (seg, ps)
     } else {
         let ip = ipv6::Packet::new_checked(&d[l3..]).unwrap();
         let seg = &d[l4..l3 + 40 + ip.payload_len() as usize];
         let ps =
             checksum::pseudo_header_v6(&ip.src_addr(), &ip.dst_addr(), proto, seg.len() as u32);
-        match proto {
-            6 => assert!(
+        (seg, ps)
+    };
+    let mut copy = seg.to_vec();
+    match proto {
+        6 => {
+            assert!(
                 tcp::Packet::new_checked(seg).unwrap().verify_checksum(ps),
-                "tcp6"
-            ),
-            17 => {
-                let u = udp::Packet::new_checked(seg).unwrap();
-                assert_ne!(u.checksum(), 0);
-                assert!(u.verify_checksum(ps), "udp6");
-            }
-            58 => assert!(
-                icmpv6::Packet::new_checked(seg)
-                    .unwrap()
-                    .verify_checksum(ps),
-                "icmpv6"
-            ),
-            _ => {}
+                "tcp"
+            );
+            let mut t = tcp::Packet::new_unchecked(&mut copy[..]);
+            t.fill_checksum(ps);
+            assert_eq!(
+                t.checksum(),
+                tcp::Packet::new_unchecked(seg).checksum(),
+                "tcp bits"
+            );
         }
-    }
-    if proto == 132 {
-        assert!(
-            sctp::Packet::new_checked(&d[l4..])
-                .unwrap()
-                .verify_checksum(),
+        17 => {
+            let u = udp::Packet::new_checked(seg).unwrap();
+            if u.checksum() != 0 {
+                assert!(u.verify_checksum(ps), "udp");
+                let mut c = udp::Packet::new_unchecked(&mut copy[..]);
+                c.fill_checksum(ps);
+                assert_eq!(c.checksum(), u.checksum(), "udp bits");
+            } else {
+                assert_eq!(d[l3] >> 4, 4, "zero UDP checksum over IPv6");
+            }
+        }
+        58 => {
+            let v = icmpv6::Packet::new_checked(seg).unwrap();
+            assert!(v.verify_checksum(ps), "icmpv6");
+            let mut c = icmpv6::Packet::new_unchecked(&mut copy[..]);
+            c.fill_checksum(ps);
+            assert_eq!(c.checksum(), v.checksum(), "icmpv6 bits");
+        }
+        132 => assert!(
+            sctp::Packet::new_checked(seg).unwrap().verify_checksum(),
             "sctp"
-        );
+        ),
+        _ => {}
     }
 }
 
@@ -145,7 +154,7 @@ proptest! {
         src in any::<(u32, u32)>(), dst in any::<(u32, u32)>(), tos in any::<(u8, u8)>(), ttl in any::<(u8, u8)>(),
         ports in any::<(u16, u16, u16, u16)>()) {
         let ip = ipv4::Repr { src: 0x0a000001, dst: 0xc0a80101, ttl: 64, tos: 0, ident: 0x1234, dont_frag: true, ..Default::default() };
-        let f = ipv4_frame(&eth(), &ip, &l4_kind(kind, &payload));
+        let f = ipv4_frame(&eth(), &ip, &l4_kind(kind, &payload)).unwrap();
         let (mut p, k0) = parsed(&f);
         let set = SetField::Ipv4 { src: m(src.0, src.1), dst: m(dst.0, dst.1), tos: m(tos.0, tos.1), ttl: m(ttl.0, ttl.1) };
         prop_assert!(apply_set(&mut p, &set));
@@ -177,7 +186,7 @@ proptest! {
         tc in any::<(u8, u8)>(), hl in any::<(u8, u8)>(), label in any::<(u32, u32)>(), ports in any::<(u16, u16, u16, u16)>()) {
         let ip = ipv6::Repr { src: [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], dst: [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2], hop_limit: 64, ..Default::default() };
         let exts = [ipv6::ExtRepr::Options { kind: ipv6::ext::DEST_OPTS, next_header: 0, len8: 0 }];
-        let f = ipv6_frame(&eth(), &ip, &exts, &l4_kind(kind, &payload));
+        let f = ipv6_frame(&eth(), &ip, &exts, &l4_kind(kind, &payload)).unwrap();
         let (mut p, k0) = parsed(&f);
         let set = SetField::Ipv6 { src: m(src.0, src.1), dst: m(dst.0, dst.1), tclass: m(tc.0, tc.1), hlimit: m(hl.0, hl.1), label: m(label.0, label.1) };
         prop_assert!(apply_set(&mut p, &set));
@@ -204,7 +213,7 @@ proptest! {
 
     #[test]
     fn eth_set_is_masked(src in any::<([u8; 6], [u8; 6])>(), dst in any::<([u8; 6], [u8; 6])>()) {
-        let f = ipv4_frame(&eth(), &ipv4::Repr::default(), &L4::Raw(99, &[]));
+        let f = ipv4_frame(&eth(), &ipv4::Repr::default(), &L4::Raw(99, &[])).unwrap();
         let (mut p, k0) = parsed(&f);
         let set = SetField::Eth { src: m(src.0, src.1), dst: m(dst.0, dst.1) };
         prop_assert!(apply_set(&mut p, &set));
@@ -229,7 +238,8 @@ fn sctp_bad_crc_stays_bad() {
             },
             &[1; 20],
         ),
-    );
+    )
+    .unwrap();
     let (mut p, _) = parsed(&f);
     let l4 = p.meta.l4_ofs as usize;
     p.data_mut()[l4 + 8] ^= 0x55;
@@ -256,7 +266,8 @@ fn set_refuses_missing_headers() {
         &ipv6::Repr::default(),
         &[],
         &L4::Udp(udp::Repr::default(), b"x"),
-    );
+    )
+    .unwrap();
     let (mut p, _) = parsed(&f);
     let before = p.data().to_vec();
     let any4 = SetField::Ipv4 {
@@ -299,7 +310,8 @@ fn set_refuses_missing_headers() {
             ..Default::default()
         },
         &L4::Raw(17, &[0; 16]),
-    );
+    )
+    .unwrap();
     let (mut p, _) = parsed(&frag);
     assert!(!apply_set(
         &mut p,
@@ -343,7 +355,8 @@ fn push_pop_vlan_round_trip() {
             },
             b"abc",
         ),
-    );
+    )
+    .unwrap();
     let (mut p, k0) = parsed(&f);
     assert!(!pop_vlan(&mut p));
     assert!(push_vlan(
@@ -435,7 +448,8 @@ fn ipv6_dst_rewrite_respects_routing_header() {
             },
             b"x",
         ),
-    );
+    )
+    .unwrap();
     f[14 + 40 + 3] = 1; // segments left
     let (mut p, _) = parsed(&f);
     let c_off = p.meta.l4_ofs as usize + 6;

@@ -44,6 +44,7 @@ fn inner() -> Vec<u8> {
             b"inner payload",
         ),
     )
+    .unwrap()
 }
 
 fn spec(src: IpAddr, dst: IpAddr, encap: Encap) -> TnlHeaderSpec {
@@ -268,7 +269,8 @@ fn hand_built_vxlan_pops() {
             },
             &body,
         ),
-    );
+    )
+    .unwrap();
     f.resize(f.len() + 6, 0xee); // trailer beyond the IP length
     let mut p = PacketBuf::from_frame(&f);
     let m = tnl_pop(&mut p).unwrap();
@@ -289,7 +291,8 @@ fn hand_built_vxlan_pops() {
             },
             &body,
         ),
-    );
+    )
+    .unwrap();
     let mut p = PacketBuf::from_frame(&f);
     assert!(matches!(tnl_pop(&mut p), Err(TnlError::NotTunnel(_))));
     assert_eq!(p.data(), &f[..]);
@@ -365,14 +368,14 @@ fn broken_outer_headers_are_refused_unchanged() {
     .unwrap();
     g.extend_from_slice(&[0x45; 40]);
     check(
-        &ipv4_frame(&e, &ipv4::Repr::default(), &L4::Raw(47, &g)),
+        &ipv4_frame(&e, &ipv4::Repr::default(), &L4::Raw(47, &g)).unwrap(),
         |e| matches!(e, TnlError::NotTunnel(_)),
     );
     // mismatched explicit kind
     let mut q = PacketBuf::from_frame(&good);
     assert!(tnl_pop_as(&mut q, Some(TunnelType::Gre)).is_err());
     // a non-tunnel IPv6 frame
-    let f = ipv6_frame(&e, &ipv6::Repr::default(), &[], &L4::Raw(6, &[0; 20]));
+    let f = ipv6_frame(&e, &ipv6::Repr::default(), &[], &L4::Raw(6, &[0; 20])).unwrap();
     check(&f, |e| matches!(e, TnlError::NotTunnel(_)));
 }
 
@@ -459,15 +462,45 @@ proptest! {
         // random bytes behind valid outer Ethernet/IPv4/UDP or GRE headers
         let e = ethernet::Repr { dst: UNDER_DST, src: UNDER_SRC, ..Default::default() };
         let f = if proto == 17 {
-            ipv4_frame(&e, &ipv4::Repr::default(), &L4::UdpNoChecksum(udp::Repr { src_port: 1, dst_port: port, payload_len: 0 }, &b))
+            ipv4_frame(&e, &ipv4::Repr::default(), &L4::UdpNoChecksum(udp::Repr { src_port: 1, dst_port: port, payload_len: 0 }, &b)).unwrap()
         } else {
-            ipv4_frame(&e, &ipv4::Repr::default(), &L4::Raw(47, &b))
+            ipv4_frame(&e, &ipv4::Repr::default(), &L4::Raw(47, &b)).unwrap()
         };
         for frame in [&f[..], &b[..]] {
             let mut p = PacketBuf::from_frame(frame);
             match tnl_pop(&mut p) {
                 Ok(_) => prop_assert!(p.len() >= 14 && p.len() < frame.len()),
                 Err(_) => prop_assert_eq!(p.data(), frame),
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// Corrupted or random header templates are refused or pushed, never a panic; a
+    /// refused push leaves the packet as it was.
+    #[test]
+    fn push_never_panics_on_bad_templates(flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6), cut in any::<prop::sample::Index>(), random in proptest::collection::vec(any::<u8>(), 0..80), gre in any::<bool>()) {
+        let encap = if gre { Encap::Gre { key: Some(1), csum: true } } else { Encap::Vxlan { vni: 1, dst_port: 4789, udp_csum: true } };
+        let mut hdr = build_tnl_header(&spec(V4_SRC.into(), V4_DST.into(), encap)).unwrap();
+        for (i, v) in flips {
+            let i = i.index(hdr.len());
+            hdr[i] ^= v;
+        }
+        hdr.truncate(cut.index(hdr.len() + 1));
+        for h in [hdr, random] {
+            let frame = inner();
+            let mut p = PacketBuf::from_frame(&frame);
+            let t = if gre { TunnelType::Gre } else { TunnelType::Vxlan };
+            if tnl_push(&mut p, &push(h.clone(), t), 3).is_ok() {
+                // only an intact template is accepted
+                let intact_len = if gre { 46 } else { 50 };
+                prop_assert_eq!(h.len(), intact_len);
+                prop_assert_eq!(&p.data()[h.len()..], &frame[..]);
+            } else {
+                prop_assert_eq!(p.data(), &frame[..]);
             }
         }
     }

@@ -285,9 +285,10 @@ fn encode_action(a: &DpAction, pid: u32) -> Result<ActionAttr, ActionCodecError>
         } => ActionAttr::Sample(*probability, encode_actions(actions, pid)?),
         DpAction::TnlPush(_) => return Err(ActionCodecError::UserspaceOnly("tnl_push")),
         DpAction::TnlPop(_) => return Err(ActionCodecError::UserspaceOnly("tnl_pop")),
-        DpAction::Set(SetField::Tunnel(t)) => {
-            ActionAttr::Set(KeyAttr::Tunnel(tunnel_attrs(&tunnel_as_key(t), false)))
-        }
+        DpAction::Set(SetField::Tunnel(t)) => ActionAttr::Set(KeyAttr::Tunnel({
+            let k = tunnel_as_key(t);
+            tunnel_attrs(&k, &k)
+        })),
         DpAction::Set(f) => {
             let (v, m) = set_field_attrs(f);
             ActionAttr::SetMasked(v, m)

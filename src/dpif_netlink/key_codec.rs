@@ -44,8 +44,12 @@ pub fn encode_match(key: &FlowKey, mask: &FlowMask) -> (Vec<KeyAttr>, Vec<KeyAtt
         ma.push(KeyAttr::InPort(u32::MAX));
     }
     if k.tun_ipv4_dst != 0 || k.tun_ipv6_dst != [0; 16] {
-        ka.push(KeyAttr::Tunnel(tunnel_attrs(&k, false)));
-        ma.push(KeyAttr::Tunnel(tunnel_attrs(m, true)));
+        ka.push(KeyAttr::Tunnel(tunnel_attrs(&k, &k)));
+        ma.push(KeyAttr::Tunnel(tunnel_attrs(m, &k)));
+    } else if has_tunnel_bits(m) {
+        // "not tunnelled" is matched by a tunnel mask without a tunnel key (the kernel
+        // always allows a TUNNEL mask); without it the flow would also take tunnel traffic
+        ma.push(KeyAttr::Tunnel(tunnel_attrs(m, &k)));
     }
     ka.push(KeyAttr::Ethernet {
         src: k.dl_src,
@@ -57,6 +61,20 @@ pub fn encode_match(key: &FlowKey, mask: &FlowMask) -> (Vec<KeyAttr>, Vec<KeyAtt
     });
     encode_vlans_and_l3(key, &k, m, 0, &mut ka, &mut ma);
     (ka, ma)
+}
+
+fn has_tunnel_bits(m: &FlowKey) -> bool {
+    m.tun_id != 0
+        || m.tun_ipv4_src != 0
+        || m.tun_ipv4_dst != 0
+        || m.tun_ipv6_src != [0; 16]
+        || m.tun_ipv6_dst != [0; 16]
+        || m.tun_flags != 0
+        || m.tun_tos != 0
+        || m.tun_ttl != 0
+        || m.tun_tp_src != 0
+        || m.tun_tp_dst != 0
+        || m.tun_gnv_opt_hdr != 0
 }
 
 /// Encodes a full packet key (exact match), as for OVS_PACKET_CMD_EXECUTE or tests.
@@ -210,14 +228,25 @@ fn encode_l4(k: &FlowKey, m: &FlowKey, ka: &mut Vec<KeyAttr>, ma: &mut Vec<KeyAt
     }
 }
 
-/// Tunnel attributes for a key or a mask (the same shape: flag bits become flag attributes).
-pub fn tunnel_attrs(k: &FlowKey, is_mask: bool) -> Vec<TunnelAttr> {
+/// Tunnel attributes of a key (`shape` = the key itself) or of a mask (`shape` = the key it
+/// masks): flag bits become flag attributes; the address family and whether Geneve options
+/// are present follow `shape`, because the kernel refuses mixed families and an options
+/// mask whose length differs from the key's.
+pub fn tunnel_attrs(k: &FlowKey, shape: &FlowKey) -> Vec<TunnelAttr> {
+    let v6 = if shape.tun_ipv4_dst != 0 || shape.tun_ipv6_dst != [0; 16] {
+        shape.tun_ipv6_dst != [0; 16]
+    } else {
+        // a mask with no tunnel key: IPv4 unless it only has IPv6 bits
+        k.tun_ipv4_src == 0
+            && k.tun_ipv4_dst == 0
+            && (k.tun_ipv6_src != [0; 16] || k.tun_ipv6_dst != [0; 16])
+    };
     let mut v = Vec::new();
     let key_flag = k.tun_flags & tun_flag::KEY != 0;
     if key_flag || k.tun_id != 0 {
         v.push(TunnelAttr::Id(k.tun_id));
     }
-    if k.tun_ipv6_dst != [0; 16] || (is_mask && k.tun_ipv6_src != [0; 16]) {
+    if v6 {
         v.push(TunnelAttr::Ipv6Src(k.tun_ipv6_src));
         v.push(TunnelAttr::Ipv6Dst(k.tun_ipv6_dst));
     } else {
@@ -237,7 +266,7 @@ pub fn tunnel_attrs(k: &FlowKey, is_mask: bool) -> Vec<TunnelAttr> {
     }
     v.push(TunnelAttr::TpSrc(k.tun_tp_src));
     v.push(TunnelAttr::TpDst(k.tun_tp_dst));
-    if k.tun_gnv_opt_hdr != 0 {
+    if shape.tun_gnv_opt_hdr != 0 {
         let mut o = k.tun_gnv_opt_hdr.to_be_bytes().to_vec();
         o.extend_from_slice(&k.tun_gnv_opt_data.to_be_bytes());
         v.push(TunnelAttr::GeneveOpts(o));
@@ -287,6 +316,11 @@ pub fn decode_attrs(attrs: &[KeyAttr], is_mask: bool) -> Result<FlowKey, KeyDeco
         k.dl_type = ethertype::NONE;
     }
     if is_mask {
+        // The kernel has no parse flags: every packet it parses is well-formed or
+        // truncated to zero fields, and the keys it sends up carry parse_flags 0. Reporting
+        // them as matched keeps a kernel mask a superset of the translator's (which always
+        // sets them), so revalidation does not delete every kernel flow.
+        k.parse_flags = u8::MAX;
         // The kernel always matches both TCIs exactly unless a VLAN mask says otherwise.
         for t in k.vlans.iter_mut() {
             if t.tpid == 0 {
@@ -394,7 +428,27 @@ fn decode_level(
                 k.arp_sha = v.sll;
                 k.arp_tha = v.tll;
             }
-            KeyAttr::Tunnel(t) => decode_tunnel(t, k),
+            KeyAttr::Tunnel(t) => {
+                decode_tunnel(t, k);
+                let has_addr = t.iter().any(|a| {
+                    matches!(
+                        a,
+                        TunnelAttr::Ipv4Src(_)
+                            | TunnelAttr::Ipv4Dst(_)
+                            | TunnelAttr::Ipv6Src(_)
+                            | TunnelAttr::Ipv6Dst(_)
+                    )
+                });
+                if is_mask && !has_addr {
+                    // The kernel reports no addresses in the tunnel mask of an untunnelled
+                    // flow, yet matches the tunnel protocol exactly: only packets without a
+                    // tunnel (all-zero addresses) match, so the addresses are exact.
+                    k.tun_ipv4_src = u32::MAX;
+                    k.tun_ipv4_dst = u32::MAX;
+                    k.tun_ipv6_src = [0xff; 16];
+                    k.tun_ipv6_dst = [0xff; 16];
+                }
+            }
             _ => {}
         }
     }
@@ -518,7 +572,6 @@ mod tests {
         let m = wire(&ma, true);
         // fields the kernel has no place for come back as zero in the mask
         let mut expect = exact_norm();
-        expect.0.parse_flags = 0;
         expect.0.nw_frag = frag::ANY | frag::LATER;
         expect.0.igmp_group = 0;
         expect.0.tcp_flags = 0;
@@ -528,16 +581,11 @@ mod tests {
         expect.0.arp_sha = [0; 6];
         expect.0.arp_tha = [0; 6];
         expect.0.nd_target = [0; 16];
-        expect.0.tun_id = 0;
-        expect.0.tun_ipv4_src = 0;
-        expect.0.tun_ipv4_dst = 0;
+        // "not tunnelled" is exact: an IPv4 tunnel mask without Geneve options
         expect.0.tun_ipv6_src = [0; 16];
         expect.0.tun_ipv6_dst = [0; 16];
-        expect.0.tun_flags = 0;
-        expect.0.tun_tos = 0;
-        expect.0.tun_ttl = 0;
-        expect.0.tun_tp_src = 0;
-        expect.0.tun_tp_dst = 0;
+        expect.0.tun_flags =
+            tun_flag::KEY | tun_flag::DONT_FRAGMENT | tun_flag::CSUM | tun_flag::OAM;
         expect.0.tun_gnv_opt_hdr = 0;
         expect.0.tun_gnv_opt_data = 0;
         assert_eq!(m, expect.0);
@@ -722,6 +770,58 @@ mod tests {
         let (ka, _) = encode_match(&k, &FlowMask::exact());
         assert!(kinds(&ka).contains(&kind::TUNNEL));
         assert_eq!(wire(&ka, false), k);
+    }
+
+    #[test]
+    fn untunnelled_match_sends_a_tunnel_mask_only() {
+        let k = udp_key();
+        let mut mask = FlowMask::default();
+        mask.0.in_port = u32::MAX;
+        mask.0.tun_id = u64::MAX;
+        mask.0.tun_ipv4_dst = u32::MAX;
+        let (ka, ma) = encode_match(&k, &mask);
+        assert!(!kinds(&ka).contains(&kind::TUNNEL));
+        assert!(kinds(&ma).contains(&kind::TUNNEL));
+        let m = wire(&ma, true);
+        assert_eq!((m.tun_id, m.tun_ipv4_dst), (u64::MAX, u32::MAX));
+        // what the kernel dumps for it: the tunnel mask without addresses
+        let dumped = [KeyAttr::Tunnel(vec![
+            TunnelAttr::Id(u64::MAX),
+            TunnelAttr::Ttl(0),
+        ])];
+        let m = decode_attrs(&dumped, true).unwrap();
+        assert_eq!((m.tun_ipv4_dst, m.tun_ipv6_src), (u32::MAX, [0xff; 16]));
+    }
+
+    #[test]
+    fn kernel_mask_covers_the_translator_mask() {
+        // what xlate typically consults: metadata, parse flags, VLAN, ethertype, L3 dst
+        let mut k = udp_key();
+        k.vlans[0] = VlanTag {
+            tpid: ethertype::VLAN,
+            tci: 10,
+        };
+        let mut mask = FlowMask::default();
+        mask.0.in_port = u32::MAX;
+        mask.0.recirc_id = u32::MAX;
+        mask.0.parse_flags = u8::MAX;
+        mask.0.vlans[0] = VlanTag {
+            tpid: 0xffff,
+            tci: 0x0fff,
+        };
+        mask.0.dl_dst = [0xff; 6];
+        mask.0.dl_type = u16::MAX;
+        mask.0.nw_proto = u8::MAX;
+        mask.0.nw_frag = frag::LATER;
+        mask.0.tp_dst = u16::MAX;
+        let (ka, ma) = encode_match(&k, &mask);
+        let dm = FlowMask(wire(&ma, true));
+        assert!(
+            mask.is_subset_of(&dm),
+            "kernel mask {dm:?} lost bits of {mask:?}"
+        );
+        let dk = wire(&ka, false);
+        assert_eq!(dk.masked(&dm), k.masked(&dm));
     }
 
     #[test]

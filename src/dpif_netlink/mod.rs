@@ -770,9 +770,7 @@ impl Dpif for DpifNetlink {
             key_attr::KeyAttr::InPort(k.in_port),
         ];
         if k.tun_ipv4_dst != 0 || k.tun_ipv6_dst != [0; 16] {
-            key.push(key_attr::KeyAttr::Tunnel(key_codec::tunnel_attrs(
-                &k, false,
-            )));
+            key.push(key_attr::KeyAttr::Tunnel(key_codec::tunnel_attrs(&k, &k)));
         }
         let req = OvsMessage::<PacketFamily>::new(
             attr::cmd::PACKET_EXECUTE,

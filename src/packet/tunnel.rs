@@ -250,7 +250,10 @@ struct OuterLayout {
     proto: u8,
 }
 
-fn template_layout(h: &[u8]) -> Result<OuterLayout, TnlError> {
+/// Locates and checks the headers of a `TnlPush` template of type `t`: it must be exactly
+/// Ethernet + IPv4/IPv6 + (UDP + VXLAN/Geneve | GRE), so that per-packet completion writes
+/// only inside the template.
+fn template_layout(h: &[u8], t: TunnelType) -> Result<OuterLayout, TnlError> {
     if h.len() < ethernet::field::HEADER_LEN {
         return Err(TnlError::BadTemplate("shorter than Ethernet"));
     }
@@ -258,22 +261,44 @@ fn template_layout(h: &[u8]) -> Result<OuterLayout, TnlError> {
     let (v6, l4, proto) = match rd16(h, ethernet::field::ETHERTYPE) {
         ethertype::IPV4 if h.len() >= l3 + ipv4::field::HEADER_LEN => {
             let p = ipv4::Packet::new_unchecked(&h[l3..]);
+            if p.version() != 4 || p.header_len() < ipv4::field::HEADER_LEN {
+                return Err(TnlError::BadTemplate("invalid IPv4 header"));
+            }
             (false, l3 + p.header_len(), p.protocol())
         }
-        ethertype::IPV6 if h.len() >= l3 + ipv6::field::HEADER_LEN => (
+        ethertype::IPV6 if h.len() >= l3 + ipv6::field::HEADER_LEN && h[l3] >> 4 == 6 => (
             true,
             l3 + ipv6::field::HEADER_LEN,
             h[l3 + ipv6::field::NEXT_HEADER],
         ),
         _ => return Err(TnlError::BadTemplate("no IPv4/IPv6 header")),
     };
-    let min = match proto {
-        ipproto::UDP => udp::field::HEADER_LEN,
-        ipproto::GRE => gre::field::HEADER_LEN,
-        _ => return Err(TnlError::BadTemplate("not UDP or GRE")),
+    let bad = |_| TnlError::BadTemplate("tunnel header cut off or invalid");
+    let rest = h.get(l4..).ok_or(TnlError::BadTemplate("cut off"))?;
+    let tnl_len = match (t, proto) {
+        (TunnelType::Gre, ipproto::GRE) => {
+            gre::Packet::new_checked(rest).map_err(bad)?.header_len()
+        }
+        (TunnelType::Vxlan | TunnelType::Geneve, ipproto::UDP) => {
+            let body = rest
+                .get(udp::field::HEADER_LEN..)
+                .ok_or(TnlError::BadTemplate("cut off"))?;
+            udp::field::HEADER_LEN
+                + if t == TunnelType::Vxlan {
+                    vxlan::Packet::new_checked(body).map_err(bad)?;
+                    vxlan::field::HEADER_LEN
+                } else {
+                    geneve::Packet::new_checked(body).map_err(bad)?.header_len()
+                }
+        }
+        _ => {
+            return Err(TnlError::BadTemplate(
+                "IP protocol does not match the tunnel type",
+            ))
+        }
     };
-    if h.len() < l4 + min {
-        return Err(TnlError::BadTemplate("cut off"));
+    if rest.len() != tnl_len {
+        return Err(TnlError::BadTemplate("length does not match its headers"));
     }
     Ok(OuterLayout { l3, v6, l4, proto })
 }
@@ -283,7 +308,7 @@ fn template_layout(h: &[u8]) -> Result<OuterLayout, TnlError> {
 /// `pkt.meta`'s offsets describe the outer headers.
 pub fn tnl_push(pkt: &mut PacketBuf, push: &TnlPush, inner_hash: u32) -> Result<(), TnlError> {
     let h = &push.header[..];
-    let lay = template_layout(h)?;
+    let lay = template_layout(h, push.tnl_type)?;
     let inner = pkt.len();
     let after_ip = h.len() - lay.l4 + inner;
     let ip_hl = lay.l4 - lay.l3;
