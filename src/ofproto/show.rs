@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::action_syntax::format_actions;
 use super::flow_syntax::{fmt_ipv4, fmt_ipv6, fmt_mac, fmt_ofport};
 use super::mac_learning::MacLearning;
-use super::match_syntax::format_match;
+use super::match_format::format_match;
 use super::mcast_snooping::{fmt_group, McastSnooping};
 use super::rule::{Match, Rule};
 use super::xlate::XlateOutput;

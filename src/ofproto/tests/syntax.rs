@@ -124,7 +124,7 @@ fn trace_keys_and_selectors_parse() {
         .unwrap();
     assert_eq!(k.in_port, 3);
     assert_eq!(k.vlans[0].vid(), 7);
-    assert!(k.vlans[0].present());
+    assert_eq!(k.vlans[0].tpid, 0x8100);
     let (sel, acts) = parse_selector("table=1,out_port=2,cookie=0x10/0xf0").unwrap();
     assert_eq!(sel.table, Some(1));
     assert_eq!(sel.out_port, 2);
