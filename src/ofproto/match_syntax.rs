@@ -168,6 +168,8 @@ pub(super) fn parse_match_field(
         mb.set_dl_type(t);
         if let Some(p) = p {
             mb.set_proto(p);
+            // A later dl_type= could contradict the shorthand: check at the end.
+            mb.need(name, Prereq::AnyIp);
         }
         return Ok(());
     }
