@@ -89,9 +89,60 @@ no_leftovers() {
 }
 step no_leftovers no_leftovers
 
-if [ -x /usr/bin/rvswitch ] && [ -f /etc/rvswitch-kernel.toml ]; then
-	. /etc/rvswitch-daemon-step.sh
-fi
+# The daemon: a kernel bridge from switch.toml over the same veths, ping through it, the
+# datapath seen by ovs-dpctl and by rvswitch-appctl, and nothing left after SIGINT.
+cat > /tmp/kernel.toml <<'TOML'
+[global]
+run_dir = "/run/rvswitch"
+log_level = "info"
+
+[[bridge]]
+name = "brk0"
+datapath = "kernel"
+fail_mode = "standalone"
+
+[[bridge.port]]
+name = "v1a"
+type = "afpacket"
+
+[[bridge.port]]
+name = "v2a"
+type = "afpacket"
+TOML
+/usr/bin/rvswitch --config /tmp/kernel.toml >/tmp/rvswitch.log 2>&1 &
+RVS=$!
+daemon_up() {
+	for _ in $(seq 1 100); do
+		[ -S /run/rvswitch/rvswitch.ctl ] && ovs-dpctl show system@ovs-system && return 0
+		kill -0 $RVS 2>/dev/null || return 1
+		sleep 0.2
+	done
+	return 1
+}
+step daemon_start daemon_up
+step daemon_ping $IP netns exec ns1 /usr/bin/ping -c 3 -i 0.2 -W 3 10.0.0.2
+daemon_flows() {
+	ovs-dpctl show system@ovs-system | grep -q 'v1a' &&
+	ovs-dpctl show system@ovs-system | grep -q 'v2a' &&
+	ovs-dpctl dump-flows system@ovs-system | tee /tmp/dpctl.flows | grep -q 'packets:[1-9]' &&
+	/usr/bin/rvswitch-appctl -t /run/rvswitch/rvswitch.ctl dpif/show | tee /tmp/appctl.flows | grep -q 'v2a'
+	rc=$?
+	cat /tmp/dpctl.flows /tmp/appctl.flows
+	return $rc
+}
+step daemon_flows daemon_flows
+sed 's/^/    | /' /tmp/dpctl.flows /tmp/appctl.flows 2>/dev/null
+daemon_stop() {
+	kill -INT $RVS
+	for _ in $(seq 1 100); do
+		kill -0 $RVS 2>/dev/null || break
+		sleep 0.2
+	done
+	! kill -0 $RVS 2>/dev/null && ! ovs-dpctl show system@ovs-system && ! $IP link show ovs-system && ! $IP link show brk0
+}
+step daemon_stop daemon_stop
+echo "---- rvswitch log ----"
+sed 's/^/    /' /tmp/rvswitch.log | tail -40
 
 echo "KTEST DONE uptime=$(cut -d' ' -f1 /proc/uptime)s"
 poweroff -f
