@@ -29,9 +29,16 @@ fn packet(in_port: u32, src: u32, dst: u32) -> FlowKey {
 }
 
 fn bridge(fail_mode: FailMode, ports: u32) -> Ofproto {
-    let br = Ofproto::new("br0", OfprotoConfig { fail_mode, ..Default::default() });
+    let br = Ofproto::new(
+        "br0",
+        OfprotoConfig {
+            fail_mode,
+            ..Default::default()
+        },
+    );
     for p in 1..=ports {
-        br.add_port(&format!("p{p}"), p, None, PortConfig::default()).unwrap();
+        br.add_port(&format!("p{p}"), p, None, PortConfig::default())
+            .unwrap();
     }
     br
 }
@@ -58,7 +65,9 @@ fn bench(c: &mut Criterion) {
     for h in 0..1000u32 {
         translate(&br, &packet(h % 4 + 1, h, 0xffff_ffff), now);
     }
-    let keys: Vec<FlowKey> = (0..1000u32).map(|h| packet(h % 4 + 1, h, (h * 7 + 3) % 1000)).collect();
+    let keys: Vec<FlowKey> = (0..1000u32)
+        .map(|h| packet(h % 4 + 1, h, (h * 7 + 3) % 1000))
+        .collect();
     let mut i = 0;
     g.bench_function("normal_learning_switch", |b| {
         b.iter(|| {
@@ -71,9 +80,23 @@ fn bench(c: &mut Criterion) {
     let br = bridge(FailMode::Secure, 4);
     for r in 0..1000u32 {
         let text = match r % 3 {
-            0 => format!("priority={},ip,nw_dst=10.0.{}.{},actions=output:2", 100 + r % 7, r / 256, r % 256),
-            1 => format!("priority={},tcp,in_port={},tp_dst={},actions=mod_nw_dst:10.9.9.9,output:3", 50 + r % 5, r % 4 + 1, 1000 + r),
-            _ => format!("priority=10,dl_dst={},actions=mod_vlan_vid:{},output:4", fmt_mac(mac(r)), r % 4000 + 1),
+            0 => format!(
+                "priority={},ip,nw_dst=10.0.{}.{},actions=output:2",
+                100 + r % 7,
+                r / 256,
+                r % 256
+            ),
+            1 => format!(
+                "priority={},tcp,in_port={},tp_dst={},actions=mod_nw_dst:10.9.9.9,output:3",
+                50 + r % 5,
+                r % 4 + 1,
+                1000 + r
+            ),
+            _ => format!(
+                "priority=10,dl_dst={},actions=mod_vlan_vid:{},output:4",
+                fmt_mac(mac(r)),
+                r % 4000 + 1
+            ),
         };
         br.add_flow(&text).unwrap();
     }
@@ -95,7 +118,10 @@ fn bench(c: &mut Criterion) {
 }
 
 fn fmt_mac(m: [u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 criterion_group!(benches, bench);
