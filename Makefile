@@ -41,7 +41,9 @@ lint: deps
 
 # Every test: unit tests, and integration tests (root: namespaces, veths, AF_XDP).
 test: deps lint
-	$(CARGO) test --all-targets -- --test-threads=1
+	$(CARGO) test --lib --bins --tests -- --test-threads=1
+	$(CARGO) test --doc
+	$(CARGO) test --benches
 
 # The kernel datapath in a qemu guest (Debian's kernel carries openvswitch.ko). Also part of
 # `make test` through tests/kernel_datapath.rs.
