@@ -4,7 +4,9 @@
 //! packet). Upcalls arrive on per-handler-thread sockets whose pids every vport lists in
 //! OVS_VPORT_ATTR_UPCALL_PID and the datapath lists in OVS_DP_ATTR_PER_CPU_PIDS; the
 //! datapath uses per-CPU dispatch where the module has it (see `UpcallDispatch`). Tunnel ports are Linux devices in
-//! flow-based mode made over rtnetlink (see `vport`).
+//! flow-based mode made over rtnetlink (see `vport`); the port option `vport = "compat"`
+//! asks for the module's own tunnel vport type instead (also the fallback when the device
+//! cannot be made). Tunnel options: `dst_port` (UDP port, default 4789 / 6081).
 
 pub mod action;
 pub mod attr;
@@ -574,7 +576,26 @@ impl Dpif for DpifNetlink {
                     })?,
                     None => kind.default_dst_port(),
                 };
-                match vport::create_tunnel_device(&spec.name, kind, dst_port) {
+                let compat = match spec.options.get("vport").map(String::as_str) {
+                    None | Some("netdev") => false,
+                    Some("compat") => true,
+                    Some(v) => {
+                        return Err(DpifError::InvalidArgument(format!(
+                            "port {}: option vport='{v}': expected 'netdev' (a flow-based Linux device, the default) or 'compat' (the module's own {t} vport)",
+                            spec.name
+                        )))
+                    }
+                };
+                let made = if compat {
+                    Err(NlError {
+                        errno: libc::EOPNOTSUPP,
+                        message: Some("compat vport requested".into()),
+                        attribute: None,
+                    })
+                } else {
+                    vport::create_tunnel_device(&spec.name, kind, dst_port)
+                };
+                match made {
                     Ok(()) => {
                         self.port_types
                             .lock()
@@ -596,7 +617,9 @@ impl Dpif for DpifNetlink {
                         return Err(DpifError::PortExists(spec.name.clone()))
                     }
                     Err(e) => {
-                        tracing::info!("{ctx}: flow-based {t} device not available ({e}); using the compat vport");
+                        if !compat {
+                            tracing::info!("{ctx}: flow-based {t} device not available ({e}); using the compat vport");
+                        }
                         let dp = (kind != TunnelKind::Gre).then_some(dst_port);
                         self.add_vport(spec, kind.compat_vport_type(), requested, dp)
                             .map_err(|e| map_err(&ctx, subject, e))?
