@@ -335,6 +335,7 @@ fn run(dpname: &str, rep: &mut Report) -> Result<(), String> {
         tunnel(&dp, &sw, ("grervs0", "gre", 44), "192.168.52.2", "10.0.0.5"),
     );
     rep.step("tunnel_port_del", tunnel_port_del(&dp, &sw, "grervs0"));
+    rep.step("compat_tunnel_vports", compat_vports(&dp, dpname));
 
     // 10. idle expiry
     std::thread::sleep(Duration::from_millis(1500));
@@ -709,6 +710,67 @@ fn tunnel_port_del(dp: &DpifNetlink, sw: &LearningSwitch, name: &str) -> Result<
             "after delete: del {a:?}, query {:?}",
             q.map(|p| p.port_no)
         )),
+    }
+}
+
+/// The module's own tunnel vport types (`vport = "compat"`): added, seen by ovs-dpctl with
+/// their type, deleted with their device.
+fn compat_vports(dp: &DpifNetlink, dpname: &str) -> Result<String, String> {
+    let mut done = Vec::new();
+    for (name, kind, port) in [
+        ("vxc0", "vxlan", Some("4790")),
+        ("gnvc0", "geneve", Some("6082")),
+        ("grec0", "gre", None),
+    ] {
+        let mut s = spec(name, kind);
+        s.options.insert("vport".into(), "compat".into());
+        if let Some(p) = port {
+            s.options.insert("dst_port".into(), p.into());
+        }
+        let no = dp.port_add(&s, None).map_err(|e| format!("{name}: {e}"))?;
+        let show = sh(&format!("ovs-dpctl show system@{dpname}"))?;
+        let line = show
+            .lines()
+            .find(|l| l.contains(&format!("port {no}: {name}")))
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let want = format!("({kind}");
+        if let Some(p) = port {
+            // the compat vport's own UDP socket
+            let hex = format!(":{:04X} ", p.parse::<u16>().unwrap());
+            let udp = std::fs::read_to_string("/proc/net/udp").unwrap_or_default()
+                + &std::fs::read_to_string("/proc/net/udp6").unwrap_or_default();
+            if !udp.lines().any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|a| a.ends_with(hex.trim_end()))
+            }) {
+                return Err(format!("{name}: nothing listens on UDP {p}:\n{udp}"));
+            }
+        }
+        if !line.contains(&want)
+            || dp
+                .port_query_by_name(name)
+                .map(|p| p.port_type)
+                .ok()
+                .as_deref()
+                != Some(kind)
+        {
+            return Err(format!("{name}: ovs-dpctl shows '{line}', wanted {want}"));
+        }
+        dp.port_del(no)
+            .map_err(|e| format!("deleting {name}: {e}"))?;
+        if sh(&format!("/usr/sbin/ip link show {name}")).is_ok() {
+            return Err(format!("{name}'s device outlived the port"));
+        }
+        done.push(line);
+    }
+    let mut bad = spec("vxbad0", "vxlan");
+    bad.options.insert("vport".into(), "bogus".into());
+    match dp.port_add(&bad, None) {
+        Err(DpifError::InvalidArgument(m)) => Ok(format!("{}; bad option: {m}", done.join("; "))),
+        other => Err(format!("vport=bogus gave {other:?}")),
     }
 }
 

@@ -342,3 +342,59 @@ fn bad_options_give_clear_errors() {
     // Nothing was left attached by the failed opens.
     assert!(!v.host_link_show().contains("xdp"));
 }
+
+#[test]
+fn xdp_program_removed_when_the_process_dies() {
+    let v = VethNs::new("xk", 1);
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe(2) into a 2-element array.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let spec = spec(&v.host, "afxdp", &[("xdp_mode", "generic")]);
+    // SAFETY: the child only opens the port, reports over the pipe and waits to be
+    // killed; it never returns into the test harness.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let port = AfxdpNetdev::open(&spec);
+        let byte = [port.is_ok() as u8];
+        // SAFETY: writing one byte to our end of the pipe, then exiting/pausing.
+        unsafe {
+            libc::write(fds[1], byte.as_ptr().cast(), 1);
+            if port.is_err() {
+                libc::_exit(1);
+            }
+            std::mem::forget(port);
+            loop {
+                libc::pause();
+            }
+        }
+    }
+    let mut pfd = libc::pollfd {
+        fd: fds[0],
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: polling and reading our end of the pipe.
+    let ready = unsafe { libc::poll(&mut pfd, 1, 10_000) };
+    let mut byte = [0u8];
+    let got = ready == 1 && unsafe { libc::read(fds[0], byte.as_mut_ptr().cast(), 1) } == 1;
+    let attached = v.host_link_show().contains("xdp");
+    // SAFETY: killing and reaping our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
+    assert!(got && byte[0] == 1, "child failed to open the port");
+    assert!(attached, "no XDP program while the child held the port");
+    let start = std::time::Instant::now();
+    while v.host_link_show().contains("xdp") && start.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let shown = v.host_link_show();
+    assert!(
+        !shown.contains("xdp"),
+        "XDP program survived its process: {shown}"
+    );
+}

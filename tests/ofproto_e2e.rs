@@ -12,7 +12,12 @@ use dpif_netdev_support::{pmd_core, udp_frame, wait_for};
 use rvswitch::dpif::{DpAction, Dpif, PortSpec};
 use rvswitch::dpif_netdev::{DpNetdevConfig, DpifNetdev};
 use rvswitch::netdev::dummy::DummyNetdev;
-use rvswitch::ofproto::{Backer, OfprotoConfig, PortConfig, RevalidatorThread};
+use rvswitch::ofproto::{
+    Backer, McastSnoopingConfig, OfprotoConfig, PortConfig, RevalidatorThread,
+};
+use rvswitch::packet::wire::build::{self, L4};
+use rvswitch::packet::wire::group_record::GroupRecordRepr;
+use rvswitch::packet::wire::{ethernet, igmp, ipv4, udp};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -37,6 +42,10 @@ struct Rig {
 }
 
 fn rig(name: &str, n: usize, revalidator: bool) -> Rig {
+    rig_with(name, n, revalidator, OfprotoConfig::default())
+}
+
+fn rig_with(name: &str, n: usize, revalidator: bool, config: OfprotoConfig) -> Rig {
     let dp = DpifNetdev::new(
         name,
         DpNetdevConfig {
@@ -46,7 +55,7 @@ fn rig(name: &str, n: usize, revalidator: bool) -> Rig {
     )
     .expect("datapath");
     let backer = Backer::new(dp.clone());
-    backer.add_bridge("br0", OfprotoConfig::default()).unwrap();
+    backer.add_bridge("br0", config).unwrap();
     let mut devs = Vec::new();
     let mut dp_ports = Vec::new();
     for i in 1..=n {
@@ -166,6 +175,27 @@ fn rule_change_redirects_the_next_packet() {
         1
     );
     assert_eq!(r.send(1, &frame(1, mac(9), 53), 1), vec![2]);
+    // A rule on a field the installed megaflow does not match on (tp_dst): the megaflow
+    // is too broad now, so revalidation deletes it and the next packet gets a new one.
+    r.backer
+        .add_flow("br0", "priority=30,udp,tp_dst=53,actions=output:3")
+        .unwrap();
+    let flows = r.dp.flow_dump().unwrap();
+    assert!(
+        !flows.iter().any(
+            |f| f.mask.0.tp_dst == 0 && f.actions.as_ref() == [DpAction::Output(r.dp_ports[1])]
+        ),
+        "the too-broad megaflow survived: {flows:?}"
+    );
+    assert_eq!(r.send(1, &frame(1, mac(9), 53), 1), vec![3]);
+    assert_eq!(r.send(1, &frame(1, mac(9), 54), 1), vec![2]);
+    let flows = r.dp.flow_dump().unwrap();
+    assert!(
+        flows
+            .iter()
+            .any(|f| f.mask.0.tp_dst == 0xffff && f.key.tp_dst == 53),
+        "{flows:?}"
+    );
     let br = r.backer.bridge("br0").unwrap();
     assert!(
         br.dump_flows().contains("n_packets="),
@@ -199,4 +229,92 @@ fn idle_megaflows_expire_and_revalidator_thread_runs() {
         "idle megaflow not removed"
     );
     t.stop();
+}
+
+fn group_mac(g: u32) -> [u8; 6] {
+    let b = g.to_be_bytes();
+    [0x01, 0x00, 0x5e, b[1] & 0x7f, b[2], b[3]]
+}
+
+fn ip_frame(src: u8, dst_ip: u32, l4: &L4<'_>) -> Vec<u8> {
+    let eth = ethernet::Repr {
+        dst: group_mac(dst_ip),
+        src: mac(src),
+        ethertype: 0x0800,
+        ..Default::default()
+    };
+    let ip = ipv4::Repr {
+        src: 0x0a00_0000 | src as u32,
+        dst: dst_ip,
+        ttl: 1,
+        ..Default::default()
+    };
+    build::ipv4_frame(&eth, &ip, l4).expect("frame")
+}
+
+const G: u32 = 0xef01_0101; // 239.1.1.1
+
+#[test]
+fn igmp_snooping_through_the_datapath() {
+    let cfg = OfprotoConfig {
+        mcast: McastSnoopingConfig {
+            enabled: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let r = rig_with("ofe-mc", 4, true, cfg);
+    let data = |src: u8| {
+        ip_frame(
+            src,
+            G,
+            &L4::Udp(
+                udp::Repr {
+                    src_port: 5000,
+                    dst_port: 5001,
+                    payload_len: 0,
+                },
+                b"stream",
+            ),
+        )
+    };
+    // A general query from port 4: flooded, port 4 becomes the mrouter port.
+    let q = ip_frame(
+        4,
+        0xe000_0001,
+        &L4::Igmp(igmp::Repr::Query {
+            max_resp: 100,
+            group: 0,
+            v3: None,
+        }),
+    );
+    assert_eq!(r.send(4, &q, 3), vec![1, 2, 3]);
+    // Port 1 joins with an IGMPv2 report: it goes to the mrouter only.
+    let join = ip_frame(1, G, &L4::Igmp(igmp::Repr::V2Report { group: G }));
+    assert_eq!(r.send(1, &join, 1), vec![4]);
+    // Group traffic from port 2 reaches the member and the mrouter, not port 3.
+    assert_eq!(r.send(2, &data(2), 2), vec![1, 4]);
+    assert_eq!(r.send(2, &data(2), 2), vec![1, 4]);
+    // Port 3 joins with an IGMPv3 report (TO_EX{}): the installed group megaflow is
+    // revalidated and now includes port 3.
+    let v3 = igmp::Repr::V3Report {
+        records: vec![GroupRecordRepr {
+            record_type: 4,
+            group: G.to_be_bytes(),
+            sources: vec![],
+        }],
+    };
+    assert_eq!(
+        r.send(3, &ip_frame(3, 0xe000_0016, &L4::Igmp(v3)), 1),
+        vec![4]
+    );
+    assert_eq!(r.send(2, &data(2), 3), vec![1, 3, 4]);
+    // Port 1 leaves (IGMPv2 leave): reports are never cached, so the leave is seen.
+    let leave = ip_frame(1, 0xe000_0002, &L4::Igmp(igmp::Repr::Leave { group: G }));
+    assert_eq!(r.send(1, &leave, 1), vec![4]);
+    assert_eq!(r.send(2, &data(2), 2), vec![3, 4]);
+    let mdb = r.backer.bridge("br0").unwrap().mdb_show();
+    assert!(mdb.contains("    3     0  239.1.1.1"), "{mdb}");
+    assert!(!mdb.contains("    1     0  239.1.1.1"), "{mdb}");
+    assert!(mdb.contains("    4     0  querier"), "{mdb}");
 }

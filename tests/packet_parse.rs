@@ -612,3 +612,37 @@ fn ipv4_options_are_skipped() {
     assert_eq!((k.tp_src, k.tp_dst, k.parse_flags), (67, 68, 0));
     assert_eq!(p.meta.l4_ofs, 38);
 }
+
+#[test]
+fn parse_frame_meta_matches_flow_extract() {
+    let f = ipv6_frame(
+        &eth(),
+        &ip6(),
+        &[ExtRepr::Options {
+            kind: ext::DEST_OPTS,
+            next_header: 0,
+            len8: 0,
+        }],
+        &L4::Udp(
+            udp::Repr {
+                src_port: 1,
+                dst_port: 2,
+                payload_len: 0,
+            },
+            b"m",
+        ),
+    )
+    .unwrap();
+    let (k, p) = parse(&f);
+    let mut meta = PacketMeta {
+        in_port: 7,
+        ..Default::default()
+    };
+    let k2 = rvswitch::packet::parse::parse_frame_meta(&f, &mut meta);
+    assert_eq!(k2, k);
+    assert_eq!(
+        (meta.l3_ofs, meta.l4_ofs, meta.l4_proto),
+        (p.meta.l3_ofs, p.meta.l4_ofs, p.meta.l4_proto)
+    );
+    assert_eq!((meta.l3_ofs, meta.l4_ofs, meta.l4_proto), (14, 62, 17));
+}

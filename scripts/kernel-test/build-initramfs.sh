@@ -48,7 +48,7 @@ done
 ln -sf /bin/modprobe "$ROOT/sbin/modprobe"
 
 # Modules: the closure of what the tests load, from modules.dep (compressed or not).
-want="openvswitch vxlan geneve ip_gre veth crc32c_generic crc32c-intel"
+want="openvswitch vport-vxlan vport-geneve vport-gre vxlan geneve ip_gre veth crc32c_generic crc32c-intel"
 mods=()
 for m in $want; do
 	line=$(grep -E "(^|/)${m//-/[-_]}\.ko(\.xz|\.zst|\.gz)?:" "$MODDIR/modules.dep" || true)

@@ -22,7 +22,7 @@ step() { # step NAME CMD...: runs CMD, prints PASS/FAIL and the output on failur
 }
 
 load_modules() {
-	for m in crc32c_generic openvswitch veth vxlan geneve ip_gre; do
+	for m in crc32c_generic openvswitch veth vxlan geneve ip_gre vport-vxlan vport-geneve vport-gre; do
 		modprobe "$m" || return 1
 	done
 	grep -q '^openvswitch ' /proc/modules

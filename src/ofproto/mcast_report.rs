@@ -2,32 +2,17 @@
 //!
 //! v1/v2 messages carry one group, which the `FlowKey` holds (`igmp_group`, or
 //! `nd_target` for MLD); v3/v2 reports carry a list of records that only the packet has.
-//! Layouts (RFC 3376 §4.2, RFC 3810 §5.2): after the 8-byte message header
-//! (type, reserved/code, checksum, reserved, number of records) each record is
-//! type (1), aux data length in 32-bit words (1), number of sources (2), multicast
-//! address (4 or 16), sources (4 or 16 each), aux data. Every length is bounds-checked:
-//! a short or inconsistent report is an error, never a panic.
+//! The frame is parsed with the packet module's parser (to find the L4 header after VLAN
+//! tags, IPv4 options and IPv6 extension headers) and the records are walked with its
+//! `wire` views, which bounds-check every record: a short or inconsistent report is an
+//! error, never a panic. Semantics follow RFC 3376 §6.4 as OVS applies them: a record in
+//! INCLUDE mode with no sources (IS_IN{}, TO_IN{}) is a leave, every other record a join.
 
-use crate::packet::{ethertype, ipproto};
-
-/// Offsets and sizes of the headers we walk, named once.
-mod layout {
-    pub const ETH_TYPE: usize = 12;
-    pub const VLAN_HDR: usize = 4;
-    pub const IPV4_MIN_HDR: usize = 20;
-    pub const IPV4_PROTO: usize = 9;
-    pub const IPV6_HDR: usize = 40;
-    pub const IPV6_NEXT: usize = 6;
-    pub const REPORT_HDR: usize = 8;
-    pub const REPORT_NREC: usize = 6;
-    pub const REC_HDR: usize = 4;
-}
-
-/// IGMPv3 / MLDv2 record types (RFC 3376 §4.2.12).
-mod rec_type {
-    pub const MODE_IS_INCLUDE: u8 = 1;
-    pub const CHANGE_TO_INCLUDE: u8 = 3;
-}
+use crate::packet::buffer::OFS_NONE;
+use crate::packet::parse::parse_frame_meta;
+use crate::packet::wire::group_record::{record_type, GroupRecords};
+use crate::packet::wire::{icmpv6, igmp, WireError};
+use crate::packet::{ipproto, PacketMeta};
 
 /// One group record, reduced to what snooping needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,9 +26,9 @@ pub struct GroupRecord {
 /// Why a report could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReportError {
-    /// The frame ended inside a header or record.
-    #[error("report truncated at byte {0}")]
-    Truncated(usize),
+    /// A header or record is cut off or invalid.
+    #[error(transparent)]
+    Wire(#[from] WireError),
     /// The frame is not the kind of report we were told it is.
     #[error("not an {0}")]
     WrongKind(&'static str),
@@ -58,107 +43,51 @@ pub fn ipv4_mapped(a: u32) -> [u8; 16] {
     g
 }
 
-fn get(p: &[u8], at: usize, len: usize) -> Result<&[u8], ReportError> {
-    p.get(at..at + len).ok_or(ReportError::Truncated(at))
-}
-
-fn u16_at(p: &[u8], at: usize) -> Result<u16, ReportError> {
-    let b = get(p, at, 2)?;
-    Ok(u16::from_be_bytes([b[0], b[1]]))
-}
-
-/// Returns (ethertype, offset of L3) after skipping VLAN tags.
-fn l3_start(p: &[u8]) -> Result<(u16, usize), ReportError> {
-    let mut off = layout::ETH_TYPE;
-    let mut t = u16_at(p, off)?;
-    while t == ethertype::VLAN || t == ethertype::QINQ {
-        off += layout::VLAN_HDR;
-        t = u16_at(p, off)?;
+/// The L4 payload of `p` if its protocol is `proto`.
+fn l4<'a>(p: &'a [u8], proto: u8, what: &'static str) -> Result<&'a [u8], ReportError> {
+    let mut meta = PacketMeta::default();
+    parse_frame_meta(p, &mut meta);
+    if meta.l4_ofs == OFS_NONE || meta.l4_proto != proto {
+        return Err(ReportError::WrongKind(what));
     }
-    Ok((t, off + 2))
+    p.get(meta.l4_ofs as usize..)
+        .ok_or(ReportError::WrongKind(what))
 }
 
-fn records(
-    p: &[u8],
-    msg: usize,
-    addr_len: usize,
-    out: &mut Vec<GroupRecord>,
-) -> Result<(), ReportError> {
-    let n = u16_at(p, msg + layout::REPORT_NREC)? as usize;
-    let mut off = msg + layout::REPORT_HDR;
-    for _ in 0..n {
-        let h = get(p, off, layout::REC_HDR)?;
-        let (rtype, aux_words, nsrc) = (
-            h[0],
-            h[1] as usize,
-            u16::from_be_bytes([h[2], h[3]]) as usize,
+fn collect<const A: usize>(
+    recs: GroupRecords<'_, A>,
+    map: impl Fn([u8; A]) -> [u8; 16],
+) -> Result<Vec<GroupRecord>, ReportError> {
+    recs.map(|r| {
+        let r = r?;
+        let include = matches!(
+            r.record_type,
+            record_type::MODE_IS_INCLUDE | record_type::CHANGE_TO_INCLUDE
         );
-        let addr = get(p, off + layout::REC_HDR, addr_len)?;
-        let mut group = [0u8; 16];
-        if addr_len == 4 {
-            group = ipv4_mapped(u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]));
-        } else {
-            group.copy_from_slice(addr);
-        }
-        let len = layout::REC_HDR + addr_len + nsrc * addr_len + aux_words * 4;
-        get(p, off, len)?;
-        let leave = nsrc == 0
-            && (rtype == rec_type::MODE_IS_INCLUDE || rtype == rec_type::CHANGE_TO_INCLUDE);
-        out.push(GroupRecord { group, leave });
-        off += len;
-    }
-    Ok(())
+        Ok(GroupRecord {
+            group: map(r.group),
+            leave: include && r.source_count() == 0,
+        })
+    })
+    .collect()
 }
 
 /// Reads the records of an IGMPv3 membership report (IGMP type 0x22).
 pub fn igmpv3_records(p: &[u8]) -> Result<Vec<GroupRecord>, ReportError> {
-    let (t, l3) = l3_start(p)?;
-    if t != ethertype::IPV4 {
-        return Err(ReportError::WrongKind("IPv4 packet"));
-    }
-    let ip = get(p, l3, layout::IPV4_MIN_HDR)?;
-    let ihl = (ip[0] & 0x0f) as usize * 4;
-    if ip[0] >> 4 != 4 || ihl < layout::IPV4_MIN_HDR || ip[layout::IPV4_PROTO] != ipproto::IGMP {
-        return Err(ReportError::WrongKind("IGMP packet"));
-    }
-    let msg = l3 + ihl;
-    if get(p, msg, 1)?[0] != 0x22 {
+    let msg = igmp::Packet::new_checked(l4(p, ipproto::IGMP, "IGMP packet")?)?;
+    if msg.msg_type() != 0x22 {
         return Err(ReportError::WrongKind("IGMPv3 report"));
     }
-    let mut out = Vec::new();
-    records(p, msg, 4, &mut out)?;
-    Ok(out)
+    collect(msg.v3_records(), |g| ipv4_mapped(u32::from_be_bytes(g)))
 }
 
-/// Reads the records of an MLDv2 listener report (ICMPv6 type 143), skipping the
-/// hop-by-hop (router alert) and other extension headers in front of it.
+/// Reads the records of an MLDv2 listener report (ICMPv6 type 143).
 pub fn mldv2_records(p: &[u8]) -> Result<Vec<GroupRecord>, ReportError> {
-    let (t, l3) = l3_start(p)?;
-    if t != ethertype::IPV6 {
-        return Err(ReportError::WrongKind("IPv6 packet"));
-    }
-    let ip = get(p, l3, layout::IPV6_HDR)?;
-    let mut next = ip[layout::IPV6_NEXT];
-    let mut off = l3 + layout::IPV6_HDR;
-    // Hop-by-hop (0), routing (43), destination options (60): (len + 1) * 8 bytes.
-    let mut hops = 0;
-    while matches!(next, 0 | 43 | 60) {
-        let h = get(p, off, 2)?;
-        next = h[0];
-        off += (h[1] as usize + 1) * 8;
-        hops += 1;
-        if hops > 8 {
-            return Err(ReportError::WrongKind(
-                "MLD packet (too many extension headers)",
-            ));
-        }
-    }
-    if next != ipproto::ICMPV6 || get(p, off, 1)?[0] != 143 {
+    let msg = icmpv6::Packet::new_checked(l4(p, ipproto::ICMPV6, "ICMPv6 packet")?)?;
+    if msg.msg_type() != 143 {
         return Err(ReportError::WrongKind("MLDv2 report"));
     }
-    let mut out = Vec::new();
-    records(p, off, 16, &mut out)?;
-    Ok(out)
+    collect(msg.mld2_records(), |g| g)
 }
 
 #[cfg(test)]

@@ -57,6 +57,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
         need("geneve", p.buffer.as_ref().len(), p.header_len())?;
         Ok(p)
     }
+    /// Releases the buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
     /// Version.
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VER_OPTLEN] >> 6

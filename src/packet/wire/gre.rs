@@ -56,6 +56,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
         need("gre", p.buffer.as_ref().len(), p.header_len())?;
         Ok(p)
     }
+    /// Releases the buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
     /// Flags and version.
     pub fn flags(&self) -> u16 {
         rd16(self.buffer.as_ref(), field::FLAGS_VER)

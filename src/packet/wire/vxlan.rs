@@ -33,6 +33,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
         need("vxlan", buffer.as_ref().len(), field::HEADER_LEN)?;
         Ok(Packet { buffer })
     }
+    /// Releases the buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
     /// Flags byte.
     pub fn flags(&self) -> u8 {
         self.buffer.as_ref()[field::FLAGS]
