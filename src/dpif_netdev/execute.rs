@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use super::emc::packet_hash;
 use super::flow_table::{FlowRef, InsertError};
 use super::pmd_datapath::{Disposition, PmdDatapath};
 use crate::dpif::{DpAction, DpActions, Upcall, UpcallKind};
@@ -35,13 +36,17 @@ impl PmdDatapath {
         // Recirculation re-enters here while an outer batch still owns the adhoc entries
         // below this mark.
         let adhoc_base = self.adhoc.len();
-        // 1. Parse.
+        // 1. Parse the whole batch, then hash it: reading a key as words right after the
+        // parser wrote it field by field stalls on store forwarding; a batch later the
+        // stores have retired.
         for (i, p) in batch.pkts.iter_mut().enumerate() {
             let key = &mut self.keys[i];
             flow_extract(p, key);
             key.in_port = p.meta.in_port;
             key.recirc_id = p.meta.recirc_id;
-            self.hashes[i] = key.hash();
+        }
+        for (i, p) in batch.pkts.iter().enumerate() {
+            self.hashes[i] = packet_hash(&self.keys[i], p.meta.has_hash.then_some(p.meta.hash));
         }
         // 2. EMC.
         let mut miss = if n == MAX_BURST {
