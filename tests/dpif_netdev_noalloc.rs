@@ -158,7 +158,11 @@ fn no_allocation_per_packet_on_the_fast_path() {
     let v: Vec<u64> = std::hint::black_box(Vec::with_capacity(8));
     COUNTING.with(|c| c.set(false));
     drop(v);
-    assert_eq!(ALLOCS.load(Ordering::Relaxed), 1, "the counting allocator works");
+    assert_eq!(
+        ALLOCS.load(Ordering::Relaxed),
+        1,
+        "the counting allocator works"
+    );
     let out = vec![DpAction::Output(2)];
     assert_eq!(
         allocations_in_steady_state(1, 1, out.clone()),

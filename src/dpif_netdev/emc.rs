@@ -7,7 +7,9 @@
 //! N = 100) so the cache fills with elephant flows instead of churning on mice.
 
 use super::flow_table::{FlowRef, FlowTable};
-use crate::packet::FlowKey;
+use crate::packet::{FlowKey, FLOW_WORDS};
+
+const _: () = assert!(FLOW_WORDS <= 31, "EMC_SECRETS covers 32 words");
 
 /// Number of entries (power of two).
 pub const EMC_ENTRIES: usize = 8192;
@@ -19,21 +21,48 @@ const _: () = assert!(1 << EMC_SHIFT == EMC_ENTRIES);
 /// Default inverse insertion probability (OVS's `emc-insert-inv-prob`).
 pub const DEFAULT_EMC_INSERT_INV_PROB: u32 = 100;
 
-/// The EMC hash of a whole key: four independent multiply-rotate lanes over the key's
-/// words, then an avalanche. `FlowKey::hash` runs one serial chain (each step waits for
-/// the previous multiply), which made hashing the single largest cost of an EMC hit;
-/// four lanes let the multiplies overlap.
+/// Per-word-pair secrets of `emc_hash` (distinct, so swapping two pairs of words changes
+/// the hash).
+const EMC_SECRETS: [u64; 32] = {
+    let mut out = [0u64; 32];
+    let mut x: u64 = 0x243f_6a88_85a3_08d3;
+    let mut i = 0;
+    while i < 32 {
+        // splitmix64 steps
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        out[i] = z ^ (z >> 31);
+        i += 1;
+    }
+    out
+};
+
+/// The EMC hash of a whole key: the key's words are taken in pairs, each pair mixed by one
+/// 64x64->128-bit multiply with per-position secrets (folded high ^ low), and the pair
+/// results summed, then avalanched. The multiplies are independent of each other, so they
+/// overlap in the pipeline; `FlowKey::hash` runs one serial chain, which made hashing the
+/// largest cost of an EMC hit. The EMC compares whole keys, so the hash only has to
+/// spread keys, never to tell them apart.
 #[inline(always)]
 pub fn emc_hash(key: &FlowKey) -> u32 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let w = key.words();
-    let mut lanes = [K, K.rotate_left(16), K.rotate_left(32), K.rotate_left(48)];
-    for (i, x) in w.iter().enumerate() {
-        let l = &mut lanes[i & 3];
-        *l = (*l ^ x).wrapping_mul(K).rotate_left(29);
+    let mut acc = 0u64;
+    let mut i = 0;
+    while i + 1 < FLOW_WORDS {
+        let a = w[i] ^ EMC_SECRETS[i];
+        let b = w[i + 1] ^ EMC_SECRETS[i + 1];
+        let m = (a as u128).wrapping_mul(b as u128);
+        acc = acc.wrapping_add((m as u64) ^ ((m >> 64) as u64));
+        i += 2;
     }
-    let mut h =
-        lanes[0] ^ lanes[1].rotate_left(13) ^ lanes[2].rotate_left(27) ^ lanes[3].rotate_left(41);
+    if FLOW_WORDS % 2 == 1 {
+        let m = ((w[FLOW_WORDS - 1] ^ EMC_SECRETS[FLOW_WORDS - 1]) as u128)
+            .wrapping_mul(EMC_SECRETS[31] as u128);
+        acc = acc.wrapping_add((m as u64) ^ ((m >> 64) as u64));
+    }
+    let mut h = acc;
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;
@@ -236,6 +265,25 @@ mod tests {
             nw_dst: 7,
             nw_src: src,
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn emc_hash_spreads_keys_that_differ_in_one_field() {
+        // 4096 keys differing only in one field each must land in many distinct slots.
+        for field in 0..3 {
+            let mut slots = std::collections::HashSet::new();
+            for i in 0..4096u32 {
+                let mut k = FlowKey::default();
+                match field {
+                    0 => k.nw_src = i,
+                    1 => k.tp_src = i as u16,
+                    _ => k.ipv6_dst[15] = i as u8,
+                }
+                slots.insert(emc_hash(&k) & EMC_MASK);
+            }
+            let want = if field == 2 { 250 } else { 2500 };
+            assert!(slots.len() >= want, "field {field}: {} slots", slots.len());
         }
     }
 
