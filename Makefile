@@ -2,10 +2,11 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 APT_PACKAGES := clang llvm libelf-dev zlib1g-dev pkg-config m4 libpcap-dev \
-	iproute2 iputils-ping netsniff-ng iperf3 openvswitch-switch openvswitch-common tcpdump
+	iproute2 iputils-ping ethtool netsniff-ng iperf3 openvswitch-switch openvswitch-common \
+	tcpdump procps
 STAMP := target/.deps-installed
 
-.PHONY: deps build release run test lint bench bench-e2e clean
+.PHONY: deps build release run test lint bench topology-up topology-down clean test-kernel
 
 # Installs the system packages the build and the tests need (once per machine).
 deps: $(STAMP)
@@ -14,23 +15,43 @@ $(STAMP):
 		echo "installing system packages: $(APT_PACKAGES)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
 	fi
+	@if ! command -v cargo >/dev/null; then echo "cargo (Rust toolchain) is required" >&2; exit 1; fi
 	@mkdir -p target && touch $(STAMP)
 
 build: deps
 	$(CARGO) build
 
 release: deps
-	$(CARGO) build --release
+	$(CARGO) build --release --bins
+
+# The demo: two namespaces joined through rvswitch's br0 (config/switch.toml), in the
+# foreground; Ctrl-C stops rvswitch and removes the topology.
+run: release
+	@scripts/run-demo.sh
+
+topology-up:
+	scripts/demo-topology.sh up
+
+topology-down:
+	scripts/demo-topology.sh down
 
 lint: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
+# Every test: unit tests, and integration tests (root: namespaces, veths, AF_XDP).
 test: deps lint
-	$(CARGO) test --all-targets -- --test-threads=1
+	$(CARGO) test --lib --bins --tests -- --test-threads=1
+	$(CARGO) test --doc
+	$(CARGO) test --benches
+
+# The kernel datapath in a qemu guest (Debian's kernel carries openvswitch.ko). Also part of
+# `make test` through tests/kernel_datapath.rs.
+test-kernel: deps
+	scripts/kernel-test/run.sh
 
 bench: deps
-	$(CARGO) bench --bench classifier --bench xlate
+	$(CARGO) bench --benches
 
 clean:
 	$(CARGO) clean

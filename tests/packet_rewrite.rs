@@ -33,59 +33,68 @@ fn reparse(p: &PacketBuf) -> FlowKey {
     k
 }
 
-/// Checks every checksum in the frame against a full recomputation.
+/// Checks that every checksum field in the frame is bit-for-bit what a full recomputation
+/// gives (not merely equivalent in one's complement), and verifies.
 fn assert_checksums_ok(p: &PacketBuf) {
     let d = p.data();
     let l3 = p.meta.l3_ofs as usize;
     let l4 = p.meta.l4_ofs as usize;
     let proto = p.meta.l4_proto;
-    if d[l3] >> 4 == 4 {
+    let (seg, ps) = if d[l3] >> 4 == 4 {
         let ip = ipv4::Packet::new_checked(&d[l3..]).unwrap();
         assert!(ip.verify_checksum(), "ipv4 header checksum");
+        let mut hdr = d[l3..l3 + ip.header_len()].to_vec();
+        let mut h = ipv4::Packet::new_unchecked(&mut hdr[..]);
+        h.fill_checksum();
+        assert_eq!(h.checksum(), ip.checksum(), "ipv4 header checksum bits");
         let seg = &d[l4..l3 + ip.total_len() as usize];
         let ps = checksum::pseudo_header_v4(ip.src_addr(), ip.dst_addr(), proto, seg.len() as u16);
-        match proto {
-            6 => assert!(
-                tcp::Packet::new_checked(seg).unwrap().verify_checksum(ps),
-                "tcp"
-            ),
-            17 => assert!(
-                udp::Packet::new_checked(seg).unwrap().verify_checksum(ps),
-                "udp"
-            ),
-            _ => {}
-        }
+        (seg, ps)
     } else {
         let ip = ipv6::Packet::new_checked(&d[l3..]).unwrap();
         let seg = &d[l4..l3 + 40 + ip.payload_len() as usize];
         let ps =
             checksum::pseudo_header_v6(&ip.src_addr(), &ip.dst_addr(), proto, seg.len() as u32);
-        match proto {
-            6 => assert!(
+        (seg, ps)
+    };
+    let mut copy = seg.to_vec();
+    match proto {
+        6 => {
+            assert!(
                 tcp::Packet::new_checked(seg).unwrap().verify_checksum(ps),
-                "tcp6"
-            ),
-            17 => {
-                let u = udp::Packet::new_checked(seg).unwrap();
-                assert_ne!(u.checksum(), 0);
-                assert!(u.verify_checksum(ps), "udp6");
-            }
-            58 => assert!(
-                icmpv6::Packet::new_checked(seg)
-                    .unwrap()
-                    .verify_checksum(ps),
-                "icmpv6"
-            ),
-            _ => {}
+                "tcp"
+            );
+            let mut t = tcp::Packet::new_unchecked(&mut copy[..]);
+            t.fill_checksum(ps);
+            assert_eq!(
+                t.checksum(),
+                tcp::Packet::new_unchecked(seg).checksum(),
+                "tcp bits"
+            );
         }
-    }
-    if proto == 132 {
-        assert!(
-            sctp::Packet::new_checked(&d[l4..])
-                .unwrap()
-                .verify_checksum(),
+        17 => {
+            let u = udp::Packet::new_checked(seg).unwrap();
+            if u.checksum() != 0 {
+                assert!(u.verify_checksum(ps), "udp");
+                let mut c = udp::Packet::new_unchecked(&mut copy[..]);
+                c.fill_checksum(ps);
+                assert_eq!(c.checksum(), u.checksum(), "udp bits");
+            } else {
+                assert_eq!(d[l3] >> 4, 4, "zero UDP checksum over IPv6");
+            }
+        }
+        58 => {
+            let v = icmpv6::Packet::new_checked(seg).unwrap();
+            assert!(v.verify_checksum(ps), "icmpv6");
+            let mut c = icmpv6::Packet::new_unchecked(&mut copy[..]);
+            c.fill_checksum(ps);
+            assert_eq!(c.checksum(), v.checksum(), "icmpv6 bits");
+        }
+        132 => assert!(
+            sctp::Packet::new_checked(seg).unwrap().verify_checksum(),
             "sctp"
-        );
+        ),
+        _ => {}
     }
 }
 
@@ -145,7 +154,7 @@ proptest! {
         src in any::<(u32, u32)>(), dst in any::<(u32, u32)>(), tos in any::<(u8, u8)>(), ttl in any::<(u8, u8)>(),
         ports in any::<(u16, u16, u16, u16)>()) {
         let ip = ipv4::Repr { src: 0x0a000001, dst: 0xc0a80101, ttl: 64, tos: 0, ident: 0x1234, dont_frag: true, ..Default::default() };
-        let f = ipv4_frame(&eth(), &ip, &l4_kind(kind, &payload));
+        let f = ipv4_frame(&eth(), &ip, &l4_kind(kind, &payload)).unwrap();
         let (mut p, k0) = parsed(&f);
         let set = SetField::Ipv4 { src: m(src.0, src.1), dst: m(dst.0, dst.1), tos: m(tos.0, tos.1), ttl: m(ttl.0, ttl.1) };
         prop_assert!(apply_set(&mut p, &set));
@@ -177,7 +186,7 @@ proptest! {
         tc in any::<(u8, u8)>(), hl in any::<(u8, u8)>(), label in any::<(u32, u32)>(), ports in any::<(u16, u16, u16, u16)>()) {
         let ip = ipv6::Repr { src: [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], dst: [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2], hop_limit: 64, ..Default::default() };
         let exts = [ipv6::ExtRepr::Options { kind: ipv6::ext::DEST_OPTS, next_header: 0, len8: 0 }];
-        let f = ipv6_frame(&eth(), &ip, &exts, &l4_kind(kind, &payload));
+        let f = ipv6_frame(&eth(), &ip, &exts, &l4_kind(kind, &payload)).unwrap();
         let (mut p, k0) = parsed(&f);
         let set = SetField::Ipv6 { src: m(src.0, src.1), dst: m(dst.0, dst.1), tclass: m(tc.0, tc.1), hlimit: m(hl.0, hl.1), label: m(label.0, label.1) };
         prop_assert!(apply_set(&mut p, &set));
@@ -204,7 +213,7 @@ proptest! {
 
     #[test]
     fn eth_set_is_masked(src in any::<([u8; 6], [u8; 6])>(), dst in any::<([u8; 6], [u8; 6])>()) {
-        let f = ipv4_frame(&eth(), &ipv4::Repr::default(), &L4::Raw(99, &[]));
+        let f = ipv4_frame(&eth(), &ipv4::Repr::default(), &L4::Raw(99, &[])).unwrap();
         let (mut p, k0) = parsed(&f);
         let set = SetField::Eth { src: m(src.0, src.1), dst: m(dst.0, dst.1) };
         prop_assert!(apply_set(&mut p, &set));
@@ -229,7 +238,8 @@ fn sctp_bad_crc_stays_bad() {
             },
             &[1; 20],
         ),
-    );
+    )
+    .unwrap();
     let (mut p, _) = parsed(&f);
     let l4 = p.meta.l4_ofs as usize;
     p.data_mut()[l4 + 8] ^= 0x55;
@@ -256,7 +266,8 @@ fn set_refuses_missing_headers() {
         &ipv6::Repr::default(),
         &[],
         &L4::Udp(udp::Repr::default(), b"x"),
-    );
+    )
+    .unwrap();
     let (mut p, _) = parsed(&f);
     let before = p.data().to_vec();
     let any4 = SetField::Ipv4 {
@@ -299,7 +310,8 @@ fn set_refuses_missing_headers() {
             ..Default::default()
         },
         &L4::Raw(17, &[0; 16]),
-    );
+    )
+    .unwrap();
     let (mut p, _) = parsed(&frag);
     assert!(!apply_set(
         &mut p,
@@ -343,7 +355,8 @@ fn push_pop_vlan_round_trip() {
             },
             b"abc",
         ),
-    );
+    )
+    .unwrap();
     let (mut p, k0) = parsed(&f);
     assert!(!pop_vlan(&mut p));
     assert!(push_vlan(
@@ -408,4 +421,95 @@ fn push_pop_vlan_round_trip() {
             tci: 1
         }
     ));
+}
+
+/// With segments left in a routing header the L4 checksum covers the final destination,
+/// so rewriting the IPv6 destination must not touch it; the source still does.
+#[test]
+fn ipv6_dst_rewrite_respects_routing_header() {
+    let exts = [ipv6::ExtRepr::Options {
+        kind: ipv6::ext::ROUTING,
+        next_header: 0,
+        len8: 2,
+    }];
+    let ip = ipv6::Repr {
+        hop_limit: 64,
+        ..Default::default()
+    };
+    let mut f = ipv6_frame(
+        &eth(),
+        &ip,
+        &exts,
+        &L4::Udp(
+            udp::Repr {
+                src_port: 1,
+                dst_port: 2,
+                payload_len: 0,
+            },
+            b"x",
+        ),
+    )
+    .unwrap();
+    f[14 + 40 + 3] = 1; // segments left
+    let (mut p, _) = parsed(&f);
+    let c_off = p.meta.l4_ofs as usize + 6;
+    let before = p.data()[c_off..c_off + 2].to_vec();
+    let set_dst = SetField::Ipv6 {
+        src: m([0; 16], [0; 16]),
+        dst: m([9; 16], [0xff; 16]),
+        tclass: m(0, 0),
+        hlimit: m(0, 0),
+        label: m(0, 0),
+    };
+    assert!(apply_set(&mut p, &set_dst));
+    assert_eq!(&p.data()[c_off..c_off + 2], &before[..]);
+    let set_src = SetField::Ipv6 {
+        src: m([9; 16], [0xff; 16]),
+        dst: m([0; 16], [0; 16]),
+        tclass: m(0, 0),
+        hlimit: m(0, 0),
+        label: m(0, 0),
+    };
+    assert!(apply_set(&mut p, &set_src));
+    assert_ne!(&p.data()[c_off..c_off + 2], &before[..]);
+    // with no segments left the destination is final and the checksum follows it
+    f[14 + 40 + 3] = 0;
+    let (mut p, _) = parsed(&f);
+    assert!(apply_set(&mut p, &set_dst));
+    assert_checksums_ok(&p);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// Rewrites on garbage, truncated frames and stale offsets never panic.
+    #[test]
+    fn rewrites_never_panic(b in proptest::collection::vec(any::<u8>(), 0..120), l3 in any::<u16>(), l4 in any::<u16>(), proto in prop_oneof![Just(6u8), Just(17), Just(58), Just(132), any::<u8>()], stale in any::<bool>(), v in any::<u32>()) {
+        let mut p = PacketBuf::from_frame(&b);
+        let mut k = FlowKey::default();
+        flow_extract(&mut p, &mut k);
+        if stale {
+            p.meta.l3_ofs = l3 % 130;
+            p.meta.l4_ofs = l4 % 130;
+            p.meta.l4_proto = proto;
+        }
+        let sets = [
+            SetField::Eth { src: m([1; 6], [0xff; 6]), dst: m([2; 6], [0xf0; 6]) },
+            SetField::Ipv4 { src: m(v, !0), dst: m(!v, v), tos: m(1, 0xff), ttl: m(2, 0xff) },
+            SetField::Ipv6 { src: m([3; 16], [0xff; 16]), dst: m([4; 16], [0xff; 16]), tclass: m(5, 0xff), hlimit: m(6, 0xff), label: m(v, !0) },
+            SetField::Tcp { src: m(v as u16, !0), dst: m(7, !0) },
+            SetField::Udp { src: m(v as u16, !0), dst: m(8, !0) },
+            SetField::Sctp { src: m(v as u16, !0), dst: m(9, !0) },
+        ];
+        for s in &sets {
+            let _ = apply_set(&mut p, s);
+        }
+        let _ = push_vlan(&mut p, VlanTag { tpid: 0, tci: v as u16 });
+        let _ = pop_vlan(&mut p);
+        let _ = pop_vlan(&mut p);
+        for s in &sets {
+            let _ = apply_set(&mut p, s);
+        }
+        prop_assert!(p.len() + 4 >= b.len());
+    }
 }

@@ -1,4 +1,112 @@
-//! The rvswitch daemon.
-fn main() {
-    println!("rvswitch {}", rvswitch::VERSION);
+//! The rvswitch daemon: `rvswitch --config /etc/rvswitch/switch.toml`.
+//!
+//! Loads and validates the config (errors name file:line and exit with code 2), builds the
+//! bridges, serves the control socket, and on SIGINT/SIGTERM or the `exit` command shuts
+//! down cleanly: PMD threads joined, ports closed (XDP programs detached, tap devices
+//! removed), control socket removed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use rvswitch::appctl::{CommandRegistry, ControlServer, SOCKET_NAME};
+use rvswitch::bridge::Switch;
+use rvswitch::config::Config;
+
+#[derive(Parser, Debug)]
+#[command(name = "rvswitch", version = rvswitch::VERSION, about = "Userspace poll-mode virtual switch")]
+struct Cli {
+    /// The switch configuration.
+    #[arg(short, long, default_value = "/etc/rvswitch/switch.toml")]
+    config: PathBuf,
+    /// Overrides global.run_dir (control socket and state file).
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+    /// Overrides global.log_level (a tracing filter: error, warn, info, debug, trace).
+    #[arg(long)]
+    log_level: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut config = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rvswitch: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(dir) = &cli.run_dir {
+        config.global.run_dir = dir.clone();
+    }
+    if let Some(level) = &cli.log_level {
+        config.global.log_level = level.clone();
+    }
+    let filter = match tracing_subscriber::EnvFilter::try_new(&config.global.log_level) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!(
+                "rvswitch: invalid log level '{}': {e}",
+                config.global.log_level
+            );
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("rvswitch: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(config: Config) -> anyhow::Result<()> {
+    let run_dir = config.global.run_dir.clone();
+    std::fs::create_dir_all(&run_dir)
+        .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
+    let socket = run_dir.join(SOCKET_NAME);
+    if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        anyhow::bail!(
+            "another rvswitch is serving {} (use another --run-dir)",
+            socket.display()
+        );
+    }
+    let (shutdown_tx, shutdown_rx) = mpsc::channel::<&'static str>();
+    let signal_tx = shutdown_tx.clone();
+    ctrlc::set_handler(move || {
+        let _ = signal_tx.send("signal");
+    })
+    .context("cannot install the SIGINT/SIGTERM handler")?;
+
+    let switch = Switch::start(config, true).context("cannot start the switch")?;
+    let mut registry = CommandRegistry::new();
+    rvswitch::bridge::register_commands(&mut registry, switch.clone());
+    let exit_tx = std::sync::Mutex::new(shutdown_tx);
+    registry.register("exit", "", 0, 0, move |_| {
+        let _ = exit_tx.lock().map(|tx| tx.send("exit command"));
+        Ok(String::new())
+    });
+    let mut server = ControlServer::start(&socket, Arc::new(registry))
+        .with_context(|| format!("cannot serve the control socket {}", socket.display()))?;
+    tracing::info!(
+        "rvswitch {} running; control socket {}",
+        rvswitch::VERSION,
+        socket.display()
+    );
+
+    let why = shutdown_rx.recv().unwrap_or("channel closed");
+    tracing::info!("shutting down ({why})");
+    server.stop();
+    switch.shutdown();
+    tracing::info!("stopped");
+    Ok(())
 }

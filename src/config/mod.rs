@@ -52,7 +52,8 @@ pub struct Config {
 /// `[global]`: settings of the process and of the userspace datapath.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GlobalConfig {
-    /// Cores the PMD threads are pinned to, one thread per core.
+    /// Cores the PMD threads are pinned to, one thread per core. Empty: no PMD threads;
+    /// the non-PMD thread forwards (for tiny hosts and tests).
     pub pmd_cores: Vec<usize>,
     /// Where the control socket and the state file live.
     pub run_dir: PathBuf,

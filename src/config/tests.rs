@@ -193,7 +193,11 @@ fn unknown_port_type() {
 #[test]
 fn unknown_and_bad_options() {
     let t = "[[bridge]]\nname = \"b\"\n[[bridge.port]]\nname = \"p\"\ntype = \"afxdp\"\noptions = { xdp_mode = \"turbo\" }\n";
-    assert_err(t, 6, "expected native, generic or best-effort");
+    assert_err(
+        t,
+        6,
+        "expected best, generic, native or native-with-zerocopy",
+    );
     let t = "[[bridge]]\nname = \"b\"\n[[bridge.port]]\nname = \"p\"\ntype = \"afxdp\"\n[bridge.port.options]\nn_rxq = 1\nremote_ip = \"1.2.3.4\"\n";
     assert_err(t, 8, "unknown option 'remote_ip' for a afxdp port");
     let t = "[[bridge]]\nname = \"b\"\n[[bridge.port]]\nname = \"t\"\ntype = \"vxlan\"\n";
@@ -215,16 +219,20 @@ fn afxdp_on_kernel_datapath() {
 #[test]
 fn bad_flow_text() {
     let t = "[[bridge]]\nname = \"b\"\nflows = [\n  \"priority=1,actions=NORMAL\",\n  \"priority=1,in_prot=1,actions=drop\",\n]\n";
-    assert_err(t, 5, "unknown match field 'in_prot'");
+    assert_err(t, 5, "unknown field or keyword 'in_prot'");
     let t = "[[bridge]]\nname = \"b\"\nflows = [\"priority=1\"]\n";
-    assert_err(t, 3, "missing actions=");
+    assert_err(t, 3, "must specify an action");
     let t = "[[bridge]]\nname = \"b\"\nflows = [\"table=300,actions=drop\"]\n";
     assert_err(t, 3, "table=300");
 }
 
 #[test]
 fn bad_global_values() {
-    assert_err("[global]\npmd_cores = []\n", 2, "at least one core");
+    assert!(Config::parse("[global]\npmd_cores = []\n", None)
+        .unwrap()
+        .global
+        .pmd_cores
+        .is_empty());
     assert_err(
         "[global]\npmd_cores = [0, 9999]\n",
         2,

@@ -5,7 +5,11 @@
 //! transmit queue handle (`Txq`). Devices with fewer tx queues than PMDs share a queue
 //! behind a lock inside the implementation, per batch, as OVS's XPS does.
 
+pub mod afpacket;
+pub mod afxdp;
 pub mod dummy;
+pub mod linux;
+pub mod tap;
 
 use std::sync::Arc;
 
@@ -117,6 +121,10 @@ pub trait Netdev: Send + Sync {
 pub fn open(spec: &PortSpec) -> Result<Arc<dyn Netdev>, NetdevError> {
     match spec.port_type.as_str() {
         "dummy" => Ok(Arc::new(dummy::DummyNetdev::new(&spec.name, spec)?)),
+        "afxdp" => Ok(Arc::new(afxdp::AfxdpNetdev::open(spec)?)),
+        "afpacket" => Ok(Arc::new(afpacket::AfPacketNetdev::open(spec)?)),
+        "tap" => Ok(Arc::new(tap::TapNetdev::open(spec, "tap")?)),
+        "internal" => Ok(Arc::new(tap::TapNetdev::open(spec, "internal")?)),
         other => Err(NetdevError::UnknownType(other.to_string())),
     }
 }

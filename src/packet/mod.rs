@@ -6,12 +6,14 @@
 //!
 //! - `wire`: typed views and `Repr`s of every header, checksum helpers, frame building;
 //! - `parse`: the fast-path parser filling a `FlowKey` and header offsets;
-//! - `rewrite`: VLAN push/pop and masked set-field with checksum upkeep.
+//! - `rewrite`: VLAN push/pop and masked set-field with checksum upkeep;
+//! - `tunnel`: VXLAN/Geneve/GRE header building, per-packet push, validated pop.
 
 pub mod buffer;
 pub mod flow_key;
 pub mod parse;
 pub mod rewrite;
+pub mod tunnel;
 pub mod wire;
 
 pub use buffer::{PacketBatch, PacketBuf, PacketMeta, PacketPool, TunnelMeta, MAX_BURST, OFS_NONE};

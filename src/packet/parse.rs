@@ -361,3 +361,15 @@ fn parse_icmpv6(h: &[u8], k: &mut FlowKey) -> bool {
     }
     true
 }
+
+/// Like [`parse_frame`], and also records the L3/L4 offsets and L4 protocol in `meta`
+/// (for slow paths that need to read a header the key does not hold, such as the group
+/// records of IGMPv3/MLDv2 reports).
+pub fn parse_frame_meta(frame: &[u8], meta: &mut PacketMeta) -> FlowKey {
+    let mut key = FlowKey::default();
+    let o = extract(frame, meta, &mut key);
+    meta.l3_ofs = o.l3;
+    meta.l4_ofs = o.l4;
+    meta.l4_proto = o.l4_proto;
+    key
+}

@@ -238,6 +238,9 @@ fn set_ipv6(
     }
     let l4c = l4_csum_ofs(pkt, true);
     let proto = pkt.meta.l4_proto;
+    // RFC 8200 §8.1: with segments left in a routing header, the pseudo-header holds the
+    // final destination, not the address in the IPv6 header.
+    let dst_in_pseudo = l4c.is_none() || !routing_pending(pkt.data(), l3, pkt.meta.l4_ofs as usize);
     let d = pkt.data_mut();
     for (fo, m) in [(f::SRC_ADDR, src), (f::DST_ADDR, dst)] {
         if m.mask == [0; 16] {
@@ -247,6 +250,9 @@ fn set_ipv6(
         let new = marr(old, m);
         if old != new {
             d[l3 + fo..l3 + fo + 16].copy_from_slice(&new);
+            if fo == f::DST_ADDR && !dst_in_pseudo {
+                continue;
+            }
             if let Some(c) = l4c {
                 let v = update128(rd16(d, c), &old, &new);
                 put_l4_csum(d, c, proto, v);
@@ -259,6 +265,26 @@ fn set_ipv6(
     wr32(d, l3 + f::VER_TC_FL, (w & 0xf000_0000) | (tc << 20) | fl);
     d[l3 + f::HOP_LIMIT] = m8(d[l3 + f::HOP_LIMIT], hlimit);
     true
+}
+
+/// Whether a routing header with segments left sits between the IPv6 header at `l3` and
+/// the L4 header at `l4`.
+fn routing_pending(d: &[u8], l3: usize, l4: usize) -> bool {
+    use ipv6::ext;
+    let mut next = d[l3 + ipv6::field::NEXT_HEADER];
+    let mut off = l3 + ipv6::field::HEADER_LEN;
+    while off + 4 <= l4.min(d.len()) {
+        let len = match next {
+            ext::ROUTING if d[off + 3] != 0 => return true,
+            ext::HOP_BY_HOP | ext::ROUTING | ext::DEST_OPTS => (d[off + 1] as usize + 1) * 8,
+            ext::AUTH => (d[off + 1] as usize + 2) * 4,
+            ext::FRAGMENT => ipv6::field::FRAG_LEN,
+            _ => return false,
+        };
+        next = d[off];
+        off += len;
+    }
+    false
 }
 
 /// End of the IP payload (excluding Ethernet padding), clamped to the frame.

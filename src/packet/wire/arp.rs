@@ -54,6 +54,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
         need("arp", p.buffer.as_ref().len(), n)?;
         Ok(p)
     }
+    /// Releases the buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
     /// Hardware type.
     pub fn htype(&self) -> u16 {
         rd16(self.buffer.as_ref(), field::HTYPE)

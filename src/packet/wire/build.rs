@@ -1,8 +1,12 @@
 //! Whole-frame assembly from `Repr`s, with lengths, next-header chains and checksums
 //! filled in: how tests, the translator (packet-out, replies) and tunnel setup build
-//! frames. Allocates; not for the per-packet fast path.
+//! frames. Allocates; not for the per-packet fast path. Fails only when a part does not
+//! fit its length field (an IP payload over 65535 bytes) or a `Repr` is invalid.
 
-use super::{arp, checksum, ethernet, icmpv4, icmpv6, igmp, ipv4, ipv6, sctp, tcp, udp};
+use super::{
+    arp, checksum, ethernet, icmpv4, icmpv6, igmp, ipv4, ipv6, sctp, tcp, udp, WireError,
+    WireResult,
+};
 use crate::packet::{ethertype, ipproto};
 
 /// The upper layer of a frame being built.
@@ -26,6 +30,25 @@ pub enum L4<'a> {
     Raw(u8, &'a [u8]),
 }
 
+fn too_long(proto: &'static str) -> WireError {
+    WireError::Malformed {
+        proto,
+        reason: "payload longer than the 16-bit length field allows",
+    }
+}
+
+/// Copies `header` followed by `payload` into one buffer.
+fn cat(
+    header_len: usize,
+    payload: &[u8],
+    emit: impl FnOnce(&mut [u8]) -> WireResult<()>,
+) -> WireResult<Vec<u8>> {
+    let mut b = vec![0u8; header_len + payload.len()];
+    emit(&mut b)?;
+    b[header_len..].copy_from_slice(payload);
+    Ok(b)
+}
+
 impl L4<'_> {
     fn protocol(&self) -> u8 {
         match self {
@@ -44,84 +67,79 @@ impl L4<'_> {
         &self,
         pseudo: impl Fn(u8, u32) -> u32,
         v6: Option<(&[u8; 16], &[u8; 16])>,
-    ) -> Vec<u8> {
-        match self {
+    ) -> WireResult<Vec<u8>> {
+        Ok(match self {
             L4::Tcp(r, pl) => {
-                let mut b = vec![0u8; r.header_len() + pl.len()];
-                r.emit(&mut b).expect("sized");
-                b[r.header_len()..].copy_from_slice(pl);
+                let mut b = cat(r.header_len(), pl, |b| r.emit(b))?;
                 let n = b.len() as u32;
                 tcp::Packet::new_unchecked(&mut b[..]).fill_checksum(pseudo(ipproto::TCP, n));
                 b
             }
             L4::Udp(r, pl) | L4::UdpNoChecksum(r, pl) => {
+                let len = u16::try_from(pl.len() + udp::field::HEADER_LEN)
+                    .map_err(|_| too_long("udp"))?;
                 let r = udp::Repr {
-                    payload_len: pl.len() as u16,
+                    payload_len: len - udp::field::HEADER_LEN as u16,
                     ..*r
                 };
-                let mut b = vec![0u8; r.header_len() + pl.len()];
-                r.emit(&mut b).expect("sized");
-                b[r.header_len()..].copy_from_slice(pl);
+                let mut b = cat(r.header_len(), pl, |b| r.emit(b))?;
                 if matches!(self, L4::Udp(..)) {
-                    let n = b.len() as u32;
-                    udp::Packet::new_unchecked(&mut b[..]).fill_checksum(pseudo(ipproto::UDP, n));
+                    udp::Packet::new_unchecked(&mut b[..])
+                        .fill_checksum(pseudo(ipproto::UDP, len as u32));
                 }
                 b
             }
             L4::Sctp(r, chunks) => {
-                let mut b = vec![0u8; r.header_len() + chunks.len()];
-                r.emit(&mut b).expect("sized");
-                b[r.header_len()..].copy_from_slice(chunks);
+                let mut b = cat(r.header_len(), chunks, |b| r.emit(b))?;
                 sctp::Packet::new_unchecked(&mut b[..]).fill_checksum();
                 b
             }
             L4::Icmpv4(r, pl) => {
                 let mut b = vec![0u8; r.header_len() + pl.len()];
-                r.emit(&mut b, pl).expect("sized");
+                r.emit(&mut b, pl)?;
                 b
             }
             L4::Icmpv6(r) => {
                 let mut b = vec![0u8; r.buffer_len()];
                 let (s, d) = v6.unwrap_or((&[0; 16], &[0; 16]));
-                r.emit(&mut b, s, d).expect("sized");
+                r.emit(&mut b, s, d)?;
                 b
             }
             L4::Igmp(r) => {
                 let mut b = vec![0u8; r.buffer_len()];
-                r.emit(&mut b).expect("sized");
+                r.emit(&mut b)?;
                 b
             }
             L4::Raw(_, pl) => pl.to_vec(),
-        }
+        })
     }
 }
 
-fn with_eth(eth: &ethernet::Repr, et: u16, payload: &[u8]) -> Vec<u8> {
+fn with_eth(eth: &ethernet::Repr, et: u16, payload: &[u8]) -> WireResult<Vec<u8>> {
     let e = ethernet::Repr {
         ethertype: et,
         ..*eth
     };
-    let mut f = vec![0u8; e.header_len() + payload.len()];
-    e.emit(&mut f).expect("sized");
-    f[e.header_len()..].copy_from_slice(payload);
-    f
+    cat(e.header_len(), payload, |b| e.emit(b))
 }
 
 /// An Ethernet frame carrying IPv4 and `l4`; the IPv4 protocol, lengths and all checksums
 /// are filled in (the `ip.protocol`/`payload_len` given are ignored).
-pub fn ipv4_frame(eth: &ethernet::Repr, ip: &ipv4::Repr, l4: &L4<'_>) -> Vec<u8> {
+pub fn ipv4_frame(eth: &ethernet::Repr, ip: &ipv4::Repr, l4: &L4<'_>) -> WireResult<Vec<u8>> {
     let body = l4.bytes(
         |p, n| checksum::pseudo_header_v4(ip.src, ip.dst, p, n as u16),
         None,
-    );
+    )?;
+    let total = ip.header_len() + body.len();
+    if total > u16::MAX as usize {
+        return Err(too_long("ipv4"));
+    }
     let ip = ipv4::Repr {
         protocol: l4.protocol(),
         payload_len: body.len() as u16,
         ..*ip
     };
-    let mut l3 = vec![0u8; ip.header_len() + body.len()];
-    ip.emit(&mut l3).expect("sized");
-    l3[ip.header_len()..].copy_from_slice(&body);
+    let l3 = cat(ip.header_len(), &body, |b| ip.emit(b))?;
     with_eth(eth, ethertype::IPV4, &l3)
 }
 
@@ -132,20 +150,21 @@ pub fn ipv6_frame(
     ip: &ipv6::Repr,
     exts: &[ipv6::ExtRepr],
     l4: &L4<'_>,
-) -> Vec<u8> {
+) -> WireResult<Vec<u8>> {
     let proto = l4.protocol();
     let body = l4.bytes(
         |p, n| checksum::pseudo_header_v6(&ip.src, &ip.dst, p, n),
         Some((&ip.src, &ip.dst)),
-    );
+    )?;
     let ext_len: usize = exts.iter().map(|e| e.len()).sum();
+    let payload_len = u16::try_from(ext_len + body.len()).map_err(|_| too_long("ipv6"))?;
     let ip = ipv6::Repr {
         next_header: exts.first().map(|e| e.kind()).unwrap_or(proto),
-        payload_len: (ext_len + body.len()) as u16,
+        payload_len,
         ..*ip
     };
     let mut l3 = vec![0u8; ip.header_len() + ext_len + body.len()];
-    ip.emit(&mut l3).expect("sized");
+    ip.emit(&mut l3)?;
     let mut off = ip.header_len();
     for (i, e) in exts.iter().enumerate() {
         let next = exts.get(i + 1).map(|n| n.kind()).unwrap_or(proto);
@@ -167,7 +186,7 @@ pub fn ipv6_frame(
                 ident,
             },
         };
-        e.emit(&mut l3[off..]).expect("sized");
+        e.emit(&mut l3[off..])?;
         off += e.len();
     }
     l3[off..].copy_from_slice(&body);
@@ -175,13 +194,44 @@ pub fn ipv6_frame(
 }
 
 /// An Ethernet frame carrying an ARP packet.
-pub fn arp_frame(eth: &ethernet::Repr, a: &arp::Repr) -> Vec<u8> {
+pub fn arp_frame(eth: &ethernet::Repr, a: &arp::Repr) -> WireResult<Vec<u8>> {
     let mut b = vec![0u8; a.buffer_len()];
-    a.emit(&mut b).expect("sized");
+    a.emit(&mut b)?;
     with_eth(eth, ethertype::ARP, &b)
 }
 
 /// An Ethernet frame with an arbitrary ethertype and payload.
-pub fn raw_frame(eth: &ethernet::Repr, et: u16, payload: &[u8]) -> Vec<u8> {
+pub fn raw_frame(eth: &ethernet::Repr, et: u16, payload: &[u8]) -> WireResult<Vec<u8>> {
     with_eth(eth, et, payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversize_payloads_are_errors() {
+        let big = vec![0u8; 70_000];
+        let e = ethernet::Repr::default();
+        let u = L4::Udp(udp::Repr::default(), &big);
+        assert!(matches!(
+            ipv4_frame(&e, &ipv4::Repr::default(), &u),
+            Err(WireError::Malformed { proto: "udp", .. })
+        ));
+        let r = L4::Raw(99, &big);
+        assert!(matches!(
+            ipv4_frame(&e, &ipv4::Repr::default(), &r),
+            Err(WireError::Malformed { proto: "ipv4", .. })
+        ));
+        assert!(matches!(
+            ipv6_frame(&e, &ipv6::Repr::default(), &[], &r),
+            Err(WireError::Malformed { proto: "ipv6", .. })
+        ));
+        assert_eq!(
+            ipv4_frame(&e, &ipv4::Repr::default(), &L4::Raw(99, &big[..100]))
+                .unwrap()
+                .len(),
+            134
+        );
+    }
 }

@@ -44,6 +44,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
         need("icmpv4", buffer.as_ref().len(), field::HEADER_LEN)?;
         Ok(Packet { buffer })
     }
+    /// Releases the buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
     /// Message type.
     pub fn msg_type(&self) -> u8 {
         self.buffer.as_ref()[field::TYPE]

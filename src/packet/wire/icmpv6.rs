@@ -155,6 +155,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
         need("icmpv6", len, min)?;
         Ok(p)
     }
+    /// Releases the buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
     /// Message type.
     pub fn msg_type(&self) -> u8 {
         self.buffer.as_ref()[field::TYPE]

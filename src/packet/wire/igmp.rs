@@ -65,6 +65,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
         }
         Ok(p)
     }
+    /// Releases the buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
     /// Message type.
     pub fn msg_type(&self) -> u8 {
         self.buffer.as_ref()[field::TYPE]

@@ -12,6 +12,8 @@ pub mod arp;
 pub mod build;
 pub mod checksum;
 pub mod ethernet;
+pub mod geneve;
+pub mod gre;
 pub mod group_record;
 pub mod icmpv4;
 pub mod icmpv6;
@@ -21,6 +23,7 @@ pub mod ipv6;
 pub mod sctp;
 pub mod tcp;
 pub mod udp;
+pub mod vxlan;
 
 /// Why a buffer could not be viewed or parsed as a header. Every variant names the
 /// protocol, so a dropped frame's counter or log line says what was wrong.

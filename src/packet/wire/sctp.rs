@@ -73,6 +73,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
         need("sctp", buffer.as_ref().len(), field::HEADER_LEN)?;
         Ok(Packet { buffer })
     }
+    /// Releases the buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
     /// Source port.
     pub fn src_port(&self) -> u16 {
         rd16(self.buffer.as_ref(), field::SRC_PORT)

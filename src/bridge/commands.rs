@@ -1,0 +1,193 @@
+//! The control commands that act on the switch, registered on the control socket.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use crate::appctl::{CommandRegistry, CommandResult};
+use crate::dpif_netdev::DpifNetdev;
+
+use super::state::RuntimeChange;
+use super::switch::{Switch, SwitchError};
+
+fn done(r: Result<(), SwitchError>) -> CommandResult {
+    r.map(|()| String::new()).map_err(|e| e.to_string())
+}
+
+fn netdev(switch: &Switch) -> Result<Arc<DpifNetdev>, String> {
+    switch.netdev_datapath().ok_or_else(|| {
+        "no userspace datapath is running (no bridge with datapath=netdev)".to_string()
+    })
+}
+
+/// Registers the bridge, port, flow and datapath commands on `registry`.
+pub fn register_commands(registry: &mut CommandRegistry, switch: Arc<Switch>) {
+    register_changes(registry, &switch);
+    register_views(registry, &switch);
+}
+
+fn register_changes(registry: &mut CommandRegistry, switch: &Arc<Switch>) {
+    let s = switch.clone();
+    registry.register("add-br", "BR [datapath=netdev|kernel]", 1, 2, move |a| {
+        let datapath = match a.get(1) {
+            None => "netdev".to_string(),
+            Some(arg) => match arg.split_once('=') {
+                Some(("datapath", v)) => v.to_string(),
+                _ => {
+                    return Err(format!(
+                        "'{arg}': expected datapath=netdev or datapath=kernel"
+                    ))
+                }
+            },
+        };
+        done(s.change(RuntimeChange::AddBridge {
+            bridge: a[0].clone(),
+            datapath,
+        }))
+    });
+    let s = switch.clone();
+    registry.register("del-br", "BR", 1, 1, move |a| {
+        done(s.change(RuntimeChange::DelBridge {
+            bridge: a[0].clone(),
+        }))
+    });
+    let s = switch.clone();
+    registry.register(
+        "add-port",
+        "BR PORT [type=afxdp|afpacket|tap|internal|vxlan|geneve|gre|dummy] [tag=N] [vlan_mode=M] [trunks=A,B] [OPTION=VALUE...]",
+        2,
+        64,
+        move |a| {
+            done(s.change(RuntimeChange::AddPort {
+                bridge: a[0].clone(),
+                port: a[1].clone(),
+                args: a[2..].to_vec(),
+            }))
+        },
+    );
+    let s = switch.clone();
+    registry.register("del-port", "BR PORT", 2, 2, move |a| {
+        done(s.change(RuntimeChange::DelPort {
+            bridge: a[0].clone(),
+            port: a[1].clone(),
+        }))
+    });
+    let s = switch.clone();
+    registry.register("add-flow", "BR FLOW", 2, 2, move |a| {
+        done(s.change(RuntimeChange::AddFlow {
+            bridge: a[0].clone(),
+            flow: a[1].clone(),
+        }))
+    });
+    let s = switch.clone();
+    registry.register("del-flows", "BR [MATCH]", 1, 2, move |a| {
+        done(s.change(RuntimeChange::DelFlows {
+            bridge: a[0].clone(),
+            matching: a.get(1).cloned(),
+        }))
+    });
+}
+
+fn register_views(registry: &mut CommandRegistry, switch: &Arc<Switch>) {
+    let s = switch.clone();
+    registry.register("dump-flows", "BR", 1, 1, move |a| {
+        Ok(s.ofproto(&a[0]).map_err(|e| e.to_string())?.dump_flows())
+    });
+    let s = switch.clone();
+    registry.register("fdb/show", "BR", 1, 1, move |a| {
+        Ok(s.ofproto(&a[0]).map_err(|e| e.to_string())?.fdb_show())
+    });
+    let s = switch.clone();
+    registry.register("mdb/show", "BR", 1, 1, move |a| {
+        Ok(s.ofproto(&a[0]).map_err(|e| e.to_string())?.mdb_show())
+    });
+    let s = switch.clone();
+    registry.register("ofproto/trace", "BR FLOW", 2, 2, move |a| {
+        s.ofproto(&a[0])
+            .map_err(|e| e.to_string())?
+            .trace(&a[1])
+            .map_err(|e| e.to_string())
+    });
+    let s = switch.clone();
+    registry.register("pmd-stats-show", "", 0, 0, move |_| {
+        Ok(netdev(&s)?.pmd_stats_show())
+    });
+    let s = switch.clone();
+    registry.register("pmd-stats-clear", "", 0, 0, move |_| {
+        netdev(&s)?.pmd_stats_clear();
+        Ok(String::new())
+    });
+    let s = switch.clone();
+    registry.register("pmd-rxq-show", "", 0, 0, move |_| {
+        Ok(netdev(&s)?.pmd_rxq_show())
+    });
+    let s = switch.clone();
+    registry.register("dpctl/dump-flows", "", 0, 0, move |_| {
+        Ok(netdev(&s)?.dump_flows_text())
+    });
+    let s = switch.clone();
+    registry.register("dpif/show", "", 0, 0, move |_| Ok(dpif_show(&s)));
+}
+
+/// `dpif/show`: each datapath with its counters, then each bridge's ports as
+/// `name ofport/dp_port: (type)`, as OVS prints them.
+fn dpif_show(switch: &Switch) -> String {
+    let inner = switch.lock();
+    let mut out = String::new();
+    for (kind, dp) in &inner.datapaths {
+        let dpif = &dp.dpif;
+        match dpif.stats() {
+            Ok(st) => {
+                let _ = writeln!(
+                    out,
+                    "{}@{}: hit:{} missed:{} lost:{} flows:{}",
+                    kind.as_str(),
+                    dpif.name(),
+                    st.n_hit,
+                    st.n_missed,
+                    st.n_lost,
+                    st.n_flows
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(
+                    out,
+                    "{}@{}: stats unavailable: {e}",
+                    kind.as_str(),
+                    dpif.name()
+                );
+            }
+        }
+        for (name, b) in inner
+            .bridges
+            .iter()
+            .filter(|(_, b)| b.config.datapath == *kind)
+        {
+            let _ = writeln!(out, "  {name}:");
+            for p in b.ofproto.ports().iter() {
+                match dpif.port_query_by_number(p.dp_port) {
+                    Ok(dpp) => {
+                        let _ = writeln!(
+                            out,
+                            "    {} {}/{}: ({}) rx:{} tx:{} rx_dropped:{} tx_dropped:{}",
+                            p.name,
+                            p.ofport,
+                            p.dp_port,
+                            dpp.port_type,
+                            dpp.stats.rx_packets,
+                            dpp.stats.tx_packets,
+                            dpp.stats.rx_dropped,
+                            dpp.stats.tx_dropped
+                        );
+                    }
+                    Err(e) => {
+                        let _ = writeln!(out, "    {} {}/{}: {e}", p.name, p.ofport, p.dp_port);
+                    }
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push_str("no datapaths (no bridges configured)\n");
+    }
+    out
+}

@@ -1,0 +1,305 @@
+//! AF_XDP ports: one AF_XDP socket per receive queue, frames steered to it by a small XDP
+//! program, copied into `PacketBuf`s on receive and into umem frames on transmit.
+//!
+//! Options:
+//! - `xdp_mode`: `generic` (SKB mode: works on any device), `native` (driver mode, copy),
+//!   `native-with-zerocopy`, or `best` (the default: tries native zero-copy, then native,
+//!   then generic, logging why each step fell back).
+//! - `n_rxq`: how many queues to bind (default: every queue the device has).
+//!
+//! Transmit handles map thread `i` onto queue `i % n_rxq`; threads sharing a queue take
+//! its tx lock once per batch. The XDP program is attached through a BPF link, so it goes
+//! away with the port and, if we die, with the process.
+
+mod xdp_prog;
+mod xsk_queue;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+pub use xsk_queue::{UmemFrames, RX_FRAMES, TX_FRAMES};
+
+use self::xdp_prog::{XdpRedirect, XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE};
+use self::xsk_queue::{BindMode, XskQueue};
+use super::{linux, Netdev, NetdevError, Rxq, Txq};
+use crate::dpif::{PortSpec, PortStats};
+use crate::packet::{PacketBatch, PacketPool};
+
+/// Where the XDP program runs and how sockets see frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XdpMode {
+    /// SKB mode: after the kernel built an skb; copies; works on every device.
+    Generic,
+    /// Driver mode, frames copied into the umem.
+    Native,
+    /// Driver mode, the NIC DMAs straight into the umem.
+    NativeZeroCopy,
+}
+
+impl XdpMode {
+    /// The option value naming this mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            XdpMode::Generic => "generic",
+            XdpMode::Native => "native",
+            XdpMode::NativeZeroCopy => "native-with-zerocopy",
+        }
+    }
+
+    fn xdp_flags(self) -> u32 {
+        match self {
+            XdpMode::Generic => XDP_FLAGS_SKB_MODE,
+            XdpMode::Native | XdpMode::NativeZeroCopy => XDP_FLAGS_DRV_MODE,
+        }
+    }
+
+    fn bind(self) -> BindMode {
+        BindMode {
+            zero_copy: self == XdpMode::NativeZeroCopy,
+        }
+    }
+}
+
+/// Parses the `xdp_mode` option: `None` means "best".
+fn parse_mode(v: &str) -> Result<Option<XdpMode>, String> {
+    match v {
+        "best" => Ok(None),
+        "generic" => Ok(Some(XdpMode::Generic)),
+        "native" => Ok(Some(XdpMode::Native)),
+        "native-with-zerocopy" => Ok(Some(XdpMode::NativeZeroCopy)),
+        other => Err(format!(
+            "xdp_mode={other}: expected best, generic, native or native-with-zerocopy"
+        )),
+    }
+}
+
+/// An AF_XDP port on a Linux interface.
+pub struct AfxdpNetdev {
+    name: String,
+    mode: XdpMode,
+    queues: Vec<Arc<XskQueue>>,
+    // Declared after the queues on purpose: nothing depends on the order, but dropping
+    // the link detaches the program, which is what "port deleted" must mean.
+    prog: Option<XdpRedirect>,
+}
+
+impl AfxdpNetdev {
+    /// Opens the port: brings the interface up, attaches the XDP program and binds one
+    /// socket per queue. Errors name the device and the step that failed.
+    pub fn open(spec: &PortSpec) -> Result<Self, NetdevError> {
+        let name = spec.name.as_str();
+        let mut request = None;
+        let mut n_rxq_opt = None;
+        for (k, v) in &spec.options {
+            match k.as_str() {
+                "xdp_mode" => {
+                    request = parse_mode(v)
+                        .map_err(|e| NetdevError::BadOption(format!("afxdp port {name}: {e}")))?
+                }
+                "n_rxq" => {
+                    n_rxq_opt = Some(match v.parse::<usize>() {
+                        Ok(n) if (1..=256).contains(&n) => n,
+                        _ => {
+                            return Err(NetdevError::BadOption(format!(
+                                "afxdp port {name}: n_rxq={v}: expected an integer from 1 to 256"
+                            )))
+                        }
+                    })
+                }
+                other => tracing::warn!(port = name, option = other, "afxdp: ignoring option"),
+            }
+        }
+        let ifindex = linux::ifindex(name)?;
+        let dev_queues = linux::queue_count(name);
+        let n_rxq = n_rxq_opt.unwrap_or(dev_queues);
+        if n_rxq > dev_queues {
+            return Err(NetdevError::BadOption(format!(
+                "afxdp port {name}: n_rxq={n_rxq} but the device has {dev_queues} queue(s)"
+            )));
+        }
+        linux::set_up(name).map_err(|e| {
+            NetdevError::Xdp(format!("afxdp port {name}: bringing the interface up: {e}"))
+        })?;
+
+        let attempt = |mode: XdpMode| -> Result<(XdpRedirect, Vec<Arc<XskQueue>>), String> {
+            let prog = XdpRedirect::attach(ifindex, dev_queues as u32, mode.xdp_flags())
+                .map_err(|e| format!("{} mode: {e}", mode.as_str()))?;
+            let mut queues = Vec::with_capacity(n_rxq);
+            for qid in 0..n_rxq {
+                let q = XskQueue::create(name, qid, mode.bind())
+                    .map_err(|e| format!("binding queue {qid} in {} mode: {e}", mode.as_str()))?;
+                prog.insert_socket(qid as u32, q.fd())
+                    .map_err(|e| format!("{} mode: {e}", mode.as_str()))?;
+                queues.push(Arc::new(q));
+            }
+            Ok((prog, queues))
+        };
+
+        let order: &[XdpMode] = match request {
+            Some(ref m) => std::slice::from_ref(m),
+            None => &[XdpMode::NativeZeroCopy, XdpMode::Native, XdpMode::Generic],
+        };
+        let mut last_err = String::new();
+        for (i, &mode) in order.iter().enumerate() {
+            match attempt(mode) {
+                Ok((prog, queues)) => {
+                    tracing::info!(
+                        port = name,
+                        mode = mode.as_str(),
+                        n_rxq,
+                        "afxdp port opened"
+                    );
+                    return Ok(AfxdpNetdev {
+                        name: name.to_string(),
+                        mode,
+                        queues,
+                        prog: Some(prog),
+                    });
+                }
+                Err(e) => {
+                    if let Some(next) = order.get(i + 1) {
+                        tracing::warn!("afxdp port {name}: {e}; falling back to {}", next.as_str());
+                    }
+                    last_err = e;
+                }
+            }
+        }
+        Err(NetdevError::Xdp(format!("afxdp port {name}: {last_err}")))
+    }
+
+    /// The mode the port ended up in.
+    pub fn mode(&self) -> XdpMode {
+        self.mode
+    }
+
+    /// Where each queue's umem frames are (index = queue id).
+    pub fn umem_frames(&self) -> Vec<UmemFrames> {
+        self.queues.iter().map(|q| q.frames()).collect()
+    }
+
+    /// Wakeup syscalls made so far, over all queues.
+    pub fn wakeups(&self) -> u64 {
+        self.queues
+            .iter()
+            .map(|q| q.counters.wakeups.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+impl Drop for AfxdpNetdev {
+    fn drop(&mut self) {
+        // Detach first so the device stops redirecting into sockets that are going away.
+        self.prog.take();
+        tracing::info!(port = self.name.as_str(), "afxdp port closed");
+    }
+}
+
+struct AfxdpRxq {
+    queue: Arc<XskQueue>,
+}
+
+impl Rxq for AfxdpRxq {
+    fn recv(
+        &mut self,
+        batch: &mut PacketBatch,
+        pool: &mut PacketPool,
+    ) -> Result<usize, NetdevError> {
+        Ok(self.queue.recv(batch, pool))
+    }
+
+    fn qid(&self) -> usize {
+        self.queue.qid()
+    }
+}
+
+impl Drop for AfxdpRxq {
+    fn drop(&mut self) {
+        self.queue.rx_open.store(false, Ordering::Release);
+    }
+}
+
+struct AfxdpTxq {
+    queue: Arc<XskQueue>,
+}
+
+impl Txq for AfxdpTxq {
+    fn send(&mut self, batch: &mut PacketBatch, pool: &mut PacketPool) -> usize {
+        self.queue.send(batch, pool)
+    }
+
+    fn flush(&mut self) {
+        self.queue.flush()
+    }
+}
+
+impl Netdev for AfxdpNetdev {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn netdev_type(&self) -> &'static str {
+        "afxdp"
+    }
+
+    fn n_rxq(&self) -> usize {
+        self.queues.len()
+    }
+
+    fn open_rxq(&self, qid: usize) -> Result<Box<dyn Rxq>, NetdevError> {
+        let queue = self.queues.get(qid).ok_or(NetdevError::NoSuchQueue {
+            qid,
+            n: self.queues.len(),
+        })?;
+        if queue.rx_open.swap(true, Ordering::AcqRel) {
+            return Err(NetdevError::BadOption(format!(
+                "afxdp port {}: rx queue {qid} is already open",
+                self.name
+            )));
+        }
+        Ok(Box::new(AfxdpRxq {
+            queue: queue.clone(),
+        }))
+    }
+
+    fn open_txq(&self, thread_idx: usize) -> Result<Box<dyn Txq>, NetdevError> {
+        let queue = self.queues[thread_idx % self.queues.len()].clone();
+        Ok(Box::new(AfxdpTxq { queue }))
+    }
+
+    fn mac(&self) -> [u8; 6] {
+        linux::hw_addr(&self.name).unwrap_or([0; 6])
+    }
+
+    fn mtu(&self) -> u32 {
+        linux::mtu(&self.name).unwrap_or(0)
+    }
+
+    fn is_up(&self) -> bool {
+        linux::is_up(&self.name)
+    }
+
+    fn stats(&self) -> PortStats {
+        let mut s = PortStats::default();
+        for q in &self.queues {
+            q.add_stats(&mut s);
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse() {
+        assert_eq!(parse_mode("best").unwrap(), None);
+        assert_eq!(parse_mode("generic").unwrap(), Some(XdpMode::Generic));
+        assert_eq!(
+            parse_mode("native-with-zerocopy").unwrap(),
+            Some(XdpMode::NativeZeroCopy)
+        );
+        let e = parse_mode("turbo").unwrap_err();
+        assert!(e.contains("xdp_mode=turbo"), "{e}");
+    }
+}

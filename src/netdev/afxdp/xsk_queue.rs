@@ -1,0 +1,430 @@
+//! One AF_XDP socket bound to one device queue, with its own umem.
+//!
+//! The umem's frames are split once, at creation, into an rx share and a tx share so the
+//! receive side (owned by one PMD) and the transmit side (shared by the threads mapped to
+//! this queue) never touch the same frame:
+//! - rx frames live in the fill ring or the rx ring; `recv` copies each frame into a
+//!   `PacketBuf` and gives it straight back to the fill ring, so the kernel never starves.
+//! - tx frames live in our free list, the tx ring or the completion ring; `send` copies
+//!   packets into free frames and queues them, the completion ring is reaped on every send
+//!   and flush.
+//!
+//! Each side sits behind its own mutex, taken once per batch (uncontended for rx; for tx
+//! only contended when more threads than queues transmit).
+
+use std::io::Write;
+use std::num::NonZeroU32;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use xsk_rs::config::{BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig};
+use xsk_rs::config::{UmemConfig, XdpFlags};
+use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
+
+use crate::dpif::PortStats;
+use crate::packet::buffer::MAX_FRAME;
+use crate::packet::{PacketBatch, PacketPool, MAX_BURST};
+
+/// Bytes per umem frame (the kernel reserves 256 of them as XDP headroom, leaving
+/// `MAX_FRAME` for the packet, the same as a `PacketBuf`).
+const FRAME_SIZE: u32 = 4096;
+/// Frames reserved for receiving (all of them sit in the fill ring when idle).
+pub const RX_FRAMES: u32 = 2048;
+/// Frames reserved for transmitting.
+pub const TX_FRAMES: u32 = 1024;
+
+/// How a socket is bound: the bind flags and whether the XDP program runs in the driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BindMode {
+    /// Zero-copy (`XDP_ZEROCOPY`) rather than copy (`XDP_COPY`).
+    pub zero_copy: bool,
+}
+
+/// Per-queue counters, written by the thread holding the queue side, read by `stats()`.
+#[derive(Default)]
+pub struct QueueCounters {
+    rx_packets: AtomicU64,
+    rx_bytes: AtomicU64,
+    rx_dropped: AtomicU64,
+    tx_packets: AtomicU64,
+    tx_bytes: AtomicU64,
+    tx_dropped: AtomicU64,
+    /// Wakeup syscalls made (rx fill-ring kicks and tx sendto kicks).
+    pub wakeups: AtomicU64,
+}
+
+/// Where a queue's umem frames are right now; a test of the recycling invariant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UmemFrames {
+    /// Frames in the umem.
+    pub total: usize,
+    /// Rx frames waiting in the fill ring for the kernel to receive into.
+    pub rx_in_fill_ring: usize,
+    /// Rx frames received by the kernel but not yet consumed by us.
+    pub rx_in_rx_ring: usize,
+    /// Rx frames we hold because the fill ring was full (normally 0).
+    pub rx_spare: usize,
+    /// Tx frames free for sending.
+    pub tx_free: usize,
+    /// Tx frames handed to the kernel and not yet seen on the completion ring.
+    pub tx_in_flight: usize,
+}
+
+impl UmemFrames {
+    /// Whether every frame is accounted for (none leaked or duplicated).
+    pub fn all_accounted(&self) -> bool {
+        self.rx_in_fill_ring + self.rx_in_rx_ring + self.rx_spare + self.tx_free + self.tx_in_flight
+            == self.total
+    }
+}
+
+struct RxSide {
+    rx: RxQueue,
+    fq: FillQueue,
+    umem: Umem,
+    scratch: Vec<FrameDesc>,
+    spare: Vec<FrameDesc>,
+}
+
+struct TxSide {
+    tx: TxQueue,
+    cq: CompQueue,
+    umem: Umem,
+    free: Vec<FrameDesc>,
+    scratch: Vec<FrameDesc>,
+    in_flight: usize,
+}
+
+/// An AF_XDP socket on one queue of a device.
+pub struct XskQueue {
+    qid: usize,
+    fd: RawFd,
+    rx: Mutex<RxSide>,
+    tx: Mutex<TxSide>,
+    /// Whether an `Rxq` currently owns the receive side.
+    pub rx_open: AtomicBool,
+    /// Counters.
+    pub counters: QueueCounters,
+}
+
+impl XskQueue {
+    /// Creates the umem and socket for queue `qid` of `ifname` and fills the fill ring.
+    /// The XDP program must already be attached (we never let libxdp load one).
+    pub fn create(ifname: &str, qid: usize, mode: BindMode) -> Result<Self, String> {
+        let umem_config = UmemConfig::builder()
+            .frame_size(FrameSize::new(FRAME_SIZE).map_err(|e| e.to_string())?)
+            .fill_queue_size(QueueSize::new(RX_FRAMES).map_err(|e| e.to_string())?)
+            .comp_queue_size(QueueSize::new(TX_FRAMES).map_err(|e| e.to_string())?)
+            .frame_headroom(0)
+            .build()
+            .map_err(|e| format!("umem config: {e}"))?;
+        let n_frames = NonZeroU32::new(RX_FRAMES + TX_FRAMES).expect("nonzero");
+        let (umem, mut descs) = Umem::new(umem_config, n_frames, false)
+            .map_err(|e| format!("creating the umem: {}", with_source(&e)))?;
+
+        let mut bind = BindFlags::XDP_USE_NEED_WAKEUP;
+        bind |= if mode.zero_copy {
+            BindFlags::XDP_ZEROCOPY
+        } else {
+            BindFlags::XDP_COPY
+        };
+        let sock_config = SocketConfig::builder()
+            .rx_queue_size(QueueSize::new(RX_FRAMES).map_err(|e| e.to_string())?)
+            .tx_queue_size(QueueSize::new(TX_FRAMES).map_err(|e| e.to_string())?)
+            .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+            .xdp_flags(XdpFlags::empty())
+            .bind_flags(bind)
+            .build();
+        let iface: Interface = ifname
+            .parse()
+            .map_err(|_| format!("interface name {ifname:?} contains NUL"))?;
+        // A socket closed a moment ago (port re-added) releases its queue from deferred
+        // kernel work, so binding may briefly see EBUSY: retry for up to a second.
+        let mut attempts = 0;
+        let (tx, rx, rings) = loop {
+            // SAFETY: the umem is fresh and used by this socket only, so no frame is
+            // shared with another socket.
+            match unsafe { Socket::new(sock_config, &umem, &iface, qid as u32) } {
+                Ok(r) => break r,
+                Err(e) => {
+                    let busy = std::error::Error::source(&e)
+                        .and_then(|s| s.downcast_ref::<std::io::Error>())
+                        .and_then(|s| s.raw_os_error())
+                        == Some(libc::EBUSY);
+                    attempts += 1;
+                    if !busy || attempts >= 100 {
+                        return Err(with_source(&e));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            }
+        };
+        let (mut fq, cq) = rings.ok_or("the socket came without fill and completion rings")?;
+        let fd = rx.fd().as_raw_fd();
+
+        let tx_frames = descs.split_off(RX_FRAMES as usize);
+        // SAFETY: the descriptors come from this umem and nobody else holds them.
+        let filled = unsafe { fq.produce(&descs) };
+        if filled != descs.len() {
+            return Err(format!(
+                "the fill ring took {filled} of {} frames",
+                descs.len()
+            ));
+        }
+        let spare = Vec::with_capacity(RX_FRAMES as usize);
+        Ok(XskQueue {
+            qid,
+            fd,
+            rx: Mutex::new(RxSide {
+                rx,
+                fq,
+                umem: umem.clone(),
+                scratch: vec![FrameDesc::default(); MAX_BURST],
+                spare,
+            }),
+            tx: Mutex::new(TxSide {
+                tx,
+                cq,
+                umem,
+                free: tx_frames,
+                scratch: Vec::with_capacity(TX_FRAMES as usize),
+                in_flight: 0,
+            }),
+            rx_open: AtomicBool::new(false),
+            counters: QueueCounters::default(),
+        })
+    }
+
+    /// Queue index on the device.
+    pub fn qid(&self) -> usize {
+        self.qid
+    }
+
+    /// The socket's file descriptor (for the XSKMAP).
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Receives up to a batch: copies each frame into a pool buffer and returns the frame
+    /// to the fill ring. Kicks the kernel only when the fill ring asks for it.
+    pub fn recv(&self, batch: &mut PacketBatch, pool: &mut PacketPool) -> usize {
+        let room = MAX_BURST.saturating_sub(batch.len());
+        if room == 0 {
+            return 0;
+        }
+        let mut guard = self.rx.lock().unwrap_or_else(|e| e.into_inner());
+        let side = &mut *guard;
+        if !side.spare.is_empty() {
+            // SAFETY: spare frames belong to this umem and are held by nobody else.
+            let n = unsafe { side.fq.produce(&side.spare) };
+            side.spare.drain(..n);
+        }
+        // SAFETY: the scratch descriptors are overwritten with frames of this umem.
+        let n = unsafe { side.rx.consume(&mut side.scratch[..room]) };
+        if n == 0 {
+            if side.fq.needs_wakeup() {
+                self.counters.wakeups.fetch_add(1, Ordering::Relaxed);
+                let _ = side.fq.wakeup(side.rx.fd_mut(), 0);
+            }
+            return 0;
+        }
+        let mut bytes = 0u64;
+        let mut dropped = 0u64;
+        for desc in &side.scratch[..n] {
+            // SAFETY: the kernel handed this frame to us on the rx ring; it is not in the
+            // fill ring until we produce it below.
+            let data = unsafe { side.umem.data(desc) };
+            let frame = data.contents();
+            if frame.len() > MAX_FRAME || frame.is_empty() {
+                dropped += 1;
+                continue;
+            }
+            let mut p = pool.get();
+            p.rx_space()[..frame.len()].copy_from_slice(frame);
+            p.set_len(frame.len());
+            bytes += frame.len() as u64;
+            batch.pkts.push(p);
+        }
+        // SAFETY: these frames were just consumed from the rx ring and copied out.
+        let filled = unsafe { side.fq.produce(&side.scratch[..n]) };
+        if filled < n {
+            side.spare.extend_from_slice(&side.scratch[filled..n]);
+        }
+        if side.fq.needs_wakeup() {
+            self.counters.wakeups.fetch_add(1, Ordering::Relaxed);
+            let _ = side.fq.wakeup(side.rx.fd_mut(), 0);
+        }
+        let c = &self.counters;
+        let got = n as u64 - dropped;
+        c.rx_packets.fetch_add(got, Ordering::Relaxed);
+        c.rx_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if dropped > 0 {
+            c.rx_dropped.fetch_add(dropped, Ordering::Relaxed);
+        }
+        got as usize
+    }
+
+    /// Copies the batch into free tx frames and queues them on the tx ring (no syscall).
+    /// Packets without a free frame or ring slot are dropped and counted.
+    pub fn send(&self, batch: &mut PacketBatch, pool: &mut PacketPool) -> usize {
+        let mut guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        let side = &mut *guard;
+        side.reap();
+        side.scratch.clear();
+        let mut dropped = 0u64;
+        let mut bytes = 0u64;
+        for p in batch.pkts.drain(..) {
+            let frame = p.data();
+            match side.free.pop() {
+                Some(mut desc) if frame.len() <= MAX_FRAME && !frame.is_empty() => {
+                    // SAFETY: the frame is on our free list: neither the kernel nor
+                    // another descriptor refers to it.
+                    let mut data = unsafe { side.umem.data_mut(&mut desc) };
+                    let mut cur = data.cursor();
+                    cur.set_pos(0);
+                    if cur.write_all(frame).is_ok() {
+                        bytes += frame.len() as u64;
+                        side.scratch.push(desc);
+                    } else {
+                        side.free.push(desc);
+                        dropped += 1;
+                    }
+                }
+                Some(desc) => {
+                    side.free.push(desc);
+                    dropped += 1;
+                }
+                None => dropped += 1,
+            }
+            pool.put(p);
+        }
+        // SAFETY: every descriptor in scratch is a frame of this umem we just wrote.
+        let queued = unsafe { side.tx.produce(&side.scratch) };
+        if queued < side.scratch.len() {
+            for d in &side.scratch[queued..] {
+                bytes -= d.lengths().data() as u64;
+                dropped += 1;
+            }
+            let TxSide { free, scratch, .. } = side;
+            free.extend_from_slice(&scratch[queued..]);
+        }
+        side.in_flight += queued;
+        let c = &self.counters;
+        c.tx_packets.fetch_add(queued as u64, Ordering::Relaxed);
+        c.tx_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if dropped > 0 {
+            c.tx_dropped.fetch_add(dropped, Ordering::Relaxed);
+        }
+        queued
+    }
+
+    /// Reaps completions and kicks the kernel (one `sendto`) if the tx ring holds
+    /// descriptors it has not consumed and the ring asks for a wakeup.
+    pub fn flush(&self) {
+        let mut guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        let side = &mut *guard;
+        side.reap();
+        let pending = TX_FRAMES - side.tx.nb_free_exact();
+        if pending > 0 && side.tx.needs_wakeup() {
+            self.counters.wakeups.fetch_add(1, Ordering::Relaxed);
+            let _ = side.tx.wakeup();
+        }
+    }
+
+    /// Where the frames are right now.
+    pub fn frames(&self) -> UmemFrames {
+        let (in_fill, in_rx, spare) = {
+            let mut rx = self.rx.lock().unwrap_or_else(|e| e.into_inner());
+            let in_fill = RX_FRAMES - rx.fq.nb_free_exact();
+            let in_rx = rx.rx.nb_avail_exact();
+            (in_fill as usize, in_rx as usize, rx.spare.len())
+        };
+        let mut tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        tx.reap();
+        UmemFrames {
+            total: (RX_FRAMES + TX_FRAMES) as usize,
+            rx_in_fill_ring: in_fill,
+            rx_in_rx_ring: in_rx,
+            rx_spare: spare,
+            tx_free: tx.free.len(),
+            tx_in_flight: tx.in_flight,
+        }
+    }
+
+    /// Adds this queue's counters (ours plus the socket's kernel drop counters) to `s`.
+    pub fn add_stats(&self, s: &mut PortStats) {
+        let c = &self.counters;
+        s.rx_packets += c.rx_packets.load(Ordering::Relaxed);
+        s.rx_bytes += c.rx_bytes.load(Ordering::Relaxed);
+        s.rx_dropped += c.rx_dropped.load(Ordering::Relaxed);
+        s.tx_packets += c.tx_packets.load(Ordering::Relaxed);
+        s.tx_bytes += c.tx_bytes.load(Ordering::Relaxed);
+        s.tx_dropped += c.tx_dropped.load(Ordering::Relaxed);
+        if let Some(k) = xdp_statistics(self.fd) {
+            s.rx_dropped += k.rx_dropped + k.rx_ring_full;
+            s.rx_errors += k.rx_invalid_descs;
+            s.tx_errors += k.tx_invalid_descs;
+        }
+    }
+}
+
+impl TxSide {
+    /// Moves completed frames back to the free list.
+    fn reap(&mut self) {
+        loop {
+            let start = self.free.len();
+            let room = (TX_FRAMES as usize - start).min(MAX_BURST * 4);
+            if room == 0 || self.in_flight == 0 {
+                return;
+            }
+            // Reuse the free list's spare capacity as the landing area.
+            self.free.resize(start + room, FrameDesc::default());
+            // SAFETY: the completion ring returns frames of this umem the kernel is done
+            // with.
+            let n = unsafe { self.cq.consume(&mut self.free[start..]) };
+            self.free.truncate(start + n);
+            self.in_flight -= n;
+            if n < room {
+                return;
+            }
+        }
+    }
+}
+
+/// `struct xdp_statistics` from `<linux/if_xdp.h>`.
+#[repr(C)]
+#[derive(Default)]
+struct XdpStatistics {
+    rx_dropped: u64,
+    rx_invalid_descs: u64,
+    tx_invalid_descs: u64,
+    rx_ring_full: u64,
+    rx_fill_ring_empty_descs: u64,
+    tx_ring_empty_descs: u64,
+}
+
+fn xdp_statistics(fd: RawFd) -> Option<XdpStatistics> {
+    const SOL_XDP: libc::c_int = 283;
+    const XDP_STATISTICS: libc::c_int = 7;
+    let mut st = XdpStatistics::default();
+    let mut len = std::mem::size_of::<XdpStatistics>() as libc::socklen_t;
+    // SAFETY: `st` is a writable buffer of `len` bytes.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            SOL_XDP,
+            XDP_STATISTICS,
+            (&mut st as *mut XdpStatistics).cast(),
+            &mut len,
+        )
+    };
+    (r == 0).then_some(st)
+}
+
+fn with_source(e: &dyn std::error::Error) -> String {
+    match e.source() {
+        Some(s) => format!("{e}: {s}"),
+        None => e.to_string(),
+    }
+}

@@ -1,0 +1,211 @@
+//! The forwarding database of NORMAL: which port a (MAC, VLAN) was last seen on.
+//!
+//! Entries age out (default 300 s, OVS's `mac-aging-time`), move when a MAC shows up on
+//! another port, and the table is bounded (default 8192, OVS's `mac-table-size`): when
+//! full, the entry unused the longest is evicted. Every change that could alter a
+//! forwarding decision (new entry, move, expiry, eviction) bumps `generation` so the
+//! backer knows to revalidate megaflows; refreshing an entry in place does not.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::rule::OfPort;
+
+/// OVS's default `mac-aging-time`.
+pub const DEFAULT_MAC_AGING: Duration = Duration::from_secs(300);
+/// OVS's default `mac-table-size`.
+pub const DEFAULT_MAC_TABLE_SIZE: usize = 8192;
+
+/// One learned address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MacEntry {
+    /// Port it was last seen on.
+    pub port: OfPort,
+    /// When it was last seen.
+    pub used: Instant,
+}
+
+/// What a call to [`MacLearning::learn`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LearnOutcome {
+    /// The address was unknown and is now learned.
+    New,
+    /// The address moved from another port.
+    Moved {
+        /// Where it was before.
+        from: OfPort,
+    },
+    /// Already known on this port; its age was reset.
+    Refreshed,
+    /// Not learnable (multicast source).
+    Ignored,
+}
+
+/// The fdb of one bridge.
+#[derive(Debug)]
+pub struct MacLearning {
+    entries: HashMap<([u8; 6], u16), MacEntry>,
+    /// Idle time after which an entry expires.
+    pub aging: Duration,
+    /// Maximum number of entries.
+    pub max_entries: usize,
+    generation: u64,
+}
+
+impl Default for MacLearning {
+    fn default() -> Self {
+        MacLearning::new(DEFAULT_MAC_AGING, DEFAULT_MAC_TABLE_SIZE)
+    }
+}
+
+impl MacLearning {
+    /// An empty fdb with the given aging time and size limit.
+    pub fn new(aging: Duration, max_entries: usize) -> Self {
+        MacLearning {
+            entries: HashMap::new(),
+            aging,
+            max_entries: max_entries.max(1),
+            generation: 0,
+        }
+    }
+
+    /// Bumped on every change that can alter forwarding.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Records that `mac` was seen on `port` in `vlan`.
+    pub fn learn(&mut self, mac: [u8; 6], vlan: u16, port: OfPort, now: Instant) -> LearnOutcome {
+        if mac[0] & 1 != 0 {
+            return LearnOutcome::Ignored;
+        }
+        if let Some(e) = self.entries.get_mut(&(mac, vlan)) {
+            let from = e.port;
+            e.used = now;
+            if from == port {
+                return LearnOutcome::Refreshed;
+            }
+            e.port = port;
+            self.generation += 1;
+            return LearnOutcome::Moved { from };
+        }
+        if self.entries.len() >= self.max_entries {
+            if let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.used)
+                .map(|(k, _)| *k)
+            {
+                self.entries.remove(&oldest);
+            }
+        }
+        self.entries
+            .insert((mac, vlan), MacEntry { port, used: now });
+        self.generation += 1;
+        LearnOutcome::New
+    }
+
+    /// The port `mac` in `vlan` was learned on, unless expired.
+    pub fn lookup(&self, mac: [u8; 6], vlan: u16, now: Instant) -> Option<OfPort> {
+        let e = self.entries.get(&(mac, vlan))?;
+        (now.saturating_duration_since(e.used) < self.aging).then_some(e.port)
+    }
+
+    /// Drops expired entries; returns how many.
+    pub fn expire(&mut self, now: Instant) -> usize {
+        let before = self.entries.len();
+        let aging = self.aging;
+        self.entries
+            .retain(|_, e| now.saturating_duration_since(e.used) < aging);
+        let n = before - self.entries.len();
+        if n > 0 {
+            self.generation += 1;
+        }
+        n
+    }
+
+    /// Forgets everything learned on `port` (port deleted or VLAN config changed).
+    pub fn flush_port(&mut self, port: OfPort) {
+        let before = self.entries.len();
+        self.entries.retain(|_, e| e.port != port);
+        if self.entries.len() != before {
+            self.generation += 1;
+        }
+    }
+
+    /// Forgets everything.
+    pub fn flush(&mut self) {
+        if !self.entries.is_empty() {
+            self.generation += 1;
+        }
+        self.entries.clear();
+    }
+
+    /// Number of entries (expired ones included until `expire` runs).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the fdb is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Entries as (mac, vlan, entry), sorted by port, VLAN, MAC for display.
+    pub fn entries(&self) -> Vec<([u8; 6], u16, MacEntry)> {
+        let mut v: Vec<_> = self
+            .entries
+            .iter()
+            .map(|((m, vl), e)| (*m, *vl, *e))
+            .collect();
+        v.sort_by_key(|(m, vl, e)| (e.port, *vl, *m));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: [u8; 6] = [0, 0, 0, 0, 0, 0xa];
+    const B: [u8; 6] = [0, 0, 0, 0, 0, 0xb];
+
+    #[test]
+    fn learns_moves_and_ages() {
+        let t0 = Instant::now();
+        let mut fdb = MacLearning::default();
+        assert_eq!(fdb.learn(A, 0, 1, t0), LearnOutcome::New);
+        assert_eq!(fdb.learn(A, 0, 1, t0), LearnOutcome::Refreshed);
+        assert_eq!(fdb.lookup(A, 0, t0), Some(1));
+        assert_eq!(fdb.lookup(A, 10, t0), None, "VLANs are separate");
+        assert_eq!(fdb.learn(A, 0, 2, t0), LearnOutcome::Moved { from: 1 });
+        assert_eq!(fdb.lookup(A, 0, t0), Some(2));
+        let later = t0 + Duration::from_secs(299);
+        assert_eq!(fdb.lookup(A, 0, later), Some(2));
+        let g = fdb.generation();
+        assert_eq!(fdb.expire(t0 + Duration::from_secs(300)), 1);
+        assert!(fdb.generation() > g);
+        assert_eq!(fdb.lookup(A, 0, t0 + Duration::from_secs(300)), None);
+    }
+
+    #[test]
+    fn multicast_source_is_not_learned() {
+        let mut fdb = MacLearning::default();
+        let m = [0x01, 0x00, 0x5e, 0, 0, 1];
+        assert_eq!(fdb.learn(m, 0, 1, Instant::now()), LearnOutcome::Ignored);
+        assert!(fdb.is_empty());
+    }
+
+    #[test]
+    fn full_table_evicts_the_oldest() {
+        let t0 = Instant::now();
+        let mut fdb = MacLearning::new(DEFAULT_MAC_AGING, 2);
+        fdb.learn(A, 0, 1, t0);
+        fdb.learn(B, 0, 2, t0 + Duration::from_secs(1));
+        fdb.learn([0, 0, 0, 0, 0, 0xc], 0, 3, t0 + Duration::from_secs(2));
+        assert_eq!(fdb.len(), 2);
+        let now = t0 + Duration::from_secs(3);
+        assert_eq!(fdb.lookup(A, 0, now), None);
+        assert_eq!(fdb.lookup(B, 0, now), Some(2));
+    }
+}

@@ -1,0 +1,626 @@
+//! Match fields of the flow syntax: parsing `name=value[/mask]` into a `Match`, checking
+//! OpenFlow prerequisites (`tp_dst` needs `tcp`/`udp`/`sctp`, `nw_src` needs `ip` or `arp`),
+//! and printing a match back in a canonical order with ovs-ofctl's shorthands.
+//!
+//! VLANs use OVS's `vlan_tci` convention: bit 0x1000 ("CFI") means "a tag is present".
+//! In the `FlowKey` presence is bit 15 of the outer tag's TPID (set in both 0x8100 and
+//! 0x88a8), so `vlan_tci` maps presence to that bit and the DEI bit is not matchable.
+
+use super::flow_syntax::{
+    bad, fmt_ipv4, fmt_ipv6, fmt_mac, parse_ipv4_masked, parse_ipv6_masked, parse_mac_masked,
+    parse_ofport, parse_uint, parse_uint_masked, FlowSyntaxError, SyntaxResult,
+};
+use super::rule::Match;
+use crate::packet::flow_key::frag;
+use crate::packet::{ethertype, ipproto, FlowKey, FlowMask};
+
+/// TPID bit that is set whenever a tag is present.
+pub(super) const TPID_PRESENT: u16 = 0x8000;
+/// OVS's "tag present" bit in `vlan_tci`.
+const OVS_CFI: u16 = 0x1000;
+/// TCI bits that `vlan_tci` can match (all but DEI, whose place OVS uses for presence).
+const TCI_MATCHABLE: u16 = 0xefff;
+
+/// Accumulates a match while a line is parsed; prerequisites are checked at the end, so
+/// field order does not matter.
+#[derive(Default)]
+pub(super) struct MatchBuilder {
+    key: FlowKey,
+    mask: FlowMask,
+    prereqs: Vec<(String, Prereq)>,
+}
+
+#[derive(Clone, Copy)]
+enum Prereq {
+    IpOrArp,
+    Ip6,
+    AnyIp,
+    Arp,
+    IpOrArpProto,
+    L4Ports,
+    Tcp,
+    Icmp,
+    Icmp6,
+}
+
+impl Prereq {
+    fn describe(self) -> &'static str {
+        match self {
+            Prereq::IpOrArp => "ip or arp (dl_type=0x0800 or 0x0806)",
+            Prereq::Ip6 => "ipv6 (dl_type=0x86dd)",
+            Prereq::AnyIp => "ip or ipv6",
+            Prereq::Arp => "arp (dl_type=0x0806)",
+            Prereq::IpOrArpProto => "ip, ipv6 or arp",
+            Prereq::L4Ports => "tcp, udp or sctp (nw_proto=6, 17 or 132)",
+            Prereq::Tcp => "tcp or tcp6",
+            Prereq::Icmp => "icmp or icmp6",
+            Prereq::Icmp6 => "icmp6",
+        }
+    }
+}
+
+fn exact_dl_type(key: &FlowKey, mask: &FlowMask) -> Option<u16> {
+    (mask.0.dl_type == 0xffff).then_some(key.dl_type)
+}
+
+fn exact_proto(key: &FlowKey, mask: &FlowMask) -> Option<u8> {
+    (mask.0.nw_proto == 0xff).then_some(key.nw_proto)
+}
+
+fn is_ip(t: Option<u16>) -> bool {
+    matches!(t, Some(ethertype::IPV4) | Some(ethertype::IPV6))
+}
+
+fn is_arp(t: Option<u16>) -> bool {
+    matches!(t, Some(ethertype::ARP) | Some(ethertype::RARP))
+}
+
+fn prereq_met(p: Prereq, key: &FlowKey, mask: &FlowMask) -> bool {
+    let t = exact_dl_type(key, mask);
+    let proto = exact_proto(key, mask);
+    match p {
+        Prereq::IpOrArp => t == Some(ethertype::IPV4) || is_arp(t),
+        Prereq::Ip6 => t == Some(ethertype::IPV6),
+        Prereq::AnyIp => is_ip(t),
+        Prereq::Arp => is_arp(t),
+        Prereq::IpOrArpProto => is_ip(t) || is_arp(t),
+        Prereq::L4Ports => {
+            is_ip(t) && matches!(proto, Some(ipproto::TCP | ipproto::UDP | ipproto::SCTP))
+        }
+        Prereq::Tcp => is_ip(t) && proto == Some(ipproto::TCP),
+        Prereq::Icmp => {
+            (t == Some(ethertype::IPV4) && proto == Some(ipproto::ICMP))
+                || (t == Some(ethertype::IPV6) && proto == Some(ipproto::ICMPV6))
+        }
+        Prereq::Icmp6 => t == Some(ethertype::IPV6) && proto == Some(ipproto::ICMPV6),
+    }
+}
+
+impl MatchBuilder {
+    fn need(&mut self, field: &str, p: Prereq) {
+        self.prereqs.push((field.to_string(), p));
+    }
+
+    fn set_dl_type(&mut self, t: u16) {
+        self.key.dl_type = t;
+        self.mask.0.dl_type = 0xffff;
+    }
+
+    fn set_proto(&mut self, p: u8) {
+        self.key.nw_proto = p;
+        self.mask.0.nw_proto = 0xff;
+    }
+
+    fn set_vlan_bits(&mut self, present: bool, tci: u16, tci_mask: u16) {
+        self.key.vlans[0].tpid =
+            (self.key.vlans[0].tpid & !TPID_PRESENT) | if present { TPID_PRESENT } else { 0 };
+        self.mask.0.vlans[0].tpid |= TPID_PRESENT;
+        self.key.vlans[0].tci = (self.key.vlans[0].tci & !tci_mask) | (tci & tci_mask);
+        self.mask.0.vlans[0].tci |= tci_mask;
+    }
+
+    /// Checks prerequisites and returns the match.
+    pub(super) fn finish(self) -> SyntaxResult<Match> {
+        for (field, p) in &self.prereqs {
+            if !prereq_met(*p, &self.key, &self.mask) {
+                return Err(FlowSyntaxError::MissingPrerequisite {
+                    field: field.clone(),
+                    needs: p.describe(),
+                });
+            }
+        }
+        Ok(Match::new(self.key, self.mask))
+    }
+}
+
+fn shorthand(name: &str) -> Option<(u16, Option<u8>)> {
+    Some(match name {
+        "ip" => (ethertype::IPV4, None),
+        "ipv6" => (ethertype::IPV6, None),
+        "arp" => (ethertype::ARP, None),
+        "rarp" => (ethertype::RARP, None),
+        "icmp" => (ethertype::IPV4, Some(ipproto::ICMP)),
+        "tcp" => (ethertype::IPV4, Some(ipproto::TCP)),
+        "udp" => (ethertype::IPV4, Some(ipproto::UDP)),
+        "sctp" => (ethertype::IPV4, Some(ipproto::SCTP)),
+        "icmp6" => (ethertype::IPV6, Some(ipproto::ICMPV6)),
+        "tcp6" => (ethertype::IPV6, Some(ipproto::TCP)),
+        "udp6" => (ethertype::IPV6, Some(ipproto::UDP)),
+        "sctp6" => (ethertype::IPV6, Some(ipproto::SCTP)),
+        _ => return None,
+    })
+}
+
+/// Parses one `name[=value]` token into the builder.
+pub(super) fn parse_match_field(
+    mb: &mut MatchBuilder,
+    name: &str,
+    value: Option<&str>,
+) -> SyntaxResult<()> {
+    if let Some((t, p)) = shorthand(name) {
+        if value.is_some() {
+            return Err(bad(
+                name,
+                value.unwrap_or(""),
+                "no value (it is a shorthand)",
+            ));
+        }
+        mb.set_dl_type(t);
+        if let Some(p) = p {
+            mb.set_proto(p);
+        }
+        return Ok(());
+    }
+    let v = match value {
+        Some(v) => v,
+        None => return Err(FlowSyntaxError::UnknownField(name.to_string())),
+    };
+    let (k, m) = (&mut mb.key, &mut mb.mask.0);
+    match name {
+        "in_port" => {
+            k.in_port = parse_ofport(name, v)? as u32;
+            m.in_port = u32::MAX;
+        }
+        "recirc_id" => {
+            k.recirc_id = parse_uint(name, v, u32::MAX as u64, "a 32-bit number")? as u32;
+            m.recirc_id = u32::MAX;
+        }
+        "dl_src" | "eth_src" => (k.dl_src, m.dl_src) = parse_mac_masked(name, v)?,
+        "dl_dst" | "eth_dst" => (k.dl_dst, m.dl_dst) = parse_mac_masked(name, v)?,
+        "dl_type" | "eth_type" => {
+            let t = parse_uint(name, v, 0xffff, "a 16-bit ethertype like 0x0800")? as u16;
+            mb.set_dl_type(t);
+        }
+        "dl_vlan" => {
+            let vid = parse_uint(name, v, 0xffff, "a VLAN id 0-4095 or 0xffff for no tag")? as u16;
+            if vid == 0xffff {
+                mb.set_vlan_bits(false, 0, TCI_MATCHABLE);
+            } else if vid > 4095 {
+                return Err(bad(name, v, "a VLAN id 0-4095 or 0xffff for no tag"));
+            } else {
+                mb.set_vlan_bits(true, vid, 0x0fff);
+            }
+        }
+        "dl_vlan_pcp" => {
+            let pcp = parse_uint(name, v, 7, "a priority 0-7")? as u16;
+            mb.set_vlan_bits(true, pcp << 13, 0xe000);
+        }
+        "vlan_tci" => {
+            let (tv, tm) = parse_uint_masked(name, v, 0xffff, "a 16-bit TCI with optional /mask")?;
+            let (tv, tm) = (tv as u16, tm as u16);
+            if tm & OVS_CFI != 0 {
+                mb.set_vlan_bits(tv & OVS_CFI != 0, tv & TCI_MATCHABLE, tm & TCI_MATCHABLE);
+            } else {
+                let (k, m) = (&mut mb.key, &mut mb.mask.0);
+                k.vlans[0].tci = (k.vlans[0].tci & !tm) | (tv & tm & TCI_MATCHABLE);
+                m.vlans[0].tci |= tm & TCI_MATCHABLE;
+            }
+        }
+        "nw_src" | "ip_src" | "arp_spa" => {
+            (k.nw_src, m.nw_src) = parse_ipv4_masked(name, v)?;
+            mb.need(
+                name,
+                if name == "arp_spa" {
+                    Prereq::Arp
+                } else {
+                    Prereq::IpOrArp
+                },
+            );
+        }
+        "nw_dst" | "ip_dst" | "arp_tpa" => {
+            (k.nw_dst, m.nw_dst) = parse_ipv4_masked(name, v)?;
+            mb.need(
+                name,
+                if name == "arp_tpa" {
+                    Prereq::Arp
+                } else {
+                    Prereq::IpOrArp
+                },
+            );
+        }
+        "ipv6_src" => {
+            (k.ipv6_src, m.ipv6_src) = parse_ipv6_masked(name, v)?;
+            mb.need(name, Prereq::Ip6);
+        }
+        "ipv6_dst" => {
+            (k.ipv6_dst, m.ipv6_dst) = parse_ipv6_masked(name, v)?;
+            mb.need(name, Prereq::Ip6);
+        }
+        "ipv6_label" => {
+            let (a, b) = parse_uint_masked(name, v, 0xfffff, "a 20-bit flow label")?;
+            (k.ipv6_label, m.ipv6_label) = (a as u32, b as u32);
+            mb.need(name, Prereq::Ip6);
+        }
+        "nw_proto" | "ip_proto" | "arp_op" => {
+            k.nw_proto = parse_uint(name, v, 255, "a number 0-255")? as u8;
+            m.nw_proto = 0xff;
+            mb.need(
+                name,
+                if name == "arp_op" {
+                    Prereq::Arp
+                } else {
+                    Prereq::IpOrArpProto
+                },
+            );
+        }
+        "nw_tos" => {
+            let t = parse_uint(name, v, 255, "a TOS byte 0-255 with the 2 ECN bits zero")? as u8;
+            if t & 3 != 0 {
+                return Err(bad(name, v, "a TOS byte 0-255 with the 2 ECN bits zero"));
+            }
+            k.nw_tos = t;
+            m.nw_tos |= 0xfc;
+            mb.need(name, Prereq::AnyIp);
+        }
+        "nw_ttl" => {
+            k.nw_ttl = parse_uint(name, v, 255, "a TTL 0-255")? as u8;
+            m.nw_ttl = 0xff;
+            mb.need(name, Prereq::AnyIp);
+        }
+        "ip_frag" | "nw_frag" => {
+            let (val, msk) = match v {
+                "no" => (0, frag::ANY),
+                "yes" => (frag::ANY, frag::ANY),
+                "first" => (frag::ANY, frag::ANY | frag::LATER),
+                "later" => (frag::ANY | frag::LATER, frag::ANY | frag::LATER),
+                "not_later" => (0, frag::LATER),
+                _ => return Err(bad(name, v, "one of no, yes, first, later, not_later")),
+            };
+            (k.nw_frag, m.nw_frag) = (val, msk);
+            mb.need(name, Prereq::AnyIp);
+        }
+        "tp_src" | "tcp_src" | "udp_src" | "sctp_src" => {
+            let (a, b) = parse_uint_masked(name, v, 0xffff, "a port 0-65535 with optional /mask")?;
+            (k.tp_src, m.tp_src) = (a as u16, b as u16);
+            mb.need(name, Prereq::L4Ports);
+        }
+        "tp_dst" | "tcp_dst" | "udp_dst" | "sctp_dst" => {
+            let (a, b) = parse_uint_masked(name, v, 0xffff, "a port 0-65535 with optional /mask")?;
+            (k.tp_dst, m.tp_dst) = (a as u16, b as u16);
+            mb.need(name, Prereq::L4Ports);
+        }
+        "tcp_flags" => {
+            let (a, b) = parse_uint_masked(name, v, 0xfff, "12 TCP flag bits with optional /mask")?;
+            (k.tcp_flags, m.tcp_flags) = (a as u16, b as u16);
+            mb.need(name, Prereq::Tcp);
+        }
+        "icmp_type" | "icmpv6_type" => {
+            k.tp_src = parse_uint(name, v, 255, "an ICMP type 0-255")? as u16;
+            m.tp_src = 0xffff;
+            mb.need(name, Prereq::Icmp);
+        }
+        "icmp_code" | "icmpv6_code" => {
+            k.tp_dst = parse_uint(name, v, 255, "an ICMP code 0-255")? as u16;
+            m.tp_dst = 0xffff;
+            mb.need(name, Prereq::Icmp);
+        }
+        "arp_sha" => {
+            (k.arp_sha, m.arp_sha) = parse_mac_masked(name, v)?;
+            mb.need(name, Prereq::Arp);
+        }
+        "arp_tha" => {
+            (k.arp_tha, m.arp_tha) = parse_mac_masked(name, v)?;
+            mb.need(name, Prereq::Arp);
+        }
+        "nd_target" => {
+            (k.nd_target, m.nd_target) = parse_ipv6_masked(name, v)?;
+            mb.need(name, Prereq::Icmp6);
+        }
+        "tun_id" | "tunnel_id" => {
+            (k.tun_id, m.tun_id) =
+                parse_uint_masked(name, v, u64::MAX, "a 64-bit tunnel id with optional /mask")?;
+        }
+        "tun_src" => (k.tun_ipv4_src, m.tun_ipv4_src) = parse_ipv4_masked(name, v)?,
+        "tun_dst" => (k.tun_ipv4_dst, m.tun_ipv4_dst) = parse_ipv4_masked(name, v)?,
+        _ => return Err(FlowSyntaxError::UnknownField(name.to_string())),
+    }
+    Ok(())
+}
+
+fn fmt_uint_masked(v: u64, m: u64, full: u64, hex: bool) -> String {
+    if m == full {
+        if hex {
+            format!("{v:#x}")
+        } else {
+            v.to_string()
+        }
+    } else {
+        format!("{v:#x}/{m:#x}")
+    }
+}
+
+fn fmt_ipv4_masked(v: u32, m: u32) -> String {
+    if m == u32::MAX {
+        fmt_ipv4(v)
+    } else if m.leading_ones() + m.trailing_zeros() == 32 {
+        format!("{}/{}", fmt_ipv4(v), m.leading_ones())
+    } else {
+        format!("{}/{}", fmt_ipv4(v), fmt_ipv4(m))
+    }
+}
+
+fn fmt_ipv6_masked(v: &[u8; 16], m: &[u8; 16]) -> String {
+    let bits = u128::from_be_bytes(*m);
+    if bits == u128::MAX {
+        fmt_ipv6(v)
+    } else if bits.leading_ones() + bits.trailing_zeros() == 128 {
+        format!("{}/{}", fmt_ipv6(v), bits.leading_ones())
+    } else {
+        format!("{}/{}", fmt_ipv6(v), fmt_ipv6(m))
+    }
+}
+
+fn fmt_mac_masked(v: &[u8; 6], m: &[u8; 6]) -> String {
+    if *m == [0xff; 6] {
+        fmt_mac(v)
+    } else {
+        format!("{}/{}", fmt_mac(v), fmt_mac(m))
+    }
+}
+
+fn fmt_vlan(k: &FlowKey, m: &FlowMask, out: &mut Vec<String>) {
+    let (tpid_m, tci_m) = (m.0.vlans[0].tpid, m.0.vlans[0].tci);
+    if tpid_m == 0 && tci_m == 0 {
+        return;
+    }
+    let present = k.vlans[0].tpid & TPID_PRESENT != 0;
+    let pres_m = tpid_m & TPID_PRESENT != 0;
+    let ovs_v = (k.vlans[0].tci & TCI_MATCHABLE) | if present { OVS_CFI } else { 0 };
+    let ovs_m = (tci_m & TCI_MATCHABLE) | if pres_m { OVS_CFI } else { 0 };
+    let vid_m = tci_m & 0x0fff;
+    let pcp_m = tci_m & 0xe000;
+    if present
+        && pres_m
+        && (vid_m == 0 || vid_m == 0x0fff)
+        && (pcp_m == 0 || pcp_m == 0xe000)
+        && tci_m & !0xefff == 0
+    {
+        if vid_m != 0 {
+            out.push(format!("dl_vlan={}", k.vlans[0].vid()));
+        }
+        if pcp_m != 0 {
+            out.push(format!("dl_vlan_pcp={}", k.vlans[0].pcp()));
+        }
+        if vid_m == 0 && pcp_m == 0 {
+            out.push(format!("vlan_tci={:#06x}/{:#06x}", ovs_v, ovs_m));
+        }
+    } else if ovs_m == 0xffff {
+        out.push(format!("vlan_tci={:#06x}", ovs_v));
+    } else {
+        out.push(format!("vlan_tci={:#06x}/{:#06x}", ovs_v, ovs_m));
+    }
+}
+
+/// Formats a match: shorthand first (`tcp`, `arp`, ...), then fields in a fixed order.
+/// Fields without flow syntax (used only when printing megaflow masks) appear as
+/// `name=value/mask` with their `FlowKey` names.
+pub(super) fn format_match(mt: &Match) -> String {
+    let (k, m) = (&mt.key, &mt.mask);
+    let mut out: Vec<String> = Vec::new();
+    let t = exact_dl_type(k, m);
+    let proto = exact_proto(k, m);
+    let mut dl_type_done = false;
+    let mut proto_done = false;
+    let sh = match (t, proto) {
+        (Some(ethertype::IPV4), Some(ipproto::ICMP)) => Some(("icmp", true)),
+        (Some(ethertype::IPV4), Some(ipproto::TCP)) => Some(("tcp", true)),
+        (Some(ethertype::IPV4), Some(ipproto::UDP)) => Some(("udp", true)),
+        (Some(ethertype::IPV4), Some(ipproto::SCTP)) => Some(("sctp", true)),
+        (Some(ethertype::IPV6), Some(ipproto::ICMPV6)) => Some(("icmp6", true)),
+        (Some(ethertype::IPV6), Some(ipproto::TCP)) => Some(("tcp6", true)),
+        (Some(ethertype::IPV6), Some(ipproto::UDP)) => Some(("udp6", true)),
+        (Some(ethertype::IPV6), Some(ipproto::SCTP)) => Some(("sctp6", true)),
+        (Some(ethertype::IPV4), _) => Some(("ip", false)),
+        (Some(ethertype::IPV6), _) => Some(("ipv6", false)),
+        (Some(ethertype::ARP), _) => Some(("arp", false)),
+        (Some(ethertype::RARP), _) => Some(("rarp", false)),
+        _ => None,
+    };
+    if let Some((name, with_proto)) = sh {
+        out.push(name.to_string());
+        dl_type_done = true;
+        proto_done = with_proto;
+    }
+    if m.0.recirc_id != 0 {
+        out.push(format!(
+            "recirc_id={}",
+            fmt_uint_masked(
+                k.recirc_id as u64,
+                m.0.recirc_id as u64,
+                u32::MAX as u64,
+                false
+            )
+        ));
+    }
+    if m.0.tun_id != 0 {
+        out.push(format!(
+            "tun_id={}",
+            fmt_uint_masked(k.tun_id, m.0.tun_id, u64::MAX, true)
+        ));
+    }
+    if m.0.tun_ipv4_src != 0 {
+        out.push(format!(
+            "tun_src={}",
+            fmt_ipv4_masked(k.tun_ipv4_src, m.0.tun_ipv4_src)
+        ));
+    }
+    if m.0.tun_ipv4_dst != 0 {
+        out.push(format!(
+            "tun_dst={}",
+            fmt_ipv4_masked(k.tun_ipv4_dst, m.0.tun_ipv4_dst)
+        ));
+    }
+    if m.0.in_port != 0 {
+        if m.0.in_port == u32::MAX && k.in_port <= 0xffff {
+            out.push(format!(
+                "in_port={}",
+                super::flow_syntax::fmt_ofport(k.in_port as u16)
+            ));
+        } else {
+            out.push(format!("in_port={:#x}/{:#x}", k.in_port, m.0.in_port));
+        }
+    }
+    fmt_vlan(k, m, &mut out);
+    if m.0.dl_src != [0; 6] {
+        out.push(format!("dl_src={}", fmt_mac_masked(&k.dl_src, &m.0.dl_src)));
+    }
+    if m.0.dl_dst != [0; 6] {
+        out.push(format!("dl_dst={}", fmt_mac_masked(&k.dl_dst, &m.0.dl_dst)));
+    }
+    if m.0.dl_type != 0 && !dl_type_done {
+        out.push(format!(
+            "dl_type={}",
+            fmt_uint_masked(k.dl_type as u64, m.0.dl_type as u64, 0xffff, true)
+        ));
+    }
+    let arp = is_arp(t);
+    if m.0.nw_src != 0 {
+        let n = if arp { "arp_spa" } else { "nw_src" };
+        out.push(format!("{n}={}", fmt_ipv4_masked(k.nw_src, m.0.nw_src)));
+    }
+    if m.0.nw_dst != 0 {
+        let n = if arp { "arp_tpa" } else { "nw_dst" };
+        out.push(format!("{n}={}", fmt_ipv4_masked(k.nw_dst, m.0.nw_dst)));
+    }
+    if m.0.ipv6_src != [0; 16] {
+        out.push(format!(
+            "ipv6_src={}",
+            fmt_ipv6_masked(&k.ipv6_src, &m.0.ipv6_src)
+        ));
+    }
+    if m.0.ipv6_dst != [0; 16] {
+        out.push(format!(
+            "ipv6_dst={}",
+            fmt_ipv6_masked(&k.ipv6_dst, &m.0.ipv6_dst)
+        ));
+    }
+    if m.0.ipv6_label != 0 {
+        out.push(format!(
+            "ipv6_label={}",
+            fmt_uint_masked(k.ipv6_label as u64, m.0.ipv6_label as u64, 0xfffff, true)
+        ));
+    }
+    if m.0.nw_proto != 0 && !proto_done {
+        let n = if arp { "arp_op" } else { "nw_proto" };
+        out.push(format!(
+            "{n}={}",
+            fmt_uint_masked(k.nw_proto as u64, m.0.nw_proto as u64, 0xff, false)
+        ));
+    }
+    if m.0.nw_tos != 0 {
+        if m.0.nw_tos == 0xfc {
+            out.push(format!("nw_tos={}", k.nw_tos));
+        } else {
+            out.push(format!("nw_tos_raw={:#x}/{:#x}", k.nw_tos, m.0.nw_tos));
+        }
+    }
+    if m.0.nw_ttl != 0 {
+        out.push(format!(
+            "nw_ttl={}",
+            fmt_uint_masked(k.nw_ttl as u64, m.0.nw_ttl as u64, 0xff, false)
+        ));
+    }
+    if m.0.nw_frag != 0 {
+        let f = match (k.nw_frag, m.0.nw_frag) {
+            (0, frag::ANY) => "no".to_string(),
+            (frag::ANY, frag::ANY) => "yes".to_string(),
+            (frag::ANY, 3) => "first".to_string(),
+            (3, 3) => "later".to_string(),
+            (0, frag::LATER) => "not_later".to_string(),
+            (v, mm) => format!("{v:#x}/{mm:#x}"),
+        };
+        out.push(format!("ip_frag={f}"));
+    }
+    let icmp = matches!(
+        (t, proto),
+        (Some(ethertype::IPV4), Some(ipproto::ICMP))
+            | (Some(ethertype::IPV6), Some(ipproto::ICMPV6))
+    );
+    if m.0.tp_src != 0 {
+        if icmp && m.0.tp_src == 0xffff {
+            out.push(format!("icmp_type={}", k.tp_src));
+        } else {
+            out.push(format!(
+                "tp_src={}",
+                fmt_uint_masked(k.tp_src as u64, m.0.tp_src as u64, 0xffff, false)
+            ));
+        }
+    }
+    if m.0.tp_dst != 0 {
+        if icmp && m.0.tp_dst == 0xffff {
+            out.push(format!("icmp_code={}", k.tp_dst));
+        } else {
+            out.push(format!(
+                "tp_dst={}",
+                fmt_uint_masked(k.tp_dst as u64, m.0.tp_dst as u64, 0xffff, false)
+            ));
+        }
+    }
+    if m.0.tcp_flags != 0 {
+        out.push(format!(
+            "tcp_flags={}",
+            fmt_uint_masked(k.tcp_flags as u64, m.0.tcp_flags as u64, 0xfff, true)
+        ));
+    }
+    if m.0.arp_sha != [0; 6] {
+        out.push(format!(
+            "arp_sha={}",
+            fmt_mac_masked(&k.arp_sha, &m.0.arp_sha)
+        ));
+    }
+    if m.0.arp_tha != [0; 6] {
+        out.push(format!(
+            "arp_tha={}",
+            fmt_mac_masked(&k.arp_tha, &m.0.arp_tha)
+        ));
+    }
+    if m.0.nd_target != [0; 16] {
+        out.push(format!(
+            "nd_target={}",
+            fmt_ipv6_masked(&k.nd_target, &m.0.nd_target)
+        ));
+    }
+    // Fields without flow syntax: only ever set in megaflow masks.
+    let raw: [(&str, u64, u64); 6] = [
+        ("igmp_group", k.igmp_group as u64, m.0.igmp_group as u64),
+        ("parse_flags", k.parse_flags as u64, m.0.parse_flags as u64),
+        ("tun_flags", k.tun_flags as u64, m.0.tun_flags as u64),
+        (
+            "vlan1_tpid",
+            k.vlans[1].tpid as u64,
+            m.0.vlans[1].tpid as u64,
+        ),
+        ("vlan1_tci", k.vlans[1].tci as u64, m.0.vlans[1].tci as u64),
+        (
+            "vlan0_tpid_raw",
+            k.vlans[0].tpid as u64,
+            (m.0.vlans[0].tpid & !TPID_PRESENT) as u64,
+        ),
+    ];
+    for (n, v, mm) in raw {
+        if mm != 0 {
+            out.push(format!("{n}={v:#x}/{mm:#x}"));
+        }
+    }
+    out.join(",")
+}

@@ -1,0 +1,202 @@
+//! The daemon's control plane without any bridge: startup, the control socket protocol
+//! (with our client and with Debian's ovs-appctl), error handling, and clean shutdown.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn version_and_list_commands() {
+    let d = Daemon::start("");
+    let v = d.ok(&["version"]);
+    assert!(
+        v.contains(&format!("rvswitch {}", env!("CARGO_PKG_VERSION"))),
+        "{v}"
+    );
+    let list = d.ok(&["list-commands"]);
+    for c in [
+        "add-br",
+        "del-br",
+        "add-port",
+        "del-port",
+        "dpif/show",
+        "exit",
+        "list-commands",
+        "version",
+    ] {
+        assert!(list.contains(c), "list-commands lacks {c}: {list}");
+    }
+}
+
+#[test]
+fn socket_is_private() {
+    let d = Daemon::start("");
+    let mode = std::fs::metadata(d.socket()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn unknown_command_and_bad_args_are_errors_not_crashes() {
+    let d = Daemon::start("");
+    let e = d.fails(&["no-such-command"]);
+    assert!(
+        e.contains("\"no-such-command\" is not a valid command"),
+        "{e}"
+    );
+    let e = d.fails(&["del-br"]);
+    assert!(
+        e.contains("requires at least 1") && e.contains("usage: del-br BR"),
+        "{e}"
+    );
+    let e = d.fails(&["del-br", "a", "b"]);
+    assert!(e.contains("at most 1"), "{e}");
+    let e = d.fails(&["del-br", "nosuchbr"]);
+    assert!(e.contains("no bridge named nosuchbr"), "{e}");
+    let e = d.fails(&["add-br", "x", "datapath=warp"]);
+    assert!(e.contains("unknown datapath 'warp'"), "{e}");
+    let e = d.fails(&["add-port", "nosuchbr", "p0", "type=dummy"]);
+    assert!(e.contains("no bridge named nosuchbr"), "{e}");
+    // Still alive and answering.
+    assert!(d.ok(&["version"]).contains("rvswitch"));
+}
+
+#[test]
+fn malformed_json_gets_an_error_reply_and_the_daemon_survives() {
+    let d = Daemon::start("");
+    let mut c = UnixStream::connect(d.socket()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"{\"id\":1,\"method\":[}").unwrap();
+    let mut reply = String::new();
+    c.read_to_string(&mut reply).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&reply).unwrap();
+    assert!(
+        v["error"].as_str().unwrap().contains("malformed JSON"),
+        "{reply}"
+    );
+    assert!(v["result"].is_null());
+    // A well-formed request with a non-string param.
+    let mut c = UnixStream::connect(d.socket()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(br#"{"id":5,"method":"version","params":[42]}"#)
+        .unwrap();
+    let mut it = serde_json::Deserializer::from_reader(&c).into_iter::<serde_json::Value>();
+    let v = it.next().unwrap().unwrap();
+    assert_eq!(v["id"], 5);
+    assert!(
+        v["error"].as_str().unwrap().contains("params[0] is 42"),
+        "{v}"
+    );
+    // A client that connects and closes without a word.
+    drop(UnixStream::connect(d.socket()).unwrap());
+    assert!(d.ok(&["version"]).contains("rvswitch"));
+}
+
+#[test]
+fn debian_ovs_appctl_talks_to_our_socket() {
+    let d = Daemon::start("");
+    let out = Command::new("ovs-appctl")
+        .arg("-t")
+        .arg(d.socket())
+        .arg("version")
+        .output()
+        .expect("ovs-appctl (openvswitch-common) must be installed");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("rvswitch"),
+        "{out:?}"
+    );
+    let out = Command::new("ovs-appctl")
+        .arg("-t")
+        .arg(d.socket())
+        .args(["del-br", "nosuchbr"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no bridge named nosuchbr") && err.contains("server returned an error"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_config_exits_2_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "[global]\npmd_cores = [0]\n\n[[bridge]]\nname = \"b\"\n[[bridge.port]]\nname = \"p\"\ntype = \"dummy\"\ntag = 5000\n",
+    )
+    .unwrap();
+    let out = Command::new(RVSWITCH)
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:9:7:", cfg.display())), "{err}");
+    assert!(err.contains("VLAN 5000 is out of range"), "{err}");
+    let out = Command::new(RVSWITCH)
+        .arg("--config")
+        .arg(dir.path().join("missing.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+}
+
+#[test]
+fn sigterm_and_exit_command_shut_down_cleanly() {
+    let mut d = Daemon::start("");
+    let sock = d.socket();
+    let status = d.terminate();
+    assert!(status.success(), "{status}: {}", d.log());
+    assert!(!sock.exists(), "socket left behind");
+    assert!(d.log().contains("shutting down (signal)"), "{}", d.log());
+
+    let mut d = Daemon::start("");
+    let sock = d.socket();
+    d.ok(&["exit"]);
+    let status = d.wait_exit();
+    assert!(status.success(), "{status}");
+    assert!(!sock.exists(), "socket left behind");
+}
+
+#[test]
+fn second_daemon_on_same_run_dir_is_refused() {
+    let d = Daemon::start("");
+    let out = Command::new(RVSWITCH)
+        .arg("--config")
+        .arg(&d.config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another rvswitch"),
+        "{out:?}"
+    );
+    assert!(d.ok(&["version"]).contains("rvswitch"));
+}
+
+#[test]
+fn appctl_without_daemon_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(APPCTL)
+        .env("RVSWITCH_RUN_DIR", dir.path())
+        .arg("version")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("rvswitch.ctl") && err.contains("is rvswitch running"),
+        "{err}"
+    );
+}

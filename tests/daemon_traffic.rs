@@ -1,0 +1,199 @@
+//! Real traffic through the rvswitch daemon: two network namespaces joined by veth pairs
+//! whose root-side ends are ports of one bridge. ping and iperf3 (Debian's) send the
+//! traffic; our control socket, and Debian's ovs-appctl, show what the switch learned and
+//! counted. Needs root (namespaces, AF_XDP); fails, not skips, without it.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const MAC_A: &str = "02:00:0a:c9:00:01";
+const MAC_B: &str = "02:00:0a:c9:00:02";
+
+struct Rig {
+    daemon: Daemon,
+    a: NsPort,
+    b: NsPort,
+    bridge: String,
+}
+
+/// Two namespaces and a daemon whose bridge has their host-side veths as `port_type` ports.
+fn rig(port_type: &str) -> Rig {
+    let tag = unique("dt");
+    let a = NsPort::new(&format!("{tag}a"), "10.201.0.1", MAC_A);
+    let b = NsPort::new(&format!("{tag}b"), "10.201.0.2", MAC_B);
+    let bridge = format!("{tag}br");
+    let body = format!(
+        "[[bridge]]\nname = \"{bridge}\"\n\n[[bridge.port]]\nname = \"{}\"\ntype = \"{port_type}\"\n\n\
+         [[bridge.port]]\nname = \"{}\"\ntype = \"{port_type}\"\n",
+        a.host, b.host
+    );
+    let daemon = Daemon::start(&body);
+    Rig {
+        daemon,
+        a,
+        b,
+        bridge,
+    }
+}
+
+/// A UDP stream from a to b with iperf3; returns (packets sent, lost percent).
+fn udp_stream(a: &NsPort, b: &NsPort) -> (u64, f64) {
+    let mut server = Command::new("ip")
+        .args(["netns", "exec", &b.ns, "iperf3", "-s", "-1", "-p", "5299"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("iperf3 must be installed");
+    std::thread::sleep(Duration::from_millis(500));
+    let out = a.exec(&format!(
+        "iperf3 -u -c {} -p 5299 -b 20M -l 1200 -t 2 -J",
+        b.ip
+    ));
+    let _ = server.kill();
+    let _ = server.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("iperf3 output ({e}): {text}"));
+    if let Some(err) = v.get("error") {
+        panic!("iperf3 failed: {err}");
+    }
+    let sum = &v["end"]["sum"];
+    (
+        sum["packets"].as_u64().unwrap(),
+        sum["lost_percent"].as_f64().unwrap(),
+    )
+}
+
+/// What every port type must do: forward ping and a UDP stream, learn both MACs, count.
+fn forwards_and_learns(port_type: &str) {
+    let mut r = rig(port_type);
+    let d = &r.daemon;
+    let (sent, got) = r.a.ping(&r.b.ip, 3, "0.2");
+    assert_eq!(
+        (sent, got),
+        (3, 3),
+        "first pings lost over {port_type}; log:\n{}",
+        d.log()
+    );
+
+    let fdb = d.ok(&["fdb/show", &r.bridge]);
+    assert!(
+        fdb.contains(MAC_A) && fdb.contains(MAC_B),
+        "fdb lacks a MAC: {fdb}"
+    );
+    let s1 = d.ok(&["pmd-stats-show"]);
+    let upcalls1 = sum_counter(&s1, "miss with success upcall:");
+    assert!(
+        upcalls1 >= 2,
+        "first packets must go up to the translator: {s1}"
+    );
+    let hits = |s: &str| sum_counter(s, "emc hits:") + sum_counter(s, "megaflow hits:");
+
+    // Once the flows are installed, the same conversation is handled in the datapath.
+    let (sent, got) = r.a.ping(&r.b.ip, 20, "0.05");
+    assert_eq!((sent, got), (20, 20));
+    let s2 = d.ok(&["pmd-stats-show"]);
+    let upcalls2 = sum_counter(&s2, "miss with success upcall:");
+    assert!(
+        hits(&s2) >= hits(&s1) + 36,
+        "40 packets should hit installed flows:\n{s1}\n{s2}"
+    );
+    assert!(
+        upcalls2 <= upcalls1 + 4,
+        "upcalls kept happening:\n{s1}\n{s2}"
+    );
+
+    let (packets, lost) = udp_stream(&r.a, &r.b);
+    assert!(packets > 2000, "iperf3 sent only {packets} packets");
+    assert!(lost < 5.0, "UDP loss {lost}% over {port_type}");
+
+    let flows = d.ok(&["dpctl/dump-flows"]);
+    assert!(flows.contains(MAC_A) && flows.contains(MAC_B), "{flows}");
+    let show = d.ok(&["dpif/show"]);
+    assert!(
+        show.contains(&format!("{} 1/", r.a.host)) && show.contains(&format!("({port_type})")),
+        "{show}"
+    );
+    // Debian's client reads the same socket.
+    let out = Command::new("ovs-appctl")
+        .arg("-t")
+        .arg(d.socket())
+        .args(["fdb/show", &r.bridge])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(MAC_B));
+
+    // SIGTERM: no XDP program, tap device or socket left behind.
+    let sock = d.socket();
+    let status = r.daemon.terminate();
+    assert!(status.success(), "{status}: {}", r.daemon.log());
+    assert!(!sock.exists(), "control socket left behind");
+    assert!(
+        !link_exists(&r.bridge),
+        "bridge tap {} left behind",
+        r.bridge
+    );
+    for h in [&r.a.host, &r.b.host] {
+        assert!(link_exists(h), "{h} must still exist");
+        assert!(!has_xdp(h), "XDP program left on {h}");
+    }
+}
+
+#[test]
+fn afxdp_ports_forward_ping_and_udp() {
+    forwards_and_learns("afxdp");
+}
+
+#[test]
+fn afpacket_ports_forward_ping_and_udp() {
+    forwards_and_learns("afpacket");
+}
+
+#[test]
+fn runtime_port_changes_lose_no_packets_of_other_ports() {
+    let r = rig("afxdp");
+    let tag = unique("dx");
+    let c = NsPort::new(&format!("{tag}c"), "10.201.0.3", "02:00:0a:c9:00:03");
+    assert_eq!(
+        r.a.ping(&r.b.ip, 2, "0.2"),
+        (2, 2),
+        "warm-up; log:\n{}",
+        r.daemon.log()
+    );
+    let pinger = {
+        let ns = r.a.ns.clone();
+        let dst = r.b.ip.clone();
+        std::thread::spawn(move || {
+            let out = Command::new("ip")
+                .args([
+                    "netns", "exec", &ns, "ping", "-c", "150", "-i", "0.02", "-W", "1", "-q", &dst,
+                ])
+                .output()
+                .unwrap();
+            parse_ping(&String::from_utf8_lossy(&out.stdout))
+        })
+    };
+    for i in 0..4 {
+        let t = if i % 2 == 0 { "afxdp" } else { "afpacket" };
+        r.daemon
+            .ok(&["add-port", &r.bridge, &c.host, &format!("type={t}")]);
+        std::thread::sleep(Duration::from_millis(150));
+        r.daemon.ok(&["del-port", &r.bridge, &c.host]);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    // The added port really works while it is there.
+    r.daemon.ok(&["add-port", &r.bridge, &c.host, "type=afxdp"]);
+    let (sent, got) = pinger.join().unwrap();
+    assert_eq!(
+        (sent, got),
+        (150, 150),
+        "pings lost during port changes; log:\n{}",
+        r.daemon.log()
+    );
+    assert_eq!(c.ping(&r.b.ip, 3, "0.2"), (3, 3));
+}

@@ -1,0 +1,400 @@
+//! AF_XDP ports on real veth pairs (root): traffic from ping and trafgen in a namespace
+//! arrives through our Rxq, frames from our Txq arrive at the peer (tcpdump, kernel
+//! counters), umem frames are all recycled, the XDP program goes away with the port.
+
+mod netdev_support;
+
+use std::time::Duration;
+
+use netdev_support::*;
+use rvswitch::netdev::afxdp::{AfxdpNetdev, XdpMode, RX_FRAMES, TX_FRAMES};
+use rvswitch::netdev::{self, Netdev, NetdevError};
+use rvswitch::packet::{PacketBatch, PacketBuf, PacketPool};
+
+fn open_generic(v: &VethNs) -> AfxdpNetdev {
+    AfxdpNetdev::open(&spec(&v.host, "afxdp", &[("xdp_mode", "generic")]))
+        .expect("opening afxdp port in generic mode")
+}
+
+fn ping_is_received(port: &dyn Netdev, v: &VethNs) {
+    let host_mac = port.mac();
+    assert_eq!(host_mac, rvswitch::netdev::linux::hw_addr(&v.host).unwrap());
+    v.static_neighbour(host_mac);
+    let mut ping = v.ns_spawn("ping", &["-c", "5", "-i", "0.2", "-W", "1", &v.far_ip]);
+    let mut rxq = port.open_rxq(0).unwrap();
+    let mut pool = PacketPool::new(64);
+    let peer_mac = v.peer_mac();
+    let far = ip4(&v.far_ip);
+    let frames = collect_frames(
+        |b, p| rxq.recv(b, p).unwrap(),
+        &mut pool,
+        Duration::from_secs(8),
+        |fs| {
+            fs.iter()
+                .filter(|f| is_echo_request(f, host_mac, peer_mac, far))
+                .count()
+                >= 5
+        },
+    );
+    let _ = wait_child(&mut ping, Duration::from_secs(5));
+    let echoes: Vec<_> = frames
+        .iter()
+        .filter(|f| is_echo_request(f, host_mac, peer_mac, far))
+        .collect();
+    assert!(
+        echoes.len() >= 5,
+        "expected 5 echo requests from ping, got {} of {} frames",
+        echoes.len(),
+        frames.len()
+    );
+    // ping numbers its requests 1..=5 (ICMP sequence at offset 40).
+    let seqs: Vec<u16> = echoes
+        .iter()
+        .map(|f| u16::from_be_bytes([f[40], f[41]]))
+        .collect();
+    assert_eq!(&seqs[..5], &[1, 2, 3, 4, 5]);
+    let st = port.stats();
+    assert!(st.rx_packets >= 5, "{st:?}");
+    assert!(st.rx_bytes >= 5 * 98, "{st:?}");
+}
+
+#[test]
+fn ping_from_namespace_arrives_on_rxq_generic() {
+    let v = VethNs::new("xg", 1);
+    let port = open_generic(&v);
+    assert_eq!(port.mode(), XdpMode::Generic);
+    assert!(port.is_up());
+    assert_eq!(port.mtu(), 1500);
+    ping_is_received(&port, &v);
+}
+
+#[test]
+fn best_mode_falls_back_and_receives() {
+    let v = VethNs::new("xb", 1);
+    let port = netdev::open(&spec(&v.host, "afxdp", &[])).expect("best mode opens");
+    assert_eq!(port.netdev_type(), "afxdp");
+    ping_is_received(&*port, &v);
+}
+
+#[test]
+fn txq_frames_reach_the_peer() {
+    let v = VethNs::new("xt", 1);
+    let port = open_generic(&v);
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("tx.pcap");
+    let mut dump = spawn_tcpdump(&v, &pcap, 3);
+    let mut txq = port.open_txq(0).unwrap();
+    let mut pool = PacketPool::new(64);
+    let src = port.mac();
+    let mut sent = Vec::new();
+    let mut seq = 0u32;
+    let start = std::time::Instant::now();
+    while dump.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(10) {
+        let f = test_frame(src, b"afxdp-tx", seq, 100 + seq as usize % 50);
+        let mut batch = PacketBatch::new();
+        batch.pkts.push(PacketBuf::from_frame(&f));
+        assert_eq!(txq.send(&mut batch, &mut pool), 1);
+        assert!(batch.is_empty());
+        txq.flush();
+        sent.push(f);
+        seq += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        wait_child(&mut dump, Duration::from_secs(2)),
+        "tcpdump did not finish"
+    );
+    let got = read_pcap(&pcap);
+    assert_eq!(got.len(), 3);
+    for f in &got {
+        assert!(
+            sent.contains(f),
+            "captured frame was not one we sent: {f:02x?}"
+        );
+    }
+    assert!(port.stats().tx_packets >= 3);
+}
+
+#[test]
+fn umem_frames_recycled_after_bursts() {
+    let v = VethNs::new("xu", 1);
+    let port = open_generic(&v);
+    let host_mac = port.mac();
+    let mut rxq = port.open_rxq(0).unwrap();
+    let mut pool = PacketPool::new(256);
+
+    // Rx: 20000 frames from trafgen while we poll.
+    let frame = test_frame(host_mac, b"burst", 7, 64);
+    let mut pool2 = PacketPool::new(64);
+    let (tx_done, rx_done) = std::sync::mpsc::channel();
+    let received = std::thread::scope(|s| {
+        let (rxq, pool2, frame) = (&mut rxq, &mut pool2, &frame);
+        let h = s.spawn(move || {
+            let mut got = 0usize;
+            let mut batch = PacketBatch::new();
+            let mut sender_done = false;
+            let mut idle_since: Option<std::time::Instant> = None;
+            loop {
+                let n = rxq.recv(&mut batch, pool2).unwrap();
+                for p in batch.pkts.drain(..) {
+                    if p.data() == &frame[..] {
+                        got += 1;
+                    }
+                    pool2.put(p);
+                }
+                sender_done |= rx_done.try_recv().is_ok();
+                if n > 0 || !sender_done {
+                    idle_since = None;
+                    if n == 0 {
+                        std::thread::yield_now();
+                    }
+                    continue;
+                }
+                let t = *idle_since.get_or_insert_with(std::time::Instant::now);
+                if t.elapsed() > Duration::from_millis(500) {
+                    return got;
+                }
+            }
+        });
+        let out = trafgen(&v, frame, 20000);
+        tx_done.send(()).unwrap();
+        let got = h.join().unwrap();
+        assert!(
+            out.status.success(),
+            "trafgen failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        got
+    });
+    let st = port.stats();
+    assert!(
+        received >= 2000,
+        "received only {received} of 20000 trafgen frames ({st:?})"
+    );
+    assert_eq!(st.rx_packets as usize, received.max(st.rx_packets as usize));
+
+    // Tx: 5000 frames through the txq in batches of 32, then reap.
+    let mut txq = port.open_txq(0).unwrap();
+    let before = v.peer_counter("rx_packets");
+    let mut queued = 0;
+    for i in 0..(5000 / 32) {
+        let mut batch = PacketBatch::new();
+        for j in 0..32 {
+            let mut p = pool.get();
+            p.set_data(&test_frame(host_mac, b"txburst", i * 32 + j, 60));
+            batch.pkts.push(p);
+        }
+        queued += txq.send(&mut batch, &mut pool);
+        txq.flush();
+    }
+    let start = std::time::Instant::now();
+    loop {
+        txq.flush();
+        let f = port.umem_frames()[0];
+        if f.tx_in_flight == 0 || start.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let frames = port.umem_frames()[0];
+    assert!(frames.all_accounted(), "{frames:?}");
+    assert_eq!(frames.tx_in_flight, 0, "{frames:?}");
+    assert_eq!(frames.tx_free, TX_FRAMES as usize, "{frames:?}");
+    assert_eq!(frames.rx_in_rx_ring, 0, "{frames:?}");
+    assert_eq!(
+        frames.rx_in_fill_ring + frames.rx_spare,
+        RX_FRAMES as usize,
+        "{frames:?}"
+    );
+    assert!(queued >= 4000, "only {queued} of 4992 frames queued");
+    let delivered = v.peer_counter("rx_packets") - before;
+    assert!(
+        delivered >= queued as u64,
+        "peer saw {delivered} frames, we queued {queued}"
+    );
+    // One kick per flush at most: never more wakeups than flushes + idle rx polls.
+    assert!(port.wakeups() <= 5000);
+}
+
+#[test]
+fn xdp_program_removed_on_drop() {
+    let v = VethNs::new("xd", 1);
+    let port = open_generic(&v);
+    let shown = v.host_link_show();
+    assert!(shown.contains("xdp"), "no XDP program while open: {shown}");
+    let rxq = port.open_rxq(0).unwrap();
+    let txq = port.open_txq(0).unwrap();
+    drop(port);
+    let shown = v.host_link_show();
+    assert!(
+        !shown.contains("xdp"),
+        "XDP program left after drop: {shown}"
+    );
+    drop((rxq, txq));
+    // The port can be opened again (sockets and program really went away).
+    let again = open_generic(&v);
+    drop(again);
+    assert!(!v.host_link_show().contains("xdp"));
+}
+
+#[test]
+fn multiqueue_device_gets_a_socket_per_queue() {
+    let v = VethNs::new("xm", 2);
+    let port = open_generic(&v);
+    assert_eq!(port.n_rxq(), 2);
+    let q0 = port.open_rxq(0).unwrap();
+    let q1 = port.open_rxq(1).unwrap();
+    assert_eq!((q0.qid(), q1.qid()), (0, 1));
+    let again = port.open_rxq(0);
+    assert!(again.is_err(), "rx queue opened twice");
+    assert!(matches!(
+        port.open_rxq(2),
+        Err(NetdevError::NoSuchQueue { qid: 2, n: 2 })
+    ));
+    drop(q0);
+    assert!(port.open_rxq(0).is_ok(), "closing an rxq makes it openable");
+    let one = AfxdpNetdev::open(&spec(
+        &v.host,
+        "afxdp",
+        &[("xdp_mode", "generic"), ("n_rxq", "1")],
+    ));
+    // The first port still owns the device's XDP hook.
+    assert!(one.is_err());
+    drop(port);
+    let one = AfxdpNetdev::open(&spec(
+        &v.host,
+        "afxdp",
+        &[("xdp_mode", "generic"), ("n_rxq", "1")],
+    ))
+    .unwrap();
+    assert_eq!(one.n_rxq(), 1);
+}
+
+#[test]
+fn more_tx_threads_than_queues_share_a_queue() {
+    let v = VethNs::new("xs", 1);
+    let port = open_generic(&v);
+    let mac = port.mac();
+    let before = v.peer_counter("rx_packets");
+    std::thread::scope(|s| {
+        for t in 0..3usize {
+            let mut txq = port.open_txq(t).unwrap();
+            s.spawn(move || {
+                let mut pool = PacketPool::new(64);
+                for i in 0..100u32 {
+                    let mut batch = PacketBatch::new();
+                    for j in 0..10 {
+                        let mut p = pool.get();
+                        p.set_data(&test_frame(
+                            mac,
+                            b"share",
+                            t as u32 * 10000 + i * 10 + j,
+                            60,
+                        ));
+                        batch.pkts.push(p);
+                    }
+                    txq.send(&mut batch, &mut pool);
+                    txq.flush();
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            });
+        }
+    });
+    let start = std::time::Instant::now();
+    let mut txq = port.open_txq(0).unwrap();
+    while port.umem_frames()[0].tx_in_flight > 0 && start.elapsed() < Duration::from_secs(5) {
+        txq.flush();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let st = port.stats();
+    assert_eq!(st.tx_packets + st.tx_dropped, 3000, "{st:?}");
+    assert_eq!(st.tx_dropped, 0, "{st:?}");
+    let delivered = v.peer_counter("rx_packets") - before;
+    assert!(delivered >= 3000, "peer saw {delivered} of 3000");
+    assert!(port.umem_frames()[0].all_accounted());
+}
+
+#[test]
+fn bad_options_give_clear_errors() {
+    let v = VethNs::new("xo", 1);
+    let e = AfxdpNetdev::open(&spec(&v.host, "afxdp", &[("xdp_mode", "turbo")]))
+        .err()
+        .expect("unknown xdp_mode must fail");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("xdp_mode=turbo") && msg.contains(&v.host),
+        "{msg}"
+    );
+
+    let e = AfxdpNetdev::open(&spec(&v.host, "afxdp", &[("n_rxq", "4")]))
+        .err()
+        .expect("too many queues must fail");
+    assert!(e.to_string().contains("n_rxq=4"), "{e}");
+
+    let e = netdev::open(&spec("rvsnosuchdev0", "afxdp", &[]))
+        .err()
+        .expect("missing device must fail");
+    assert!(
+        matches!(e, NetdevError::NoSuchDevice(ref d) if d == "rvsnosuchdev0"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("rvsnosuchdev0"));
+    // Nothing was left attached by the failed opens.
+    assert!(!v.host_link_show().contains("xdp"));
+}
+
+#[test]
+fn xdp_program_removed_when_the_process_dies() {
+    let v = VethNs::new("xk", 1);
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe(2) into a 2-element array.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let spec = spec(&v.host, "afxdp", &[("xdp_mode", "generic")]);
+    // SAFETY: the child only opens the port, reports over the pipe and waits to be
+    // killed; it never returns into the test harness.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let port = AfxdpNetdev::open(&spec);
+        let byte = [port.is_ok() as u8];
+        // SAFETY: writing one byte to our end of the pipe, then exiting/pausing.
+        unsafe {
+            libc::write(fds[1], byte.as_ptr().cast(), 1);
+            if port.is_err() {
+                libc::_exit(1);
+            }
+            std::mem::forget(port);
+            loop {
+                libc::pause();
+            }
+        }
+    }
+    let mut pfd = libc::pollfd {
+        fd: fds[0],
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: polling and reading our end of the pipe.
+    let ready = unsafe { libc::poll(&mut pfd, 1, 10_000) };
+    let mut byte = [0u8];
+    let got = ready == 1 && unsafe { libc::read(fds[0], byte.as_mut_ptr().cast(), 1) } == 1;
+    let attached = v.host_link_show().contains("xdp");
+    // SAFETY: killing and reaping our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
+    assert!(got && byte[0] == 1, "child failed to open the port");
+    assert!(attached, "no XDP program while the child held the port");
+    let start = std::time::Instant::now();
+    while v.host_link_show().contains("xdp") && start.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let shown = v.host_link_show();
+    assert!(
+        !shown.contains("xdp"),
+        "XDP program survived its process: {shown}"
+    );
+}

@@ -1,0 +1,349 @@
+//! Shared fixtures for the netdev integration tests: a veth pair with one end in a fresh
+//! network namespace, torn down on drop (also when the test panics), plus small helpers
+//! to drive real tools (ping, trafgen, tcpdump) inside the namespace.
+//!
+//! These tests need root. They fail, not skip, when the environment is not set up.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use rvswitch::dpif::PortSpec;
+use rvswitch::packet::{PacketBatch, PacketPool};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Runs a command and panics with its output if it fails.
+pub fn run(cmd: &str, args: &[&str]) -> Output {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd} {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Fails the test unless we are root.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    assert_eq!(
+        uid, 0,
+        "this test needs root (real veth pairs and namespaces)"
+    );
+}
+
+/// A veth pair: `host` stays in our namespace, `peer` lives in namespace `ns` with
+/// address `10.<n>.0.1/24`.
+pub struct VethNs {
+    /// Namespace name.
+    pub ns: String,
+    /// Our end.
+    pub host: String,
+    /// The namespace's end.
+    pub peer: String,
+    /// The peer's IPv4 address.
+    pub peer_ip: String,
+    /// An address on the same subnet nobody owns (for static neighbour entries).
+    pub far_ip: String,
+}
+
+impl VethNs {
+    /// Creates namespace and pair; `tag` is a short prefix (<= 4 chars) naming the test
+    /// module. `queues` sets the number of rx/tx queues of both ends.
+    pub fn new(tag: &str, queues: u32) -> Self {
+        require_root();
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let id = (std::process::id() % 10000) * 10 + n % 10;
+        let ns = format!("rvs-{tag}-{id}");
+        let host = format!("{tag}{id}h");
+        let peer = format!("{tag}{id}p");
+        let subnet = 100 + (id % 150);
+        let me = VethNs {
+            ns: ns.clone(),
+            host: host.clone(),
+            peer: peer.clone(),
+            peer_ip: format!("10.{subnet}.{}.1", n % 250),
+            far_ip: format!("10.{subnet}.{}.2", n % 250),
+        };
+        // Remove leftovers of a crashed earlier run with the same names.
+        let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+        let _ = Command::new("ip").args(["link", "del", &host]).output();
+        run("ip", &["netns", "add", &ns]);
+        let q = queues.to_string();
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                &host,
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &peer,
+                "netns",
+                &ns,
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
+            ],
+        );
+        me.ns_run("sysctl", &["-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+        let _ = Command::new("sysctl")
+            .args(["-qw", &format!("net.ipv6.conf.{host}.disable_ipv6=1")])
+            .output();
+        run("ip", &["link", "set", &host, "up"]);
+        me.ns_run("ip", &["link", "set", "lo", "up"]);
+        me.ns_run("ip", &["link", "set", &peer, "up"]);
+        me.ns_run(
+            "ip",
+            &["addr", "add", &format!("{}/16", me.peer_ip), "dev", &peer],
+        );
+        me
+    }
+
+    /// Runs a command inside the namespace, panicking on failure.
+    pub fn ns_run(&self, cmd: &str, args: &[&str]) -> Output {
+        let mut all = vec!["netns", "exec", &self.ns, cmd];
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+
+    /// Spawns a command inside the namespace.
+    pub fn ns_spawn(&self, cmd: &str, args: &[&str]) -> Child {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns, cmd])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {cmd} in {}: {e}", self.ns))
+    }
+
+    /// The peer's MAC address.
+    pub fn peer_mac(&self) -> [u8; 6] {
+        let out = self.ns_run("cat", &[&format!("/sys/class/net/{}/address", self.peer)]);
+        parse_mac(String::from_utf8_lossy(&out.stdout).trim())
+    }
+
+    /// A kernel counter of the peer (`/sys/class/net/<peer>/statistics/<name>`).
+    pub fn peer_counter(&self, name: &str) -> u64 {
+        let out = self.ns_run(
+            "cat",
+            &[&format!("/sys/class/net/{}/statistics/{name}", self.peer)],
+        );
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    }
+
+    /// Points `far_ip` at `mac` so that ping from the namespace sends unicast frames to it.
+    pub fn static_neighbour(&self, mac: [u8; 6]) {
+        self.ns_run(
+            "ip",
+            &[
+                "neigh",
+                "replace",
+                &self.far_ip,
+                "lladdr",
+                &fmt_mac(mac),
+                "dev",
+                &self.peer,
+            ],
+        );
+    }
+
+    /// `ip link show <host>` output.
+    pub fn host_link_show(&self) -> String {
+        String::from_utf8_lossy(&run("ip", &["link", "show", &self.host]).stdout).into_owned()
+    }
+}
+
+impl Drop for VethNs {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes the peer and with it our end.
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host])
+            .output();
+    }
+}
+
+/// A port spec with options.
+pub fn spec(name: &str, port_type: &str, opts: &[(&str, &str)]) -> PortSpec {
+    PortSpec {
+        name: name.to_string(),
+        port_type: port_type.to_string(),
+        options: opts
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+/// Parses "aa:bb:cc:dd:ee:ff".
+pub fn parse_mac(s: &str) -> [u8; 6] {
+    let mut mac = [0u8; 6];
+    for (m, part) in mac.iter_mut().zip(s.split(':')) {
+        *m = u8::from_str_radix(part, 16).unwrap();
+    }
+    mac
+}
+
+/// Formats a MAC as "aa:bb:cc:dd:ee:ff".
+pub fn fmt_mac(m: [u8; 6]) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
+}
+
+/// Polls `recv` until `done` says so or `timeout` passes, collecting every frame.
+pub fn collect_frames(
+    mut recv: impl FnMut(&mut PacketBatch, &mut PacketPool) -> usize,
+    pool: &mut PacketPool,
+    timeout: Duration,
+    mut done: impl FnMut(&[Vec<u8>]) -> bool,
+) -> Vec<Vec<u8>> {
+    let start = Instant::now();
+    let mut frames = Vec::new();
+    let mut batch = PacketBatch::new();
+    while start.elapsed() < timeout {
+        let n = recv(&mut batch, pool);
+        for p in batch.pkts.drain(..) {
+            frames.push(p.data().to_vec());
+            pool.put(p);
+        }
+        if done(&frames) {
+            break;
+        }
+        if n == 0 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    frames
+}
+
+/// Whether `f` is an ICMP echo request to `dst_ip` from `src_mac` to `dst_mac`.
+pub fn is_echo_request(f: &[u8], dst_mac: [u8; 6], src_mac: [u8; 6], dst_ip: [u8; 4]) -> bool {
+    f.len() >= 42
+        && f[0..6] == dst_mac
+        && f[6..12] == src_mac
+        && f[12..14] == [0x08, 0x00]
+        && f[23] == 1
+        && f[30..34] == dst_ip
+        && f[34] == 8
+}
+
+/// Parses "a.b.c.d".
+pub fn ip4(s: &str) -> [u8; 4] {
+    let v: Vec<u8> = s.split('.').map(|p| p.parse().unwrap()).collect();
+    [v[0], v[1], v[2], v[3]]
+}
+
+/// A test frame: broadcast, ethertype 0x88b5 (local experimental), `tag` then a counter.
+pub fn test_frame(src: [u8; 6], tag: &[u8], seq: u32, len: usize) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0x88, 0xb5]);
+    f.extend_from_slice(tag);
+    f.extend_from_slice(&seq.to_be_bytes());
+    while f.len() < len {
+        f.push((f.len() % 251) as u8);
+    }
+    f
+}
+
+/// Reads the frames of a pcap file written by tcpdump -w.
+pub fn read_pcap(path: &std::path::Path) -> Vec<Vec<u8>> {
+    let data = std::fs::read(path).unwrap();
+    assert!(data.len() >= 24, "pcap file too short");
+    let le = data[0..4] == [0xd4, 0xc3, 0xb2, 0xa1] || data[0..4] == [0x4d, 0x3c, 0xb2, 0xa1];
+    let rd = |b: &[u8]| {
+        let a = [b[0], b[1], b[2], b[3]];
+        if le {
+            u32::from_le_bytes(a)
+        } else {
+            u32::from_be_bytes(a)
+        }
+    };
+    let mut off = 24;
+    let mut frames = Vec::new();
+    while off + 16 <= data.len() {
+        let caplen = rd(&data[off + 8..off + 12]) as usize;
+        off += 16;
+        frames.push(data[off..off + caplen].to_vec());
+        off += caplen;
+    }
+    frames
+}
+
+/// Spawns tcpdump in the namespace capturing `count` frames of ethertype 0x88b5 on the
+/// peer into `path`.
+pub fn spawn_tcpdump(v: &VethNs, path: &std::path::Path, count: usize) -> Child {
+    v.ns_spawn(
+        "tcpdump",
+        &[
+            "-i",
+            &v.peer,
+            "-nn",
+            "-U",
+            "-c",
+            &count.to_string(),
+            "-w",
+            path.to_str().unwrap(),
+            "ether proto 0x88b5",
+        ],
+    )
+}
+
+/// Waits for a child with a deadline, killing it if it overruns; returns whether it
+/// exited on its own.
+pub fn wait_child(child: &mut Child, timeout: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if child.try_wait().unwrap().is_some() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
+}
+
+/// Runs trafgen in the namespace: `count` copies of `frame` out of the peer, one CPU.
+/// Returns its output; the caller checks the status (so that a receiving thread can be
+/// told to stop before the test fails).
+pub fn trafgen(v: &VethNs, frame: &[u8], count: u64) -> Output {
+    let bytes: Vec<String> = frame.iter().map(|b| format!("0x{b:02x}")).collect();
+    let pkt = format!("{{ {} }}", bytes.join(", "));
+    Command::new("ip")
+        .args(["netns", "exec", &v.ns, "trafgen"])
+        .args([
+            "--dev",
+            &v.peer,
+            "-n",
+            &count.to_string(),
+            "-P",
+            "1",
+            "--no-sock-mem",
+            "-Q",
+            "-C",
+            &pkt,
+        ])
+        .output()
+        .expect("running trafgen")
+}
