@@ -259,12 +259,24 @@ impl Backer {
 
     /// Periodic work: timeouts, then revalidation (full where needed). Call it every
     /// few hundred milliseconds, or use [`Backer::start_revalidator`].
+    ///
+    /// Order matters: datapath counters are pushed to rules (refreshing idle timers)
+    /// before timeouts are judged, and anything that expired is revalidated right away.
     pub fn run(&self) -> RevalidateStats {
+        let mut stats = self.revalidate(false);
         let bridges: Vec<Arc<Ofproto>> = read(&self.state).bridges.values().cloned().collect();
+        let mut expired = false;
         for br in &bridges {
-            br.run_timeouts();
+            expired |= br.run_timeouts();
         }
-        self.revalidate(false)
+        if expired {
+            let more = self.revalidate(false);
+            stats.dumped = more.dumped;
+            stats.modified += more.modified;
+            stats.deleted += more.deleted;
+            stats.idle_deleted += more.idle_deleted;
+        }
+        stats
     }
 
     /// Re-translates every installed megaflow now.

@@ -10,7 +10,8 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::action_syntax::{format_actions, parse_actions};
-use super::match_syntax::{format_match, parse_match_field, MatchBuilder};
+use super::match_format::format_match;
+use super::match_syntax::{parse_match_field, MatchBuilder};
 use super::rule::{ofp_port, FlowSelector, FlowSpec, Match, OfPort, RuleOptions, DEFAULT_PRIORITY};
 use crate::packet::FlowKey;
 
@@ -401,7 +402,12 @@ pub fn parse_flow_key(text: &str) -> SyntaxResult<FlowKey> {
             "a packet description takes no actions".into(),
         ));
     }
-    Ok(p.matcher.key)
+    let mut key = p.matcher.key;
+    // dl_vlan / vlan_tci only say "a tag is present": describe it as an 802.1Q tag.
+    if key.vlans[0].tpid == super::match_syntax::TPID_PRESENT {
+        key.vlans[0].tpid = crate::packet::ethertype::VLAN;
+    }
+    Ok(key)
 }
 
 /// Formats a rule the way it is written: `table=T,priority=P,[cookie=..,][timeouts,]MATCH,actions=...`.

@@ -27,8 +27,10 @@
 
 pub mod action_syntax;
 mod backer;
+mod commit;
 pub mod flow_syntax;
 pub mod mac_learning;
+pub mod match_format;
 pub mod match_syntax;
 pub mod mcast_report;
 pub mod mcast_snooping;

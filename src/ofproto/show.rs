@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::action_syntax::format_actions;
 use super::flow_syntax::{fmt_ipv4, fmt_ipv6, fmt_mac, fmt_ofport};
 use super::mac_learning::MacLearning;
-use super::match_syntax::format_match;
+use super::match_format::format_match;
 use super::mcast_snooping::{fmt_group, McastSnooping};
 use super::rule::{Match, Rule};
 use super::xlate::XlateOutput;
@@ -206,8 +206,14 @@ pub fn format_dp_actions(actions: &[DpAction]) -> String {
 
 /// The `ofproto/trace` report.
 pub(super) fn format_trace(bridge: &Ofproto, key: &FlowKey, out: &XlateOutput) -> String {
-    let exact = Match::new(*key, crate::packet::FlowMask::exact());
-    let mut s = format!("Flow: {}\n\n", format_match(&exact));
+    // The packet in OpenFlow port numbers (as the user wrote it); the megaflow below is
+    // what the datapath matches on, in datapath port numbers.
+    let mut of_key = *key;
+    of_key.in_port = out.final_flow.in_port;
+    let mut s = format!(
+        "Flow: {}\n\n",
+        format_match(&Match::new(of_key, present_fields(&of_key)))
+    );
     let title = format!("bridge(\"{}\")", bridge.name());
     for line in &out.trace {
         s += line;
@@ -218,15 +224,16 @@ pub(super) fn format_trace(bridge: &Ofproto, key: &FlowKey, out: &XlateOutput) -
         }
     }
     s.push('\n');
-    let ff = Match::new(out.final_flow, crate::packet::FlowMask::exact());
-    let mut orig_of = *key;
-    orig_of.in_port = out.final_flow.in_port;
-    if out.final_flow == orig_of {
+    let ff = Match::new(out.final_flow, present_fields(&out.final_flow));
+    if out.final_flow == of_key {
         s += "Final flow: unchanged\n";
     } else {
         s += &format!("Final flow: {}\n", format_match(&ff));
     }
-    s += &format!("Megaflow: {}\n", format_match(&Match::new(*key, out.mask)));
+    s += &format!(
+        "Megaflow (datapath ports): {}\n",
+        format_match(&Match::new(*key, out.mask))
+    );
     if let Some(e) = &out.error {
         s += &format!("Translation failed: {e}\n");
     }
@@ -235,4 +242,48 @@ pub(super) fn format_trace(bridge: &Ofproto, key: &FlowKey, out: &XlateOutput) -
     }
     s += &format!("Datapath actions: {}\n", format_dp_actions(&out.actions));
     s
+}
+
+/// A mask selecting the fields of `k` worth showing: the ones that are set, plus the
+/// identity of the packet (in_port, MACs, ethertype, VLAN).
+fn present_fields(k: &FlowKey) -> crate::packet::FlowMask {
+    let mut m = crate::packet::FlowMask::default();
+    let w = &mut m.0;
+    w.in_port = u32::MAX;
+    w.dl_src = [0xff; 6];
+    w.dl_dst = [0xff; 6];
+    w.dl_type = u16::MAX;
+    w.vlans[0] = crate::packet::VlanTag {
+        tpid: 0x8000,
+        tci: 0xefff,
+    };
+    let zero = FlowKey::default();
+    macro_rules! if_set {
+        ($($f:ident = $v:expr),* $(,)?) => {$(
+            if k.$f != zero.$f {
+                w.$f = $v;
+            }
+        )*};
+    }
+    if_set!(
+        tun_id = u64::MAX,
+        tun_ipv4_src = u32::MAX,
+        tun_ipv4_dst = u32::MAX,
+        nw_src = u32::MAX,
+        nw_dst = u32::MAX,
+        ipv6_src = [0xff; 16],
+        ipv6_dst = [0xff; 16],
+        ipv6_label = 0xfffff,
+        nw_proto = u8::MAX,
+        nw_tos = 0xfc,
+        nw_ttl = u8::MAX,
+        tp_src = u16::MAX,
+        tp_dst = u16::MAX,
+        tcp_flags = 0xfff,
+        arp_sha = [0xff; 6],
+        arp_tha = [0xff; 6],
+        nd_target = [0xff; 16],
+        igmp_group = u32::MAX,
+    );
+    m
 }

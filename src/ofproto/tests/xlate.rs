@@ -144,7 +144,8 @@ fn trace_reports_tables_rules_normal_and_megaflow() {
         "resubmit(,2)",
         " 2. priority 5, cookie 0x0",
         "NORMAL: no learned MAC: flooding VLAN 0",
-        "Megaflow: ip,recirc_id=0,in_port=11,",
+        "Flow: ip,in_port=1,",
+        "Megaflow (datapath ports): ip,recirc_id=0,in_port=11,",
         "Datapath actions: 12,13",
     ] {
         assert!(t.contains(want), "missing {want:?} in\n{t}");
