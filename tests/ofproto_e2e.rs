@@ -175,6 +175,27 @@ fn rule_change_redirects_the_next_packet() {
         1
     );
     assert_eq!(r.send(1, &frame(1, mac(9), 53), 1), vec![2]);
+    // A rule on a field the installed megaflow does not match on (tp_dst): the megaflow
+    // is too broad now, so revalidation deletes it and the next packet gets a new one.
+    r.backer
+        .add_flow("br0", "priority=30,udp,tp_dst=53,actions=output:3")
+        .unwrap();
+    let flows = r.dp.flow_dump().unwrap();
+    assert!(
+        !flows.iter().any(
+            |f| f.mask.0.tp_dst == 0 && f.actions.as_ref() == [DpAction::Output(r.dp_ports[1])]
+        ),
+        "the too-broad megaflow survived: {flows:?}"
+    );
+    assert_eq!(r.send(1, &frame(1, mac(9), 53), 1), vec![3]);
+    assert_eq!(r.send(1, &frame(1, mac(9), 54), 1), vec![2]);
+    let flows = r.dp.flow_dump().unwrap();
+    assert!(
+        flows
+            .iter()
+            .any(|f| f.mask.0.tp_dst == 0xffff && f.key.tp_dst == 53),
+        "{flows:?}"
+    );
     let br = r.backer.bridge("br0").unwrap();
     assert!(
         br.dump_flows().contains("n_packets="),
