@@ -535,3 +535,253 @@ fn bad_configuration_and_ports_are_refused() {
     dp.destroy().unwrap();
     assert!(matches!(dp.port_dump(), Err(DpifError::NoSuchDatapath(_))));
 }
+
+#[test]
+fn non_pollable_ports_use_the_main_thread_and_queues_show_up() {
+    let dp = dp("dpn-np", cfg());
+    let mut slow = dummy("np-tap");
+    slow.options.insert("pollable".into(), "false".into());
+    let p1 = dp.port_add(&slow, None).unwrap();
+    let mut multi = dummy("np-mq");
+    multi.options.insert("n_rxq".into(), "2".into());
+    let p2 = dp.port_add(&multi, None).unwrap();
+    let show = dp.pmd_rxq_show();
+    let (pmd_part, main_part) = show.split_once("main thread:").expect(&show);
+    assert!(
+        main_part.contains("port: np-tap") && main_part.contains("queue-id:  0"),
+        "{show}"
+    );
+    assert!(
+        pmd_part.contains(&format!("core_id {}:", pmd_core())),
+        "{show}"
+    );
+    assert!(
+        pmd_part.contains("port: np-mq") && pmd_part.contains("queue-id:  1"),
+        "{show}"
+    );
+    assert!(!pmd_part.contains("np-tap"), "{show}");
+    // Traffic both ways: tap -> mq through the main thread, mq queue 1 -> tap on the PMD.
+    let (k, m) = ipv4_match(p1);
+    put(&dp, k, m, vec![DpAction::Output(p2)]);
+    let (k, m) = ipv4_match(p2);
+    put(&dp, k, m, vec![DpAction::Output(p1)]);
+    let tap = dp.dummy_port("np-tap").unwrap();
+    let mq = dp.dummy_port("np-mq").unwrap();
+    let f = udp_frame([1, 1, 1, 1], [2, 2, 2, 2], 1, 2, b"np");
+    tap.inject(0, &f).unwrap();
+    mq.inject(1, &f).unwrap();
+    assert!(mq.inject(2, &f).is_err(), "queue 2 does not exist");
+    let (mut to_mq, mut to_tap) = (0, 0);
+    assert!(wait_for(T, || {
+        to_mq += mq.take_sent().len();
+        to_tap += tap.take_sent().len();
+        to_mq == 1 && to_tap == 1
+    }));
+    let stats = dp.pmd_stats();
+    let main = stats.iter().find(|e| e.core.is_none()).unwrap();
+    let pmd = stats.iter().find(|e| e.core.is_some()).unwrap();
+    assert_eq!(main.stats.rx_packets, 1);
+    assert_eq!(pmd.stats.rx_packets, 1);
+    // A rebalance keeps every queue polled.
+    dp.rxq_rebalance().unwrap();
+    mq.inject(0, &f).unwrap();
+    assert!(wait_for(T, || {
+        to_tap += tap.take_sent().len();
+        to_tap == 2
+    }));
+}
+
+#[test]
+fn userspace_sample_and_tunnel_actions() {
+    let dp = dp("dpn-ua", cfg());
+    let p1 = dp.port_add(&dummy("ua-p1"), None).unwrap();
+    let p2 = dp.port_add(&dummy("ua-p2"), None).unwrap();
+    let h = Arc::new(ToPort2 {
+        calls: AtomicU64::new(0),
+        actions: AtomicU64::new(0),
+        install: true,
+        out: p2,
+    });
+    dp.set_upcall_handler(h.clone());
+    let (k, m) = ipv4_match(p1);
+    put(
+        &dp,
+        k,
+        m,
+        vec![
+            DpAction::Userspace { cookie: 7 },
+            DpAction::Sample {
+                probability: u32::MAX,
+                actions: vec![DpAction::Output(p2)],
+            },
+            DpAction::Sample {
+                probability: 0,
+                actions: vec![DpAction::Output(p2)],
+            },
+            DpAction::TnlPop(9),
+            DpAction::Output(p2),
+        ],
+    );
+    let d1 = dp.dummy_port("ua-p1").unwrap();
+    let d2 = dp.dummy_port("ua-p2").unwrap();
+    for _ in 0..3 {
+        d1.inject(0, &udp_frame([1, 1, 1, 1], [2, 2, 2, 2], 1, 2, b"u"))
+            .unwrap();
+    }
+    let mut got = 0;
+    assert!(
+        wait_for(T, || {
+            got += d2.take_sent().len();
+            got == 6
+        }),
+        "always-sample copy plus the final output, per packet: got {got}"
+    );
+    assert_eq!(
+        h.actions.load(Ordering::SeqCst),
+        3,
+        "one userspace upcall per packet"
+    );
+    assert_eq!(h.calls.load(Ordering::SeqCst), 0, "no miss");
+    let s = dp
+        .pmd_stats()
+        .into_iter()
+        .find(|e| e.core.is_some())
+        .unwrap()
+        .stats;
+    assert_eq!(s.userspace_actions, 3);
+    assert_eq!(
+        s.action_errors, 3,
+        "tnl_pop of a plain UDP packet: the copy is counted and dropped"
+    );
+    let text = dp.dump_flows_text();
+    assert!(text.contains("actions:userspace(pid=0,userdata(0000000000000007)),sample(sample=100.0%,actions(2)),sample(sample=0.0%,actions(2)),tnl_pop(9),2"), "{text}");
+    assert!(text.contains("used:0."), "recently used: {text}");
+}
+
+#[test]
+fn vxlan_push_then_pop_round_trip() {
+    use rvswitch::dpif::{TnlPush, TunnelType};
+    use rvswitch::packet::tunnel::{build_tnl_header, Encap, TnlHeaderSpec};
+    const TNL_PORT: u32 = 100;
+    let dp = dp("dpn-tn", cfg());
+    let vm = dp.port_add(&dummy("tn-vm"), None).unwrap();
+    let uplink = dp.port_add(&dummy("tn-up"), None).unwrap();
+    let header = build_tnl_header(&TnlHeaderSpec {
+        eth_src: [2, 0, 0, 0, 0, 0xa],
+        eth_dst: [2, 0, 0, 0, 0, 0xb],
+        src: "192.0.2.1".parse().unwrap(),
+        dst: "192.0.2.2".parse().unwrap(),
+        tos: 0,
+        ttl: 64,
+        dont_fragment: true,
+        encap: Encap::Vxlan {
+            vni: 5000,
+            dst_port: 4789,
+            udp_csum: true,
+        },
+    })
+    .unwrap();
+    let (k, m) = ipv4_match(vm);
+    put(
+        &dp,
+        k,
+        m,
+        vec![DpAction::TnlPush(TnlPush {
+            tnl_port: TNL_PORT,
+            out_port: uplink,
+            tnl_type: TunnelType::Vxlan,
+            header,
+        })],
+    );
+    let d_vm = dp.dummy_port("tn-vm").unwrap();
+    let d_up = dp.dummy_port("tn-up").unwrap();
+    let inner = udp_frame([10, 0, 0, 1], [10, 0, 0, 2], 5, 6, b"tunnelled");
+    d_vm.inject(0, &inner).unwrap();
+    let mut sent = Vec::new();
+    assert!(wait_for(T, || {
+        sent.extend(d_up.take_sent());
+        !sent.is_empty()
+    }));
+    let outer = sent.remove(0);
+    let hdr = 14 + 20 + 8 + 8;
+    assert_eq!(outer.len(), inner.len() + hdr);
+    assert_eq!(&outer[..6], &[2, 0, 0, 0, 0, 0xb]);
+    assert_eq!(&outer[14 + 12..14 + 20], &[192, 0, 2, 1, 192, 0, 2, 2]);
+    assert_eq!(
+        u16::from_be_bytes([outer[36], outer[37]]),
+        4789,
+        "VXLAN port"
+    );
+    assert_eq!(&outer[46..49], &[0x00, 0x13, 0x88], "VNI 5000");
+    assert_eq!(&outer[hdr..], &inner[..], "inner frame intact");
+    let (ip_ok, udp_ok) = checksums_ok(&outer, 14);
+    assert!(ip_ok && udp_ok, "outer checksums");
+    // Back in on the uplink: pop, recirculate as tunnel port 100, match on the VNI.
+    let (k, m) = ipv4_match(uplink);
+    put(&dp, k, m, vec![DpAction::TnlPop(TNL_PORT)]);
+    let (mut k, mut m) = ipv4_match(TNL_PORT);
+    k.tun_id = 5000;
+    k.tun_ipv4_src = u32::from_be_bytes([192, 0, 2, 1]);
+    m.0.tun_id = u64::MAX;
+    m.0.tun_ipv4_src = u32::MAX;
+    put(&dp, k, m, vec![DpAction::Output(vm)]);
+    d_up.inject(0, &outer).unwrap();
+    let mut back = Vec::new();
+    assert!(wait_for(T, || {
+        back.extend(d_vm.take_sent());
+        !back.is_empty()
+    }));
+    assert_eq!(back, vec![inner]);
+    let s = dp
+        .pmd_stats()
+        .into_iter()
+        .find(|e| e.core.is_some())
+        .unwrap()
+        .stats;
+    assert_eq!(s.recirculations, 1, "tnl_pop recirculates once");
+    assert_eq!(s.action_errors, 0);
+    let text = dp.dump_flows_text();
+    assert!(
+        text.contains("recirc_id(0),in_port(100),tunnel(tun_id=0x1388,src=192.0.2.1)"),
+        "{text}"
+    );
+}
+
+/// A translator with a bug: it panics on every call.
+struct Panicking;
+
+impl UpcallHandler for Panicking {
+    fn upcall(&self, _up: &Upcall<'_>) -> Result<UpcallReply, UpcallError> {
+        panic!("translator bug (expected by the test)");
+    }
+}
+
+#[test]
+fn a_panicking_translator_costs_packets_not_the_pmd() {
+    let dp = dp("dpn-pn", cfg());
+    let p1 = dp.port_add(&dummy("pn-p1"), None).unwrap();
+    let p2 = dp.port_add(&dummy("pn-p2"), None).unwrap();
+    dp.set_upcall_handler(Arc::new(Panicking));
+    let d1 = dp.dummy_port("pn-p1").unwrap();
+    let d2 = dp.dummy_port("pn-p2").unwrap();
+    d1.inject(0, &udp_frame([1, 1, 1, 1], [2, 2, 2, 2], 1, 2, b"p"))
+        .unwrap();
+    let pmd = || {
+        dp.pmd_stats()
+            .into_iter()
+            .find(|e| e.core.is_some())
+            .unwrap()
+            .stats
+    };
+    assert!(wait_for(T, || pmd().upcall_failed == 1));
+    // The PMD still answers the control plane and forwards.
+    let (k, m) = ipv4_match(p1);
+    put(&dp, k, m, vec![DpAction::Output(p2)]);
+    d1.inject(0, &udp_frame([1, 1, 1, 1], [2, 2, 2, 2], 1, 2, b"p"))
+        .unwrap();
+    let mut got = 0;
+    assert!(wait_for(T, || {
+        got += d2.take_sent().len();
+        got == 1
+    }));
+}

@@ -13,7 +13,7 @@ use rvswitch::dpif::{DpAction, Dpif, PortSpec};
 use rvswitch::dpif_netdev::{DpNetdevConfig, DpifNetdev};
 use rvswitch::netdev::dummy::DummyNetdev;
 use rvswitch::ofproto::{
-    Backer, McastSnoopingConfig, OfprotoConfig, PortConfig, RevalidatorThread,
+    Backer, McastSnoopingConfig, OfprotoConfig, PortConfig, RevalidatorThread, VlanMode,
 };
 use rvswitch::packet::wire::build::{self, L4};
 use rvswitch::packet::wire::group_record::GroupRecordRepr;
@@ -46,6 +46,10 @@ fn rig(name: &str, n: usize, revalidator: bool) -> Rig {
 }
 
 fn rig_with(name: &str, n: usize, revalidator: bool, config: OfprotoConfig) -> Rig {
+    rig_ports(name, &vec![PortConfig::default(); n], revalidator, config)
+}
+
+fn rig_ports(name: &str, ports: &[PortConfig], revalidator: bool, config: OfprotoConfig) -> Rig {
     let dp = DpifNetdev::new(
         name,
         DpNetdevConfig {
@@ -58,16 +62,15 @@ fn rig_with(name: &str, n: usize, revalidator: bool, config: OfprotoConfig) -> R
     backer.add_bridge("br0", config).unwrap();
     let mut devs = Vec::new();
     let mut dp_ports = Vec::new();
-    for i in 1..=n {
+    for (i, pc) in ports.iter().enumerate() {
+        let i = i + 1;
         let pname = format!("{name}-p{i}");
         let spec = PortSpec {
             name: pname.clone(),
             port_type: "dummy".into(),
             options: BTreeMap::new(),
         };
-        let of = backer
-            .add_port("br0", &spec, None, PortConfig::default())
-            .unwrap();
+        let of = backer.add_port("br0", &spec, None, pc.clone()).unwrap();
         assert_eq!(of as usize, i);
         let dev = dp.dummy_port(&pname).expect("dummy port");
         dev.set_tx_capture(true);
@@ -89,6 +92,17 @@ impl Rig {
     /// Injects on OpenFlow port `of` and returns which ports (1-based) the frame left by,
     /// waiting until `expect` ports got it, then a little longer to catch strays.
     fn send(&self, of: usize, f: &[u8], expect: usize) -> Vec<usize> {
+        let got = self.send_frames(of, f, expect);
+        for (_, s) in &got {
+            assert_eq!(s.as_slice(), f, "NORMAL must forward the frame unchanged");
+        }
+        let mut ports: Vec<usize> = got.into_iter().map(|g| g.0).collect();
+        ports.sort_unstable();
+        ports
+    }
+
+    /// Like `send`, returning (port, frame) for every copy, sorted by port.
+    fn send_frames(&self, of: usize, f: &[u8], expect: usize) -> Vec<(usize, Vec<u8>)> {
         if self._revalidator.is_some() {
             assert!(
                 wait_for(T, || self.backer.is_settled()),
@@ -114,12 +128,8 @@ impl Rig {
         );
         std::thread::sleep(Duration::from_millis(30));
         poll(&mut got);
-        for (_, s) in &got {
-            assert_eq!(s.as_slice(), f, "NORMAL must forward the frame unchanged");
-        }
-        let mut ports: Vec<usize> = got.into_iter().map(|g| g.0).collect();
-        ports.sort_unstable();
-        ports
+        got.sort_by_key(|g| g.0);
+        got
     }
 }
 
@@ -317,4 +327,145 @@ fn igmp_snooping_through_the_datapath() {
     assert!(mdb.contains("    3     0  239.1.1.1"), "{mdb}");
     assert!(!mdb.contains("    1     0  239.1.1.1"), "{mdb}");
     assert!(mdb.contains("    4     0  querier"), "{mdb}");
+}
+
+fn with_tag(f: &[u8], vid: u16) -> Vec<u8> {
+    let mut t = f[..12].to_vec();
+    t.extend_from_slice(&[0x81, 0x00]);
+    t.extend_from_slice(&vid.to_be_bytes());
+    t.extend_from_slice(&f[12..]);
+    t
+}
+
+#[test]
+fn vlan_access_and_trunk_through_the_datapath() {
+    let access = |t| PortConfig {
+        vlan_mode: VlanMode::Access,
+        tag: Some(t),
+        ..Default::default()
+    };
+    let trunk = PortConfig {
+        trunks: vec![10, 20],
+        ..Default::default()
+    };
+    let r = rig_ports(
+        "ofe-vl",
+        &[access(10), trunk, access(20), access(10)],
+        true,
+        OfprotoConfig::default(),
+    );
+    // Untagged broadcast on access port 1 (VLAN 10): port 4 untagged, trunk port 2
+    // tagged 10, port 3 (VLAN 20) nothing.
+    let b = frame(1, [0xff; 6], 7);
+    let got = r.send_frames(1, &b, 2);
+    assert_eq!(got, vec![(2, with_tag(&b, 10)), (4, b.clone())]);
+    // Tagged 10 from the trunk to A (learned on port 1): the tag is stripped.
+    let to_a = frame(2, mac(1), 7);
+    assert_eq!(
+        r.send_frames(2, &with_tag(&to_a, 10), 1),
+        vec![(1, to_a.clone())]
+    );
+    assert_eq!(r.send_frames(2, &with_tag(&to_a, 10), 1), vec![(1, to_a)]);
+    // Tagged 20 broadcast from the trunk reaches only port 3, untagged.
+    let b20 = frame(5, [0xff; 6], 7);
+    assert_eq!(r.send_frames(2, &with_tag(&b20, 20), 1), vec![(3, b20)]);
+    // A VLAN-10-tagged frame on an access port is not admitted.
+    r.devs[0]
+        .inject(0, &with_tag(&frame(1, [0xff; 6], 8), 10))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(r.devs.iter().all(|d| d.take_sent().is_empty()));
+}
+
+/// Random interleavings of traffic and rule changes: at every quiescent point the
+/// datapath (megaflows, EMC, revalidated flows) must forward each packet exactly where a
+/// fresh translation says it should go.
+#[test]
+fn datapath_agrees_with_fresh_translation_under_random_changes() {
+    use rvswitch::ofproto::XlateRequest;
+    use rvswitch::packet::{parse::parse_frame, PacketMeta};
+
+    const RULES: &[&str] = &[
+        "priority=10,udp,tp_dst=53,actions=output:3",
+        "priority=20,in_port=1,actions=output:4",
+        "priority=5,dl_dst=02:00:00:00:00:02,actions=output:1,output:3",
+        "priority=30,udp,tp_dst=80,actions=NORMAL",
+        "priority=15,actions=drop",
+        "priority=25,dl_src=02:00:00:00:00:03,actions=FLOOD",
+        "priority=12,udp,actions=mod_tp_dst:99,resubmit(,1)",
+        "table=1,priority=1,udp,tp_dst=99,actions=output:2",
+    ];
+    for seed in [1u64, 7, 42] {
+        let r = rig("ofe-rnd", 4, true);
+        let br = r.backer.bridge("br0").unwrap();
+        let mut x = seed;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for step in 0..60 {
+            match next(20) {
+                0..=2 => r
+                    .backer
+                    .add_flow("br0", RULES[next(RULES.len() as u64) as usize])
+                    .unwrap(),
+                3 | 4 => {
+                    let text = RULES[next(RULES.len() as u64) as usize];
+                    let sel = text.split(",actions=").next().unwrap();
+                    r.backer.del_flows("br0", sel, true).unwrap();
+                }
+                5 => {
+                    r.backer.del_flows("br0", "", false).unwrap();
+                }
+                _ => {
+                    let inp = next(4) as usize + 1;
+                    let src = next(4) as u8 + 1;
+                    let dst = match next(5) {
+                        4 => [0xff; 6],
+                        d if d as u8 + 1 == src => [0xff; 6],
+                        d => mac(d as u8 + 1),
+                    };
+                    let f = frame(src, dst, [53, 80, 7][next(3) as usize]);
+                    assert!(wait_for(T, || r.backer.is_settled()));
+                    let meta = PacketMeta {
+                        in_port: r.dp_ports[inp - 1],
+                        ..Default::default()
+                    };
+                    let key = parse_frame(&f, &meta);
+                    let want = br.translate(&XlateRequest {
+                        key: &key,
+                        packet: Some(&f),
+                        may_learn: false,
+                        revalidating: false,
+                        trace: false,
+                        now: br.now(),
+                    });
+                    let mut want_ports: Vec<usize> = want
+                        .actions
+                        .iter()
+                        .filter_map(|a| match a {
+                            DpAction::Output(p) => {
+                                r.dp_ports.iter().position(|d| d == p).map(|i| i + 1)
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    want_ports.sort_unstable();
+                    let got: Vec<usize> = r
+                        .send_frames(inp, &f, want_ports.len())
+                        .into_iter()
+                        .map(|g| g.0)
+                        .collect();
+                    assert_eq!(
+                        got,
+                        want_ports,
+                        "seed {seed} step {step}: in {inp} {f:02x?}\n{}",
+                        br.dump_flows()
+                    );
+                }
+            }
+        }
+    }
 }

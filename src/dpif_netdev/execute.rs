@@ -7,11 +7,16 @@
 
 use std::sync::Arc;
 
+use super::emc::packet_hash;
 use super::flow_table::{FlowRef, InsertError};
-use super::pmd_datapath::{Disposition, PmdDatapath};
-use crate::dpif::{DpAction, DpActions, Upcall, UpcallKind};
-use crate::packet::parse::flow_extract;
+use super::pmd_datapath::{Disposition, PacketGroup, PmdDatapath};
+use crate::dpif::{
+    DpAction, DpActions, TnlPush, Upcall, UpcallError, UpcallHandler, UpcallKind, UpcallReply,
+};
+use crate::packet::flow_key::hash_words;
+use crate::packet::parse::{flow_extract, parse_frame};
 use crate::packet::rewrite::{apply_set, pop_vlan, push_vlan};
+use crate::packet::tunnel::{tnl_pop, tnl_push};
 use crate::packet::{FlowKey, OdpPort, PacketBatch, PacketBuf, PacketPool, MAX_BURST};
 
 #[inline(always)]
@@ -35,13 +40,17 @@ impl PmdDatapath {
         // Recirculation re-enters here while an outer batch still owns the adhoc entries
         // below this mark.
         let adhoc_base = self.adhoc.len();
-        // 1. Parse.
+        // 1. Parse the whole batch, then hash it: reading a key as words right after the
+        // parser wrote it field by field stalls on store forwarding; a batch later the
+        // stores have retired.
         for (i, p) in batch.pkts.iter_mut().enumerate() {
             let key = &mut self.keys[i];
             flow_extract(p, key);
             key.in_port = p.meta.in_port;
             key.recirc_id = p.meta.recirc_id;
-            self.hashes[i] = key.hash();
+        }
+        for (i, p) in batch.pkts.iter().enumerate() {
+            self.hashes[i] = packet_hash(&self.keys[i], p.meta.has_hash.then_some(p.meta.hash));
         }
         // 2. EMC.
         let mut miss = if n == MAX_BURST {
@@ -108,25 +117,30 @@ impl PmdDatapath {
                 self.pool.put(p);
                 continue;
             }
-            if let Disposition::Flow(r) = d {
-                if let Some(f) = self.flows.get_mut(r) {
-                    f.stats.packets += 1;
-                    f.stats.bytes += p.len() as u64;
-                    f.stats.tcp_flags |= self.keys[i].tcp_flags;
-                }
-            }
-            match groups.iter_mut().find(|(g, _)| *g == d) {
-                Some((_, b)) => b.pkts.push(p),
+            let bytes = p.len() as u64;
+            let g = match groups.iter_mut().position(|g| g.disp == d) {
+                Some(g) => g,
                 None => {
-                    let mut b = self.spare_batches.pop().unwrap_or_default();
-                    b.pkts.push(p);
-                    groups.push((d, b));
+                    groups.push(PacketGroup {
+                        disp: d,
+                        batch: self.spare_batches.pop().unwrap_or_default(),
+                        bytes: 0,
+                        tcp_flags: 0,
+                    });
+                    groups.len() - 1
                 }
-            }
+            };
+            let g = &mut groups[g];
+            g.batch.pkts.push(p);
+            g.bytes += bytes;
+            g.tcp_flags |= self.keys[i].tcp_flags;
         }
-        for (d, mut b) in groups.drain(..) {
-            let actions: Option<DpActions> = match d {
+        for mut g in groups.drain(..) {
+            let actions: Option<DpActions> = match g.disp {
                 Disposition::Flow(r) => self.flows.get_mut(r).map(|f| {
+                    f.stats.packets += g.batch.len() as u64;
+                    f.stats.bytes += g.bytes;
+                    f.stats.tcp_flags |= g.tcp_flags;
                     f.stats.used = Some(self.now);
                     f.actions.clone()
                 }),
@@ -134,9 +148,9 @@ impl PmdDatapath {
                 Disposition::Drop => None,
             };
             if let Some(a) = actions {
-                self.execute_actions(&mut b, &a, depth);
+                self.execute_actions(&mut g.batch, &a, depth);
             }
-            self.recycle_batch(b);
+            self.recycle_batch(g.batch);
         }
         self.spare_groups.push(groups);
         self.adhoc.truncate(adhoc_base);
@@ -179,7 +193,7 @@ impl PmdDatapath {
                 packet: pkt.data(),
                 meta: &pkt.meta,
             };
-            match h.upcall(&up) {
+            match call_handler(h.as_ref(), &up) {
                 Ok(reply) => {
                     self.counters.upcall_ok.add(1);
                     let actions: DpActions = Arc::from(reply.actions);
@@ -264,11 +278,8 @@ impl PmdDatapath {
                     self.execute_actions(&mut c, nested, depth);
                     self.recycle_batch(c);
                 }
-                DpAction::TnlPush(_) | DpAction::TnlPop(_) => {
-                    // Native tunnelling is not implemented in this datapath yet: the
-                    // encapsulated/decapsulated copy is counted and dropped.
-                    self.counters.unsupported_actions.add(batch.len() as u64);
-                }
+                DpAction::TnlPush(push) => self.tunnel_push(batch, push, last),
+                DpAction::TnlPop(port) => self.tunnel_pop(batch, *port, depth, last),
             }
         }
     }
@@ -317,22 +328,87 @@ impl PmdDatapath {
         }
     }
 
-    fn recirculate(&mut self, batch: &mut PacketBatch, id: u32, depth: u32, last: bool) {
-        if depth >= self.max_recirc_depth {
-            self.counters.action_errors.add(batch.len() as u64);
-            if last {
-                let pool = &mut self.pool;
-                batch.pkts.drain(..).for_each(|p| pool.put(p));
-            }
-            return;
-        }
-        let mut b = if last {
+    /// Takes the batch's packets (last action) or copies of them.
+    fn take_or_copy(&mut self, batch: &mut PacketBatch, last: bool) -> PacketBatch {
+        if last {
             let mut b = self.take_batch();
             std::mem::swap(&mut b.pkts, &mut batch.pkts);
             b
         } else {
             self.copy_batch(batch, |_| true)
-        };
+        }
+    }
+
+    /// Encapsulates (copies of) the packets with the prebuilt outer header and outputs
+    /// them on the underlay port. The UDP source port comes from the inner 5-tuple so a
+    /// flow keeps one underlay path.
+    fn tunnel_push(&mut self, batch: &mut PacketBatch, push: &TnlPush, last: bool) {
+        let mut b = self.take_or_copy(batch, last);
+        let mut failed = 0u64;
+        retain_or_recycle(&mut b, &mut self.pool, |p| {
+            let h = if p.meta.has_hash {
+                p.meta.hash
+            } else {
+                five_tuple_hash(&parse_frame(p.data(), &p.meta))
+            };
+            match tnl_push(p, push, h) {
+                Ok(()) => true,
+                Err(e) => {
+                    failed += 1;
+                    tracing::debug!("tnl_push: {e}");
+                    false
+                }
+            }
+        });
+        self.counters.action_errors.add(failed);
+        self.output(&mut b, push.out_port, true);
+        self.recycle_batch(b);
+    }
+
+    /// Validates and strips the outer headers, then runs the inner packets through the
+    /// datapath again as received on tunnel port `tnl_port` with their tunnel metadata
+    /// (counted as recirculations, as OVS does). Packets that are not valid tunnel
+    /// packets are dropped and counted.
+    fn tunnel_pop(&mut self, batch: &mut PacketBatch, tnl_port: OdpPort, depth: u32, last: bool) {
+        if depth >= self.max_recirc_depth {
+            self.drop_too_deep(batch, last);
+            return;
+        }
+        let mut b = self.take_or_copy(batch, last);
+        let mut failed = 0u64;
+        retain_or_recycle(&mut b, &mut self.pool, |p| match tnl_pop(p) {
+            Ok(_) => {
+                p.meta.in_port = tnl_port;
+                p.meta.recirc_id = 0;
+                p.meta.has_hash = false;
+                true
+            }
+            Err(e) => {
+                failed += 1;
+                tracing::debug!("tnl_pop: {e}");
+                false
+            }
+        });
+        self.counters.action_errors.add(failed);
+        self.counters.recirculations.add(b.len() as u64);
+        self.process_packets(&mut b, depth + 1);
+        self.recycle_batch(b);
+    }
+
+    fn drop_too_deep(&mut self, batch: &mut PacketBatch, last: bool) {
+        self.counters.action_errors.add(batch.len() as u64);
+        if last {
+            let pool = &mut self.pool;
+            batch.pkts.drain(..).for_each(|p| pool.put(p));
+        }
+    }
+
+    fn recirculate(&mut self, batch: &mut PacketBatch, id: u32, depth: u32, last: bool) {
+        if depth >= self.max_recirc_depth {
+            self.drop_too_deep(batch, last);
+            return;
+        }
+        let mut b = self.take_or_copy(batch, last);
         for p in b.pkts.iter_mut() {
             p.meta.recirc_id = id;
         }
@@ -358,7 +434,7 @@ impl PmdDatapath {
                 packet: p.data(),
                 meta: &p.meta,
             };
-            match h.upcall(&up) {
+            match call_handler(h.as_ref(), &up) {
                 Ok(_) => self.counters.userspace_actions.add(1),
                 Err(e) => {
                     self.counters.upcall_failed.add(1);
@@ -367,6 +443,36 @@ impl PmdDatapath {
             }
         }
     }
+}
+
+/// Calls the translator, turning a panic inside it into an error: a bug in translation
+/// must cost one packet, not the PMD thread (and with it every port it polls).
+fn call_handler(h: &dyn UpcallHandler, up: &Upcall<'_>) -> Result<UpcallReply, UpcallError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.upcall(up))) {
+        Ok(r) => r,
+        Err(_) => Err(UpcallError::Xlate("the upcall handler panicked".into())),
+    }
+}
+
+/// A hash of the addresses, protocol and ports only (not TTL, flags or ids), so every
+/// packet of a flow gets the same value.
+fn five_tuple_hash(k: &FlowKey) -> u32 {
+    let mut ip6 = [0u64; 4];
+    for (i, c) in k.ipv6_src.chunks(8).chain(k.ipv6_dst.chunks(8)).enumerate() {
+        ip6[i] = u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]));
+    }
+    hash_words(
+        [
+            ((k.nw_src as u64) << 32) | k.nw_dst as u64,
+            ((k.tp_src as u64) << 32) | ((k.tp_dst as u64) << 16) | k.nw_proto as u64,
+            ip6[0],
+            ip6[1],
+            ip6[2],
+            ip6[3],
+        ]
+        .into_iter(),
+        k.dl_type as u32,
+    )
 }
 
 /// Keeps the packets for which `f` returns true, returning the others to the pool,

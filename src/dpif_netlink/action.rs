@@ -252,17 +252,28 @@ pub enum ActionCodecError {
     /// A kernel action this switch does not model.
     #[error("kernel action type {0} is not supported by this switch")]
     Unsupported(u16),
+    /// The encoded list does not fit a netlink attribute (64 KiB).
+    #[error("{0} actions encode to {1} bytes, more than a netlink attribute holds")]
+    TooLong(usize, usize),
 }
+
+/// The largest payload a netlink attribute can carry (its length field is 16 bits).
+pub const MAX_ATTR_PAYLOAD: usize = u16::MAX as usize - netlink_packet_core::NLA_HEADER_SIZE;
 
 /// Our actions -> kernel actions. `upcall_pid` is where `Userspace` actions send packets.
 pub fn encode_actions(
     actions: &[DpAction],
     upcall_pid: u32,
 ) -> Result<Vec<ActionAttr>, ActionCodecError> {
-    actions
+    let out: Vec<ActionAttr> = actions
         .iter()
         .map(|a| encode_action(a, upcall_pid))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    let len = netlink_packet_core::Emitable::buffer_len(&out.as_slice());
+    if len > MAX_ATTR_PAYLOAD {
+        return Err(ActionCodecError::TooLong(actions.len(), len));
+    }
+    Ok(out)
 }
 
 fn encode_action(a: &DpAction, pid: u32) -> Result<ActionAttr, ActionCodecError> {

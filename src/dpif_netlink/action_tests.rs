@@ -147,3 +147,15 @@ fn malformed_set_masked_is_rejected() {
     let bytes = emit_all(&[ActionAttr::Other(kind::SET_MASKED, inner.to_vec())]);
     assert!(parse_actions(&bytes).is_err());
 }
+
+#[test]
+fn action_lists_that_overflow_an_attribute_are_refused() {
+    let many = vec![DpAction::Output(1); 9000]; // 8 bytes each: 72000 > 65531
+    assert!(matches!(
+        encode_actions(&many, 0),
+        Err(ActionCodecError::TooLong(9000, 72000))
+    ));
+    let nested = vec![DpAction::Clone(many)];
+    assert!(encode_actions(&nested, 0).is_err());
+    assert!(encode_actions(&vec![DpAction::Output(1); 100], 0).is_ok());
+}

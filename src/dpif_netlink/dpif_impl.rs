@@ -284,6 +284,12 @@ impl Dpif for DpifNetlink {
                 packet.len()
             )));
         }
+        if packet.len() > action::MAX_ATTR_PAYLOAD {
+            return Err(DpifError::InvalidArgument(format!(
+                "execute: a {}-byte packet does not fit a netlink attribute",
+                packet.len()
+            )));
+        }
         let acts = action::encode_actions(actions, self.upcall_pids[0])
             .map_err(|e| DpifError::InvalidArgument(e.to_string()))?;
         let mut k = FlowKey {

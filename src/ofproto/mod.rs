@@ -396,7 +396,8 @@ impl Ofproto {
         Ok(())
     }
 
-    /// `mod-flows`: replaces the actions of the selected rules (counters kept).
+    /// `mod-flows`: replaces the actions of the selected rules (counters, cookie and
+    /// timeouts kept). As in OpenFlow 1.1+, nothing is added when no rule matches.
     /// Returns how many rules changed.
     pub fn mod_flows(&self, text: &str, strict: bool) -> Result<usize, OfprotoError> {
         let (sel, actions) = parse_selector(text)?;

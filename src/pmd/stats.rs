@@ -89,10 +89,9 @@ pmd_counters! {
     tx_batches,
     /// Packets dropped because the output port does not exist (any more).
     tx_no_port,
-    /// Packets dropped by an action the datapath does not support yet (tunnel push/pop).
-    unsupported_actions,
-    /// Packets dropped by a failing action (no headroom, bad header for a set, too deep
-    /// recirculation).
+    /// Packets dropped (or left unchanged, for a set-field on an absent header) by a
+    /// failing action: no headroom, invalid tunnel packet on `tnl_pop`, too deep
+    /// recirculation.
     action_errors,
     /// Errors returned by rx queues.
     rx_errors,
