@@ -42,6 +42,11 @@ impl PmdDatapath {
             key.in_port = p.meta.in_port;
             key.recirc_id = p.meta.recirc_id;
             self.hashes[i] = key.hash();
+            if !p.meta.has_hash {
+                // tnl_push takes the UDP source port from this (the inner flow's hash).
+                p.meta.hash = self.hashes[i];
+                p.meta.has_hash = true;
+            }
         }
         // 2. EMC.
         let mut miss = if n == MAX_BURST {
@@ -264,16 +269,13 @@ impl PmdDatapath {
                     self.execute_actions(&mut c, nested, depth);
                     self.recycle_batch(c);
                 }
-                DpAction::TnlPush(_) | DpAction::TnlPop(_) => {
-                    // Native tunnelling is not implemented in this datapath yet: the
-                    // encapsulated/decapsulated copy is counted and dropped.
-                    self.counters.unsupported_actions.add(batch.len() as u64);
-                }
+                DpAction::TnlPush(t) => self.tnl_push_output(batch, t, last),
+                DpAction::TnlPop(port) => self.tnl_pop_recirc(batch, *port, depth, last),
             }
         }
     }
 
-    fn copy_batch(
+    pub(super) fn copy_batch(
         &mut self,
         batch: &PacketBatch,
         mut select: impl FnMut(&PacketBuf) -> bool,
@@ -288,7 +290,7 @@ impl PmdDatapath {
     }
 
     /// Queues the batch (moved if this is the last action, copied otherwise) on `port`.
-    fn output(&mut self, batch: &mut PacketBatch, port: OdpPort, last: bool) {
+    pub(super) fn output(&mut self, batch: &mut PacketBatch, port: OdpPort, last: bool) {
         let Some(t) = self.tx_ports.iter_mut().find(|t| t.port == port) else {
             self.counters.tx_no_port.add(batch.len() as u64);
             return;

@@ -94,6 +94,13 @@ pmd_counters! {
     /// Packets dropped by a failing action (no headroom, bad header for a set, too deep
     /// recirculation).
     action_errors,
+    /// Packets a `tnl_push` dropped because the encapsulated frame exceeds the underlay
+    /// port's MTU.
+    tnl_mtu_drops,
+    /// Packets a `tnl_push` could not encapsulate (no headroom, bad template).
+    tnl_push_errors,
+    /// Packets a `tnl_pop` dropped: bad, truncated or foreign outer headers.
+    tnl_pop_errors,
     /// Errors returned by rx queues.
     rx_errors,
     /// Cycles of iterations that received nothing.
