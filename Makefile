@@ -6,7 +6,7 @@ APT_PACKAGES := clang llvm libelf-dev zlib1g-dev pkg-config m4 libpcap-dev \
 	tcpdump procps
 STAMP := target/.deps-installed
 
-.PHONY: deps build release run test lint bench topology-up topology-down clean test-kernel
+.PHONY: deps build release run test lint bench bench-e2e topology-up topology-down clean test-kernel
 
 # Installs the system packages the build and the tests need (once per machine).
 deps: $(STAMP)
@@ -52,6 +52,11 @@ test-kernel: deps
 
 bench: deps
 	$(CARGO) bench --benches
+
+# End-to-end throughput (root): trafgen -> rvswitch, then ovs-vswitchd -> XDP drop.
+# Arguments: E2E_ARGS="seconds frame-bytes switches...", e.g. E2E_ARGS="10 64 rvswitch".
+bench-e2e: deps
+	benches/e2e/run.sh $(E2E_ARGS)
 
 clean:
 	$(CARGO) clean

@@ -210,9 +210,13 @@ fn run(dpname: &str, rep: &mut Report) -> Result<(), String> {
     let p1 = dp
         .port_add(&spec("v1a", "netdev"), None)
         .map_err(|e| e.to_string())?;
+    // a requested port number is honoured
     let p2 = dp
-        .port_add(&spec("v2a", "netdev"), None)
+        .port_add(&spec("v2a", "netdev"), Some(7))
         .map_err(|e| e.to_string())?;
+    if p2 != 7 {
+        rep.step("add_ports", Err(format!("asked for port 7, got {p2}")));
+    }
     sw.ports.write().unwrap().extend([(p1, None), (p2, None)]);
     let missing = dp.port_add(&spec("nosuchdev0", "netdev"), None);
     let dup = dp.port_add(&spec("v1a", "netdev"), None);
@@ -336,6 +340,7 @@ fn run(dpname: &str, rep: &mut Report) -> Result<(), String> {
     );
     rep.step("tunnel_port_del", tunnel_port_del(&dp, &sw, "grervs0"));
     rep.step("compat_tunnel_vports", compat_vports(&dp, dpname));
+    rep.step("internal_port", internal_port(&dp));
 
     // 10. idle expiry
     std::thread::sleep(Duration::from_millis(1500));
@@ -711,6 +716,26 @@ fn tunnel_port_del(dp: &DpifNetlink, sw: &LearningSwitch, name: &str) -> Result<
             q.map(|p| p.port_no)
         )),
     }
+}
+
+/// An internal port: the module makes the Linux device, and removes it with the port.
+fn internal_port(dp: &DpifNetlink) -> Result<String, String> {
+    let p = dp
+        .port_add(&spec("rvsint0", "internal"), None)
+        .map_err(|e| e.to_string())?;
+    let q = dp.port_query_by_number(p).map_err(|e| e.to_string())?;
+    let link = sh("/usr/sbin/ip -d link show rvsint0")?;
+    if q.port_type != "internal" || !link.contains("openvswitch") {
+        return Err(format!("port {q:?}, device: {link}"));
+    }
+    dp.port_del(p).map_err(|e| e.to_string())?;
+    if sh("/usr/sbin/ip link show rvsint0").is_ok() {
+        return Err("rvsint0 outlived its port".into());
+    }
+    Ok(format!(
+        "port {p} ({}) created and removed with its device",
+        q.port_type
+    ))
 }
 
 /// The module's own tunnel vport types (`vport = "compat"`): added, seen by ovs-dpctl with

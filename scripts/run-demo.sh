@@ -32,6 +32,11 @@ pid=$!
 trap 'kill -TERM $pid 2>/dev/null || true' INT TERM
 status=0
 wait $pid || status=$?
-# A signal interrupts the first wait; wait again for rvswitch's own clean shutdown.
-if kill -0 $pid 2>/dev/null; then wait $pid || status=$?; fi
+# A signal interrupts wait (status > 128) while rvswitch shuts down; wait again for its own
+# exit status, which is 0 after a clean shutdown.
+while [ $status -gt 128 ]; do
+    status=0
+    wait $pid || status=$?
+    kill -0 $pid 2>/dev/null || break
+done
 exit $status

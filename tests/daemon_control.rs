@@ -200,3 +200,20 @@ fn appctl_without_daemon_says_so() {
         "{err}"
     );
 }
+
+#[test]
+fn version_flags() {
+    for bin in [RVSWITCH, APPCTL] {
+        let out = Command::new(bin).arg("--version").output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")),
+            "{out:?}"
+        );
+    }
+    let out = Command::new(RVSWITCH)
+        .arg("--no-such-flag")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}

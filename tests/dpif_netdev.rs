@@ -535,3 +535,125 @@ fn bad_configuration_and_ports_are_refused() {
     dp.destroy().unwrap();
     assert!(matches!(dp.port_dump(), Err(DpifError::NoSuchDatapath(_))));
 }
+
+#[test]
+fn non_pollable_ports_use_the_main_thread_and_queues_show_up() {
+    let dp = dp("dpn-np", cfg());
+    let mut slow = dummy("np-tap");
+    slow.options.insert("pollable".into(), "false".into());
+    let p1 = dp.port_add(&slow, None).unwrap();
+    let mut multi = dummy("np-mq");
+    multi.options.insert("n_rxq".into(), "2".into());
+    let p2 = dp.port_add(&multi, None).unwrap();
+    let show = dp.pmd_rxq_show();
+    let (pmd_part, main_part) = show.split_once("main thread:").expect(&show);
+    assert!(
+        main_part.contains("port: np-tap") && main_part.contains("queue-id:  0"),
+        "{show}"
+    );
+    assert!(
+        pmd_part.contains(&format!("core_id {}:", pmd_core())),
+        "{show}"
+    );
+    assert!(
+        pmd_part.contains("port: np-mq") && pmd_part.contains("queue-id:  1"),
+        "{show}"
+    );
+    assert!(!pmd_part.contains("np-tap"), "{show}");
+    // Traffic both ways: tap -> mq through the main thread, mq queue 1 -> tap on the PMD.
+    let (k, m) = ipv4_match(p1);
+    put(&dp, k, m, vec![DpAction::Output(p2)]);
+    let (k, m) = ipv4_match(p2);
+    put(&dp, k, m, vec![DpAction::Output(p1)]);
+    let tap = dp.dummy_port("np-tap").unwrap();
+    let mq = dp.dummy_port("np-mq").unwrap();
+    let f = udp_frame([1, 1, 1, 1], [2, 2, 2, 2], 1, 2, b"np");
+    tap.inject(0, &f).unwrap();
+    mq.inject(1, &f).unwrap();
+    assert!(mq.inject(2, &f).is_err(), "queue 2 does not exist");
+    let (mut to_mq, mut to_tap) = (0, 0);
+    assert!(wait_for(T, || {
+        to_mq += mq.take_sent().len();
+        to_tap += tap.take_sent().len();
+        to_mq == 1 && to_tap == 1
+    }));
+    let stats = dp.pmd_stats();
+    let main = stats.iter().find(|e| e.core.is_none()).unwrap();
+    let pmd = stats.iter().find(|e| e.core.is_some()).unwrap();
+    assert_eq!(main.stats.rx_packets, 1);
+    assert_eq!(pmd.stats.rx_packets, 1);
+    // A rebalance keeps every queue polled.
+    dp.rxq_rebalance().unwrap();
+    mq.inject(0, &f).unwrap();
+    assert!(wait_for(T, || {
+        to_tap += tap.take_sent().len();
+        to_tap == 2
+    }));
+}
+
+#[test]
+fn userspace_sample_and_tunnel_actions() {
+    let dp = dp("dpn-ua", cfg());
+    let p1 = dp.port_add(&dummy("ua-p1"), None).unwrap();
+    let p2 = dp.port_add(&dummy("ua-p2"), None).unwrap();
+    let h = Arc::new(ToPort2 {
+        calls: AtomicU64::new(0),
+        actions: AtomicU64::new(0),
+        install: true,
+        out: p2,
+    });
+    dp.set_upcall_handler(h.clone());
+    let (k, m) = ipv4_match(p1);
+    put(
+        &dp,
+        k,
+        m,
+        vec![
+            DpAction::Userspace { cookie: 7 },
+            DpAction::Sample {
+                probability: u32::MAX,
+                actions: vec![DpAction::Output(p2)],
+            },
+            DpAction::Sample {
+                probability: 0,
+                actions: vec![DpAction::Output(p2)],
+            },
+            DpAction::TnlPop(9),
+            DpAction::Output(p2),
+        ],
+    );
+    let d1 = dp.dummy_port("ua-p1").unwrap();
+    let d2 = dp.dummy_port("ua-p2").unwrap();
+    for _ in 0..3 {
+        d1.inject(0, &udp_frame([1, 1, 1, 1], [2, 2, 2, 2], 1, 2, b"u"))
+            .unwrap();
+    }
+    let mut got = 0;
+    assert!(
+        wait_for(T, || {
+            got += d2.take_sent().len();
+            got == 6
+        }),
+        "always-sample copy plus the final output, per packet: got {got}"
+    );
+    assert_eq!(
+        h.actions.load(Ordering::SeqCst),
+        3,
+        "one userspace upcall per packet"
+    );
+    assert_eq!(h.calls.load(Ordering::SeqCst), 0, "no miss");
+    let s = dp
+        .pmd_stats()
+        .into_iter()
+        .find(|e| e.core.is_some())
+        .unwrap()
+        .stats;
+    assert_eq!(s.userspace_actions, 3);
+    assert_eq!(
+        s.tx_no_port, 3,
+        "tnl_pop to a port that is not a tunnel vport is counted and dropped"
+    );
+    let text = dp.dump_flows_text();
+    assert!(text.contains("actions:userspace(pid=0,userdata(0000000000000007)),sample(sample=100.0%,actions(2)),sample(sample=0.0%,actions(2)),tnl_pop(9),2"), "{text}");
+    assert!(text.contains("used:0."), "recently used: {text}");
+}

@@ -13,7 +13,7 @@ use rvswitch::dpif::{DpAction, Dpif, PortSpec};
 use rvswitch::dpif_netdev::{DpNetdevConfig, DpifNetdev};
 use rvswitch::netdev::dummy::DummyNetdev;
 use rvswitch::ofproto::{
-    Backer, McastSnoopingConfig, OfprotoConfig, PortConfig, RevalidatorThread,
+    Backer, McastSnoopingConfig, OfprotoConfig, PortConfig, RevalidatorThread, VlanMode,
 };
 use rvswitch::packet::wire::build::{self, L4};
 use rvswitch::packet::wire::group_record::GroupRecordRepr;
@@ -46,6 +46,10 @@ fn rig(name: &str, n: usize, revalidator: bool) -> Rig {
 }
 
 fn rig_with(name: &str, n: usize, revalidator: bool, config: OfprotoConfig) -> Rig {
+    rig_ports(name, &vec![PortConfig::default(); n], revalidator, config)
+}
+
+fn rig_ports(name: &str, ports: &[PortConfig], revalidator: bool, config: OfprotoConfig) -> Rig {
     let dp = DpifNetdev::new(
         name,
         DpNetdevConfig {
@@ -58,16 +62,15 @@ fn rig_with(name: &str, n: usize, revalidator: bool, config: OfprotoConfig) -> R
     backer.add_bridge("br0", config).unwrap();
     let mut devs = Vec::new();
     let mut dp_ports = Vec::new();
-    for i in 1..=n {
+    for (i, pc) in ports.iter().enumerate() {
+        let i = i + 1;
         let pname = format!("{name}-p{i}");
         let spec = PortSpec {
             name: pname.clone(),
             port_type: "dummy".into(),
             options: BTreeMap::new(),
         };
-        let of = backer
-            .add_port("br0", &spec, None, PortConfig::default())
-            .unwrap();
+        let of = backer.add_port("br0", &spec, None, pc.clone()).unwrap();
         assert_eq!(of as usize, i);
         let dev = dp.dummy_port(&pname).expect("dummy port");
         dev.set_tx_capture(true);
@@ -89,6 +92,17 @@ impl Rig {
     /// Injects on OpenFlow port `of` and returns which ports (1-based) the frame left by,
     /// waiting until `expect` ports got it, then a little longer to catch strays.
     fn send(&self, of: usize, f: &[u8], expect: usize) -> Vec<usize> {
+        let got = self.send_frames(of, f, expect);
+        for (_, s) in &got {
+            assert_eq!(s.as_slice(), f, "NORMAL must forward the frame unchanged");
+        }
+        let mut ports: Vec<usize> = got.into_iter().map(|g| g.0).collect();
+        ports.sort_unstable();
+        ports
+    }
+
+    /// Like `send`, returning (port, frame) for every copy, sorted by port.
+    fn send_frames(&self, of: usize, f: &[u8], expect: usize) -> Vec<(usize, Vec<u8>)> {
         if self._revalidator.is_some() {
             assert!(
                 wait_for(T, || self.backer.is_settled()),
@@ -114,12 +128,8 @@ impl Rig {
         );
         std::thread::sleep(Duration::from_millis(30));
         poll(&mut got);
-        for (_, s) in &got {
-            assert_eq!(s.as_slice(), f, "NORMAL must forward the frame unchanged");
-        }
-        let mut ports: Vec<usize> = got.into_iter().map(|g| g.0).collect();
-        ports.sort_unstable();
-        ports
+        got.sort_by_key(|g| g.0);
+        got
     }
 }
 
@@ -175,6 +185,27 @@ fn rule_change_redirects_the_next_packet() {
         1
     );
     assert_eq!(r.send(1, &frame(1, mac(9), 53), 1), vec![2]);
+    // A rule on a field the installed megaflow does not match on (tp_dst): the megaflow
+    // is too broad now, so revalidation deletes it and the next packet gets a new one.
+    r.backer
+        .add_flow("br0", "priority=30,udp,tp_dst=53,actions=output:3")
+        .unwrap();
+    let flows = r.dp.flow_dump().unwrap();
+    assert!(
+        !flows.iter().any(
+            |f| f.mask.0.tp_dst == 0 && f.actions.as_ref() == [DpAction::Output(r.dp_ports[1])]
+        ),
+        "the too-broad megaflow survived: {flows:?}"
+    );
+    assert_eq!(r.send(1, &frame(1, mac(9), 53), 1), vec![3]);
+    assert_eq!(r.send(1, &frame(1, mac(9), 54), 1), vec![2]);
+    let flows = r.dp.flow_dump().unwrap();
+    assert!(
+        flows
+            .iter()
+            .any(|f| f.mask.0.tp_dst == 0xffff && f.key.tp_dst == 53),
+        "{flows:?}"
+    );
     let br = r.backer.bridge("br0").unwrap();
     assert!(
         br.dump_flows().contains("n_packets="),
@@ -296,4 +327,52 @@ fn igmp_snooping_through_the_datapath() {
     assert!(mdb.contains("    3     0  239.1.1.1"), "{mdb}");
     assert!(!mdb.contains("    1     0  239.1.1.1"), "{mdb}");
     assert!(mdb.contains("    4     0  querier"), "{mdb}");
+}
+
+fn with_tag(f: &[u8], vid: u16) -> Vec<u8> {
+    let mut t = f[..12].to_vec();
+    t.extend_from_slice(&[0x81, 0x00]);
+    t.extend_from_slice(&vid.to_be_bytes());
+    t.extend_from_slice(&f[12..]);
+    t
+}
+
+#[test]
+fn vlan_access_and_trunk_through_the_datapath() {
+    let access = |t| PortConfig {
+        vlan_mode: VlanMode::Access,
+        tag: Some(t),
+        ..Default::default()
+    };
+    let trunk = PortConfig {
+        trunks: vec![10, 20],
+        ..Default::default()
+    };
+    let r = rig_ports(
+        "ofe-vl",
+        &[access(10), trunk, access(20), access(10)],
+        true,
+        OfprotoConfig::default(),
+    );
+    // Untagged broadcast on access port 1 (VLAN 10): port 4 untagged, trunk port 2
+    // tagged 10, port 3 (VLAN 20) nothing.
+    let b = frame(1, [0xff; 6], 7);
+    let got = r.send_frames(1, &b, 2);
+    assert_eq!(got, vec![(2, with_tag(&b, 10)), (4, b.clone())]);
+    // Tagged 10 from the trunk to A (learned on port 1): the tag is stripped.
+    let to_a = frame(2, mac(1), 7);
+    assert_eq!(
+        r.send_frames(2, &with_tag(&to_a, 10), 1),
+        vec![(1, to_a.clone())]
+    );
+    assert_eq!(r.send_frames(2, &with_tag(&to_a, 10), 1), vec![(1, to_a)]);
+    // Tagged 20 broadcast from the trunk reaches only port 3, untagged.
+    let b20 = frame(5, [0xff; 6], 7);
+    assert_eq!(r.send_frames(2, &with_tag(&b20, 20), 1), vec![(3, b20)]);
+    // A VLAN-10-tagged frame on an access port is not admitted.
+    r.devs[0]
+        .inject(0, &with_tag(&frame(1, [0xff; 6], 8), 10))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(r.devs.iter().all(|d| d.take_sent().is_empty()));
 }

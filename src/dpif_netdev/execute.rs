@@ -7,8 +7,9 @@
 
 use std::sync::Arc;
 
+use super::emc::packet_hash;
 use super::flow_table::{FlowRef, InsertError};
-use super::pmd_datapath::{Disposition, PmdDatapath};
+use super::pmd_datapath::{Disposition, PacketGroup, PmdDatapath};
 use crate::dpif::{DpAction, DpActions, Upcall, UpcallKind};
 use crate::packet::parse::flow_extract;
 use crate::packet::rewrite::{apply_set, pop_vlan, push_vlan};
@@ -35,17 +36,22 @@ impl PmdDatapath {
         // Recirculation re-enters here while an outer batch still owns the adhoc entries
         // below this mark.
         let adhoc_base = self.adhoc.len();
-        // 1. Parse.
+        // 1. Parse the whole batch, then hash it: reading a key as words right after the
+        // parser wrote it field by field stalls on store forwarding; a batch later the
+        // stores have retired.
         for (i, p) in batch.pkts.iter_mut().enumerate() {
             let key = &mut self.keys[i];
             flow_extract(p, key);
             key.in_port = p.meta.in_port;
             key.recirc_id = p.meta.recirc_id;
-            self.hashes[i] = key.hash();
+        }
+        for (i, p) in batch.pkts.iter_mut().enumerate() {
+            self.hashes[i] = packet_hash(&self.keys[i], p.meta.has_hash.then_some(p.meta.hash));
             if !p.meta.has_hash {
-                // tnl_push takes the UDP source port from this (the inner flow's hash).
+                // tnl_push takes the outer UDP source port from the packet's hash; without
+                // an RSS hash that is this pass's flow hash (`has_hash` stays false so the
+                // next pass hashes its own key).
                 p.meta.hash = self.hashes[i];
-                p.meta.has_hash = true;
             }
         }
         // 2. EMC.
@@ -113,25 +119,30 @@ impl PmdDatapath {
                 self.pool.put(p);
                 continue;
             }
-            if let Disposition::Flow(r) = d {
-                if let Some(f) = self.flows.get_mut(r) {
-                    f.stats.packets += 1;
-                    f.stats.bytes += p.len() as u64;
-                    f.stats.tcp_flags |= self.keys[i].tcp_flags;
-                }
-            }
-            match groups.iter_mut().find(|(g, _)| *g == d) {
-                Some((_, b)) => b.pkts.push(p),
+            let bytes = p.len() as u64;
+            let g = match groups.iter_mut().position(|g| g.disp == d) {
+                Some(g) => g,
                 None => {
-                    let mut b = self.spare_batches.pop().unwrap_or_default();
-                    b.pkts.push(p);
-                    groups.push((d, b));
+                    groups.push(PacketGroup {
+                        disp: d,
+                        batch: self.spare_batches.pop().unwrap_or_default(),
+                        bytes: 0,
+                        tcp_flags: 0,
+                    });
+                    groups.len() - 1
                 }
-            }
+            };
+            let g = &mut groups[g];
+            g.batch.pkts.push(p);
+            g.bytes += bytes;
+            g.tcp_flags |= self.keys[i].tcp_flags;
         }
-        for (d, mut b) in groups.drain(..) {
-            let actions: Option<DpActions> = match d {
+        for mut g in groups.drain(..) {
+            let actions: Option<DpActions> = match g.disp {
                 Disposition::Flow(r) => self.flows.get_mut(r).map(|f| {
+                    f.stats.packets += g.batch.len() as u64;
+                    f.stats.bytes += g.bytes;
+                    f.stats.tcp_flags |= g.tcp_flags;
                     f.stats.used = Some(self.now);
                     f.actions.clone()
                 }),
@@ -139,9 +150,9 @@ impl PmdDatapath {
                 Disposition::Drop => None,
             };
             if let Some(a) = actions {
-                self.execute_actions(&mut b, &a, depth);
+                self.execute_actions(&mut g.batch, &a, depth);
             }
-            self.recycle_batch(b);
+            self.recycle_batch(g.batch);
         }
         self.spare_groups.push(groups);
         self.adhoc.truncate(adhoc_base);

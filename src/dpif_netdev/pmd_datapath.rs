@@ -120,6 +120,15 @@ pub(super) enum Disposition {
     Drop,
 }
 
+/// The packets of one batch that share a disposition, with their summed counters, so a
+/// flow's stats and actions are touched once per batch rather than once per packet.
+pub(super) struct PacketGroup {
+    pub(super) disp: Disposition,
+    pub(super) batch: PacketBatch,
+    pub(super) bytes: u64,
+    pub(super) tcp_flags: u16,
+}
+
 /// One thread's datapath: see the module docs.
 pub struct PmdDatapath {
     pub(super) core: Option<usize>,
@@ -141,7 +150,7 @@ pub struct PmdDatapath {
     pub(super) disp: [Disposition; MAX_BURST],
     pub(super) adhoc: Vec<DpActions>,
     pub(super) spare_batches: Vec<PacketBatch>,
-    pub(super) spare_groups: Vec<Vec<(Disposition, PacketBatch)>>,
+    pub(super) spare_groups: Vec<Vec<PacketGroup>>,
 }
 
 impl PmdDatapath {

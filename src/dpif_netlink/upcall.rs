@@ -205,6 +205,14 @@ fn handle_one(shared: &UpcallShared, ctl: &mut NlSocket, pid: u32, msg: &OvsMess
     if reply.actions.is_empty() {
         return; // drop
     }
+    if raw.packet.len() > super::action::MAX_ATTR_PAYLOAD {
+        shared.n_lost.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            "upcall packet of {} bytes too large to send back",
+            raw.packet.len()
+        );
+        return;
+    }
     let acts = match encode_actions(&reply.actions, pid) {
         Ok(a) => a,
         Err(e) => {

@@ -44,18 +44,30 @@ struct Shared {
     counters: Counters,
 }
 
-/// An in-memory device with `n_rxq` receive queues (option `n_rxq`, default 1). Cloning
-/// gives another handle to the same device.
+/// An in-memory device with `n_rxq` receive queues (option `n_rxq`, default 1). Option
+/// `pollable=false` makes it report itself as not busy-pollable, so the datapath serves
+/// it from the non-PMD thread (as it would a tap without queues). Cloning gives another
+/// handle to the same device.
 #[derive(Clone)]
 pub struct DummyNetdev {
     name: String,
     mac: [u8; 6],
+    pollable: bool,
     shared: Arc<Shared>,
 }
 
 impl DummyNetdev {
-    /// Creates the device. Recognised option: `n_rxq` (1..=64).
+    /// Creates the device. Recognised options: `n_rxq` (1..=64), `pollable` (true|false).
     pub fn new(name: &str, spec: &PortSpec) -> Result<Self, NetdevError> {
+        let pollable = match spec.options.get("pollable").map(String::as_str) {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(v) => {
+                return Err(NetdevError::BadOption(format!(
+                    "pollable={v}: expected true or false"
+                )))
+            }
+        };
         let n_rxq = match spec.options.get("n_rxq") {
             None => 1,
             Some(v) => match v.parse::<usize>() {
@@ -80,6 +92,7 @@ impl DummyNetdev {
         Ok(DummyNetdev {
             name: name.to_string(),
             mac,
+            pollable,
             shared: Arc::new(Shared {
                 rx: (0..n_rxq)
                     .map(|_| RxQueue {
@@ -252,6 +265,9 @@ impl Netdev for DummyNetdev {
     }
     fn mac(&self) -> [u8; 6] {
         self.mac
+    }
+    fn pollable(&self) -> bool {
+        self.pollable
     }
     fn mtu(&self) -> u32 {
         1500

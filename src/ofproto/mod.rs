@@ -16,11 +16,20 @@
 //! `add_bridge(name, OfprotoConfig)`, `del_bridge`, `bridge(name)`,
 //! `add_port(bridge, &PortSpec, Option<OfPort>, PortConfig) -> OfPort`, `del_port(bridge, name)`,
 //! `add_flow(bridge, text)`, `mod_flows(bridge, text, strict)`, `del_flows(bridge, text, strict)`,
-//! `run()`, `revalidate()`.
-//! On [`Ofproto`] (read-only or datapath-free): `dump_flows() -> String` (ovs-ofctl
-//! dump-flows style), `fdb_show()`, `mdb_show()` (OVS formats), `trace(text)` /
-//! `trace_key(key, packet)` (tables visited, rules matched, NORMAL's decision, final
-//! datapath actions, megaflow), `translate(XlateRequest)`.
+//! `run()` (timeouts + revalidation; call periodically) or `start_revalidator(interval)`
+//! (a thread doing that, also woken when learning changes the fdb/mdb),
+//! `revalidate_all()`, `set_max_idle(d)`, `is_settled()`.
+//! On [`Ofproto`] (no datapath access; changes made here are picked up by the next
+//! revalidation pass): `add_port`/`del_port`/`set_port_config`, `set_config`,
+//! `add_flow(text)`, `mod_flows`, `del_flows(text, strict)`, `dump_flows() -> String`
+//! (ovs-ofctl dump-flows style with n_packets/n_bytes), `fdb_show()`, `mdb_show()` (OVS
+//! formats), `trace(text)` / `trace_key(key, packet)` (tables visited, rules matched,
+//! NORMAL's decision, final datapath actions, megaflow), `translate(XlateRequest)`.
+//!
+//! # Defaults (OVS's)
+//! Fail mode standalone (a table-0 miss acts as NORMAL), MAC aging 300 s, fdb size 8192,
+//! snooping off (aging 300 s, 2048 groups, mrouter aging 180 s, unregistered flooded),
+//! megaflow max-idle 10 s, resubmit depth 64 and 4096 resubmits per translation.
 //!
 //! Flow text is ovs-ofctl syntax (see [`flow_syntax`]). Port numbers in flow text, fdb and
 //! mdb are OpenFlow ports; datapath actions and megaflow keys use datapath ports.
@@ -387,7 +396,8 @@ impl Ofproto {
         Ok(())
     }
 
-    /// `mod-flows`: replaces the actions of the selected rules (counters kept).
+    /// `mod-flows`: replaces the actions of the selected rules (counters, cookie and
+    /// timeouts kept). As in OpenFlow 1.1+, nothing is added when no rule matches.
     /// Returns how many rules changed.
     pub fn mod_flows(&self, text: &str, strict: bool) -> Result<usize, OfprotoError> {
         let (sel, actions) = parse_selector(text)?;
