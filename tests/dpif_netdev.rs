@@ -650,10 +650,99 @@ fn userspace_sample_and_tunnel_actions() {
         .stats;
     assert_eq!(s.userspace_actions, 3);
     assert_eq!(
-        s.tx_no_port, 3,
-        "tnl_pop to a port that is not a tunnel vport is counted and dropped"
+        s.action_errors, 3,
+        "tnl_pop of a plain UDP packet: the copy is counted and dropped"
     );
     let text = dp.dump_flows_text();
     assert!(text.contains("actions:userspace(pid=0,userdata(0000000000000007)),sample(sample=100.0%,actions(2)),sample(sample=0.0%,actions(2)),tnl_pop(9),2"), "{text}");
     assert!(text.contains("used:0."), "recently used: {text}");
+}
+
+#[test]
+fn vxlan_push_then_pop_round_trip() {
+    use rvswitch::dpif::{TnlPush, TunnelType};
+    use rvswitch::packet::tunnel::{build_tnl_header, Encap, TnlHeaderSpec};
+    const TNL_PORT: u32 = 100;
+    let dp = dp("dpn-tn", cfg());
+    let vm = dp.port_add(&dummy("tn-vm"), None).unwrap();
+    let uplink = dp.port_add(&dummy("tn-up"), None).unwrap();
+    let header = build_tnl_header(&TnlHeaderSpec {
+        eth_src: [2, 0, 0, 0, 0, 0xa],
+        eth_dst: [2, 0, 0, 0, 0, 0xb],
+        src: "192.0.2.1".parse().unwrap(),
+        dst: "192.0.2.2".parse().unwrap(),
+        tos: 0,
+        ttl: 64,
+        dont_fragment: true,
+        encap: Encap::Vxlan {
+            vni: 5000,
+            dst_port: 4789,
+            udp_csum: true,
+        },
+    })
+    .unwrap();
+    let (k, m) = ipv4_match(vm);
+    put(
+        &dp,
+        k,
+        m,
+        vec![DpAction::TnlPush(TnlPush {
+            tnl_port: TNL_PORT,
+            out_port: uplink,
+            tnl_type: TunnelType::Vxlan,
+            header,
+        })],
+    );
+    let d_vm = dp.dummy_port("tn-vm").unwrap();
+    let d_up = dp.dummy_port("tn-up").unwrap();
+    let inner = udp_frame([10, 0, 0, 1], [10, 0, 0, 2], 5, 6, b"tunnelled");
+    d_vm.inject(0, &inner).unwrap();
+    let mut sent = Vec::new();
+    assert!(wait_for(T, || {
+        sent.extend(d_up.take_sent());
+        !sent.is_empty()
+    }));
+    let outer = sent.remove(0);
+    let hdr = 14 + 20 + 8 + 8;
+    assert_eq!(outer.len(), inner.len() + hdr);
+    assert_eq!(&outer[..6], &[2, 0, 0, 0, 0, 0xb]);
+    assert_eq!(&outer[14 + 12..14 + 20], &[192, 0, 2, 1, 192, 0, 2, 2]);
+    assert_eq!(
+        u16::from_be_bytes([outer[36], outer[37]]),
+        4789,
+        "VXLAN port"
+    );
+    assert_eq!(&outer[46..49], &[0x00, 0x13, 0x88], "VNI 5000");
+    assert_eq!(&outer[hdr..], &inner[..], "inner frame intact");
+    let (ip_ok, udp_ok) = checksums_ok(&outer, 14);
+    assert!(ip_ok && udp_ok, "outer checksums");
+    // Back in on the uplink: pop, recirculate as tunnel port 100, match on the VNI.
+    let (k, m) = ipv4_match(uplink);
+    put(&dp, k, m, vec![DpAction::TnlPop(TNL_PORT)]);
+    let (mut k, mut m) = ipv4_match(TNL_PORT);
+    k.tun_id = 5000;
+    k.tun_ipv4_src = u32::from_be_bytes([192, 0, 2, 1]);
+    m.0.tun_id = u64::MAX;
+    m.0.tun_ipv4_src = u32::MAX;
+    put(&dp, k, m, vec![DpAction::Output(vm)]);
+    d_up.inject(0, &outer).unwrap();
+    let mut back = Vec::new();
+    assert!(wait_for(T, || {
+        back.extend(d_vm.take_sent());
+        !back.is_empty()
+    }));
+    assert_eq!(back, vec![inner]);
+    let s = dp
+        .pmd_stats()
+        .into_iter()
+        .find(|e| e.core.is_some())
+        .unwrap()
+        .stats;
+    assert_eq!(s.recirculations, 1, "tnl_pop recirculates once");
+    assert_eq!(s.action_errors, 0);
+    let text = dp.dump_flows_text();
+    assert!(
+        text.contains("recirc_id(0),in_port(100),tunnel(tun_id=0x1388,src=192.0.2.1)"),
+        "{text}"
+    );
 }

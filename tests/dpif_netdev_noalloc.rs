@@ -198,4 +198,31 @@ fn no_allocation_per_packet_on_the_fast_path() {
         0,
         "rewrite, push/pop, clone, recirculation"
     );
+    let header =
+        rvswitch::packet::tunnel::build_tnl_header(&rvswitch::packet::tunnel::TnlHeaderSpec {
+            eth_src: [2, 0, 0, 0, 0, 1],
+            eth_dst: [2, 0, 0, 0, 0, 2],
+            src: "192.0.2.1".parse().unwrap(),
+            dst: "192.0.2.2".parse().unwrap(),
+            tos: 0,
+            ttl: 64,
+            dont_fragment: true,
+            encap: rvswitch::packet::tunnel::Encap::Vxlan {
+                vni: 7,
+                dst_port: 4789,
+                udp_csum: true,
+            },
+        })
+        .unwrap();
+    let push = vec![DpAction::TnlPush(rvswitch::dpif::TnlPush {
+        tnl_port: 100,
+        out_port: 2,
+        tnl_type: rvswitch::dpif::TunnelType::Vxlan,
+        header,
+    })];
+    assert_eq!(
+        allocations_in_steady_state(100, 2, push),
+        0,
+        "VXLAN tnl_push"
+    );
 }

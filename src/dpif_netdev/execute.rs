@@ -10,9 +10,12 @@ use std::sync::Arc;
 use super::emc::packet_hash;
 use super::flow_table::{FlowRef, InsertError};
 use super::pmd_datapath::{Disposition, PacketGroup, PmdDatapath};
-use crate::dpif::{DpAction, DpActions, Upcall, UpcallKind};
-use crate::packet::parse::flow_extract;
+use super::tunnel_exec::exceeds_mtu;
+use crate::dpif::{DpAction, DpActions, TnlPush, Upcall, UpcallKind};
+use crate::packet::flow_key::hash_words;
+use crate::packet::parse::{flow_extract, parse_frame};
 use crate::packet::rewrite::{apply_set, pop_vlan, push_vlan};
+use crate::packet::tunnel::{tnl_pop_as, tnl_push};
 use crate::packet::{FlowKey, OdpPort, PacketBatch, PacketBuf, PacketPool, MAX_BURST};
 
 #[inline(always)]
@@ -45,14 +48,8 @@ impl PmdDatapath {
             key.in_port = p.meta.in_port;
             key.recirc_id = p.meta.recirc_id;
         }
-        for (i, p) in batch.pkts.iter_mut().enumerate() {
+        for (i, p) in batch.pkts.iter().enumerate() {
             self.hashes[i] = packet_hash(&self.keys[i], p.meta.has_hash.then_some(p.meta.hash));
-            if !p.meta.has_hash {
-                // tnl_push takes the outer UDP source port from the packet's hash; without
-                // an RSS hash that is this pass's flow hash (`has_hash` stays false so the
-                // next pass hashes its own key).
-                p.meta.hash = self.hashes[i];
-            }
         }
         // 2. EMC.
         let mut miss = if n == MAX_BURST {
@@ -280,13 +277,13 @@ impl PmdDatapath {
                     self.execute_actions(&mut c, nested, depth);
                     self.recycle_batch(c);
                 }
-                DpAction::TnlPush(t) => self.tnl_push_output(batch, t, last),
-                DpAction::TnlPop(port) => self.tnl_pop_recirc(batch, *port, depth, last),
+                DpAction::TnlPush(push) => self.tunnel_push(batch, push, last),
+                DpAction::TnlPop(port) => self.tunnel_pop(batch, *port, depth, last),
             }
         }
     }
 
-    pub(super) fn copy_batch(
+    fn copy_batch(
         &mut self,
         batch: &PacketBatch,
         mut select: impl FnMut(&PacketBuf) -> bool,
@@ -301,7 +298,7 @@ impl PmdDatapath {
     }
 
     /// Queues the batch (moved if this is the last action, copied otherwise) on `port`.
-    pub(super) fn output(&mut self, batch: &mut PacketBatch, port: OdpPort, last: bool) {
+    fn output(&mut self, batch: &mut PacketBatch, port: OdpPort, last: bool) {
         let Some(t) = self.tx_ports.iter_mut().find(|t| t.port == port) else {
             self.counters.tx_no_port.add(batch.len() as u64);
             return;
@@ -330,22 +327,97 @@ impl PmdDatapath {
         }
     }
 
-    fn recirculate(&mut self, batch: &mut PacketBatch, id: u32, depth: u32, last: bool) {
-        if depth >= self.max_recirc_depth {
-            self.counters.action_errors.add(batch.len() as u64);
-            if last {
-                let pool = &mut self.pool;
-                batch.pkts.drain(..).for_each(|p| pool.put(p));
-            }
-            return;
-        }
-        let mut b = if last {
+    /// Takes the batch's packets (last action) or copies of them.
+    fn take_or_copy(&mut self, batch: &mut PacketBatch, last: bool) -> PacketBatch {
+        if last {
             let mut b = self.take_batch();
             std::mem::swap(&mut b.pkts, &mut batch.pkts);
             b
         } else {
             self.copy_batch(batch, |_| true)
-        };
+        }
+    }
+
+    /// Encapsulates (copies of) the packets with the prebuilt outer header and outputs
+    /// them on the underlay port. The UDP source port comes from the inner 5-tuple so a
+    /// flow keeps one underlay path.
+    fn tunnel_push(&mut self, batch: &mut PacketBatch, push: &TnlPush, last: bool) {
+        let mut b = self.take_or_copy(batch, last);
+        let mut failed = 0u64;
+        let mut too_big = 0u64;
+        let mtu = self.underlay_mtu(push.out_port);
+        retain_or_recycle(&mut b, &mut self.pool, |p| {
+            let h = if p.meta.has_hash {
+                p.meta.hash
+            } else {
+                five_tuple_hash(&parse_frame(p.data(), &p.meta))
+            };
+            match tnl_push(p, push, h) {
+                Ok(()) if exceeds_mtu(p.data(), mtu) => {
+                    too_big += 1;
+                    false
+                }
+                Ok(()) => true,
+                Err(e) => {
+                    failed += 1;
+                    tracing::debug!("tnl_push: {e}");
+                    false
+                }
+            }
+        });
+        self.counters.action_errors.add(failed + too_big);
+        self.counters.tnl_push_errors.add(failed);
+        self.counters.tnl_mtu_drops.add(too_big);
+        self.output(&mut b, push.out_port, true);
+        self.recycle_batch(b);
+    }
+
+    /// Validates and strips the outer headers, then runs the inner packets through the
+    /// datapath again as received on tunnel port `tnl_port` with their tunnel metadata
+    /// (counted as recirculations, as OVS does). Packets that are not valid tunnel
+    /// packets are dropped and counted.
+    fn tunnel_pop(&mut self, batch: &mut PacketBatch, tnl_port: OdpPort, depth: u32, last: bool) {
+        if depth >= self.max_recirc_depth {
+            self.drop_too_deep(batch, last);
+            return;
+        }
+        let mut b = self.take_or_copy(batch, last);
+        let mut failed = 0u64;
+        let kind = self.tunnel_kind(tnl_port);
+        retain_or_recycle(&mut b, &mut self.pool, |p| match tnl_pop_as(p, kind) {
+            Ok(_) => {
+                p.meta.in_port = tnl_port;
+                p.meta.recirc_id = 0;
+                p.meta.has_hash = false;
+                true
+            }
+            Err(e) => {
+                failed += 1;
+                tracing::debug!("tnl_pop: {e}");
+                false
+            }
+        });
+        self.counters.action_errors.add(failed);
+        self.counters.tnl_pop_errors.add(failed);
+        self.counters.recirculations.add(b.len() as u64);
+        self.process_packets(&mut b, depth + 1);
+        self.recycle_batch(b);
+    }
+
+    fn drop_too_deep(&mut self, batch: &mut PacketBatch, last: bool) {
+        self.counters.action_errors.add(batch.len() as u64);
+        if last {
+            let pool = &mut self.pool;
+            batch.pkts.drain(..).for_each(|p| pool.put(p));
+        }
+    }
+
+    fn recirculate(&mut self, batch: &mut PacketBatch, id: u32, depth: u32, last: bool) {
+        if depth >= self.max_recirc_depth {
+            self.drop_too_deep(batch, last);
+            return;
+        }
+        let mut b = self.take_or_copy(batch, last);
         for p in b.pkts.iter_mut() {
             p.meta.recirc_id = id;
         }
@@ -380,6 +452,27 @@ impl PmdDatapath {
             }
         }
     }
+}
+
+/// A hash of the addresses, protocol and ports only (not TTL, flags or ids), so every
+/// packet of a flow gets the same value.
+fn five_tuple_hash(k: &FlowKey) -> u32 {
+    let mut ip6 = [0u64; 4];
+    for (i, c) in k.ipv6_src.chunks(8).chain(k.ipv6_dst.chunks(8)).enumerate() {
+        ip6[i] = u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]));
+    }
+    hash_words(
+        [
+            ((k.nw_src as u64) << 32) | k.nw_dst as u64,
+            ((k.tp_src as u64) << 32) | ((k.tp_dst as u64) << 16) | k.nw_proto as u64,
+            ip6[0],
+            ip6[1],
+            ip6[2],
+            ip6[3],
+        ]
+        .into_iter(),
+        k.dl_type as u32,
+    )
 }
 
 /// Keeps the packets for which `f` returns true, returning the others to the pool,

@@ -89,17 +89,18 @@ pmd_counters! {
     tx_batches,
     /// Packets dropped because the output port does not exist (any more).
     tx_no_port,
-    /// Packets dropped by an action the datapath does not support yet (tunnel push/pop).
-    unsupported_actions,
-    /// Packets dropped by a failing action (no headroom, bad header for a set, too deep
-    /// recirculation).
+    /// Packets dropped (or left unchanged, for a set-field on an absent header) by a
+    /// failing action: no headroom, invalid tunnel packet on `tnl_pop`, too deep
+    /// recirculation.
     action_errors,
     /// Packets a `tnl_push` dropped because the encapsulated frame exceeds the underlay
-    /// port's MTU.
+    /// port's MTU (also in `action_errors`).
     tnl_mtu_drops,
-    /// Packets a `tnl_push` could not encapsulate (no headroom, bad template).
+    /// Packets a `tnl_push` could not encapsulate: no headroom, bad template (also in
+    /// `action_errors`).
     tnl_push_errors,
-    /// Packets a `tnl_pop` dropped: bad, truncated or foreign outer headers.
+    /// Packets a `tnl_pop` dropped: bad, truncated or foreign outer headers (also in
+    /// `action_errors`).
     tnl_pop_errors,
     /// Errors returned by rx queues.
     rx_errors,
