@@ -746,3 +746,42 @@ fn vxlan_push_then_pop_round_trip() {
         "{text}"
     );
 }
+
+/// A translator with a bug: it panics on every call.
+struct Panicking;
+
+impl UpcallHandler for Panicking {
+    fn upcall(&self, _up: &Upcall<'_>) -> Result<UpcallReply, UpcallError> {
+        panic!("translator bug (expected by the test)");
+    }
+}
+
+#[test]
+fn a_panicking_translator_costs_packets_not_the_pmd() {
+    let dp = dp("dpn-pn", cfg());
+    let p1 = dp.port_add(&dummy("pn-p1"), None).unwrap();
+    let p2 = dp.port_add(&dummy("pn-p2"), None).unwrap();
+    dp.set_upcall_handler(Arc::new(Panicking));
+    let d1 = dp.dummy_port("pn-p1").unwrap();
+    let d2 = dp.dummy_port("pn-p2").unwrap();
+    d1.inject(0, &udp_frame([1, 1, 1, 1], [2, 2, 2, 2], 1, 2, b"p"))
+        .unwrap();
+    let pmd = || {
+        dp.pmd_stats()
+            .into_iter()
+            .find(|e| e.core.is_some())
+            .unwrap()
+            .stats
+    };
+    assert!(wait_for(T, || pmd().upcall_failed == 1));
+    // The PMD still answers the control plane and forwards.
+    let (k, m) = ipv4_match(p1);
+    put(&dp, k, m, vec![DpAction::Output(p2)]);
+    d1.inject(0, &udp_frame([1, 1, 1, 1], [2, 2, 2, 2], 1, 2, b"p"))
+        .unwrap();
+    let mut got = 0;
+    assert!(wait_for(T, || {
+        got += d2.take_sent().len();
+        got == 1
+    }));
+}

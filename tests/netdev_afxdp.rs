@@ -167,6 +167,9 @@ fn umem_frames_recycled_after_bursts() {
         got
     });
     let st = port.stats();
+    // Every trafgen frame was either received or counted as dropped by the kernel
+    // (XDP_STATISTICS); nothing else is sent on this link.
+    assert_eq!(st.rx_packets + st.rx_dropped, 20000, "{st:?}");
     assert!(
         received >= 2000,
         "received only {received} of 20000 trafgen frames ({st:?})"
@@ -397,4 +400,31 @@ fn xdp_program_removed_when_the_process_dies() {
         !shown.contains("xdp"),
         "XDP program survived its process: {shown}"
     );
+}
+
+#[test]
+fn native_mode_receives_and_zero_copy_fails_clearly_on_veth() {
+    let v = VethNs::new("xn", 1);
+    // veth has no zero-copy support: the explicit mode must fail, name the port, the
+    // step and the mode, and leave nothing attached.
+    let e = AfxdpNetdev::open(&spec(
+        &v.host,
+        "afxdp",
+        &[("xdp_mode", "native-with-zerocopy")],
+    ))
+    .err()
+    .expect("zero-copy on veth must fail");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!("afxdp port {}", v.host))
+            && msg.contains("binding queue 0 in native-with-zerocopy mode"),
+        "{msg}"
+    );
+    assert!(!v.host_link_show().contains("xdp"));
+
+    let port = AfxdpNetdev::open(&spec(&v.host, "afxdp", &[("xdp_mode", "native")]))
+        .expect("native mode on veth");
+    assert_eq!(port.mode(), XdpMode::Native);
+    assert!(v.host_link_show().contains("xdp"));
+    ping_is_received(&port, &v);
 }

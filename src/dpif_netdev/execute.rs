@@ -10,7 +10,9 @@ use std::sync::Arc;
 use super::emc::packet_hash;
 use super::flow_table::{FlowRef, InsertError};
 use super::pmd_datapath::{Disposition, PacketGroup, PmdDatapath};
-use crate::dpif::{DpAction, DpActions, TnlPush, Upcall, UpcallKind};
+use crate::dpif::{
+    DpAction, DpActions, TnlPush, Upcall, UpcallError, UpcallHandler, UpcallKind, UpcallReply,
+};
 use crate::packet::flow_key::hash_words;
 use crate::packet::parse::{flow_extract, parse_frame};
 use crate::packet::rewrite::{apply_set, pop_vlan, push_vlan};
@@ -191,7 +193,7 @@ impl PmdDatapath {
                 packet: pkt.data(),
                 meta: &pkt.meta,
             };
-            match h.upcall(&up) {
+            match call_handler(h.as_ref(), &up) {
                 Ok(reply) => {
                     self.counters.upcall_ok.add(1);
                     let actions: DpActions = Arc::from(reply.actions);
@@ -432,7 +434,7 @@ impl PmdDatapath {
                 packet: p.data(),
                 meta: &p.meta,
             };
-            match h.upcall(&up) {
+            match call_handler(h.as_ref(), &up) {
                 Ok(_) => self.counters.userspace_actions.add(1),
                 Err(e) => {
                     self.counters.upcall_failed.add(1);
@@ -440,6 +442,15 @@ impl PmdDatapath {
                 }
             }
         }
+    }
+}
+
+/// Calls the translator, turning a panic inside it into an error: a bug in translation
+/// must cost one packet, not the PMD thread (and with it every port it polls).
+fn call_handler(h: &dyn UpcallHandler, up: &Upcall<'_>) -> Result<UpcallReply, UpcallError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.upcall(up))) {
+        Ok(r) => r,
+        Err(_) => Err(UpcallError::Xlate("the upcall handler panicked".into())),
     }
 }
 
