@@ -554,6 +554,16 @@ impl Ofproto {
         show::fdb_show(&self.fdb(), self.now())
     }
 
+    /// `fdb/flush`: forgets every learned MAC (megaflows follow at the next revalidation).
+    pub fn fdb_flush(&self) {
+        self.fdb().flush();
+    }
+
+    /// `mdb/flush`: forgets every membership and mrouter port.
+    pub fn mdb_flush(&self) {
+        self.mdb().flush();
+    }
+
     /// `mdb/show` output.
     pub fn mdb_show(&self) -> String {
         show::mdb_show(&self.mdb(), self.now())
