@@ -531,6 +531,26 @@ impl Ofproto {
         Ok(self.trace_key(&key, None))
     }
 
+    /// Traces a raw frame as if it arrived on OpenFlow port `in_port` (the frame is parsed
+    /// the way the datapath parses it). No learning.
+    pub fn trace_frame(&self, in_port: OfPort, frame: &[u8]) -> Result<String, OfprotoError> {
+        let dp = read(&self.ports)
+            .get(in_port)
+            .map(|p| p.dp_port)
+            .ok_or_else(|| {
+                OfprotoError::Trace(format!(
+                    "in_port={in_port} is not a port of bridge {}",
+                    self.name
+                ))
+            })?;
+        let meta = crate::packet::PacketMeta {
+            in_port: dp,
+            ..Default::default()
+        };
+        let key = crate::packet::parse::parse_frame(frame, &meta);
+        Ok(self.trace_key(&key, Some(frame)))
+    }
+
     /// Traces a datapath key (and optionally its frame). No learning.
     pub fn trace_key(&self, key: &FlowKey, packet: Option<&[u8]>) -> String {
         let out = self.translate(&XlateRequest {
@@ -552,6 +572,16 @@ impl Ofproto {
     /// `fdb/show` output.
     pub fn fdb_show(&self) -> String {
         show::fdb_show(&self.fdb(), self.now())
+    }
+
+    /// `fdb/flush`: forgets every learned MAC (megaflows follow at the next revalidation).
+    pub fn fdb_flush(&self) {
+        self.fdb().flush();
+    }
+
+    /// `mdb/flush`: forgets every membership and mrouter port.
+    pub fn mdb_flush(&self) {
+        self.mdb().flush();
     }
 
     /// `mdb/show` output.
