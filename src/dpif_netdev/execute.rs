@@ -10,13 +10,14 @@ use std::sync::Arc;
 use super::emc::packet_hash;
 use super::flow_table::{FlowRef, InsertError};
 use super::pmd_datapath::{Disposition, PacketGroup, PmdDatapath};
+use super::tunnel_exec::exceeds_mtu;
 use crate::dpif::{
     DpAction, DpActions, TnlPush, Upcall, UpcallError, UpcallHandler, UpcallKind, UpcallReply,
 };
 use crate::packet::flow_key::hash_words;
 use crate::packet::parse::{flow_extract, parse_frame};
 use crate::packet::rewrite::{apply_set, pop_vlan, push_vlan};
-use crate::packet::tunnel::{tnl_pop, tnl_push};
+use crate::packet::tunnel::{tnl_pop_as, tnl_push};
 use crate::packet::{FlowKey, OdpPort, PacketBatch, PacketBuf, PacketPool, MAX_BURST};
 
 #[inline(always)]
@@ -345,6 +346,8 @@ impl PmdDatapath {
     fn tunnel_push(&mut self, batch: &mut PacketBatch, push: &TnlPush, last: bool) {
         let mut b = self.take_or_copy(batch, last);
         let mut failed = 0u64;
+        let mut too_big = 0u64;
+        let mtu = self.underlay_mtu(push.out_port);
         retain_or_recycle(&mut b, &mut self.pool, |p| {
             let h = if p.meta.has_hash {
                 p.meta.hash
@@ -352,6 +355,10 @@ impl PmdDatapath {
                 five_tuple_hash(&parse_frame(p.data(), &p.meta))
             };
             match tnl_push(p, push, h) {
+                Ok(()) if exceeds_mtu(p.data(), mtu) => {
+                    too_big += 1;
+                    false
+                }
                 Ok(()) => true,
                 Err(e) => {
                     failed += 1;
@@ -360,7 +367,9 @@ impl PmdDatapath {
                 }
             }
         });
-        self.counters.action_errors.add(failed);
+        self.counters.action_errors.add(failed + too_big);
+        self.counters.tnl_push_errors.add(failed);
+        self.counters.tnl_mtu_drops.add(too_big);
         self.output(&mut b, push.out_port, true);
         self.recycle_batch(b);
     }
@@ -376,7 +385,8 @@ impl PmdDatapath {
         }
         let mut b = self.take_or_copy(batch, last);
         let mut failed = 0u64;
-        retain_or_recycle(&mut b, &mut self.pool, |p| match tnl_pop(p) {
+        let kind = self.tunnel_kind(tnl_port);
+        retain_or_recycle(&mut b, &mut self.pool, |p| match tnl_pop_as(p, kind) {
             Ok(_) => {
                 p.meta.in_port = tnl_port;
                 p.meta.recirc_id = 0;
@@ -390,6 +400,7 @@ impl PmdDatapath {
             }
         });
         self.counters.action_errors.add(failed);
+        self.counters.tnl_pop_errors.add(failed);
         self.counters.recirculations.add(b.len() as u64);
         self.process_packets(&mut b, depth + 1);
         self.recycle_batch(b);
