@@ -357,9 +357,48 @@ fn run(dpname: &str, rep: &mut Report) -> Result<(), String> {
         },
     );
 
-    // 11. destroy: datapath and devices gone
+    // 11. a restarted switch reopens the datapath: same ports, tunnels recognised, upcalls
+    // reach the new handlers
     let (up, lost, installed) = dp.upcall_counters();
     println!("  upcalls handled={up} lost={lost} megaflows installed={installed}");
+    let before: Vec<_> = dp
+        .port_dump()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|p| (p.port_no, p.name, p.port_type))
+        .collect();
+    drop(dp); // handler threads stop; the datapath stays
+    let dp = match DpifNetlink::open(dpname, 2) {
+        Ok(dp) => dp,
+        Err(e) => {
+            rep.step("reopen", Err(e.to_string()));
+            return Err("no datapath after reopen".into());
+        }
+    };
+    dp.set_upcall_handler(sw.clone());
+    let after: Vec<_> = dp
+        .port_dump()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|p| (p.port_no, p.name, p.port_type))
+        .collect();
+    let _ = dp.flow_flush();
+    let ping = sh("/usr/sbin/ip netns exec ns1 /usr/bin/ping -c 2 -i 0.2 -W 3 10.0.0.2");
+    rep.step(
+        "reopen",
+        match ping {
+            Ok(out) if before == after && dp.upcall_counters().0 > 0 => Ok(format!(
+                "ports {after:?}; {}",
+                last_line(&out, "packet loss")
+            )),
+            other => Err(format!(
+                "ports before {before:?} after {after:?}; ping {other:?}; upcalls {:?}",
+                dp.upcall_counters()
+            )),
+        },
+    );
+
+    // 12. destroy: datapath and devices gone
     let destroyed = dp.destroy();
     drop(dp);
     let gone_dp = sh(&format!("ovs-dpctl show system@{dpname}")).is_err();

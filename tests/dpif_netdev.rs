@@ -746,3 +746,176 @@ fn vxlan_push_then_pop_round_trip() {
         "{text}"
     );
 }
+
+/// A translator with a bug: it panics on every call.
+struct Panicking;
+
+impl UpcallHandler for Panicking {
+    fn upcall(&self, _up: &Upcall<'_>) -> Result<UpcallReply, UpcallError> {
+        panic!("translator bug (expected by the test)");
+    }
+}
+
+#[test]
+fn a_panicking_translator_costs_packets_not_the_pmd() {
+    let dp = dp("dpn-pn", cfg());
+    let p1 = dp.port_add(&dummy("pn-p1"), None).unwrap();
+    let p2 = dp.port_add(&dummy("pn-p2"), None).unwrap();
+    dp.set_upcall_handler(Arc::new(Panicking));
+    let d1 = dp.dummy_port("pn-p1").unwrap();
+    let d2 = dp.dummy_port("pn-p2").unwrap();
+    d1.inject(0, &udp_frame([1, 1, 1, 1], [2, 2, 2, 2], 1, 2, b"p"))
+        .unwrap();
+    let pmd = || {
+        dp.pmd_stats()
+            .into_iter()
+            .find(|e| e.core.is_some())
+            .unwrap()
+            .stats
+    };
+    assert!(wait_for(T, || pmd().upcall_failed == 1));
+    // The PMD still answers the control plane and forwards.
+    let (k, m) = ipv4_match(p1);
+    put(&dp, k, m, vec![DpAction::Output(p2)]);
+    d1.inject(0, &udp_frame([1, 1, 1, 1], [2, 2, 2, 2], 1, 2, b"p"))
+        .unwrap();
+    let mut got = 0;
+    assert!(wait_for(T, || {
+        got += d2.take_sent().len();
+        got == 1
+    }));
+}
+
+#[test]
+fn subtables_are_reranked_by_hits_every_second() {
+    let dp = dp(
+        "dpn-rk",
+        DpNetdevConfig {
+            emc_insert_inv_prob: 0, // every packet goes through the dpcls
+            ..cfg()
+        },
+    );
+    let p1 = dp.port_add(&dummy("rk-p1"), None).unwrap();
+    let p2 = dp.port_add(&dummy("rk-p2"), None).unwrap();
+    // Installed first: a mask on nw_src that the traffic never matches.
+    let (mut k, mut m) = ipv4_match(p1);
+    k.nw_src = 0x0909_0909;
+    m.0.nw_src = u32::MAX;
+    put(&dp, k, m, vec![]);
+    // Installed second: the mask the traffic hits.
+    let (mut k, mut m) = ipv4_match(p1);
+    k.nw_dst = u32::from_be_bytes([2, 2, 2, 2]);
+    m.0.nw_dst = u32::MAX;
+    put(&dp, k, m, vec![DpAction::Output(p2)]);
+    let d1 = dp.dummy_port("rk-p1").unwrap();
+    let d2 = dp.dummy_port("rk-p2").unwrap();
+    let send = |n: usize| {
+        for i in 0..n {
+            d1.inject(0, &udp_frame([1, 1, 1, i as u8], [2, 2, 2, 2], 1, 2, b"k"))
+                .unwrap();
+        }
+        let mut got = 0;
+        assert!(wait_for(T, || {
+            got += d2.take_sent().len();
+            got == n
+        }));
+    };
+    let pmd = || {
+        dp.pmd_stats()
+            .into_iter()
+            .find(|e| e.core.is_some())
+            .unwrap()
+            .stats
+    };
+    send(10);
+    let s = pmd();
+    assert_eq!(s.megaflow_hits, 10);
+    assert_eq!(s.subtable_lookups, 20, "second subtable before ranking");
+    std::thread::sleep(Duration::from_millis(1300));
+    dp.pmd_stats_clear();
+    send(10);
+    let s = pmd();
+    assert_eq!(s.megaflow_hits, 10);
+    assert_eq!(
+        s.subtable_lookups, 10,
+        "busiest subtable first after ranking"
+    );
+}
+
+#[test]
+fn rxqs_spread_over_two_pmds_and_survive_rebalance() {
+    let cores: Vec<usize> = core_affinity::get_core_ids()
+        .expect("core list")
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert!(
+        cores.len() >= 2,
+        "this test needs two cores, host has {cores:?}"
+    );
+    let dp = dp(
+        "dpn-2p",
+        DpNetdevConfig {
+            pmd_cores: cores[..2].to_vec(),
+            rxq_assign: rvswitch::pmd::RxqAssignPolicy::Cycles,
+            ..Default::default()
+        },
+    );
+    let mut mq = dummy("2p-mq");
+    mq.options.insert("n_rxq".into(), "2".into());
+    let p1 = dp.port_add(&mq, None).unwrap();
+    let p2 = dp.port_add(&dummy("2p-out"), None).unwrap();
+    let show = dp.pmd_rxq_show();
+    for c in &cores[..2] {
+        let part = show
+            .split(&format!("core_id {c}:"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no section for core {c}: {show}"));
+        let part = part.split("pmd thread").next().unwrap();
+        assert!(
+            part.contains("port: 2p-mq"),
+            "core {c} polls a queue of 2p-mq: {show}"
+        );
+    }
+    let (k, m) = ipv4_match(p1);
+    put(&dp, k, m, vec![DpAction::Output(p2)]);
+    let d1 = dp.dummy_port("2p-mq").unwrap();
+    let d2 = dp.dummy_port("2p-out").unwrap();
+    let mut got = 0;
+    let mut send = |q: usize, n: usize, want: usize| {
+        for _ in 0..n {
+            d1.inject(q, &udp_frame([1, 1, 1, 1], [2, 2, 2, 2], 1, 2, b"2"))
+                .unwrap();
+        }
+        assert!(wait_for(T, || {
+            got += d2.take_sent().len();
+            got == want
+        }));
+    };
+    let per_pmd = || -> Vec<u64> {
+        dp.pmd_stats()
+            .iter()
+            .filter(|e| e.core.is_some())
+            .map(|e| e.stats.rx_packets)
+            .collect()
+    };
+    // New queues on idle PMDs: queue 0 on the first PMD, queue 1 on the second.
+    send(0, 20, 20);
+    assert_eq!(per_pmd(), vec![20, 0]);
+    send(1, 200, 220);
+    assert_eq!(per_pmd(), vec![20, 200]);
+    // The flow was put on every thread; each PMD counted its own hits.
+    assert_eq!(
+        dp.flow_get(&k, &m).unwrap().stats.packets,
+        220,
+        "stats merged over PMDs"
+    );
+    // Cycles policy: the busiest queue (1) goes first to the first PMD, queue 0 to the
+    // other: both queues move, and both keep forwarding.
+    dp.rxq_rebalance().unwrap();
+    dp.pmd_stats_clear();
+    send(1, 10, 230);
+    assert_eq!(per_pmd(), vec![10, 0], "queue 1 moved to the first PMD");
+    send(0, 10, 240);
+    assert_eq!(per_pmd(), vec![10, 10], "queue 0 moved to the second PMD");
+}

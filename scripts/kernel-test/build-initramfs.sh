@@ -26,10 +26,11 @@ need_pkg qemu-system-x86 busybox-static openvswitch-switch iproute2 iperf3 kmod
 
 # The kernel: the meta package names the real image package; fetch it once.
 if ! ls "$KT"/kroot/boot/vmlinuz-* >/dev/null 2>&1; then
-	(cd "$KT/debs" && apt-get download "$KPKG" 2>/dev/null)
+	fetch() { (cd "$KT/debs" && apt-get download "$1" 2>/dev/null) || { apt-get update -qq && (cd "$KT/debs" && apt-get download "$1"); }; }
+	fetch "$KPKG"
 	real=$(dpkg-deb -f "$KT"/debs/${KPKG}_*.deb Depends | sed -n 's/^\(linux-image-[^ ,]*\).*/\1/p')
 	[ -n "$real" ] || { echo "kernel-test: cannot tell which kernel $KPKG depends on"; exit 1; }
-	(cd "$KT/debs" && apt-get download "$real" 2>/dev/null)
+	fetch "$real"
 	rm -rf "$KT/kroot.tmp" && mkdir -p "$KT/kroot.tmp"
 	dpkg-deb -x "$KT"/debs/${real}_*.deb "$KT/kroot.tmp"
 	mv "$KT/kroot.tmp" "$KT/kroot"

@@ -10,11 +10,14 @@ use std::sync::Arc;
 use super::emc::packet_hash;
 use super::flow_table::{FlowRef, InsertError};
 use super::pmd_datapath::{Disposition, PacketGroup, PmdDatapath};
-use crate::dpif::{DpAction, DpActions, TnlPush, Upcall, UpcallKind};
+use super::tunnel_exec::exceeds_mtu;
+use crate::dpif::{
+    DpAction, DpActions, TnlPush, Upcall, UpcallError, UpcallHandler, UpcallKind, UpcallReply,
+};
 use crate::packet::flow_key::hash_words;
 use crate::packet::parse::{flow_extract, parse_frame};
 use crate::packet::rewrite::{apply_set, pop_vlan, push_vlan};
-use crate::packet::tunnel::{tnl_pop, tnl_push};
+use crate::packet::tunnel::{tnl_pop_as, tnl_push};
 use crate::packet::{FlowKey, OdpPort, PacketBatch, PacketBuf, PacketPool, MAX_BURST};
 
 #[inline(always)]
@@ -191,7 +194,7 @@ impl PmdDatapath {
                 packet: pkt.data(),
                 meta: &pkt.meta,
             };
-            match h.upcall(&up) {
+            match call_handler(h.as_ref(), &up) {
                 Ok(reply) => {
                     self.counters.upcall_ok.add(1);
                     let actions: DpActions = Arc::from(reply.actions);
@@ -343,6 +346,8 @@ impl PmdDatapath {
     fn tunnel_push(&mut self, batch: &mut PacketBatch, push: &TnlPush, last: bool) {
         let mut b = self.take_or_copy(batch, last);
         let mut failed = 0u64;
+        let mut too_big = 0u64;
+        let mtu = self.underlay_mtu(push.out_port);
         retain_or_recycle(&mut b, &mut self.pool, |p| {
             let h = if p.meta.has_hash {
                 p.meta.hash
@@ -350,6 +355,10 @@ impl PmdDatapath {
                 five_tuple_hash(&parse_frame(p.data(), &p.meta))
             };
             match tnl_push(p, push, h) {
+                Ok(()) if exceeds_mtu(p.data(), mtu) => {
+                    too_big += 1;
+                    false
+                }
                 Ok(()) => true,
                 Err(e) => {
                     failed += 1;
@@ -358,7 +367,9 @@ impl PmdDatapath {
                 }
             }
         });
-        self.counters.action_errors.add(failed);
+        self.counters.action_errors.add(failed + too_big);
+        self.counters.tnl_push_errors.add(failed);
+        self.counters.tnl_mtu_drops.add(too_big);
         self.output(&mut b, push.out_port, true);
         self.recycle_batch(b);
     }
@@ -374,7 +385,8 @@ impl PmdDatapath {
         }
         let mut b = self.take_or_copy(batch, last);
         let mut failed = 0u64;
-        retain_or_recycle(&mut b, &mut self.pool, |p| match tnl_pop(p) {
+        let kind = self.tunnel_kind(tnl_port);
+        retain_or_recycle(&mut b, &mut self.pool, |p| match tnl_pop_as(p, kind) {
             Ok(_) => {
                 p.meta.in_port = tnl_port;
                 p.meta.recirc_id = 0;
@@ -388,6 +400,7 @@ impl PmdDatapath {
             }
         });
         self.counters.action_errors.add(failed);
+        self.counters.tnl_pop_errors.add(failed);
         self.counters.recirculations.add(b.len() as u64);
         self.process_packets(&mut b, depth + 1);
         self.recycle_batch(b);
@@ -432,7 +445,7 @@ impl PmdDatapath {
                 packet: p.data(),
                 meta: &p.meta,
             };
-            match h.upcall(&up) {
+            match call_handler(h.as_ref(), &up) {
                 Ok(_) => self.counters.userspace_actions.add(1),
                 Err(e) => {
                     self.counters.upcall_failed.add(1);
@@ -440,6 +453,15 @@ impl PmdDatapath {
                 }
             }
         }
+    }
+}
+
+/// Calls the translator, turning a panic inside it into an error: a bug in translation
+/// must cost one packet, not the PMD thread (and with it every port it polls).
+fn call_handler(h: &dyn UpcallHandler, up: &Upcall<'_>) -> Result<UpcallReply, UpcallError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.upcall(up))) {
+        Ok(r) => r,
+        Err(_) => Err(UpcallError::Xlate("the upcall handler panicked".into())),
     }
 }
 

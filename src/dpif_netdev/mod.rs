@@ -18,6 +18,7 @@ pub mod flow_table;
 pub mod pmd_datapath;
 mod show;
 pub mod subtable;
+mod tunnel_exec;
 pub mod upcall_limit;
 
 use std::collections::BTreeMap;
@@ -42,6 +43,7 @@ use crate::pmd::{
     IdlePolicy, PmdCounters, PmdMsg, PmdStats, PollThread, PolledRxq, RxqAssignPolicy,
     RxqAssignment, RxqCounters, RxqLoad,
 };
+use pmd_datapath::TxPortInfo;
 
 /// Configuration of a userspace datapath.
 #[derive(Clone, Debug)]
@@ -457,8 +459,13 @@ impl Dpif for DpifNetdev {
             .collect::<Result<Vec<_>, _>>()
             .map_err(nerr)?;
         let placement = self.place_rxqs(&st, netdev.as_ref(), port_no);
+        let info = TxPortInfo::of(netdev.as_ref());
         for (i, txq) in txqs.into_iter().enumerate() {
-            self.threads[i].send(PmdMsg::Work(DpCtl::AddTxPort { port: port_no, txq }));
+            self.threads[i].send(PmdMsg::Work(DpCtl::AddTxPort {
+                port: port_no,
+                txq,
+                info,
+            }));
         }
         let mut placed = Vec::new();
         for ((qid, rxq), thread) in rxqs.into_iter().enumerate().zip(placement) {

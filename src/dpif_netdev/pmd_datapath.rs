@@ -15,6 +15,7 @@ use crossbeam_channel::Sender;
 use super::dpcls::Dpcls;
 use super::emc::{Emc, XorShift32};
 use super::flow_table::{normalize_mask, FlowRef, FlowTable, InsertError};
+pub use super::tunnel_exec::TxPortInfo;
 use super::upcall_limit::TokenBucket;
 use crate::dpif::{
     DpAction, DpActions, DpFlow, DpFlowStats, DpifError, FlowPut, FlowPutMode, UpcallHandler,
@@ -80,6 +81,8 @@ pub enum DpCtl {
         port: OdpPort,
         /// This thread's tx handle on the device.
         txq: Box<dyn Txq>,
+        /// The port's MTU and tunnel type, for `tnl_push` / `tnl_pop`.
+        info: TxPortInfo,
     },
     /// Register the translator.
     SetUpcallHandler(Arc<dyn UpcallHandler>),
@@ -103,6 +106,7 @@ pub(super) struct TxPort {
     pub(super) txq: Box<dyn Txq>,
     pub(super) pending: PacketBatch,
     pub(super) dirty: bool,
+    pub(super) info: TxPortInfo,
 }
 
 /// What a packet of the current batch goes through.
@@ -193,12 +197,19 @@ impl PmdDatapath {
 
     /// Adds a tx queue for `port` (replacing any previous one).
     pub fn add_tx_port(&mut self, port: OdpPort, txq: Box<dyn Txq>) {
+        self.add_tx_port_with(port, txq, TxPortInfo::default());
+    }
+
+    /// Adds a tx queue for `port` with its MTU and tunnel type (replacing any previous
+    /// one).
+    pub fn add_tx_port_with(&mut self, port: OdpPort, txq: Box<dyn Txq>, info: TxPortInfo) {
         self.remove_tx_port(port);
         self.tx_ports.push(TxPort {
             port,
             txq,
             pending: PacketBatch::new(),
             dirty: false,
+            info,
         });
     }
 
@@ -414,7 +425,7 @@ impl PollWork for PmdDatapath {
                 self.flow_flush();
                 let _ = reply.send(());
             }
-            DpCtl::AddTxPort { port, txq } => self.add_tx_port(port, txq),
+            DpCtl::AddTxPort { port, txq, info } => self.add_tx_port_with(port, txq, info),
             DpCtl::SetUpcallHandler(h) => self.handler = Some(h),
             DpCtl::SetEmcInsertInvProb(n) => self.emc.set_insert_inv_prob(n),
             DpCtl::Execute {

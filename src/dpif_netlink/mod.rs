@@ -322,9 +322,19 @@ impl DpifNetlink {
             port_types: Mutex::new(BTreeMap::new()),
             destroyed: AtomicBool::new(false),
         };
-        // the local port and any existing ports must send upcalls to our handlers
+        // the local port and any existing ports must send upcalls to our handlers; netdev
+        // ports that are flow-based tunnel devices were made by an earlier run: they are
+        // tunnel ports, and ours to remove
         for p in dp.port_dump()? {
             dp.set_port_upcall_pids(p.port_no)?;
+            if p.port_type == "netdev" {
+                if let Ok(Some(kind)) = vport::flow_based_tunnel_kind(&p.name) {
+                    dp.port_types
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(p.name.clone(), (kind.port_type().to_owned(), true));
+                }
+            }
         }
         Ok(dp)
     }

@@ -229,3 +229,62 @@ pub fn delete_device(name: &str) -> Result<(), NlError> {
         sock.transact_generic(RouteNetlinkMessage::DelLink(msg), 0)?;
     Ok(())
 }
+
+/// The flow-based tunnel kind of Linux device `name`, if it is one (a vxlan, geneve or
+/// gretap device in collect_metadata mode): how a reopened datapath recognises the tunnel
+/// devices an earlier run made, so that they are reported as tunnels and removed with it.
+pub fn flow_based_tunnel_kind(name: &str) -> Result<Option<TunnelKind>, NlError> {
+    let mut sock = NlSocket::open_route().map_err(|e| NlError {
+        errno: e.raw_os_error().unwrap_or(libc::EIO),
+        message: Some(e.to_string()),
+        attribute: None,
+    })?;
+    let mut msg = LinkMessage::default();
+    msg.attributes = vec![LinkAttribute::IfName(name.to_owned())];
+    let replies: Vec<RouteNetlinkMessage> =
+        sock.transact_generic(RouteNetlinkMessage::GetLink(msg), 0)?;
+    for r in replies {
+        let RouteNetlinkMessage::NewLink(link) = r else {
+            continue;
+        };
+        for a in link.attributes {
+            let LinkAttribute::LinkInfo(infos) = a else {
+                continue;
+            };
+            let mut kind = None;
+            let mut external = false;
+            for i in infos {
+                match i {
+                    LinkInfo::Kind(InfoKind::Vxlan) => kind = Some(TunnelKind::Vxlan),
+                    LinkInfo::Kind(InfoKind::Geneve) => kind = Some(TunnelKind::Geneve),
+                    LinkInfo::Kind(InfoKind::GreTap) => kind = Some(TunnelKind::Gre),
+                    LinkInfo::Data(InfoData::Vxlan(d)) => {
+                        external = d.contains(&InfoVxlan::CollectMetadata(true))
+                    }
+                    LinkInfo::Data(InfoData::Geneve(d)) => {
+                        external = d.contains(&InfoGeneve::CollectMetadata)
+                    }
+                    LinkInfo::Data(InfoData::GreTap(d)) => {
+                        external = d.contains(&InfoGre::CollectMetadata)
+                    }
+                    _ => {}
+                }
+            }
+            if external {
+                return Ok(kind);
+            }
+        }
+    }
+    Ok(None)
+}
+
+impl TunnelKind {
+    /// The port type string of this kind.
+    pub fn port_type(self) -> &'static str {
+        match self {
+            TunnelKind::Vxlan => "vxlan",
+            TunnelKind::Geneve => "geneve",
+            TunnelKind::Gre => "gre",
+        }
+    }
+}

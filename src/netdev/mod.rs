@@ -10,6 +10,7 @@ pub mod afxdp;
 pub mod dummy;
 pub mod linux;
 pub mod tap;
+pub mod tunnel;
 
 use std::sync::Arc;
 
@@ -23,7 +24,7 @@ pub enum NetdevError {
     #[error("no such device '{0}'")]
     NoSuchDevice(String),
     /// The port type is unknown.
-    #[error("unknown port type '{0}' (expected afxdp, afpacket, tap, internal or dummy)")]
+    #[error("unknown port type '{0}' (expected afxdp, afpacket, tap, internal, dummy, vxlan, geneve or gre)")]
     UnknownType(String),
     /// An option was missing, unknown or had a bad value; the text names it.
     #[error("bad option: {0}")]
@@ -125,6 +126,7 @@ pub fn open(spec: &PortSpec) -> Result<Arc<dyn Netdev>, NetdevError> {
         "afpacket" => Ok(Arc::new(afpacket::AfPacketNetdev::open(spec)?)),
         "tap" => Ok(Arc::new(tap::TapNetdev::open(spec, "tap")?)),
         "internal" => Ok(Arc::new(tap::TapNetdev::open(spec, "internal")?)),
+        "vxlan" | "geneve" | "gre" => Ok(Arc::new(tunnel::TunnelVport::open(spec)?)),
         other => Err(NetdevError::UnknownType(other.to_string())),
     }
 }

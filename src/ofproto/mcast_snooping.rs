@@ -177,6 +177,15 @@ impl McastSnooping {
         self.generation += 1;
     }
 
+    /// Forgets every membership and mrouter port (`mdb/flush`).
+    pub fn flush(&mut self) {
+        if !self.groups.is_empty() || !self.mrouters.is_empty() {
+            self.generation += 1;
+        }
+        self.groups.clear();
+        self.mrouters.clear();
+    }
+
     /// Rows for `mdb/show`: (port, vlan, group or None for an mrouter, last refresh).
     pub fn rows(&self) -> Vec<(OfPort, u16, Option<[u8; 16]>, Instant)> {
         let mut v: Vec<_> = self

@@ -23,8 +23,9 @@
 //! revalidation pass): `add_port`/`del_port`/`set_port_config`, `set_config`,
 //! `add_flow(text)`, `mod_flows`, `del_flows(text, strict)`, `dump_flows() -> String`
 //! (ovs-ofctl dump-flows style with n_packets/n_bytes), `fdb_show()`, `mdb_show()` (OVS
-//! formats), `trace(text)` / `trace_key(key, packet)` (tables visited, rules matched,
-//! NORMAL's decision, final datapath actions, megaflow), `translate(XlateRequest)`.
+//! formats), `fdb_flush()`, `mdb_flush()`, `trace(text)` / `trace_key(key, packet)` /
+//! `trace_frame(ofport, bytes)` (tables visited, rules matched, NORMAL's decision, final
+//! datapath actions, megaflow), `translate(XlateRequest)`.
 //!
 //! # Defaults (OVS's)
 //! Fail mode standalone (a table-0 miss acts as NORMAL), MAC aging 300 s, fdb size 8192,
@@ -531,6 +532,26 @@ impl Ofproto {
         Ok(self.trace_key(&key, None))
     }
 
+    /// Traces a raw frame as if it arrived on OpenFlow port `in_port` (the frame is parsed
+    /// the way the datapath parses it). No learning.
+    pub fn trace_frame(&self, in_port: OfPort, frame: &[u8]) -> Result<String, OfprotoError> {
+        let dp = read(&self.ports)
+            .get(in_port)
+            .map(|p| p.dp_port)
+            .ok_or_else(|| {
+                OfprotoError::Trace(format!(
+                    "in_port={in_port} is not a port of bridge {}",
+                    self.name
+                ))
+            })?;
+        let meta = crate::packet::PacketMeta {
+            in_port: dp,
+            ..Default::default()
+        };
+        let key = crate::packet::parse::parse_frame(frame, &meta);
+        Ok(self.trace_key(&key, Some(frame)))
+    }
+
     /// Traces a datapath key (and optionally its frame). No learning.
     pub fn trace_key(&self, key: &FlowKey, packet: Option<&[u8]>) -> String {
         let out = self.translate(&XlateRequest {
@@ -552,6 +573,16 @@ impl Ofproto {
     /// `fdb/show` output.
     pub fn fdb_show(&self) -> String {
         show::fdb_show(&self.fdb(), self.now())
+    }
+
+    /// `fdb/flush`: forgets every learned MAC (megaflows follow at the next revalidation).
+    pub fn fdb_flush(&self) {
+        self.fdb().flush();
+    }
+
+    /// `mdb/flush`: forgets every membership and mrouter port.
+    pub fn mdb_flush(&self) {
+        self.mdb().flush();
     }
 
     /// `mdb/show` output.

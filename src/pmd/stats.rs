@@ -93,6 +93,15 @@ pmd_counters! {
     /// failing action: no headroom, invalid tunnel packet on `tnl_pop`, too deep
     /// recirculation.
     action_errors,
+    /// Packets a `tnl_push` dropped because the encapsulated frame exceeds the underlay
+    /// port's MTU (also in `action_errors`).
+    tnl_mtu_drops,
+    /// Packets a `tnl_push` could not encapsulate: no headroom, bad template (also in
+    /// `action_errors`).
+    tnl_push_errors,
+    /// Packets a `tnl_pop` dropped: bad, truncated or foreign outer headers (also in
+    /// `action_errors`).
+    tnl_pop_errors,
     /// Errors returned by rx queues.
     rx_errors,
     /// Cycles of iterations that received nothing.

@@ -228,3 +228,14 @@ fn membership_and_mrouter_age_out() {
         o.actions
     );
 }
+
+#[test]
+fn mdb_flush_forgets_groups_and_mrouters() {
+    let br = snooping(true, 3);
+    xl(&br, &igmp(3, 0x33, 0x11, 0, ALL_HOSTS));
+    xl(&br, &igmp(1, 0x11, 0x16, G1, G1));
+    assert_eq!(outputs(&xl(&br, &data(2, 0x22, G1))), vec![dp(1), dp(3)]);
+    br.mdb_flush();
+    assert!(xl(&br, &data(2, 0x22, G1)).actions.is_empty());
+    assert_eq!(br.mdb_show(), " port  VLAN  GROUP                Age\n");
+}

@@ -177,6 +177,19 @@ fn entries_age_out() {
 }
 
 #[test]
+fn fdb_flush_forgets_and_triggers_revalidation() {
+    let (br, _) = plain_bridge(3);
+    xl(&br, &key(1, mac(0xa), [0xff; 6]));
+    let g = br.generation();
+    br.fdb_flush();
+    assert_ne!(br.generation(), g);
+    assert_eq!(
+        outputs(&xl(&br, &key(2, mac(0xb), mac(0xa)))),
+        vec![dp(1), dp(3)]
+    );
+}
+
+#[test]
 fn mac_move_redirects() {
     let (br, _) = plain_bridge(3);
     xl(&br, &key(1, mac(0xa), [0xff; 6]));

@@ -166,3 +166,21 @@ fn malformed_and_foreign_packets_are_dropped() {
     let o = xl(&br, &key(7, mac(1), mac(2)));
     assert_eq!(o.error, Some(XlateError::NoSuchPort(dp(7))));
 }
+
+#[test]
+fn trace_frame_parses_like_the_datapath() {
+    let (br, _) = plain_bridge(3);
+    br.add_flow("priority=10,udp,tp_dst=53,actions=output:3")
+        .unwrap();
+    // Ethernet + IPv4 + UDP to port 53 (checksums are not checked by the parser).
+    let mut f = vec![0x50, 0x54, 0, 0, 0, 2, 0x50, 0x54, 0, 0, 0, 1, 0x08, 0x00];
+    f.extend_from_slice(&[
+        0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+    ]);
+    f.extend_from_slice(&[0x04, 0x00, 0x00, 0x35, 0, 8, 0, 0]);
+    let t = br.trace_frame(1, &f).unwrap();
+    assert!(t.contains("Flow: udp,in_port=1,"), "{t}");
+    assert!(t.contains("tp_dst=53"), "{t}");
+    assert!(t.contains("Datapath actions: 13"), "{t}");
+    assert!(br.trace_frame(9, &f).is_err());
+}
