@@ -66,9 +66,7 @@ impl UpcallHandler for LearningSwitch {
         mask.0.dl_dst = [0xff; 6];
         if k.tun_ipv4_dst != 0 {
             // from a tunnel: consult the whole tunnel metadata, as ofproto does
-            mask.0 = FlowKey {
-                ..full_tunnel_mask(mask.0)
-            };
+            mask.0 = full_tunnel_mask(mask.0);
         }
         let mut actions = Vec::new();
         let known = self.fdb.lock().unwrap().get(&k.dl_dst).copied();
