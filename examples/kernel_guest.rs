@@ -64,6 +64,10 @@ impl UpcallHandler for LearningSwitch {
         mask.0.in_port = u32::MAX;
         mask.0.dl_src = [0xff; 6];
         mask.0.dl_dst = [0xff; 6];
+        if k.tun_ipv4_dst != 0 {
+            // from a tunnel: consult the whole tunnel metadata, as ofproto does
+            mask.0 = full_tunnel_mask(mask.0);
+        }
         let mut actions = Vec::new();
         let known = self.fdb.lock().unwrap().get(&k.dl_dst).copied();
         match known {
@@ -83,6 +87,16 @@ impl UpcallHandler for LearningSwitch {
             install: true,
         })
     }
+}
+
+/// Every tunnel bit set, the rest of `m` kept.
+fn full_tunnel_mask(mut m: FlowKey) -> FlowKey {
+    (m.tun_id, m.tun_ipv4_src, m.tun_ipv4_dst) = (u64::MAX, u32::MAX, u32::MAX);
+    (m.tun_ipv6_src, m.tun_ipv6_dst) = ([0xff; 16], [0xff; 16]);
+    (m.tun_flags, m.tun_tos, m.tun_ttl) = (u16::MAX, u8::MAX, u8::MAX);
+    (m.tun_tp_src, m.tun_tp_dst) = (u16::MAX, u16::MAX);
+    (m.tun_gnv_opt_hdr, m.tun_gnv_opt_data) = (u32::MAX, u32::MAX);
+    m
 }
 
 struct Report {
@@ -571,8 +585,14 @@ fn flow_ops(dp: &DpifNetlink, p1: OdpPort, p2: OdpPort) -> Result<String, String
     exact_key.tp_dst = 9998;
     exact_key.nw_ttl = 64;
     let mut xlate_mask = mask;
-    xlate_mask.0.tun_id = u64::MAX;
     xlate_mask.0.parse_flags = u8::MAX;
+    // ofproto consults every tunnel field when a flow sets a tunnel
+    let w = &mut xlate_mask.0;
+    (w.tun_id, w.tun_ipv4_src, w.tun_ipv4_dst) = (u64::MAX, u32::MAX, u32::MAX);
+    (w.tun_ipv6_src, w.tun_ipv6_dst) = ([0xff; 16], [0xff; 16]);
+    (w.tun_flags, w.tun_tos, w.tun_ttl) = (u16::MAX, u8::MAX, u8::MAX);
+    (w.tun_tp_src, w.tun_tp_dst) = (u16::MAX, u16::MAX);
+    (w.tun_gnv_opt_hdr, w.tun_gnv_opt_data) = (u32::MAX, u32::MAX);
     for m in [FlowMask::exact(), xlate_mask] {
         dp.flow_put(&FlowPut {
             key: exact_key,
@@ -722,9 +742,17 @@ fn tunnel(
             matches!(a, DpAction::Set(SetField::Tunnel(m)) if m.tun_id == vni && m.ipv4_dst == ipv4(remote))
         })
     });
-    if !encap || t.stats.rx_packets == 0 || t.stats.tx_packets == 0 {
+    // and the megaflows from it match the tunnel metadata the handler consulted
+    let full = FlowMask(full_tunnel_mask(FlowKey::default()));
+    let decap = flows.iter().any(|f| {
+        f.key.in_port == p
+            && f.key.tun_id == vni
+            && f.key.tun_ipv4_src == ipv4(remote)
+            && full.is_subset_of(&f.mask)
+    });
+    if !encap || !decap || t.stats.rx_packets == 0 || t.stats.tx_packets == 0 {
         return Err(format!(
-            "set(tunnel) flow dumped: {encap}, port stats {:?}",
+            "set(tunnel) flow dumped: {encap}, tunnel-keyed flow dumped: {decap}, port stats {:?}; flows {flows:?}",
             t.stats
         ));
     }

@@ -225,6 +225,7 @@ fn xdp_program_removed_on_drop() {
     let port = open_generic(&v);
     let shown = v.host_link_show();
     assert!(shown.contains("xdp"), "no XDP program while open: {shown}");
+    assert_eq!(promiscuity(&v.host), 1, "afxdp port not promiscuous");
     let rxq = port.open_rxq(0).unwrap();
     let txq = port.open_txq(0).unwrap();
     drop(port);
@@ -233,6 +234,7 @@ fn xdp_program_removed_on_drop() {
         !shown.contains("xdp"),
         "XDP program left after drop: {shown}"
     );
+    assert_eq!(promiscuity(&v.host), 0, "promiscuous mode left on");
     drop((rxq, txq));
     // The port can be opened again (sockets and program really went away).
     let again = open_generic(&v);

@@ -292,3 +292,20 @@ fn flow_text_checks() {
     assert!(check_flow_text("in_port=1,actions=drop", false).is_err());
     assert!(check_flow_text("actions=", true).is_err());
 }
+
+#[test]
+fn tunnel_options() {
+    let t = "[[bridge]]\nname = \"b\"\n[[bridge.port]]\nname = \"t\"\ntype = \"geneve\"\noptions = { remote_ip = \"flow\", key = \"flow\", df_default = false }\n";
+    let c = Config::parse(t, None).unwrap();
+    assert_eq!(
+        c.bridges[0].ports[0]
+            .options
+            .get("df_default")
+            .map(String::as_str),
+        Some("false")
+    );
+    let t = "[[bridge]]\nname = \"b\"\ndatapath = \"kernel\"\n[[bridge.port]]\nname = \"t\"\ntype = \"vxlan\"\n\n[bridge.port.options]\nremote_ip = \"192.0.2.7\"\nvport = \"bogus\"\n";
+    assert_err(t, 10, "expected netdev or compat");
+    let t = "[[bridge]]\nname = \"b\"\n[[bridge.port]]\nname = \"t\"\ntype = \"gre\"\noptions = { remote_ip = \"300.1.2.3\" }\n";
+    assert_err(t, 6, "an IPv4 or IPv6 address");
+}

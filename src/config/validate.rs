@@ -357,6 +357,8 @@ fn known_options(t: PortType) -> &'static [&'static str] {
             "csum",
             "ttl",
             "tos",
+            "df_default",
+            "vport",
         ],
         PortType::Dummy => &["n_rxq"],
     }
@@ -422,8 +424,14 @@ pub(super) fn validate_port(p: PortArgs, datapath: DatapathType) -> Result<PortC
             "n_rxq" if !matches!(v.parse::<u32>(), Ok(1..=256)) => {
                 return Err(bad("an integer from 1 to 256"))
             }
-            "remote_ip" | "local_ip" if v.parse::<IpAddr>().is_err() => {
+            "remote_ip" if v != "flow" && v.parse::<IpAddr>().is_err() => {
+                return Err(bad("an IPv4 or IPv6 address, or \"flow\""))
+            }
+            "local_ip" if v.parse::<IpAddr>().is_err() => {
                 return Err(bad("an IPv4 or IPv6 address"))
+            }
+            "vport" if !matches!(v.as_str(), "netdev" | "compat") => {
+                return Err(bad("netdev or compat (kernel datapath only)"))
             }
             "key" if v != "flow" && parse_u64(v).is_none() => {
                 return Err(bad("an integer or \"flow\""))
@@ -435,7 +443,7 @@ pub(super) fn validate_port(p: PortArgs, datapath: DatapathType) -> Result<PortC
             "tos" if v.parse::<u8>().is_err() && v != "inherit" => {
                 return Err(bad("0..255 or \"inherit\""))
             }
-            "csum" | "qdisc_bypass" if !matches!(v.as_str(), "true" | "false") => {
+            "csum" | "qdisc_bypass" | "df_default" if !matches!(v.as_str(), "true" | "false") => {
                 return Err(bad("true or false"))
             }
             _ => {}

@@ -430,23 +430,8 @@ fn decode_level(
             }
             KeyAttr::Tunnel(t) => {
                 decode_tunnel(t, k);
-                let has_addr = t.iter().any(|a| {
-                    matches!(
-                        a,
-                        TunnelAttr::Ipv4Src(_)
-                            | TunnelAttr::Ipv4Dst(_)
-                            | TunnelAttr::Ipv6Src(_)
-                            | TunnelAttr::Ipv6Dst(_)
-                    )
-                });
-                if is_mask && !has_addr {
-                    // The kernel reports no addresses in the tunnel mask of an untunnelled
-                    // flow, yet matches the tunnel protocol exactly: only packets without a
-                    // tunnel (all-zero addresses) match, so the addresses are exact.
-                    k.tun_ipv4_src = u32::MAX;
-                    k.tun_ipv4_dst = u32::MAX;
-                    k.tun_ipv6_src = [0xff; 16];
-                    k.tun_ipv6_dst = [0xff; 16];
+                if is_mask {
+                    complete_tunnel_mask(t, k);
                 }
             }
             _ => {}
@@ -461,6 +446,36 @@ fn decode_level(
         }
     }
     Ok(())
+}
+
+/// What the kernel matches but does not report in a tunnel mask. It always matches the
+/// tunnel's address family, so the other family's addresses (zero in every matching
+/// packet) are exact, and an untunnelled flow (a tunnel mask without addresses) matches
+/// only packets with all-zero addresses. Options it does not report are taken as exact:
+/// a flow installed without options is only ever re-checked against keys without them.
+/// Flag bits with no meaning are zero in every key, so they are exact too. This keeps a
+/// translator's tunnel mask a subset of the dumped one.
+fn complete_tunnel_mask(t: &[TunnelAttr], k: &mut FlowKey) {
+    // flag bits without a meaning are zero in every key: matching them is vacuous
+    k.tun_flags |= !(tun_flag::KEY | tun_flag::DONT_FRAGMENT | tun_flag::CSUM | tun_flag::OAM);
+    let v4 = t
+        .iter()
+        .any(|a| matches!(a, TunnelAttr::Ipv4Src(_) | TunnelAttr::Ipv4Dst(_)));
+    let v6 = t
+        .iter()
+        .any(|a| matches!(a, TunnelAttr::Ipv6Src(_) | TunnelAttr::Ipv6Dst(_)));
+    if !v6 {
+        k.tun_ipv6_src = [0xff; 16];
+        k.tun_ipv6_dst = [0xff; 16];
+    }
+    if !v4 {
+        k.tun_ipv4_src = u32::MAX;
+        k.tun_ipv4_dst = u32::MAX;
+    }
+    if !t.iter().any(|a| matches!(a, TunnelAttr::GeneveOpts(_))) {
+        k.tun_gnv_opt_hdr = u32::MAX;
+        k.tun_gnv_opt_data = u32::MAX;
+    }
 }
 
 fn frag_decode(f: u8, is_mask: bool) -> u8 {

@@ -288,3 +288,89 @@ impl TunnelKind {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vport_reply_parses_stats_in_kernel_order() {
+        // struct ovs_vport_stats: rx_packets, tx_packets, rx_bytes, tx_bytes, rx_errors,
+        // tx_errors, rx_dropped, tx_dropped
+        let stats: Vec<u8> = (1u64..=8).flat_map(|v| v.to_ne_bytes()).collect();
+        let msg = OvsMessage::<VportFamily>::new(
+            attr::cmd::NEW,
+            5,
+            &[
+                RawAttr::u32(attr::vport::PORT_NO, 3),
+                RawAttr::u32(attr::vport::TYPE, attr::vport::TYPE_INTERNAL),
+                RawAttr::string(attr::vport::NAME, "br0"),
+                RawAttr::bytes(
+                    attr::vport::UPCALL_PID,
+                    [7u32, 9].iter().flat_map(|p| p.to_ne_bytes()).collect(),
+                ),
+                RawAttr::bytes(attr::vport::STATS, stats),
+            ],
+        );
+        let v = parse(&msg).unwrap();
+        assert_eq!(
+            (v.port_no, v.name.as_str(), vport_type_name(v.vport_type)),
+            (3, "br0", "internal")
+        );
+        assert_eq!(v.upcall_pids, [7, 9]);
+        let s = v.stats;
+        assert_eq!(
+            (s.rx_packets, s.tx_packets, s.rx_bytes, s.tx_bytes),
+            (1, 2, 3, 4)
+        );
+        assert_eq!(
+            (s.rx_errors, s.tx_errors, s.rx_dropped, s.tx_dropped),
+            (5, 6, 7, 8)
+        );
+        // truncated stats are an error, not garbage counters
+        let short = OvsMessage::<VportFamily>::new(
+            attr::cmd::NEW,
+            5,
+            &[RawAttr::bytes(attr::vport::STATS, vec![0; 40])],
+        );
+        assert!(parse(&short).is_err());
+    }
+
+    #[test]
+    fn new_request_carries_pids_port_and_tunnel_port() {
+        let m = new_request(
+            4,
+            "vx0",
+            attr::vport::TYPE_VXLAN,
+            Some(9),
+            &[11, 12],
+            Some(4790),
+        );
+        let kinds: Vec<u16> = m
+            .nlas()
+            .map(|n| n.unwrap().kind() & netlink_packet_core::NLA_TYPE_MASK)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                attr::vport::TYPE,
+                attr::vport::NAME,
+                attr::vport::UPCALL_PID,
+                attr::vport::PORT_NO,
+                attr::vport::OPTIONS
+            ]
+        );
+        let opts = m
+            .nlas()
+            .map(|n| n.unwrap())
+            .find(|n| n.kind() & netlink_packet_core::NLA_TYPE_MASK == attr::vport::OPTIONS)
+            .unwrap();
+        // OVS_TUNNEL_ATTR_DST_PORT, u16 in host order
+        assert_eq!(value(&opts), [6, 0, 1, 0, 0xb6, 0x12, 0, 0]);
+        assert_eq!(
+            TunnelKind::from_port_type("geneve"),
+            Some(TunnelKind::Geneve)
+        );
+        assert_eq!(TunnelKind::from_port_type("afxdp"), None);
+    }
+}

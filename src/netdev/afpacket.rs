@@ -5,8 +5,8 @@
 //! copying each frame into a `PacketBuf` and handing the slot back. Transmit writes frames
 //! into tx ring slots and marks them `TP_STATUS_SEND_REQUEST`; `flush` kicks the kernel
 //! with one `sendto` for everything queued. The socket ignores its own outgoing frames
-//! (`PACKET_IGNORE_OUTGOING`) and puts the interface in promiscuous mode through a
-//! membership the kernel drops when the socket closes.
+//! (`PACKET_IGNORE_OUTGOING`) and keeps the interface promiscuous while it exists
+//! (`linux::PromiscGuard`).
 //!
 //! Options: `qdisc_bypass` = true | false (default false): send straight to the driver,
 //! skipping the interface's qdisc (`PACKET_QDISC_BYPASS`).
@@ -86,6 +86,7 @@ struct PacketSocket {
     tx: Mutex<TxState>,
     rx_open: AtomicBool,
     counters: Counters,
+    _promisc: linux::PromiscGuard,
 }
 
 struct TxState {
@@ -210,13 +211,7 @@ impl AfPacketNetdev {
             base: base.cast(),
             len,
         };
-        let mreq = libc::packet_mreq {
-            mr_ifindex: ifindex as i32,
-            mr_type: libc::PACKET_MR_PROMISC as u16,
-            mr_alen: 0,
-            mr_address: [0; 8],
-        };
-        setsockopt(&fd, sol, libc::PACKET_ADD_MEMBERSHIP, &mreq)
+        let promisc = linux::PromiscGuard::new(ifindex)
             .map_err(|e| io_step("enabling promiscuous mode", e))?;
         // SAFETY: sockaddr_ll is plain old data.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
@@ -248,6 +243,7 @@ impl AfPacketNetdev {
                 }),
                 rx_open: AtomicBool::new(false),
                 counters: Counters::default(),
+                _promisc: promisc,
             }),
         })
     }

@@ -213,6 +213,47 @@ fn ethtool_channels(name: &str) -> Result<EthtoolChannels, NetdevError> {
     Ok(ch)
 }
 
+/// Keeps an interface in promiscuous mode for as long as it lives, the way the kernel
+/// counts it (`promiscuity`): a packet socket's `PACKET_MR_PROMISC` membership, which the
+/// kernel drops when the socket closes, so a crash never leaves the interface promiscuous.
+/// The socket is never bound and receives nothing.
+pub struct PromiscGuard {
+    _sock: OwnedFd,
+}
+
+impl PromiscGuard {
+    /// Turns promiscuous mode on for `ifindex`.
+    pub fn new(ifindex: u32) -> std::io::Result<Self> {
+        // SAFETY: plain socket(2) call with protocol 0 (no frames are delivered to it).
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor we own.
+        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mreq = libc::packet_mreq {
+            mr_ifindex: ifindex as i32,
+            mr_type: libc::PACKET_MR_PROMISC as u16,
+            mr_alen: 0,
+            mr_address: [0; 8],
+        };
+        // SAFETY: `mreq` is a valid packet_mreq living across the call.
+        let r = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_ADD_MEMBERSHIP,
+                (&mreq as *const libc::packet_mreq).cast(),
+                std::mem::size_of::<libc::packet_mreq>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(PromiscGuard { _sock: sock })
+    }
+}
+
 /// The kernel's counters for the interface (`/sys/class/net/<name>/statistics`); zeros for
 /// counters it does not expose.
 pub fn kernel_stats(name: &str) -> PortStats {

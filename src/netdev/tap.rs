@@ -109,10 +109,9 @@ impl TapDevice {
         while batch.len() < MAX_BURST {
             let mut p = pool.get();
             let space = p.rx_space();
-            // Room for one byte more than a buffer holds, to detect oversized frames.
-            let want = space.len().min(MAX_FRAME + 1);
+            let room = space.len().min(MAX_FRAME);
             // SAFETY: reads into the buffer's own writable space.
-            let r = unsafe { libc::read(self.fd.as_raw_fd(), space.as_mut_ptr().cast(), want) };
+            let r = unsafe { libc::read(self.fd.as_raw_fd(), space.as_mut_ptr().cast(), room) };
             if r < 0 {
                 pool.put(p);
                 let e = std::io::Error::last_os_error().raw_os_error();
@@ -122,7 +121,9 @@ impl TapDevice {
                 break;
             }
             let len = r as usize;
-            if !(14..=MAX_FRAME).contains(&len) {
+            // A read that fills the buffer may have been truncated (the tap's MTU is
+            // larger than a buffer): such frames are dropped, not forwarded cut short.
+            if len < 14 || len >= room {
                 c.rx_dropped.fetch_add(1, Ordering::Relaxed);
                 pool.put(p);
                 continue;

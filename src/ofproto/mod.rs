@@ -23,8 +23,9 @@
 //! revalidation pass): `add_port`/`del_port`/`set_port_config`, `set_config`,
 //! `add_flow(text)`, `mod_flows`, `del_flows(text, strict)`, `dump_flows() -> String`
 //! (ovs-ofctl dump-flows style with n_packets/n_bytes), `fdb_show()`, `mdb_show()` (OVS
-//! formats), `trace(text)` / `trace_key(key, packet)` (tables visited, rules matched,
-//! NORMAL's decision, final datapath actions, megaflow), `translate(XlateRequest)`.
+//! formats), `fdb_flush()`, `mdb_flush()`, `trace(text)` / `trace_key(key, packet)` /
+//! `trace_frame(ofport, bytes)` (tables visited, rules matched, NORMAL's decision, final
+//! datapath actions, megaflow), `translate(XlateRequest)`.
 //!
 //! # Defaults (OVS's)
 //! Fail mode standalone (a table-0 miss acts as NORMAL), MAC aging 300 s, fdb size 8192,

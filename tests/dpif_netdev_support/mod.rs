@@ -4,7 +4,17 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rvswitch::dpif::{
+    DpAction, Dpif, FlowPut, FlowPutMode, PortSpec, Upcall, UpcallError, UpcallHandler, UpcallKind,
+    UpcallReply,
+};
+use rvswitch::dpif_netdev::{DpNetdevConfig, DpifNetdev};
+use rvswitch::packet::{ethertype, FlowKey, FlowMask};
 
 /// One's complement sum of 16-bit big-endian words.
 pub fn ones_sum(data: &[u8], mut acc: u32) -> u32 {
@@ -102,4 +112,93 @@ pub fn pmd_core() -> usize {
     core_affinity::get_core_ids()
         .and_then(|v| v.iter().map(|c| c.id).max())
         .unwrap_or(0)
+}
+
+/// How long the tests wait for traffic.
+pub const T: Duration = Duration::from_secs(5);
+
+/// A dummy port spec.
+pub fn dummy(name: &str) -> PortSpec {
+    PortSpec {
+        name: name.into(),
+        port_type: "dummy".into(),
+        options: BTreeMap::new(),
+    }
+}
+
+/// A datapath, or the test fails.
+pub fn dp(name: &str, cfg: DpNetdevConfig) -> Arc<DpifNetdev> {
+    DpifNetdev::new(name, cfg).expect("datapath")
+}
+
+/// One PMD on the test core, defaults otherwise.
+pub fn cfg() -> DpNetdevConfig {
+    DpNetdevConfig {
+        pmd_cores: vec![pmd_core()],
+        ..Default::default()
+    }
+}
+
+/// Match IPv4 from `in_port`.
+pub fn ipv4_match(in_port: u32) -> (FlowKey, FlowMask) {
+    let k = FlowKey {
+        in_port,
+        dl_type: ethertype::IPV4,
+        ..Default::default()
+    };
+    let mut m = FlowMask::default();
+    m.0.in_port = u32::MAX;
+    m.0.dl_type = u16::MAX;
+    (k, m)
+}
+
+/// Installs a flow on every thread.
+pub fn put(dp: &DpifNetdev, k: FlowKey, m: FlowMask, actions: Vec<DpAction>) {
+    dp.flow_put(&FlowPut {
+        key: k,
+        mask: m,
+        actions: Arc::from(actions),
+        mode: FlowPutMode::Create,
+        clear_stats: false,
+    })
+    .expect("flow_put");
+}
+
+/// A translator that outputs everything from port 1 to port 2 and records its calls.
+pub struct ToPort2 {
+    pub calls: AtomicU64,
+    pub actions: AtomicU64,
+    pub install: bool,
+    pub out: u32,
+}
+
+impl UpcallHandler for ToPort2 {
+    fn upcall(&self, up: &Upcall<'_>) -> Result<UpcallReply, UpcallError> {
+        if let UpcallKind::Action { .. } = up.kind {
+            self.actions.fetch_add(1, Ordering::SeqCst);
+            return Ok(UpcallReply {
+                actions: vec![],
+                mask: FlowMask::default(),
+                install: false,
+            });
+        }
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let mut mask = FlowMask::default();
+        mask.0.dl_type = u16::MAX;
+        mask.0.nw_dst = u32::MAX;
+        Ok(UpcallReply {
+            actions: vec![DpAction::Output(self.out)],
+            mask,
+            install: self.install,
+        })
+    }
+}
+
+/// A translator with a bug: it panics on every call.
+pub struct Panicking;
+
+impl UpcallHandler for Panicking {
+    fn upcall(&self, _up: &Upcall<'_>) -> Result<UpcallReply, UpcallError> {
+        panic!("translator bug (expected by the test)");
+    }
 }

@@ -347,3 +347,14 @@ pub fn trafgen(v: &VethNs, frame: &[u8], count: u64) -> Output {
         .output()
         .expect("running trafgen")
 }
+
+/// The kernel's count of promiscuous users of an interface (`ip -d link` prints it;
+/// SIOCGIFFLAGS only shows the administrator's IFF_PROMISC).
+pub fn promiscuity(dev: &str) -> u32 {
+    let out = String::from_utf8(run("ip", &["-d", "link", "show", dev]).stdout).unwrap();
+    let after = out
+        .split("promiscuity ")
+        .nth(1)
+        .expect("ip -d shows promiscuity");
+    after.split_whitespace().next().unwrap().parse().unwrap()
+}

@@ -78,6 +78,7 @@ pub struct AfxdpNetdev {
     name: String,
     mode: XdpMode,
     queues: Vec<Arc<XskQueue>>,
+    _promisc: linux::PromiscGuard,
     // Declared after the queues on purpose: nothing depends on the order, but dropping
     // the link detaches the program, which is what "port deleted" must mean.
     prog: Option<XdpRedirect>,
@@ -120,6 +121,10 @@ impl AfxdpNetdev {
         linux::set_up(name).map_err(|e| {
             NetdevError::Xdp(format!("afxdp port {name}: bringing the interface up: {e}"))
         })?;
+        // A switch port must see frames for every MAC, not just the interface's own.
+        let promisc = linux::PromiscGuard::new(ifindex).map_err(|e| {
+            NetdevError::Xdp(format!("afxdp port {name}: enabling promiscuous mode: {e}"))
+        })?;
 
         let attempt = |mode: XdpMode| -> Result<(XdpRedirect, Vec<Arc<XskQueue>>), String> {
             let prog = XdpRedirect::attach(ifindex, dev_queues as u32, mode.xdp_flags())
@@ -153,6 +158,7 @@ impl AfxdpNetdev {
                         name: name.to_string(),
                         mode,
                         queues,
+                        _promisc: promisc,
                         prog: Some(prog),
                     });
                 }
