@@ -292,7 +292,11 @@ name = "e2e-d0"
 type = "$type"
 options = $opts
 EOF
-    "$ROOT/target/release/rvswitch" --config "$WORK/switch.toml" > "$WORK/rvswitch.log" 2>&1 &
+    # In its own session, as ovs-vswitchd --detach is: with autogroup scheduling a process
+    # left in this script's session shares one group weight with trafgen (busy on core 0),
+    # which halves the PMD's share of core 1 whenever anything else runs there.
+    setsid "$ROOT/target/release/rvswitch" --config "$WORK/switch.toml" \
+        > "$WORK/rvswitch.log" 2>&1 &
     SWITCH_PID=$!
     wait_for 10 test -S "$WORK/rvs/rvswitch.ctl" ||
         { cat "$WORK/rvswitch.log"; die "rvswitch did not start"; }
