@@ -150,9 +150,7 @@ pub(super) fn validate_port(p: PortArgs, datapath: DatapathType) -> Result<PortC
                 return Err(bad("a UDP port 1..65535"))
             }
             "ttl" if !matches!(v.parse::<u8>(), Ok(1..)) => return Err(bad("a TTL 1..255")),
-            "tos" if v.parse::<u8>().is_err() && v != "inherit" => {
-                return Err(bad("0..255 or \"inherit\""))
-            }
+            "tos" if v.parse::<u8>().is_err() => return Err(bad("0..255")),
             "csum" | "qdisc_bypass" | "df_default" if !matches!(v.as_str(), "true" | "false") => {
                 return Err(bad("true or false"))
             }
@@ -165,6 +163,17 @@ pub(super) fn validate_port(p: PortArgs, datapath: DatapathType) -> Result<PortC
             field: None,
             message: format!("{} port '{}' needs option remote_ip", p.port_type, p.name),
         });
+    }
+    if p.port_type.is_tunnel() {
+        // The translator's own parser has the last word on tunnel options (`vport` is the
+        // kernel back end's, not the translator's).
+        let mut opts = p.options.clone();
+        opts.remove("vport");
+        if let Err(e) =
+            crate::ofproto::tunnel::TunnelConfig::from_options(&p.name, p.port_type.as_str(), &opts)
+        {
+            return Err(option_err(&e.option, e.to_string()));
+        }
     }
     let mode = p.vlan_mode.unwrap_or(if p.tag.is_some() {
         VlanMode::Access
