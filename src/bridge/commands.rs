@@ -23,6 +23,7 @@ fn netdev(switch: &Switch) -> Result<Arc<DpifNetdev>, String> {
 pub fn register_commands(registry: &mut CommandRegistry, switch: Arc<Switch>) {
     register_changes(registry, &switch);
     register_views(registry, &switch);
+    super::tnl_commands::register(registry, &switch);
 }
 
 fn register_changes(registry: &mut CommandRegistry, switch: &Arc<Switch>) {
