@@ -404,3 +404,43 @@ fn rxqs_spread_over_two_pmds_and_survive_rebalance() {
     send(0, 10, 240);
     assert_eq!(per_pmd(), vec![10, 10], "queue 0 moved to the second PMD");
 }
+
+/// A translator that (wrongly) calls back into the datapath from inside its upcall.
+struct CallsBack {
+    dp: std::sync::OnceLock<std::sync::Weak<DpifNetdev>>,
+    result: std::sync::Mutex<Option<(String, Duration)>>,
+}
+
+impl rvswitch::dpif::UpcallHandler for CallsBack {
+    fn upcall(
+        &self,
+        _up: &rvswitch::dpif::Upcall<'_>,
+    ) -> Result<rvswitch::dpif::UpcallReply, rvswitch::dpif::UpcallError> {
+        let dp = self.dp.get().and_then(|w| w.upgrade()).expect("datapath");
+        let t0 = std::time::Instant::now();
+        let r = dp.flow_dump();
+        *self.result.lock().unwrap() = Some((format!("{:?}", r.map(|f| f.len())), t0.elapsed()));
+        Err(rvswitch::dpif::UpcallError::Xlate("test".into()))
+    }
+}
+
+#[test]
+fn calling_the_datapath_from_inside_an_upcall_fails_fast_instead_of_hanging() {
+    let dp = dp("dpn-cb", cfg());
+    dp.port_add(&dummy("cb-p1"), None).unwrap();
+    let h = Arc::new(CallsBack {
+        dp: std::sync::OnceLock::new(),
+        result: std::sync::Mutex::new(None),
+    });
+    h.dp.set(Arc::downgrade(&dp)).unwrap();
+    dp.set_upcall_handler(h.clone());
+    let d1 = dp.dummy_port("cb-p1").unwrap();
+    d1.inject(0, &udp_frame([1, 1, 1, 1], [2, 2, 2, 2], 1, 2, b"cb"))
+        .unwrap();
+    assert!(wait_for(T, || h.result.lock().unwrap().is_some()));
+    let (text, took) = h.result.lock().unwrap().clone().unwrap();
+    assert!(text.contains("own poll threads"), "{text}");
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    // The datapath still works from outside.
+    assert!(dp.flow_dump().unwrap().is_empty());
+}

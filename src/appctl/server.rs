@@ -140,7 +140,12 @@ fn serve_connection(stream: UnixStream, registry: &CommandRegistry) -> io::Resul
         let outcome = match request {
             Ok((method, params)) => {
                 tracing::debug!(%method, ?params, "control request");
-                registry.dispatch(&method, &params)
+                // A bug in one command must not take the connection (or the daemon) down
+                // without an answer.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    registry.dispatch(&method, &params)
+                }))
+                .unwrap_or_else(|_| Err(format!("internal error while running \"{method}\"")))
             }
             Err(e) => Err(format!("bad request: {e}")),
         };
@@ -162,6 +167,7 @@ mod tests {
     fn server(dir: &Path) -> ControlServer {
         let mut r = CommandRegistry::new();
         r.register("echo", "ARGS...", 0, 10, |a| Ok(a.join(",")));
+        r.register("boom", "", 0, 0, |_| panic!("deliberate test panic"));
         ControlServer::start(&dir.join("t.ctl"), Arc::new(r)).unwrap()
     }
 
@@ -208,7 +214,11 @@ mod tests {
             reply["error"].as_str().unwrap().contains("malformed JSON"),
             "{rest}"
         );
-        // The server survives and still answers.
+        // A panicking command gets an error reply; the server survives and still answers.
+        let r = super::super::call(s.path(), "boom", &[], None).unwrap();
+        assert!(r
+            .unwrap_err()
+            .contains("internal error while running \"boom\""));
         let r = super::super::call(s.path(), "echo", &["ok".into()], None).unwrap();
         assert_eq!(r, Ok("ok".into()));
     }

@@ -11,6 +11,7 @@ mod datapaths;
 pub mod diff;
 pub mod state;
 mod switch;
+mod tnl_commands;
 
 pub use commands::register_commands;
 pub use datapaths::{KERNEL_DATAPATH_NAME, NETDEV_DATAPATH_NAME};

@@ -239,3 +239,47 @@ type = "dummy"
     assert!(sw.netdev_datapath().is_none());
     assert!(sw.ofproto(&n.0).is_err());
 }
+
+#[test]
+fn bridge_and_port_settings_reach_the_translator() {
+    let n = names("m");
+    let dir = tempfile::tempdir().unwrap();
+    let body = r#"
+[[bridge]]
+name = "tbr0"
+fail_mode = "secure"
+[bridge.mcast_snooping]
+enabled = true
+flood_unregistered = false
+flood_reports = true
+aging_time = 100
+[[bridge.port]]
+name = "m1"
+type = "dummy"
+vlan_mode = "native-tagged"
+tag = 30
+trunks = [30, 40]
+"#;
+    let sw = Switch::start(config(dir.path(), body, &n), false).unwrap();
+    let of = sw.ofproto(&n.0).unwrap();
+    let c = of.config();
+    assert_eq!(c.fail_mode, crate::ofproto::FailMode::Secure);
+    assert!(c.mcast.enabled && c.mcast.disable_flood_unregistered);
+    assert_eq!(c.mcast.aging, Duration::from_secs(100));
+    let ports = of.ports();
+    let p = ports.by_name("m1").unwrap();
+    assert_eq!(p.config.vlan_mode, crate::ofproto::VlanMode::NativeTagged);
+    assert_eq!(
+        (p.config.tag, p.config.trunks.clone()),
+        (Some(30), vec![30, 40])
+    );
+    assert!(p.config.mcast_flood_reports);
+    // Changing bridge settings in place keeps the ports.
+    let relaxed = body
+        .replace("fail_mode = \"secure\"", "fail_mode = \"standalone\"")
+        .replace("flood_reports = true", "flood_reports = false");
+    sw.reconfigure(config(dir.path(), &relaxed, &n)).unwrap();
+    assert_eq!(of.config().fail_mode, crate::ofproto::FailMode::Standalone);
+    assert!(!of.ports().by_name("m1").unwrap().config.mcast_flood_reports);
+    sw.shutdown();
+}

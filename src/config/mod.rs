@@ -22,6 +22,7 @@
 //! ```
 
 mod error;
+mod port;
 mod raw;
 mod validate;
 
@@ -31,7 +32,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 pub use error::ConfigError;
-pub use validate::{check_flow_text, parse_port_args};
+pub use port::parse_port_args;
+pub use validate::check_flow_text;
 
 /// Default run directory: control socket and state file live here.
 pub const DEFAULT_RUN_DIR: &str = "/var/run/rvswitch";

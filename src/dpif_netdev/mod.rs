@@ -8,7 +8,9 @@
 //!
 //! Control calls wait for the threads' answers (bounded by `ctl_timeout`). A translator
 //! must therefore not hold a lock across a `Dpif` call that its `upcall` also takes: the
-//! PMD answering the call could be waiting on that lock inside an upcall.
+//! PMD answering the call could be waiting on that lock inside an upcall. Calls that
+//! wait, made from inside an upcall (on a poll thread of this datapath), fail at once
+//! with `InvalidArgument` instead of waiting for themselves.
 
 pub mod dpcls;
 pub mod dump_text;
@@ -230,6 +232,23 @@ impl DpifNetdev {
         Ok(self.state.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// Fails with a clear error instead of waiting for an answer that can never come:
+    /// when the caller is one of this datapath's poll threads (a translator calling back
+    /// into the datapath from inside an upcall), that thread cannot serve the request.
+    fn check_callable(&self, what: &str) -> DpifResult<()> {
+        if self.destroyed.load(Ordering::Acquire) {
+            return Err(DpifError::NoSuchDatapath(self.name.clone()));
+        }
+        if self.threads.iter().any(|t| t.is_current()) {
+            return Err(DpifError::InvalidArgument(format!(
+                "{what} called from one of datapath {}'s own poll threads (inside an upcall); \
+                 it would wait for that thread: return actions from the upcall instead",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
     /// Sends a request built by `make` to every thread, then collects the answers.
     fn ask_all<T>(&self, what: &str, make: impl Fn(Sender<T>) -> DpCtl) -> DpifResult<Vec<T>> {
         let mut rxs = Vec::with_capacity(self.threads.len());
@@ -302,7 +321,7 @@ impl DpifNetdev {
     }
 
     fn fetch_flows(&self) -> DpifResult<Vec<DpFlow>> {
-        let _st = self.state()?;
+        self.check_callable("flow_dump")?;
         Ok(self
             .ask_all("a flow dump", DpCtl::FlowDump)?
             .into_iter()
@@ -342,6 +361,7 @@ impl Dpif for DpifNetdev {
     }
 
     fn port_add(&self, spec: &PortSpec, requested: Option<OdpPort>) -> DpifResult<OdpPort> {
+        self.check_callable("port_add")?;
         let mut st = self.state()?;
         if spec.name.is_empty() {
             return Err(DpifError::InvalidArgument("port name is empty".into()));
@@ -414,6 +434,7 @@ impl Dpif for DpifNetdev {
     }
 
     fn port_del(&self, port: OdpPort) -> DpifResult<()> {
+        self.check_callable("port_del")?;
         let mut st = self.state()?;
         let Some(entry) = st.ports.remove(&port) else {
             return Err(DpifError::NoSuchPort(port.to_string()));
@@ -455,7 +476,7 @@ impl Dpif for DpifNetdev {
     }
 
     fn flow_put(&self, put: &FlowPut) -> DpifResult<()> {
-        let _st = self.state()?;
+        self.check_callable("flow_put")?;
         let results = self.ask_all("a flow put", |reply| DpCtl::FlowPut {
             put: put.clone(),
             reply,
@@ -479,7 +500,7 @@ impl Dpif for DpifNetdev {
     }
 
     fn flow_get(&self, key: &FlowKey, mask: &FlowMask) -> DpifResult<DpFlow> {
-        let _st = self.state()?;
+        self.check_callable("flow_get")?;
         let (k, m) = (*key, *mask);
         let mut found: Option<DpFlow> = None;
         for f in self
@@ -500,7 +521,7 @@ impl Dpif for DpifNetdev {
     }
 
     fn flow_del(&self, key: &FlowKey, mask: &FlowMask) -> DpifResult<DpFlowStats> {
-        let _st = self.state()?;
+        self.check_callable("flow_del")?;
         let (k, m) = (*key, *mask);
         let mut found: Option<DpFlowStats> = None;
         for s in self
@@ -522,13 +543,13 @@ impl Dpif for DpifNetdev {
     }
 
     fn flow_flush(&self) -> DpifResult<()> {
-        let _st = self.state()?;
+        self.check_callable("flow_flush")?;
         self.ask_all("a flow flush", DpCtl::FlowFlush)?;
         Ok(())
     }
 
     fn execute(&self, packet: &[u8], meta: &PacketMeta, actions: &[DpAction]) -> DpifResult<()> {
-        let _st = self.state()?;
+        self.check_callable("execute")?;
         if packet.is_empty() || packet.len() > MAX_FRAME {
             return Err(DpifError::InvalidArgument(format!(
                 "packet of {} bytes (expected 1 to {MAX_FRAME})",
@@ -550,8 +571,11 @@ impl Dpif for DpifNetdev {
         for t in &self.threads {
             t.send(PmdMsg::Work(DpCtl::SetUpcallHandler(handler.clone())));
         }
-        for i in 0..self.threads.len() {
-            let _ = self.sync_thread(i);
+        // Wait until every thread has it, unless called from one of them.
+        if self.check_callable("set_upcall_handler").is_ok() {
+            for i in 0..self.threads.len() {
+                let _ = self.sync_thread(i);
+            }
         }
     }
 

@@ -51,6 +51,7 @@ impl DpifNetdev {
     /// measured since the last assignment (OVS's `pmd-rxq-rebalance`). Queues that move
     /// stop on the old thread before they start on the new one; others keep running.
     pub fn rxq_rebalance(&self) -> DpifResult<()> {
+        self.check_callable("rxq_rebalance")?;
         let mut st = self.state()?;
         let n_pmds = self.threads.len() - 1;
         if n_pmds == 0 {

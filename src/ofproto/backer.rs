@@ -68,6 +68,10 @@ pub struct Backer {
     seen_gen: Mutex<HashMap<String, u64>>,
     max_idle_ms: std::sync::atomic::AtomicU64,
     revalidate_lock: Mutex<()>,
+    /// Native tunnel state shared by the bridges (see `tunnel.rs`).
+    tunnels: Arc<super::tunnel::TunnelState>,
+    /// Neighbour cache generation the last revalidation saw.
+    neigh_gen: std::sync::atomic::AtomicU64,
 }
 
 /// Forwards upcalls to the backer without keeping it alive (the datapath holds this).
@@ -96,6 +100,8 @@ impl Backer {
             seen_gen: Mutex::new(HashMap::new()),
             max_idle_ms: std::sync::atomic::AtomicU64::new(DEFAULT_MAX_IDLE.as_millis() as u64),
             revalidate_lock: Mutex::new(()),
+            tunnels: Arc::default(),
+            neigh_gen: std::sync::atomic::AtomicU64::new(0),
         });
         b.dpif
             .set_upcall_handler(Arc::new(UpcallForwarder(Arc::downgrade(&b))));
@@ -134,6 +140,7 @@ impl Backer {
             return Err(OfprotoError::BridgeExists(br.name().to_string()));
         }
         st.bridges.insert(br.name().to_string(), br.clone());
+        br.attach_tunnels(self.tunnels.clone());
         Ok(br)
     }
 
@@ -145,6 +152,7 @@ impl Backer {
             .ok_or_else(|| OfprotoError::NoSuchBridge(name.to_string()))?;
         for p in br.ports().iter() {
             write(&self.state).ports.remove(&p.dp_port);
+            self.tunnels.del_port(p.dp_port);
             self.dpif.port_del(p.dp_port)?;
         }
         self.revalidate_all();
@@ -181,9 +189,19 @@ impl Backer {
                 port: spec.name.clone(),
             });
         }
+        let tunnel =
+            super::tunnel::TunnelConfig::from_options(&spec.name, &spec.port_type, &spec.options)?;
         let dp = self.dpif.port_add(spec, None)?;
         match br.add_port(&spec.name, dp, ofport, config) {
             Ok(of) => {
+                if let Some(config) = tunnel {
+                    self.tunnels.add_port(super::tunnel::TunnelPort {
+                        name: spec.name.clone(),
+                        bridge: bridge.to_string(),
+                        dp_port: dp,
+                        config,
+                    });
+                }
                 write(&self.state).ports.insert(dp, br);
                 Ok(of)
             }
@@ -199,6 +217,7 @@ impl Backer {
         let br = self.need_bridge(bridge)?;
         let p = br.del_port(name)?;
         write(&self.state).ports.remove(&p.dp_port);
+        self.tunnels.del_port(p.dp_port);
         self.dpif.port_del(p.dp_port)?;
         self.revalidate_all();
         Ok(())
@@ -263,7 +282,11 @@ impl Backer {
     /// Order matters: datapath counters are pushed to rules (refreshing idle timers)
     /// before timeouts are judged, and anything that expired is revalidated right away.
     pub fn run(&self) -> RevalidateStats {
-        let mut stats = self.revalidate(false);
+        let mut stats = if self.tunnels_changed() {
+            self.revalidate(true)
+        } else {
+            self.revalidate(false)
+        };
         let bridges: Vec<Arc<Ofproto>> = read(&self.state).bridges.values().cloned().collect();
         let mut expired = false;
         for br in &bridges {
@@ -277,6 +300,24 @@ impl Backer {
             stats.idle_deleted += more.idle_deleted;
         }
         stats
+    }
+
+    /// The native tunnel state (tnl/ports/show, tnl/neigh/show, tnl/neigh/flush).
+    pub fn tunnels(&self) -> &Arc<super::tunnel::TunnelState> {
+        &self.tunnels
+    }
+
+    /// Sends queued ARP/ND requests and reports whether the neighbour cache changed
+    /// since the last call (then megaflows with prebuilt tunnel headers are stale).
+    fn tunnels_changed(&self) -> bool {
+        for s in self.tunnels.take_pending() {
+            if let Err(e) = self.dpif.execute(&s.frame, &s.meta, &s.actions) {
+                tracing::debug!("tunnel neighbour request not sent: {e}");
+            }
+        }
+        self.tunnels.neigh.expire(Instant::now());
+        let g = self.tunnels.neigh.generation();
+        self.neigh_gen.swap(g, std::sync::atomic::Ordering::Relaxed) != g
     }
 
     /// Re-translates every installed megaflow now.

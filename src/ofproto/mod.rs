@@ -46,9 +46,13 @@ pub mod mcast_report;
 pub mod mcast_snooping;
 mod normal;
 pub mod ports;
+pub mod route;
 pub mod rule;
 mod show;
 pub mod table;
+pub mod tnl_neigh;
+pub mod tunnel;
+mod tunnel_xlate;
 pub mod xlate;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -133,6 +137,9 @@ pub enum OfprotoError {
     /// A rule refers to something invalid (e.g. an output to a port number out of range).
     #[error("invalid flow: {0}")]
     InvalidFlow(String),
+    /// A tunnel port's options are invalid.
+    #[error(transparent)]
+    Tunnel(#[from] tunnel::TunnelConfigError),
     /// The datapath refused.
     #[error("datapath: {0}")]
     Dpif(#[from] crate::dpif::DpifError),
@@ -191,6 +198,8 @@ pub struct Ofproto {
     clock: Arc<dyn Clock>,
     /// Bumped by rule, port and config changes.
     rules_gen: AtomicU64,
+    /// Native tunnel state shared by the backer's bridges (see `tunnel.rs`).
+    tunnels: std::sync::OnceLock<Arc<tunnel::TunnelState>>,
 }
 
 fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -218,6 +227,7 @@ impl Ofproto {
             tables: RwLock::new(Tables::default()),
             clock,
             rules_gen: AtomicU64::new(0),
+            tunnels: std::sync::OnceLock::new(),
         }
     }
 

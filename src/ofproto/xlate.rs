@@ -177,7 +177,10 @@ pub(super) fn translate(
             flow.in_port = ofport as u32;
             ctx.flow = flow;
             ctx.note(format_args!("bridge(\"{}\")", bridge.name()));
-            ctx.lookup_and_run(0, true);
+            ctx.snoop_neighbor();
+            if ctx.tunnel_ingress_ok(req.key.in_port) {
+                ctx.lookup_and_run(0, true);
+            }
         }
         Err(e) => ctx.error = Some(e),
     }
@@ -528,6 +531,9 @@ impl<'a> Ctx<'a> {
 
     /// Commits pending header changes and emits an output action.
     pub fn emit_output(&mut self, dp: OdpPort) {
+        if self.tunnel_emit(dp) {
+            return;
+        }
         self.commit();
         self.out.push(DpAction::Output(dp));
     }

@@ -6,6 +6,8 @@
 //! queues outright; they arrive and leave only through messages, so nothing on this path
 //! takes a lock or waits for the control plane.
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -85,8 +87,16 @@ pub enum IdlePolicy {
     Wait(Duration),
 }
 
+static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// Id of the poll thread running on this OS thread; 0 on any other thread.
+    static CURRENT_POLL_THREAD: Cell<u64> = const { Cell::new(0) };
+}
+
 /// A running poll thread.
 pub struct PollThread<C: Send + 'static> {
+    id: u64,
     tx: Sender<PmdMsg<C>>,
     join: Mutex<Option<JoinHandle<()>>>,
     /// Core the thread is pinned to; `None` for the unpinned non-PMD thread.
@@ -106,7 +116,9 @@ impl<C: Send + 'static> PollThread<C> {
     ) -> std::io::Result<Self> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let c2 = counters.clone();
+        let id = NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed);
         let join = std::thread::Builder::new().name(name).spawn(move || {
+            CURRENT_POLL_THREAD.with(|c| c.set(id));
             if let Some(id) = core {
                 if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
                     tracing::warn!(core = id, "could not pin PMD thread to its core");
@@ -115,11 +127,18 @@ impl<C: Send + 'static> PollThread<C> {
             run(work, rx, c2, idle);
         })?;
         Ok(PollThread {
+            id,
             tx,
             join: Mutex::new(Some(join)),
             core,
             counters,
         })
+    }
+
+    /// Whether the caller is running on this poll thread (for example inside an upcall
+    /// it made): such a caller must not wait for the thread to answer a message.
+    pub fn is_current(&self) -> bool {
+        CURRENT_POLL_THREAD.with(|c| c.get()) == self.id
     }
 
     /// Sends a message; false if the thread is gone.
@@ -168,6 +187,9 @@ fn handle<W: PollWork>(msg: PmdMsg<W::Ctl>, work: &mut W, rxqs: &mut Vec<PolledR
     true
 }
 
+/// Control messages applied per iteration at most.
+const MAX_CTL_PER_ITERATION: usize = 16;
+
 /// The loop itself.
 fn run<W: PollWork>(
     mut work: W,
@@ -179,8 +201,9 @@ fn run<W: PollWork>(
     let mut batch = PacketBatch::new();
     let mut idle_streak = false;
     loop {
-        // Control plane: never blocks on a PMD.
-        loop {
+        // Control plane: never blocks on a PMD, and a burst of messages is spread over
+        // iterations so it cannot stall forwarding.
+        for _ in 0..MAX_CTL_PER_ITERATION {
             let msg = match (idle, idle_streak) {
                 (IdlePolicy::Wait(d), true) => match rx.recv_timeout(d) {
                     Ok(m) => m,

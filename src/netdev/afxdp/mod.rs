@@ -121,6 +121,16 @@ impl AfxdpNetdev {
         linux::set_up(name).map_err(|e| {
             NetdevError::Xdp(format!("afxdp port {name}: bringing the interface up: {e}"))
         })?;
+        if let Ok(mtu) = linux::mtu(name) {
+            // Ethernet header + one VLAN tag on top of the MTU must fit in a umem frame.
+            if mtu as usize + 18 > crate::packet::buffer::MAX_FRAME {
+                tracing::warn!(
+                    "afxdp port {name}: MTU {mtu} is larger than a umem frame holds ({}); \
+                     longer frames will be dropped",
+                    crate::packet::buffer::MAX_FRAME - 18
+                );
+            }
+        }
         // A switch port must see frames for every MAC, not just the interface's own.
         let promisc = linux::PromiscGuard::new(ifindex).map_err(|e| {
             NetdevError::Xdp(format!("afxdp port {name}: enabling promiscuous mode: {e}"))
