@@ -316,6 +316,81 @@ fn rvswitch_to_open_vswitch_userspace_over_geneve_and_gre() {
             oflows.contains("tun_id=0x1388"),
             "{kind}: OVS flows: {oflows}"
         );
+        if *kind == "geneve" {
+            geneve_option_both_ways(&tag, &g, n, &d, &ovs);
+        }
         drop((d, ovs));
     }
+}
+
+/// Each side sets a Geneve TLV option (class 0x0102, type 0x01, 4 bytes) on what it
+/// sends and accepts from the tunnel only what carries the other side's value: ping works
+/// only if both encode and match the option; a wrong value on either side stops it.
+fn geneve_option_both_ways(tag: &str, g: &Namespaces, n: u8, d: &Daemon, ovs: &OvsSite) {
+    let show = d.ok(&["dpif/show"]);
+    assert!(
+        show.contains(&format!("{tag}vr 1/")) && show.contains(&format!("{tag}tr 2/")),
+        "ofports: {show}"
+    );
+    let (br, obr) = (format!("{tag}ir"), format!("{tag}io"));
+    let ofctl = |args: &str| sh(&format!("ovs-ofctl -O OpenFlow13 {args}"));
+    let ovs_sock = format!("unix:{}/{obr}.mgmt", ovs.dir.path().display());
+    ofctl(&format!(
+        "add-tlv-map {ovs_sock} '{{class=0x0102,type=0x01,len=4}}->tun_metadata0'"
+    ));
+    let ovs_flows = |send: &str| {
+        ofctl(&format!("del-flows {ovs_sock}"));
+        ofctl(&format!(
+            "add-flow {ovs_sock} 'priority=100,in_port={tag}vo,actions=set_field:{send}->tun_metadata0,output:{tag}to'"
+        ));
+        ofctl(&format!(
+            "add-flow {ovs_sock} 'priority=100,in_port={tag}to,tun_metadata0=0xabcdef01,actions=output:{tag}vo'"
+        ));
+        ofctl(&format!(
+            "add-flow {ovs_sock} 'priority=90,in_port={tag}to,actions=drop'"
+        ));
+    };
+    let rv_flows = |send: &str| {
+        d.ok(&["del-flows", &br]);
+        d.ok(&[
+            "add-flow",
+            &br,
+            &format!("priority=100,in_port=1,actions=set_field:0x01020101->tun_gnv_opt_hdr,set_field:{send}->tun_gnv_opt_data,output:2"),
+        ]);
+        d.ok(&[
+            "add-flow",
+            &br,
+            "priority=100,in_port=2,tun_gnv_opt_hdr=0x01020101,tun_gnv_opt_data=0x12345678,actions=output:1",
+        ]);
+        d.ok(&["add-flow", &br, "priority=90,in_port=2,actions=drop"]);
+    };
+    ovs_flows("0x12345678");
+    rv_flows("0xabcdef01");
+    let diag = || {
+        format!(
+            "rvswitch flows:\n{}\novs flows:\n{}\n{}",
+            d.ok(&["dpctl/dump-flows"]),
+            ovs.appctl("dpctl/dump-flows"),
+            ofctl(&format!("dump-flows {ovs_sock}"))
+        )
+    };
+    ping_both_ways(g, n, "geneve with options", &diag);
+    // rvswitch sends the wrong value: OVS drops it.
+    rv_flows("0x0badc0de");
+    let r = ping(&g.0[2], &format!("10.79.{n}.2"), 3);
+    assert_eq!(r.1, 0, "OVS must drop a wrong option value\n{}", diag());
+    // OVS sends the wrong value: rvswitch drops it.
+    rv_flows("0xabcdef01");
+    ovs_flows("0x0badc0de");
+    let r = ping(&g.0[3], &format!("10.79.{n}.1"), 3);
+    assert_eq!(
+        r.1,
+        0,
+        "rvswitch must drop a wrong option value\n{}",
+        diag()
+    );
+    // And back to matching values.
+    ovs_flows("0x12345678");
+    let r = ping(&g.0[3], &format!("10.79.{n}.1"), 5);
+    assert!(r.1 >= 4, "matching options again: {r:?}\n{}", diag());
 }

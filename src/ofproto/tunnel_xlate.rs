@@ -21,6 +21,7 @@ use super::xlate::Ctx;
 use crate::dpif::{DpAction, TnlPush, TunnelType};
 use crate::packet::tunnel::{build_tnl_header, Encap, TnlHeaderSpec};
 use crate::packet::wire::build::{arp_frame, ipv6_frame, L4};
+use crate::packet::wire::geneve::GeneveOption;
 use crate::packet::wire::{arp, ethernet, icmpv6, ipv6};
 use crate::packet::{ethertype, ipproto, OdpPort, PacketMeta};
 
@@ -173,7 +174,16 @@ impl Ctx<'_> {
             p.tun_id = 0;
             p.tun_ipv4_src = 0;
             p.tun_ipv4_dst = 0;
+            p.tun_gnv_opt_hdr = 0;
+            p.tun_gnv_opt_data = 0;
         }
+        // A Geneve option in the flow (set by set_field, or received) goes into the header.
+        let options = if c.kind == TunnelType::Geneve {
+            self.wc.0.tun_gnv_opt_hdr = u32::MAX;
+            self.geneve_options()
+        } else {
+            Vec::new()
+        };
         self.commit();
         // What follows depends on caches that change without a rule change: the
         // backer revalidates tunnel megaflows when they do.
@@ -245,7 +255,7 @@ impl Ctx<'_> {
                 dst_port: c.dst_port,
                 udp_csum: c.csum,
                 oam: false,
-                options: Vec::new(),
+                options,
             },
             TunnelType::Gre => Encap::Gre {
                 key: (key != 0 || c.key == FromFlow::Flow).then_some(key as u32),
@@ -286,6 +296,26 @@ impl Ctx<'_> {
                 header: header.clone(),
             }));
         }
+    }
+
+    /// The Geneve option the flow carries (one, whose data is at most the 4 bytes the
+    /// key holds), or none.
+    fn geneve_options(&mut self) -> Vec<GeneveOption> {
+        let h = self.flow.tun_gnv_opt_hdr;
+        if h == 0 {
+            return Vec::new();
+        }
+        self.wc.0.tun_gnv_opt_data = u32::MAX;
+        let words = (h & 0x1f) as usize;
+        let mut data = vec![0u8; words * 4];
+        let d = self.flow.tun_gnv_opt_data.to_be_bytes();
+        let n = data.len().min(4);
+        data[..n].copy_from_slice(&d[..n]);
+        vec![GeneveOption {
+            class: (h >> 16) as u16,
+            opt_type: (h >> 8) as u8,
+            data,
+        }]
     }
 
     /// The underlay ports an outer frame leaves by: the learned one, else all ports but

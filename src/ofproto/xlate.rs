@@ -469,6 +469,8 @@ impl<'a> Ctx<'a> {
             SetTarget::TunId(v) => (f.tun_id, p.tun_id) = (v, u64::MAX),
             SetTarget::TunSrc(v) => (f.tun_ipv4_src, p.tun_ipv4_src) = (v, u32::MAX),
             SetTarget::TunDst(v) => (f.tun_ipv4_dst, p.tun_ipv4_dst) = (v, u32::MAX),
+            SetTarget::TunGnvOptHdr(v) => (f.tun_gnv_opt_hdr, p.tun_gnv_opt_hdr) = (v, u32::MAX),
+            SetTarget::TunGnvOptData(v) => (f.tun_gnv_opt_data, p.tun_gnv_opt_data) = (v, u32::MAX),
         }
     }
 
