@@ -127,35 +127,6 @@ fn register_views(registry: &mut CommandRegistry, switch: &Arc<Switch>) {
     });
     let s = switch.clone();
     registry.register("dpif/show", "", 0, 0, move |_| Ok(dpif_show(&s)));
-    register_tunnel_views(registry, switch);
-}
-
-/// Native tunnel state (OVS's tnl/* commands), over every datapath's translator.
-fn register_tunnel_views(registry: &mut CommandRegistry, switch: &Arc<Switch>) {
-    let s = switch.clone();
-    registry.register("tnl/ports/show", "", 0, 0, move |_| {
-        Ok(s.backers()
-            .iter()
-            .map(|b| b.tunnels().ports_show())
-            .collect())
-    });
-    let s = switch.clone();
-    registry.register("tnl/neigh/show", "", 0, 0, move |_| {
-        Ok(s.backers()
-            .iter()
-            .map(|b| b.tunnels().neigh.show())
-            .collect())
-    });
-    // Forgets learned neighbours and cached underlay routes (after readdressing the
-    // underlay), then revalidates so installed tunnel flows are rebuilt.
-    let s = switch.clone();
-    registry.register("tnl/neigh/flush", "", 0, 0, move |_| {
-        for b in s.backers() {
-            b.tunnels().flush();
-            b.revalidate_all();
-        }
-        Ok("OK\n".to_string())
-    });
 }
 
 /// `dpif/show`: each datapath with its counters, then each bridge's ports as
