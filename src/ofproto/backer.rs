@@ -189,8 +189,13 @@ impl Backer {
                 port: spec.name.clone(),
             });
         }
-        let tunnel =
-            super::tunnel::TunnelConfig::from_options(&spec.name, &spec.port_type, &spec.options)?;
+        // Only the userspace datapath tunnels natively; the kernel's vports encapsulate
+        // by themselves from set(tunnel(...)) + output.
+        let tunnel = if self.dpif.dp_type() == "netdev" {
+            super::tunnel::TunnelConfig::from_options(&spec.name, &spec.port_type, &spec.options)?
+        } else {
+            None
+        };
         let dp = self.dpif.port_add(spec, None)?;
         match br.add_port(&spec.name, dp, ofport, config) {
             Ok(of) => {
