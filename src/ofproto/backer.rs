@@ -194,6 +194,9 @@ impl Backer {
                 port: spec.name.clone(),
             });
         }
+        // On the kernel datapath the config is kept too: output to the vport becomes
+        // set(tunnel(...)) from it + output (vport_xlate.rs); only the userspace datapath
+        // tunnels natively.
         let tunnel = self.tunnel_config(spec)?;
         let dp = self.dpif.port_add(spec, None)?;
         match br.add_port(&spec.name, dp, ofport, config) {

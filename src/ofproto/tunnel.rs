@@ -153,6 +153,8 @@ impl TunnelConfig {
             "ttl",
             "df_default",
             "csum",
+            // The kernel back end's choice of vport kind; nothing to do natively.
+            "vport",
         ];
         if let Some(k) = opts.keys().find(|k| !known.contains(&k.as_str())) {
             return Err(bad(
