@@ -5,58 +5,15 @@
 mod netdev_support;
 
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use netdev_support::*;
 use rvswitch::netdev::{self, linux, NetdevError};
 use rvswitch::packet::{PacketBatch, PacketBuf, PacketPool};
 
-static N: AtomicU32 = AtomicU32::new(0);
-
-/// A namespace removed on drop.
-struct Ns(String);
-
-impl Ns {
-    fn new(tag: &str) -> Self {
-        require_root();
-        let name = format!(
-            "rvs-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        run("ip", &["netns", "add", &name]);
-        Ns(name)
-    }
-    fn exec(&self, cmd: &str, args: &[&str]) -> std::process::Output {
-        let mut all = vec!["netns", "exec", &self.0, cmd];
-        all.extend_from_slice(args);
-        run("ip", &all)
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
-
+/// A tap name unique to this call: `<tag><id>t`.
 fn tap_name(tag: &str) -> String {
-    format!(
-        "{tag}{}t{}",
-        std::process::id() % 100000,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn link_exists(name: &str) -> bool {
-    Command::new("ip")
-        .args(["link", "show", name])
-        .output()
-        .unwrap()
-        .status
-        .success()
+    format!("{tag}{}t", unique_id())
 }
 
 #[test]
@@ -82,13 +39,13 @@ fn tap_is_created_up_and_removed_on_drop() {
 
 #[test]
 fn internal_port_carries_traffic_both_ways() {
-    let ns = Ns::new("ti");
+    let ns = Netns::new(&format!("rvs-ti-{}", unique_id()));
     let name = tap_name("ti");
     let port = netdev::open(&spec(&name, "internal", &[])).expect("creating internal port");
     assert_eq!(port.netdev_type(), "internal");
     // Move the device into the namespace: our fd keeps working, the namespace's stack
     // (and its tools) get the other side.
-    run("ip", &["link", "set", &name, "netns", &ns.0]);
+    run("ip", &["link", "set", &name, "netns", ns.name()]);
     ns.exec("sysctl", &["-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
     ns.exec("ip", &["link", "set", &name, "up"]);
     ns.exec("ip", &["addr", "add", "10.77.0.1/24", "dev", &name]);
@@ -113,7 +70,7 @@ fn internal_port_carries_traffic_both_ways() {
         .args([
             "netns",
             "exec",
-            &ns.0,
+            ns.name(),
             "ping",
             "-c",
             "3",
@@ -156,7 +113,17 @@ fn internal_port_carries_traffic_both_ways() {
     let pcap = dir.path().join("tap.pcap");
     let mut dump = Command::new("ip")
         .args([
-            "netns", "exec", &ns.0, "tcpdump", "-i", &name, "-nn", "-U", "-c", "2", "-w",
+            "netns",
+            "exec",
+            ns.name(),
+            "tcpdump",
+            "-i",
+            &name,
+            "-nn",
+            "-U",
+            "-c",
+            "2",
+            "-w",
         ])
         .arg(&pcap)
         .arg("ether proto 0x88b5")
@@ -189,7 +156,7 @@ fn internal_port_carries_traffic_both_ways() {
     drop((rxq, txq));
     drop(port);
     let out = Command::new("ip")
-        .args(["-n", &ns.0, "link", "show", &name])
+        .args(["-n", ns.name(), "link", "show", &name])
         .output()
         .unwrap();
     assert!(!out.status.success(), "internal port {name} survived drop");

@@ -267,3 +267,184 @@ fn vxlan_through_overlay_and_underlay_bridges() {
         "{show}"
     );
 }
+
+/// remote_ip=flow and key=flow: the destination and VNI come from set_field / set_tunnel
+/// in the rule that outputs to the tunnel port.
+#[test]
+fn flow_based_remote_and_key_from_set_field() {
+    let name = "otf";
+    let dp = DpifNetdev::new(
+        name,
+        DpNetdevConfig {
+            pmd_cores: vec![pmd_core()],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let backer = Backer::new(dp.clone());
+    backer
+        .add_bridge("br-phy", OfprotoConfig::default())
+        .unwrap();
+    backer
+        .add_bridge("br-int", OfprotoConfig::default())
+        .unwrap();
+    let (int, eth, vm, vx) = ("otf-int", "otf-eth", "otf-vm", "otf-vx");
+    backer
+        .add_port(
+            "br-phy",
+            &spec(int, "dummy", &[]),
+            None,
+            PortConfig::default(),
+        )
+        .unwrap();
+    backer
+        .add_port(
+            "br-phy",
+            &spec(eth, "dummy", &[]),
+            None,
+            PortConfig::default(),
+        )
+        .unwrap();
+    backer
+        .add_port(
+            "br-int",
+            &spec(vm, "dummy", &[]),
+            None,
+            PortConfig::default(),
+        )
+        .unwrap();
+    let bad = backer.add_port(
+        "br-int",
+        &spec(
+            "otf-bad",
+            "geneve",
+            &[("remote_ip", "flow"), ("ttl", "300")],
+        ),
+        None,
+        PortConfig::default(),
+    );
+    let msg = bad.unwrap_err().to_string();
+    assert!(msg.contains("otf-bad") && msg.contains("ttl"), "{msg}");
+    backer
+        .add_port(
+            "br-int",
+            &spec(
+                vx,
+                "vxlan",
+                &[("remote_ip", "flow"), ("key", "flow"), ("ttl", "9")],
+            ),
+            None,
+            PortConfig::default(),
+        )
+        .unwrap();
+    // vm is OpenFlow port 1, the tunnel port 2.
+    backer
+        .add_flow(
+            "br-int",
+            "in_port=1,actions=set_field:172.31.9.2->tun_dst,set_tunnel:77,output:2",
+        )
+        .unwrap();
+    let ts = backer.tunnels();
+    ts.routes.insert(
+        IpAddr::V4(REMOTE),
+        Route {
+            dev: int.to_string(),
+            src: Some(IpAddr::V4(LOCAL)),
+            gateway: None,
+        },
+        Instant::now() + Duration::from_secs(3600),
+    );
+    ts.set_dev_mac(int, INT_MAC);
+    ts.neigh
+        .learn(IpAddr::V4(REMOTE), REMOTE_MAC, "br-phy", Instant::now());
+    let d_vm = dp.dummy_port(vm).unwrap();
+    let d_eth = dp.dummy_port(eth).unwrap();
+    let inner = vm_frame(3);
+    d_vm.inject(0, &inner).unwrap();
+    let out = collect(&d_eth, 1);
+    assert_eq!(out.len(), 1, "encapsulated frame on the underlay");
+    let ip = ipv4::Packet::new_checked(&out[0][14..]).unwrap();
+    assert_eq!(ip.dst_addr(), u32::from(REMOTE), "remote from tun_dst");
+    assert_eq!(ip.src_addr(), u32::from(LOCAL));
+    assert_eq!(ip.ttl(), 9);
+    let mut p = PacketBuf::default();
+    p.set_data(&out[0]);
+    assert_eq!(tnl_pop(&mut p).unwrap().tun_id, 77, "key from set_tunnel");
+    assert_eq!(p.data(), &inner[..]);
+    let show = ts.ports_show();
+    assert!(show.contains("remote_ip=flow key=flow"), "{show}");
+}
+
+/// The megaflow invariant on tunnel translations: any key equal to a translated one under
+/// the returned mask translates to the same actions, for the tnl_push side (overlay
+/// bridge, output to the tunnel port) and the tnl_pop side (underlay bridge, VXLAN to the
+/// local endpoint).
+#[test]
+fn tunnel_translations_keep_the_megaflow_invariant() {
+    use rvswitch::packet::parse::flow_extract;
+    use rvswitch::packet::FlowKey;
+    let r = rig("otm");
+    let ts = r.backer.tunnels();
+    ts.neigh
+        .learn(IpAddr::V4(REMOTE), REMOTE_MAC, "br-phy", Instant::now());
+    let key_of = |frame: &[u8], port: &str| {
+        let mut p = PacketBuf::default();
+        p.set_data(frame);
+        let mut k = FlowKey::default();
+        flow_extract(&mut p, &mut k);
+        k.in_port = r.dp.port_query_by_name(port).unwrap().port_no;
+        k
+    };
+    let mut back = udp_frame([10, 1, 0, 2], [10, 1, 0, 1], 7, 9, b"back");
+    back[0..6].copy_from_slice(&VM_MAC);
+    let cases = [
+        ("br-int", key_of(&vm_frame(4), "otm-vm"), "tnl_push"),
+        (
+            "br-phy",
+            key_of(&from_remote(&back, 5000, r.vx), "otm-eth"),
+            "tnl_pop",
+        ),
+    ];
+    let mut seed = 0x9e37_79b9u32;
+    let now = Instant::now();
+    for (br, key, want) in cases {
+        let b = r.backer.bridge(br).unwrap();
+        let first = b.translate(&req(&key, now));
+        assert!(
+            first.actions.iter().any(|a| format!("{a:?}")
+                .to_lowercase()
+                .contains(&want.replace('_', ""))),
+            "{br}: expected {want}: {:?}",
+            first.actions
+        );
+        for _ in 0..300 {
+            let mut k = key;
+            {
+                let kb: &mut [u8] = bytemuck::bytes_of_mut(&mut k);
+                let mb: &[u8] = bytemuck::bytes_of(&first.mask.0);
+                for (i, byte) in kb.iter_mut().enumerate() {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 17;
+                    seed ^= seed << 5;
+                    *byte ^= (seed as u8) & !mb[i];
+                }
+            }
+            let again = b.translate(&req(&k, now));
+            assert_eq!(
+                again.actions, first.actions,
+                "{br}: a key equal under the mask translated differently"
+            );
+        }
+    }
+}
+
+fn req(k: &rvswitch::packet::FlowKey, now: Instant) -> rvswitch::ofproto::XlateRequest<'_> {
+    rvswitch::ofproto::XlateRequest {
+        key: k,
+        packet: None,
+        may_learn: false,
+        revalidating: false,
+        trace: false,
+        now,
+    }
+}

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use packet_netns::{in_netns, NsPair, RawSock};
+use packet_netns::{run_in_ns, NsPair, RawSock};
 use rvswitch::dpif::action::{TnlPush, TunnelType};
 use rvswitch::packet::flow_key::tun_flag;
 use rvswitch::packet::parse::{flow_extract, parse_frame};
@@ -157,13 +157,13 @@ fn kernel_igmp_and_mld_reports() {
     );
     let sock = RawSock::open(&p.b, &p.if_b);
     let sysctl = |k: &str, v: &str| p.exec(&p.a, "sysctl", &["-qw", &format!("{k}={v}")]);
-    let ifindex = in_netns(&p.a, || {
+    let ifindex = run_in_ns(&p.a, || {
         let c = std::ffi::CString::new(p.if_a.clone()).unwrap();
         // SAFETY: valid NUL-terminated name.
         unsafe { libc::if_nametoindex(c.as_ptr()) }
     });
     let join_leave_v4 = |group: &str| {
-        in_netns(&p.a, || {
+        run_in_ns(&p.a, || {
             let s = UdpSocket::bind("0.0.0.0:0").unwrap();
             s.join_multicast_v4(&group.parse().unwrap(), &"10.78.0.1".parse().unwrap())
                 .unwrap();
@@ -173,7 +173,7 @@ fn kernel_igmp_and_mld_reports() {
         })
     };
     let join_leave_v6 = |group: &str| {
-        in_netns(&p.a, || {
+        run_in_ns(&p.a, || {
             let s = UdpSocket::bind("[::]:0").unwrap();
             s.join_multicast_v6(&group.parse().unwrap(), ifindex)
                 .unwrap();

@@ -170,6 +170,15 @@ impl Switch {
         Ok(self.lock().bridge(name)?.ofproto.clone())
     }
 
+    /// The translator back ends of the open datapaths (for the tunnel commands).
+    pub fn backers(&self) -> Vec<Arc<Backer>> {
+        self.lock()
+            .datapaths
+            .values()
+            .map(|d| d.backer.clone())
+            .collect()
+    }
+
     /// The userspace datapath, if a netdev bridge exists.
     pub fn netdev_datapath(&self) -> Option<Arc<DpifNetdev>> {
         self.lock()

@@ -47,9 +47,12 @@ pub(super) fn register(registry: &mut CommandRegistry, switch: &Arc<Switch>) {
         Ok(out)
     });
     let s = switch.clone();
+    // Also forgets cached underlay routes (after readdressing the underlay), then
+    // revalidates so installed tunnel flows are rebuilt at once.
     registry.register("tnl/neigh/flush", "", 0, 0, move |_| {
-        for t in states(&s) {
-            t.flush();
+        for b in s.backers() {
+            b.tunnels().flush();
+            b.revalidate_all();
         }
         Ok("OK\n".to_string())
     });

@@ -84,6 +84,18 @@ pub fn packet_hash(key: &FlowKey, rss: Option<u32>) -> u32 {
     }
 }
 
+/// Whole-key equality as one branch-free pass over the words (vectorisable), instead of
+/// a call to `memcmp` per probe.
+#[inline(always)]
+fn same_key(a: &FlowKey, b: &FlowKey) -> bool {
+    let (a, b) = (a.words(), b.words());
+    let mut diff = 0u64;
+    for i in 0..FLOW_WORDS {
+        diff |= a[i] ^ b[i];
+    }
+    diff == 0
+}
+
 /// One cached exact match.
 #[derive(Clone, Copy)]
 struct EmcEntry {
@@ -165,7 +177,7 @@ impl Emc {
     pub fn lookup(&self, key: &FlowKey, hash: u32, flows: &FlowTable) -> Option<FlowRef> {
         for pos in Self::positions(hash) {
             let e = &self.entries[pos];
-            if e.hash == hash && e.key.words() == key.words() && flows.is_live(e.flow) {
+            if e.hash == hash && same_key(&e.key, key) && flows.is_live(e.flow) {
                 return Some(e.flow);
             }
         }
@@ -196,7 +208,7 @@ impl Emc {
         let mut victim = None;
         for pos in [a, b] {
             let e = &self.entries[pos];
-            if e.hash == hash && e.key.words() == key.words() {
+            if e.hash == hash && same_key(&e.key, key) {
                 victim = Some(pos);
                 break;
             }

@@ -110,7 +110,34 @@ impl PmdDatapath {
         if miss != 0 {
             self.handle_misses(batch, miss);
         }
-        // 5. Group by disposition and execute each group's actions once.
+        // 5. Group by disposition and execute each group's actions once. The common case,
+        // a whole batch of one flow, runs in place without moving any packet.
+        let d0 = self.disp[0];
+        if let Disposition::Flow(r) = d0 {
+            if self.disp[1..n].iter().all(|d| *d == d0) {
+                let mut bytes = 0u64;
+                let mut tcp_flags = 0u16;
+                for (p, k) in batch.pkts.iter().zip(self.keys.iter()) {
+                    bytes += p.len() as u64;
+                    tcp_flags |= k.tcp_flags;
+                }
+                let now = self.now;
+                let actions = self.flows.get_mut(r).map(|f| {
+                    f.stats.packets += n as u64;
+                    f.stats.bytes += bytes;
+                    f.stats.tcp_flags |= tcp_flags;
+                    f.stats.used = Some(now);
+                    f.actions.clone()
+                });
+                if let Some(a) = actions {
+                    self.execute_actions(batch, &a, depth);
+                }
+                let pool = &mut self.pool;
+                batch.pkts.drain(..).for_each(|p| pool.put(p));
+                self.adhoc.truncate(adhoc_base);
+                return;
+            }
+        }
         let mut groups = self.spare_groups.pop().unwrap_or_default();
         for (i, p) in batch.pkts.drain(..).enumerate() {
             let d = self.disp[i];

@@ -135,7 +135,16 @@ impl ActionAttr {
 
 impl Nla for ActionAttr {
     fn value_len(&self) -> usize {
-        self.payload().len()
+        use ActionAttr::*;
+        let hdr = netlink_packet_core::NLA_HEADER_SIZE;
+        match self {
+            Output(_) | Recirc(_) | PushVlan { .. } => 4,
+            PopVlan => 0,
+            // one key attribute header, value and mask, padded to 4
+            SetMasked(v, _) => (hdr + 2 * v.value_len() + 3) & !3,
+            Set(k) => netlink_packet_core::Emitable::buffer_len(k),
+            _ => self.payload().len(),
+        }
     }
     fn kind(&self) -> u16 {
         use ActionAttr::*;
@@ -153,7 +162,13 @@ impl Nla for ActionAttr {
         }
     }
     fn emit_value(&self, buffer: &mut [u8]) {
-        buffer.copy_from_slice(&self.payload());
+        match self {
+            ActionAttr::Output(p) | ActionAttr::Recirc(p) => {
+                buffer.copy_from_slice(&p.to_ne_bytes())
+            }
+            ActionAttr::PopVlan => {}
+            _ => buffer.copy_from_slice(&self.payload()),
+        }
     }
 }
 

@@ -57,11 +57,13 @@ fn parse_set_field(v: &str) -> SyntaxResult<SetTarget> {
         "tun_id" | "tunnel_id" => SetTarget::TunId(u(u64::MAX, "a 64-bit tunnel id")?),
         "tun_src" => SetTarget::TunSrc(parse_ipv4(field, val)?),
         "tun_dst" => SetTarget::TunDst(parse_ipv4(field, val)?),
+        "tun_gnv_opt_hdr" => SetTarget::TunGnvOptHdr(u(u32::MAX as u64, "a 32-bit Geneve option header")? as u32),
+        "tun_gnv_opt_data" => SetTarget::TunGnvOptData(u(u32::MAX as u64, "32 bits of Geneve option data")? as u32),
         _ => {
             return Err(bad(
                 "set_field",
                 field,
-                "a settable field (eth_src, eth_dst, ip_src, ip_dst, ipv6_src, ipv6_dst, nw_tos, nw_ttl, tp_src, tp_dst, vlan_vid, vlan_pcp, tun_id, tun_src, tun_dst)",
+                "a settable field (eth_src, eth_dst, ip_src, ip_dst, ipv6_src, ipv6_dst, nw_tos, nw_ttl, tp_src, tp_dst, vlan_vid, vlan_pcp, tun_id, tun_src, tun_dst, tun_gnv_opt_hdr, tun_gnv_opt_data)",
             ))
         }
     })
@@ -260,6 +262,8 @@ fn fmt_set_target(t: &SetTarget) -> String {
         SetTarget::TunId(v) => format!("{v:#x}->tun_id"),
         SetTarget::TunSrc(a) => format!("{}->tun_src", fmt_ipv4(*a)),
         SetTarget::TunDst(a) => format!("{}->tun_dst", fmt_ipv4(*a)),
+        SetTarget::TunGnvOptHdr(v) => format!("{v:#x}->tun_gnv_opt_hdr"),
+        SetTarget::TunGnvOptData(v) => format!("{v:#x}->tun_gnv_opt_data"),
     }
 }
 

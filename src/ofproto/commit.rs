@@ -89,7 +89,12 @@ impl Ctx<'_> {
                 _ => SetField::Sctp { src, dst },
             }));
         }
-        if p.tun_id != 0 || p.tun_ipv4_src != 0 || p.tun_ipv4_dst != 0 {
+        if p.tun_id != 0
+            || p.tun_ipv4_src != 0
+            || p.tun_ipv4_dst != 0
+            || p.tun_gnv_opt_hdr != 0
+            || p.tun_gnv_opt_data != 0
+        {
             // The whole tunnel metadata goes out, so all of it is consulted.
             let w = &mut self.wc.0;
             w.tun_id = u64::MAX;

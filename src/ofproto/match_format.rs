@@ -143,6 +143,17 @@ pub(crate) fn format_match(mt: &Match) -> String {
             fmt_ipv4_masked(k.tun_ipv4_dst, m.0.tun_ipv4_dst)
         ));
     }
+    for (name, kv, mv) in [
+        ("tun_gnv_opt_hdr", k.tun_gnv_opt_hdr, m.0.tun_gnv_opt_hdr),
+        ("tun_gnv_opt_data", k.tun_gnv_opt_data, m.0.tun_gnv_opt_data),
+    ] {
+        if mv != 0 {
+            out.push(format!(
+                "{name}={}",
+                fmt_uint_masked(kv as u64, mv as u64, u32::MAX as u64, true)
+            ));
+        }
+    }
     if m.0.in_port != 0 {
         if m.0.in_port == u32::MAX && k.in_port <= 0xffff {
             out.push(format!(

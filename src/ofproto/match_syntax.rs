@@ -334,6 +334,21 @@ pub(super) fn parse_match_field(
         }
         "tun_src" => (k.tun_ipv4_src, m.tun_ipv4_src) = parse_ipv4_masked(name, v)?,
         "tun_dst" => (k.tun_ipv4_dst, m.tun_ipv4_dst) = parse_ipv4_masked(name, v)?,
+        // One Geneve option: header word class<<16 | type<<8 | length (4-byte words),
+        // and its first 4 data bytes.
+        "tun_gnv_opt_hdr" | "tun_gnv_opt_data" => {
+            let (kv, mv) = parse_uint_masked(
+                name,
+                v,
+                u32::MAX as u64,
+                "a 32-bit Geneve option word with optional /mask",
+            )?;
+            if name == "tun_gnv_opt_hdr" {
+                (k.tun_gnv_opt_hdr, m.tun_gnv_opt_hdr) = (kv as u32, mv as u32);
+            } else {
+                (k.tun_gnv_opt_data, m.tun_gnv_opt_data) = (kv as u32, mv as u32);
+            }
+        }
         _ => return Err(FlowSyntaxError::UnknownField(name.to_string())),
     }
     Ok(())

@@ -137,6 +137,14 @@ impl RouteCache {
         Ok(r)
     }
 
+    /// Forgets the route to `dst` (it was unusable: asked again next time).
+    pub fn forget(&self, dst: IpAddr) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&dst);
+    }
+
     /// Forgets every route.
     pub fn flush(&self) {
         self.entries

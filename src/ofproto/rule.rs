@@ -70,6 +70,11 @@ pub enum SetTarget {
     TunSrc(u32),
     /// Outer IPv4 destination for a following tunnel output.
     TunDst(u32),
+    /// Geneve option header word (class<<16 | type<<8 | length) for a following output
+    /// to a Geneve port.
+    TunGnvOptHdr(u32),
+    /// First 4 data bytes of that Geneve option.
+    TunGnvOptData(u32),
 }
 
 /// One OpenFlow-level action. Several spellings of ovs-ofctl map to distinct variants so

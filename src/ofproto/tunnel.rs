@@ -6,14 +6,14 @@
 //! Options (as OVS's): `remote_ip` (an address, or `flow` to take it from `tun_dst`),
 //! `local_ip`, `key` (a number, or `flow` to take it from `tun_id`; default 0), `dst_port`
 //! (default 4789 for vxlan, 6081 for geneve), `tos`, `ttl` (default 64), `df_default`
-//! (default true) and `csum` (default false).
+//! (default true) and `csum` (default false; UDP tunnels over IPv6 always send a checksum).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
-use super::route::RouteCache;
+use super::route::{Route, RouteCache, RouteError};
 use super::tnl_neigh::NeighCache;
 use super::Ofproto;
 use crate::dpif::{DpAction, TunnelType};
@@ -153,6 +153,8 @@ impl TunnelConfig {
             "ttl",
             "df_default",
             "csum",
+            // The kernel back end's choice of vport kind; nothing to do natively.
+            "vport",
         ];
         if let Some(k) = opts.keys().find(|k| !known.contains(&k.as_str())) {
             return Err(bad(
@@ -270,6 +272,25 @@ impl TunnelState {
             .iter()
             .filter_map(|w| w.upgrade())
             .find(|b| b.has_port_named(dev))
+    }
+
+    /// The underlay route to `remote`, if it leaves by a port of one of the bridges. A
+    /// route by any other interface (the endpoint address is not configured yet, say) is
+    /// not kept, so the kernel is asked again next time.
+    pub fn underlay_route(
+        &self,
+        remote: IpAddr,
+        now: std::time::Instant,
+    ) -> Result<Route, RouteError> {
+        let r = self.routes.get(remote, now)?;
+        if self.bridge_with_port(&r.dev).is_none() {
+            self.routes.forget(remote);
+            return Err(RouteError::NoRoute {
+                dst: remote,
+                reason: format!("it leaves by {}, which is no bridge's port", r.dev),
+            });
+        }
+        Ok(r)
     }
 
     /// The MAC of Linux interface `dev` (an internal port), from sysfs; cached.

@@ -1,8 +1,8 @@
 //! The translator's side of native tunnelling, as hooks on a translation (`Ctx`):
 //!
 //! - `snoop_neighbor`: ARP packets and IPv6 neighbour solicitations/advertisements seen on
-//!   any bridge fill the neighbour cache (the sender fields they consult are made exact in
-//!   the megaflow, so every new sender comes up to be snooped);
+//!   any bridge fill the neighbour cache (they are never installed as megaflows while
+//!   tunnel ports exist, so every one comes up to be snooped, as after a flush);
 //! - `tunnel_ingress_ok`: a packet that arrives on a tunnel port (after `tnl_pop`) is
 //!   accepted only if its tun_id / tun_src match the port's fixed `key` / `remote_ip`;
 //! - `tunnel_emit`: output to a tunnel port becomes `tnl_push`es with a header built from
@@ -21,6 +21,7 @@ use super::xlate::Ctx;
 use crate::dpif::{DpAction, TnlPush, TunnelType};
 use crate::packet::tunnel::{build_tnl_header, Encap, TnlHeaderSpec};
 use crate::packet::wire::build::{arp_frame, ipv6_frame, L4};
+use crate::packet::wire::geneve::GeneveOption;
 use crate::packet::wire::{arp, ethernet, icmpv6, ipv6};
 use crate::packet::{ethertype, ipproto, OdpPort, PacketMeta};
 
@@ -55,6 +56,15 @@ impl Ctx<'_> {
         }
         let f = self.flow;
         let name = self.bridge.name().to_string();
+        if f.dl_type == ethertype::ARP
+            || (f.dl_type == ethertype::IPV6
+                && f.nw_proto == ipproto::ICMPV6
+                && matches!(f.tp_src, ND_NS | ND_NA))
+        {
+            // Every ARP/ND packet must come up to be snooped (a megaflow would hide the
+            // next reply from a neighbour after tnl/neigh/flush); they are few.
+            self.install = false;
+        }
         if f.dl_type == ethertype::ARP {
             let w = &mut self.wc.0;
             w.dl_type = u16::MAX;
@@ -173,11 +183,20 @@ impl Ctx<'_> {
             p.tun_id = 0;
             p.tun_ipv4_src = 0;
             p.tun_ipv4_dst = 0;
+            p.tun_gnv_opt_hdr = 0;
+            p.tun_gnv_opt_data = 0;
         }
+        // A Geneve option in the flow (set by set_field, or received) goes into the header.
+        let options = if c.kind == TunnelType::Geneve {
+            self.wc.0.tun_gnv_opt_hdr = u32::MAX;
+            self.geneve_options()
+        } else {
+            Vec::new()
+        };
         self.commit();
         // What follows depends on caches that change without a rule change: the
         // backer revalidates tunnel megaflows when they do.
-        let route = match ts.routes.get(remote, self.now) {
+        let route = match ts.underlay_route(remote, self.now) {
             Ok(r) => r,
             Err(e) => {
                 self.install = false;
@@ -234,18 +253,21 @@ impl Ctx<'_> {
             }
             return;
         };
+        // A zero UDP checksum over IPv6 is dropped by receivers that did not opt in to
+        // RFC 6935's exception (Linux by default), so IPv6 underlays always carry one.
+        let udp_csum = c.csum || remote.is_ipv6();
         let encap = match c.kind {
             TunnelType::Vxlan => Encap::Vxlan {
                 vni: key as u32 & 0xff_ffff,
                 dst_port: c.dst_port,
-                udp_csum: c.csum,
+                udp_csum,
             },
             TunnelType::Geneve => Encap::Geneve {
                 vni: key as u32 & 0xff_ffff,
                 dst_port: c.dst_port,
-                udp_csum: c.csum,
+                udp_csum,
                 oam: false,
-                options: Vec::new(),
+                options,
             },
             TunnelType::Gre => Encap::Gre {
                 key: (key != 0 || c.key == FromFlow::Flow).then_some(key as u32),
@@ -286,6 +308,26 @@ impl Ctx<'_> {
                 header: header.clone(),
             }));
         }
+    }
+
+    /// The Geneve option the flow carries (one, whose data is at most the 4 bytes the
+    /// key holds), or none.
+    fn geneve_options(&mut self) -> Vec<GeneveOption> {
+        let h = self.flow.tun_gnv_opt_hdr;
+        if h == 0 {
+            return Vec::new();
+        }
+        self.wc.0.tun_gnv_opt_data = u32::MAX;
+        let words = (h & 0x1f) as usize;
+        let mut data = vec![0u8; words * 4];
+        let d = self.flow.tun_gnv_opt_data.to_be_bytes();
+        let n = data.len().min(4);
+        data[..n].copy_from_slice(&d[..n]);
+        vec![GeneveOption {
+            class: (h >> 16) as u16,
+            opt_type: (h >> 8) as u8,
+            data,
+        }]
     }
 
     /// The underlay ports an outer frame leaves by: the learned one, else all ports but
@@ -406,8 +448,7 @@ fn endpoint_ip(ts: &TunnelState, t: &TunnelPort) -> Option<IpAddr> {
     }
     match t.config.remote {
         FromFlow::Fixed(r) => ts
-            .routes
-            .get(r, std::time::Instant::now())
+            .underlay_route(r, std::time::Instant::now())
             .ok()
             .and_then(|r| r.src),
         FromFlow::Flow => None,
@@ -418,7 +459,7 @@ fn endpoint_ip(ts: &TunnelState, t: &TunnelPort) -> Option<IpAddr> {
 fn endpoint_dev(ts: &TunnelState, t: &TunnelPort) -> Option<String> {
     let now = std::time::Instant::now();
     match (t.config.remote, t.config.local) {
-        (FromFlow::Fixed(r), _) => ts.routes.get(r, now).ok().map(|r| r.dev),
+        (FromFlow::Fixed(r), _) => ts.underlay_route(r, now).ok().map(|r| r.dev),
         // remote_ip=flow: the interface that holds local_ip (its own route is via lo).
         (FromFlow::Flow, Some(l)) => local_dev(l),
         (FromFlow::Flow, None) => None,

@@ -177,7 +177,10 @@ pub(super) fn translate(
             flow.in_port = ofport as u32;
             ctx.flow = flow;
             ctx.note(format_args!("bridge(\"{}\")", bridge.name()));
-            ctx.snoop_neighbor();
+            if !bridge.kernel_vports() {
+                // Kernel vports resolve their own next hops: no neighbour cache to fill.
+                ctx.snoop_neighbor();
+            }
             if ctx.tunnel_ingress_ok(req.key.in_port) {
                 ctx.lookup_and_run(0, true);
             }
@@ -469,6 +472,8 @@ impl<'a> Ctx<'a> {
             SetTarget::TunId(v) => (f.tun_id, p.tun_id) = (v, u64::MAX),
             SetTarget::TunSrc(v) => (f.tun_ipv4_src, p.tun_ipv4_src) = (v, u32::MAX),
             SetTarget::TunDst(v) => (f.tun_ipv4_dst, p.tun_ipv4_dst) = (v, u32::MAX),
+            SetTarget::TunGnvOptHdr(v) => (f.tun_gnv_opt_hdr, p.tun_gnv_opt_hdr) = (v, u32::MAX),
+            SetTarget::TunGnvOptData(v) => (f.tun_gnv_opt_data, p.tun_gnv_opt_data) = (v, u32::MAX),
         }
     }
 
@@ -531,7 +536,11 @@ impl<'a> Ctx<'a> {
 
     /// Commits pending header changes and emits an output action.
     pub fn emit_output(&mut self, dp: OdpPort) {
-        if self.tunnel_emit(dp) {
+        if self.bridge.kernel_vports() {
+            if self.kernel_vport_emit(dp) {
+                return;
+            }
+        } else if self.tunnel_emit(dp) {
             return;
         }
         self.commit();

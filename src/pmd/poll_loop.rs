@@ -187,6 +187,9 @@ fn handle<W: PollWork>(msg: PmdMsg<W::Ctl>, work: &mut W, rxqs: &mut Vec<PolledR
     true
 }
 
+/// Control messages applied per iteration at most.
+const MAX_CTL_PER_ITERATION: usize = 16;
+
 /// The loop itself.
 fn run<W: PollWork>(
     mut work: W,
@@ -198,8 +201,9 @@ fn run<W: PollWork>(
     let mut batch = PacketBatch::new();
     let mut idle_streak = false;
     loop {
-        // Control plane: never blocks on a PMD.
-        loop {
+        // Control plane: never blocks on a PMD, and a burst of messages is spread over
+        // iterations so it cannot stall forwarding.
+        for _ in 0..MAX_CTL_PER_ITERATION {
             let msg = match (idle, idle_streak) {
                 (IdlePolicy::Wait(d), true) => match rx.recv_timeout(d) {
                     Ok(m) => m,

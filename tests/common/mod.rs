@@ -1,18 +1,20 @@
 //! Helpers shared by the daemon integration tests: a running rvswitch in a private run
-//! directory that is always stopped (SIGTERM, then SIGKILL) when the guard drops.
+//! directory that is always stopped (SIGTERM, then SIGKILL) when the guard drops, and
+//! (in `netns`) the namespace and veth fixtures every root test shares.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
+pub mod netns;
+
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use netns::{link_exists, require_root, run_in_ns, unique_id, Netns, VethPair};
 
 /// A short unique tag for names (interfaces, namespaces) made by one test.
 pub fn unique(prefix: &str) -> String {
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    format!("{prefix}{}{n}", std::process::id() % 1000)
+    netns::unique_name(prefix)
 }
 
 pub const RVSWITCH: &str = env!("CARGO_BIN_EXE_rvswitch");
@@ -192,75 +194,45 @@ pub struct NsPort {
     pub host: String,
     pub peer: String,
     pub ip: String,
+    // Dropped in this order: the pair, then the namespace.
+    veth: VethPair,
+    netns: Netns,
 }
 
 impl NsPort {
     /// Creates namespace `<tag>n`, veth `<tag>h` (root) / `<tag>p` (in the namespace) with
     /// `ip/24` and a fixed MAC `mac`.
     pub fn new(tag: &str, ip: &str, mac: &str) -> NsPort {
-        let p = NsPort {
-            ns: format!("{tag}n"),
-            host: format!("{tag}h"),
-            peer: format!("{tag}p"),
-            ip: ip.to_string(),
-        };
-        assert!(p.host.len() <= 15, "interface name too long: {}", p.host);
-        // Leftovers of a crashed earlier run with the same name.
-        let _ = Command::new("ip").args(["link", "del", &p.host]).output();
-        let _ = Command::new("ip").args(["netns", "del", &p.ns]).output();
-        sh(&format!("ip netns add {}", p.ns));
-        sh(&format!(
-            "ip link add {} type veth peer name {} netns {}",
-            p.host, p.peer, p.ns
-        ));
-        sh(&format!("ip link set {} up", p.host));
-        sh(&format!(
-            "sysctl -qw net.ipv6.conf.{}.disable_ipv6=1",
-            p.host
-        ));
-        let n = &p.ns;
-        sh(&format!(
-            "ip netns exec {n} sysctl -qw net.ipv6.conf.all.disable_ipv6=1"
-        ));
-        sh(&format!("ip netns exec {n} ip link set lo up"));
-        sh(&format!(
-            "ip netns exec {n} ip link set {} address {mac}",
-            p.peer
-        ));
-        sh(&format!(
-            "ip netns exec {n} ip addr add {ip}/24 dev {}",
-            p.peer
-        ));
-        sh(&format!("ip netns exec {n} ip link set {} up", p.peer));
+        let (ns, host, peer) = (format!("{tag}n"), format!("{tag}h"), format!("{tag}p"));
+        let netns = Netns::new(&ns);
+        let veth = VethPair::new(&host, None, &peer, Some(&netns), None);
+        sh(&format!("ip link set {host} up"));
+        sh(&format!("sysctl -qw net.ipv6.conf.{host}.disable_ipv6=1"));
+        netns.exec("sysctl", &["-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+        netns.ip(&["link", "set", &peer, "address", mac]);
+        netns.ip(&["addr", "add", &format!("{ip}/24"), "dev", &peer]);
+        netns.ip(&["link", "set", &peer, "up"]);
         // Frames cross the switch as raw bytes: have the sender compute checksums.
-        sh(&format!(
-            "ip netns exec {n} ethtool -K {} tx off >/dev/null",
-            p.peer
-        ));
-        p
+        netns.exec("ethtool", &["-K", &peer, "tx", "off"]);
+        NsPort {
+            ns,
+            host,
+            peer,
+            ip: ip.to_string(),
+            veth,
+            netns,
+        }
     }
 
     /// Runs a command inside the namespace.
     pub fn exec(&self, cmd: &str) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.ns, "sh", "-c", cmd])
-            .output()
-            .unwrap()
+        self.netns.sh(cmd)
     }
 
     /// Pings `dst` `count` times, `interval` seconds apart; returns (sent, received).
     pub fn ping(&self, dst: &str, count: u32, interval: &str) -> (u32, u32) {
         let out = self.exec(&format!("ping -c {count} -i {interval} -W 1 -q {dst}"));
         parse_ping(&String::from_utf8_lossy(&out.stdout))
-    }
-}
-
-impl Drop for NsPort {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.host])
-            .output();
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
     }
 }
 
@@ -310,15 +282,6 @@ pub fn sum_counter(text: &str, label: &str) -> u64 {
     }
     assert!(found, "'{label}' not in: {text}");
     total
-}
-
-/// Whether a Linux interface exists.
-pub fn link_exists(name: &str) -> bool {
-    Command::new("ip")
-        .args(["link", "show", name])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
 }
 
 /// Whether an XDP program is attached to interface `name`.

@@ -7,39 +7,17 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use rvswitch::dpif::PortSpec;
 use rvswitch::packet::{PacketBatch, PacketPool};
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
+#[path = "../common/netns.rs"]
+mod netns;
 
-/// Runs a command and panics with its output if it fails.
-pub fn run(cmd: &str, args: &[&str]) -> Output {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd} {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// Fails the test unless we are root.
-pub fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
-    assert_eq!(
-        uid, 0,
-        "this test needs root (real veth pairs and namespaces)"
-    );
-}
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use netns::{link_exists, require_root, run, run_in_ns, unique_id, Netns, VethPair};
 
 /// A veth pair: `host` stays in our namespace, `peer` lives in namespace `ns` with
 /// address `10.<n>.0.1/24`.
@@ -54,84 +32,60 @@ pub struct VethNs {
     pub peer_ip: String,
     /// An address on the same subnet nobody owns (for static neighbour entries).
     pub far_ip: String,
+    // Dropped in this order: the namespace (taking the peer and our end with it), then
+    // our end if it survived.
+    netns: Netns,
+    veth: VethPair,
 }
 
 impl VethNs {
     /// Creates namespace and pair; `tag` is a short prefix (<= 4 chars) naming the test
     /// module. `queues` sets the number of rx/tx queues of both ends.
     pub fn new(tag: &str, queues: u32) -> Self {
-        require_root();
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let id = (std::process::id() % 10000) * 10 + n % 10;
+        let id = unique_id();
+        let n = id % 100;
         let ns = format!("rvs-{tag}-{id}");
         let host = format!("{tag}{id}h");
         let peer = format!("{tag}{id}p");
         let subnet = 100 + (id % 150);
+        let netns = Netns::new(&ns);
+        let veth = VethPair::new(&host, None, &peer, Some(&netns), Some(queues));
         let me = VethNs {
-            ns: ns.clone(),
-            host: host.clone(),
-            peer: peer.clone(),
-            peer_ip: format!("10.{subnet}.{}.1", n % 250),
-            far_ip: format!("10.{subnet}.{}.2", n % 250),
+            ns,
+            host,
+            peer,
+            peer_ip: format!("10.{subnet}.{n}.1"),
+            far_ip: format!("10.{subnet}.{n}.2"),
+            netns,
+            veth,
         };
-        // Remove leftovers of a crashed earlier run with the same names.
-        let _ = Command::new("ip").args(["netns", "del", &ns]).output();
-        let _ = Command::new("ip").args(["link", "del", &host]).output();
-        run("ip", &["netns", "add", &ns]);
-        let q = queues.to_string();
-        run(
-            "ip",
-            &[
-                "link",
-                "add",
-                &host,
-                "numtxqueues",
-                &q,
-                "numrxqueues",
-                &q,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &peer,
-                "netns",
-                &ns,
-                "numtxqueues",
-                &q,
-                "numrxqueues",
-                &q,
-            ],
-        );
         me.ns_run("sysctl", &["-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
         let _ = Command::new("sysctl")
-            .args(["-qw", &format!("net.ipv6.conf.{host}.disable_ipv6=1")])
+            .args(["-qw", &format!("net.ipv6.conf.{}.disable_ipv6=1", me.host)])
             .output();
-        run("ip", &["link", "set", &host, "up"]);
-        me.ns_run("ip", &["link", "set", "lo", "up"]);
-        me.ns_run("ip", &["link", "set", &peer, "up"]);
+        run("ip", &["link", "set", &me.host, "up"]);
+        me.ns_run("ip", &["link", "set", &me.peer, "up"]);
         me.ns_run(
             "ip",
-            &["addr", "add", &format!("{}/16", me.peer_ip), "dev", &peer],
+            &[
+                "addr",
+                "add",
+                &format!("{}/16", me.peer_ip),
+                "dev",
+                &me.peer,
+            ],
         );
         me
     }
 
     /// Runs a command inside the namespace, panicking on failure.
     pub fn ns_run(&self, cmd: &str, args: &[&str]) -> Output {
-        let mut all = vec!["netns", "exec", &self.ns, cmd];
-        all.extend_from_slice(args);
-        run("ip", &all)
+        self.netns.exec(cmd, args)
     }
 
     /// Spawns a command inside the namespace.
     pub fn ns_spawn(&self, cmd: &str, args: &[&str]) -> Child {
-        Command::new("ip")
-            .args(["netns", "exec", &self.ns, cmd])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning {cmd} in {}: {e}", self.ns))
+        self.netns.spawn(cmd, args)
     }
 
     /// The peer's MAC address.
@@ -168,16 +122,6 @@ impl VethNs {
     /// `ip link show <host>` output.
     pub fn host_link_show(&self) -> String {
         String::from_utf8_lossy(&run("ip", &["link", "show", &self.host]).stdout).into_owned()
-    }
-}
-
-impl Drop for VethNs {
-    fn drop(&mut self) {
-        // Deleting the namespace deletes the peer and with it our end.
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.host])
-            .output();
     }
 }
 

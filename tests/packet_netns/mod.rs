@@ -7,28 +7,15 @@
 #![allow(dead_code)]
 
 use std::ffi::CString;
-use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
+#[path = "../common/netns.rs"]
+mod netns;
 
-/// Runs a command and panics with its output if it fails.
-pub fn run(cmd: &str, args: &[&str]) -> Output {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd} {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use netns::{require_root, run, run_in_ns, unique_id, Netns, VethPair};
 
 /// Two namespaces `a` and `b` with a veth pair `if_a` (in `a`) <-> `if_b` (in `b`), both
 /// up, with fixed MACs.
@@ -45,6 +32,11 @@ pub struct NsPair {
     pub mac_a: [u8; 6],
     /// MAC of `if_b`.
     pub mac_b: [u8; 6],
+    // Dropped in this order; deleting the namespaces deletes the pair and anything else
+    // inside.
+    veth: VethPair,
+    ns_a: Netns,
+    ns_b: Netns,
 }
 
 fn mac_str(m: &[u8; 6]) -> String {
@@ -57,86 +49,52 @@ fn mac_str(m: &[u8; 6]) -> String {
 impl NsPair {
     /// Creates the pair; names carry the pid and a counter so parallel tests never meet.
     pub fn new() -> Self {
-        // SAFETY: geteuid has no preconditions.
-        assert_eq!(
-            unsafe { libc::geteuid() },
-            0,
-            "this test needs root (namespaces, veth)"
-        );
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let id = (std::process::id() % 100_000) * 10 + n % 10;
-        let p = NsPair {
-            a: format!("rvs-pk-{id}a"),
-            b: format!("rvs-pk-{id}b"),
-            if_a: format!("pk{id}a"),
-            if_b: format!("pk{id}b"),
-            mac_a: [0x02, 0x70, 0x6b, 0, (n % 256) as u8, 0x0a],
-            mac_b: [0x02, 0x70, 0x6b, 0, (n % 256) as u8, 0x0b],
-        };
-        for ns in [&p.a, &p.b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-            run("ip", &["netns", "add", ns]);
-        }
-        run(
-            "ip",
-            &[
-                "-n", &p.a, "link", "add", &p.if_a, "type", "veth", "peer", "name", &p.if_b,
-                "netns", &p.b,
-            ],
-        );
-        for (ns, ifn, mac) in [(&p.a, &p.if_a, &p.mac_a), (&p.b, &p.if_b, &p.mac_b)] {
-            run(
-                "ip",
-                &["-n", ns, "link", "set", ifn, "address", &mac_str(mac)],
-            );
-            run("ip", &["-n", ns, "link", "set", ifn, "up"]);
-            run("ip", &["-n", ns, "link", "set", "lo", "up"]);
+        let id = unique_id();
+        let n = id % 100;
+        let (a, b) = (format!("rvs-pk-{id}a"), format!("rvs-pk-{id}b"));
+        let (if_a, if_b) = (format!("pk{id}a"), format!("pk{id}b"));
+        let ns_a = Netns::new(&a);
+        let ns_b = Netns::new(&b);
+        let veth = VethPair::new(&if_a, Some(&ns_a), &if_b, Some(&ns_b), None);
+        let mac_a = [0x02, 0x70, 0x6b, 0, n as u8, 0x0a];
+        let mac_b = [0x02, 0x70, 0x6b, 0, n as u8, 0x0b];
+        for (ns, ifn, mac) in [(&ns_a, &if_a, &mac_a), (&ns_b, &if_b, &mac_b)] {
+            ns.ip(&["link", "set", ifn, "address", &mac_str(mac)]);
+            ns.ip(&["link", "set", ifn, "up"]);
             // Frames captured on a veth must carry final checksums.
-            run(
-                "ip",
-                &["netns", "exec", ns, "ethtool", "-K", ifn, "tx", "off"],
-            );
+            ns.exec("ethtool", &["-K", ifn, "tx", "off"]);
         }
-        p
+        NsPair {
+            a,
+            b,
+            if_a,
+            if_b,
+            mac_a,
+            mac_b,
+            veth,
+            ns_a,
+            ns_b,
+        }
+    }
+
+    fn netns(&self, ns: &str) -> &Netns {
+        if ns == self.a {
+            &self.ns_a
+        } else {
+            assert_eq!(ns, self.b, "namespace {ns} is not part of this pair");
+            &self.ns_b
+        }
     }
 
     /// Runs `ip <args>` inside namespace `ns`.
     pub fn ip(&self, ns: &str, args: &[&str]) -> Output {
-        let mut a = vec!["-n", ns];
-        a.extend_from_slice(args);
-        run("ip", &a)
+        self.netns(ns).ip(args)
     }
 
     /// Runs `cmd args` inside namespace `ns` (via `ip netns exec`).
     pub fn exec(&self, ns: &str, cmd: &str, args: &[&str]) -> Output {
-        let mut a = vec!["netns", "exec", ns, cmd];
-        a.extend_from_slice(args);
-        run("ip", &a)
+        self.netns(ns).exec(cmd, args)
     }
-}
-
-impl Drop for NsPair {
-    fn drop(&mut self) {
-        // Deleting the namespaces deletes the veth pair and anything else inside.
-        for ns in [&self.a, &self.b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
-    }
-}
-
-/// Runs `f` on a thread that has entered namespace `ns`; sockets it creates stay in `ns`.
-pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let nsf = File::open(format!("/var/run/netns/{ns}")).expect("netns file");
-            // SAFETY: a valid namespace fd; only this thread changes namespace.
-            let r = unsafe { libc::setns(nsf.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(r, 0, "setns {ns}: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .expect("netns thread")
-    })
 }
 
 /// A raw AF_PACKET socket bound to one interface, seeing frames in both directions.
@@ -148,7 +106,7 @@ impl RawSock {
     /// Opens the socket on `ifname` inside namespace `ns`.
     pub fn open(ns: &str, ifname: &str) -> RawSock {
         let ifname = ifname.to_string();
-        in_netns(ns, move || {
+        run_in_ns(ns, move || {
             let proto = (libc::ETH_P_ALL as u16).to_be();
             // SAFETY: plain socket(2) call.
             let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, proto as i32) };
