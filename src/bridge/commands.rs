@@ -122,9 +122,13 @@ fn register_views(registry: &mut CommandRegistry, switch: &Arc<Switch>) {
         Ok(netdev(&s)?.pmd_rxq_show())
     });
     let s = switch.clone();
-    registry.register("dpctl/dump-flows", "", 0, 0, move |_| {
-        Ok(netdev(&s)?.dump_flows_text())
-    });
+    registry.register(
+        "dpctl/dump-flows",
+        "[netdev|kernel|TYPE@NAME]",
+        0,
+        1,
+        move |a| super::dpctl::dump_flows(&s, a.first().map(String::as_str)),
+    );
     let s = switch.clone();
     registry.register("dpif/show", "", 0, 0, move |_| Ok(dpif_show(&s)));
 }

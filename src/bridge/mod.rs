@@ -9,6 +9,7 @@
 mod commands;
 mod datapaths;
 pub mod diff;
+mod dpctl;
 pub mod state;
 mod switch;
 mod tnl_commands;

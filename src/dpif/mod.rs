@@ -12,6 +12,7 @@
 //! thread hop to every miss for no gain.
 
 pub mod action;
+pub mod dump_text;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

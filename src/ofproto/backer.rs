@@ -27,6 +27,10 @@ use crate::dpif::{
 };
 use crate::packet::{FlowKey, FlowMask, OdpPort};
 
+/// The kernel back end's tunnel port option choosing a flow-based device or the
+/// module's compat vport (see `dpif_netlink`).
+const KERNEL_VPORT_OPTION: &str = "vport";
+
 /// OVS's default `max-idle`: megaflows unused this long are removed.
 pub const DEFAULT_MAX_IDLE: Duration = Duration::from_secs(10);
 
@@ -140,6 +144,7 @@ impl Backer {
             return Err(OfprotoError::BridgeExists(br.name().to_string()));
         }
         st.bridges.insert(br.name().to_string(), br.clone());
+        br.set_kernel_vports(self.dpif.dp_type() == "kernel");
         br.attach_tunnels(self.tunnels.clone());
         Ok(br)
     }
@@ -189,13 +194,10 @@ impl Backer {
                 port: spec.name.clone(),
             });
         }
-        // Only the userspace datapath tunnels natively; the kernel's vports encapsulate
-        // by themselves from set(tunnel(...)) + output.
-        let tunnel = if self.dpif.dp_type() == "netdev" {
-            super::tunnel::TunnelConfig::from_options(&spec.name, &spec.port_type, &spec.options)?
-        } else {
-            None
-        };
+        // On the kernel datapath the config is kept too: output to the vport becomes
+        // set(tunnel(...)) from it + output (vport_xlate.rs); only the userspace datapath
+        // tunnels natively.
+        let tunnel = self.tunnel_config(spec)?;
         let dp = self.dpif.port_add(spec, None)?;
         match br.add_port(&spec.name, dp, ofport, config) {
             Ok(of) => {
@@ -215,6 +217,40 @@ impl Backer {
                 Err(e)
             }
         }
+    }
+
+    /// The translator's view of a tunnel port's options. `vport` (`netdev` or `compat`:
+    /// which kind of kernel vport carries the tunnel) belongs to the kernel back end,
+    /// which reads it from the same options; on any other datapath it is an error.
+    fn tunnel_config(
+        &self,
+        spec: &PortSpec,
+    ) -> Result<Option<super::tunnel::TunnelConfig>, OfprotoError> {
+        if !spec.options.contains_key(KERNEL_VPORT_OPTION) {
+            return Ok(super::tunnel::TunnelConfig::from_options(
+                &spec.name,
+                &spec.port_type,
+                &spec.options,
+            )?);
+        }
+        if self.dpif.dp_type() != "kernel" {
+            return Err(super::tunnel::TunnelConfigError {
+                port: spec.name.clone(),
+                option: KERNEL_VPORT_OPTION.to_string(),
+                reason: format!(
+                    "only the kernel datapath has vports (this bridge's datapath is {})",
+                    self.dpif.dp_type()
+                ),
+            }
+            .into());
+        }
+        let mut opts = spec.options.clone();
+        opts.remove(KERNEL_VPORT_OPTION);
+        Ok(super::tunnel::TunnelConfig::from_options(
+            &spec.name,
+            &spec.port_type,
+            &opts,
+        )?)
     }
 
     /// Removes a port from the bridge and the datapath.

@@ -53,6 +53,7 @@ pub mod table;
 pub mod tnl_neigh;
 pub mod tunnel;
 mod tunnel_xlate;
+mod vport_xlate;
 pub mod xlate;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -200,6 +201,9 @@ pub struct Ofproto {
     rules_gen: AtomicU64,
     /// Native tunnel state shared by the backer's bridges (see `tunnel.rs`).
     tunnels: std::sync::OnceLock<Arc<tunnel::TunnelState>>,
+    /// Set when the bridge sits on the kernel datapath, whose tunnel vports encapsulate
+    /// and route by themselves (see `vport_xlate.rs`).
+    kernel_vports: std::sync::atomic::AtomicBool,
 }
 
 fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -228,7 +232,23 @@ impl Ofproto {
             clock,
             rules_gen: AtomicU64::new(0),
             tunnels: std::sync::OnceLock::new(),
+            kernel_vports: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Marks the bridge as being on a datapath whose tunnel ports are kernel vports: output
+    /// to them becomes `set(tunnel(...))` + output, and no userspace encapsulation,
+    /// underlay route or neighbour cache is involved. The backer sets it from its dpif's
+    /// type when the bridge is added.
+    pub fn set_kernel_vports(&self, on: bool) {
+        self.kernel_vports
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether tunnel ports on this bridge are kernel vports (see `set_kernel_vports`).
+    pub fn kernel_vports(&self) -> bool {
+        self.kernel_vports
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Bridge name.

@@ -177,7 +177,10 @@ pub(super) fn translate(
             flow.in_port = ofport as u32;
             ctx.flow = flow;
             ctx.note(format_args!("bridge(\"{}\")", bridge.name()));
-            ctx.snoop_neighbor();
+            if !bridge.kernel_vports() {
+                // Kernel vports resolve their own next hops: no neighbour cache to fill.
+                ctx.snoop_neighbor();
+            }
             if ctx.tunnel_ingress_ok(req.key.in_port) {
                 ctx.lookup_and_run(0, true);
             }
@@ -533,7 +536,11 @@ impl<'a> Ctx<'a> {
 
     /// Commits pending header changes and emits an output action.
     pub fn emit_output(&mut self, dp: OdpPort) {
-        if self.tunnel_emit(dp) {
+        if self.bridge.kernel_vports() {
+            if self.kernel_vport_emit(dp) {
+                return;
+            }
+        } else if self.tunnel_emit(dp) {
             return;
         }
         self.commit();

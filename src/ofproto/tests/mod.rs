@@ -2,6 +2,7 @@
 //! Shared fixtures live here: a bridge whose OpenFlow port i is datapath port 10 + i, on a
 //! manual clock, and key builders.
 
+mod kernel_vport;
 mod mcast;
 mod megaflow;
 mod normal;
