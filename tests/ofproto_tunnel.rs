@@ -374,3 +374,77 @@ fn flow_based_remote_and_key_from_set_field() {
     let show = ts.ports_show();
     assert!(show.contains("remote_ip=flow key=flow"), "{show}");
 }
+
+/// The megaflow invariant on tunnel translations: any key equal to a translated one under
+/// the returned mask translates to the same actions, for the tnl_push side (overlay
+/// bridge, output to the tunnel port) and the tnl_pop side (underlay bridge, VXLAN to the
+/// local endpoint).
+#[test]
+fn tunnel_translations_keep_the_megaflow_invariant() {
+    use rvswitch::packet::parse::flow_extract;
+    use rvswitch::packet::FlowKey;
+    let r = rig("otm");
+    let ts = r.backer.tunnels();
+    ts.neigh
+        .learn(IpAddr::V4(REMOTE), REMOTE_MAC, "br-phy", Instant::now());
+    let key_of = |frame: &[u8], port: &str| {
+        let mut p = PacketBuf::default();
+        p.set_data(frame);
+        let mut k = FlowKey::default();
+        flow_extract(&mut p, &mut k);
+        k.in_port = r.dp.port_query_by_name(port).unwrap().port_no;
+        k
+    };
+    let mut back = udp_frame([10, 1, 0, 2], [10, 1, 0, 1], 7, 9, b"back");
+    back[0..6].copy_from_slice(&VM_MAC);
+    let cases = [
+        ("br-int", key_of(&vm_frame(4), "otm-vm"), "tnl_push"),
+        (
+            "br-phy",
+            key_of(&from_remote(&back, 5000, r.vx), "otm-eth"),
+            "tnl_pop",
+        ),
+    ];
+    let mut seed = 0x9e37_79b9u32;
+    let now = Instant::now();
+    for (br, key, want) in cases {
+        let b = r.backer.bridge(br).unwrap();
+        let first = b.translate(&req(&key, now));
+        assert!(
+            first.actions.iter().any(|a| format!("{a:?}")
+                .to_lowercase()
+                .contains(&want.replace('_', ""))),
+            "{br}: expected {want}: {:?}",
+            first.actions
+        );
+        for _ in 0..300 {
+            let mut k = key;
+            {
+                let kb: &mut [u8] = bytemuck::bytes_of_mut(&mut k);
+                let mb: &[u8] = bytemuck::bytes_of(&first.mask.0);
+                for (i, byte) in kb.iter_mut().enumerate() {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 17;
+                    seed ^= seed << 5;
+                    *byte ^= (seed as u8) & !mb[i];
+                }
+            }
+            let again = b.translate(&req(&k, now));
+            assert_eq!(
+                again.actions, first.actions,
+                "{br}: a key equal under the mask translated differently"
+            );
+        }
+    }
+}
+
+fn req(k: &rvswitch::packet::FlowKey, now: Instant) -> rvswitch::ofproto::XlateRequest<'_> {
+    rvswitch::ofproto::XlateRequest {
+        key: k,
+        packet: None,
+        may_learn: false,
+        revalidating: false,
+        trace: false,
+        now,
+    }
+}

@@ -20,6 +20,14 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// The two tests each run two busy-polling switches; on a small host, running them at
+/// the same time starves the PMDs and loses pings, so they take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Namespaces (and with them their interfaces) removed on drop.
 struct Namespaces(Vec<String>);
 
@@ -255,6 +263,7 @@ fn ping_both_ways(g: &Namespaces, n: u8, what: &str, diag: &dyn Fn() -> String) 
 
 #[test]
 fn rvswitch_to_rvswitch_over_vxlan_geneve_and_gre() {
+    let _turn = serial();
     for (i, kind) in ["vxlan", "geneve", "gre"].iter().enumerate() {
         let tag = unique(&format!("r{}", &kind[..1]));
         let n = 10 + i as u8 + (std::process::id() % 40) as u8 * 3;
@@ -286,6 +295,7 @@ fn rvswitch_to_rvswitch_over_vxlan_geneve_and_gre() {
 
 #[test]
 fn rvswitch_to_open_vswitch_userspace_over_geneve_and_gre() {
+    let _turn = serial();
     for (i, kind) in ["geneve", "gre"].iter().enumerate() {
         let tag = unique(&format!("o{}", &kind[..1]));
         let n = 140 + i as u8 + (std::process::id() % 40) as u8 * 2;

@@ -503,40 +503,35 @@ impl Dpif for DpifNetdev {
     fn flow_get(&self, key: &FlowKey, mask: &FlowMask) -> DpifResult<DpFlow> {
         self.check_callable("flow_get")?;
         let (k, m) = (*key, *mask);
-        let mut found: Option<DpFlow> = None;
-        for f in self
-            .ask_all("a flow get", |reply| DpCtl::FlowGet {
-                key: k,
-                mask: m,
-                reply,
-            })?
-            .into_iter()
-            .flatten()
-        {
-            match &mut found {
-                None => found = Some(f),
-                Some(acc) => acc.stats.merge(&f.stats),
-            }
-        }
-        found.ok_or(DpifError::NoSuchFlow)
+        self.ask_all("a flow get", |reply| DpCtl::FlowGet {
+            key: k,
+            mask: m,
+            reply,
+        })?
+        .into_iter()
+        .flatten()
+        .reduce(|mut acc, f| {
+            acc.stats.merge(&f.stats);
+            acc
+        })
+        .ok_or(DpifError::NoSuchFlow)
     }
 
     fn flow_del(&self, key: &FlowKey, mask: &FlowMask) -> DpifResult<DpFlowStats> {
         self.check_callable("flow_del")?;
         let (k, m) = (*key, *mask);
-        let mut found: Option<DpFlowStats> = None;
-        for s in self
-            .ask_all("a flow delete", |reply| DpCtl::FlowDel {
-                key: k,
-                mask: m,
-                reply,
-            })?
-            .into_iter()
-            .flatten()
-        {
-            found.get_or_insert_with(Default::default).merge(&s);
-        }
-        found.ok_or(DpifError::NoSuchFlow)
+        self.ask_all("a flow delete", |reply| DpCtl::FlowDel {
+            key: k,
+            mask: m,
+            reply,
+        })?
+        .into_iter()
+        .flatten()
+        .reduce(|mut acc, s| {
+            acc.merge(&s);
+            acc
+        })
+        .ok_or(DpifError::NoSuchFlow)
     }
 
     fn flow_dump(&self) -> DpifResult<Vec<DpFlow>> {

@@ -240,23 +240,20 @@ pub(crate) fn format_match(mt: &Match) -> String {
         (Some(ethertype::IPV4), Some(ipproto::ICMP))
             | (Some(ethertype::IPV6), Some(ipproto::ICMPV6))
     );
-    if m.0.tp_src != 0 {
-        if icmp && m.0.tp_src == 0xffff {
-            out.push(format!("icmp_type={}", k.tp_src));
-        } else {
-            out.push(format!(
-                "tp_src={}",
-                fmt_uint_masked(k.tp_src as u64, m.0.tp_src as u64, 0xffff, false)
-            ));
+    // ICMP keeps type and code in the port fields; exact matches print under their names.
+    for (name, icmp_name, v, mm) in [
+        ("tp_src", "icmp_type", k.tp_src, m.0.tp_src),
+        ("tp_dst", "icmp_code", k.tp_dst, m.0.tp_dst),
+    ] {
+        if mm == 0 {
+            continue;
         }
-    }
-    if m.0.tp_dst != 0 {
-        if icmp && m.0.tp_dst == 0xffff {
-            out.push(format!("icmp_code={}", k.tp_dst));
+        if icmp && mm == 0xffff {
+            out.push(format!("{icmp_name}={v}"));
         } else {
             out.push(format!(
-                "tp_dst={}",
-                fmt_uint_masked(k.tp_dst as u64, m.0.tp_dst as u64, 0xffff, false)
+                "{name}={}",
+                fmt_uint_masked(v as u64, mm as u64, 0xffff, false)
             ));
         }
     }
@@ -266,17 +263,13 @@ pub(crate) fn format_match(mt: &Match) -> String {
             fmt_uint_masked(k.tcp_flags as u64, m.0.tcp_flags as u64, 0xfff, true)
         ));
     }
-    if m.0.arp_sha != [0; 6] {
-        out.push(format!(
-            "arp_sha={}",
-            fmt_mac_masked(&k.arp_sha, &m.0.arp_sha)
-        ));
-    }
-    if m.0.arp_tha != [0; 6] {
-        out.push(format!(
-            "arp_tha={}",
-            fmt_mac_masked(&k.arp_tha, &m.0.arp_tha)
-        ));
+    for (name, v, mm) in [
+        ("arp_sha", &k.arp_sha, &m.0.arp_sha),
+        ("arp_tha", &k.arp_tha, &m.0.arp_tha),
+    ] {
+        if *mm != [0; 6] {
+            out.push(format!("{name}={}", fmt_mac_masked(v, mm)));
+        }
     }
     if m.0.nd_target != [0; 16] {
         out.push(format!(

@@ -545,37 +545,28 @@ impl Ofproto {
         changed
     }
 
+    /// The datapath port of OpenFlow port `of`, or the trace error naming the unknown port.
+    fn trace_in_port(&self, of: OfPort) -> Result<u32, OfprotoError> {
+        read(&self.ports).get(of).map(|p| p.dp_port).ok_or_else(|| {
+            OfprotoError::Trace(format!(
+                "in_port={of} is not a port of bridge {}",
+                self.name
+            ))
+        })
+    }
+
     /// Traces a packet given as flow text (`in_port` an OpenFlow port). No learning.
     pub fn trace(&self, text: &str) -> Result<String, OfprotoError> {
         let mut key = parse_flow_key(text)?;
-        let of = key.in_port as OfPort;
-        let dp = read(&self.ports)
-            .get(of)
-            .map(|p| p.dp_port)
-            .ok_or_else(|| {
-                OfprotoError::Trace(format!(
-                    "in_port={of} is not a port of bridge {}",
-                    self.name
-                ))
-            })?;
-        key.in_port = dp;
+        key.in_port = self.trace_in_port(key.in_port as OfPort)?;
         Ok(self.trace_key(&key, None))
     }
 
     /// Traces a raw frame as if it arrived on OpenFlow port `in_port` (the frame is parsed
     /// the way the datapath parses it). No learning.
     pub fn trace_frame(&self, in_port: OfPort, frame: &[u8]) -> Result<String, OfprotoError> {
-        let dp = read(&self.ports)
-            .get(in_port)
-            .map(|p| p.dp_port)
-            .ok_or_else(|| {
-                OfprotoError::Trace(format!(
-                    "in_port={in_port} is not a port of bridge {}",
-                    self.name
-                ))
-            })?;
         let meta = crate::packet::PacketMeta {
-            in_port: dp,
+            in_port: self.trace_in_port(in_port)?,
             ..Default::default()
         };
         let key = crate::packet::parse::parse_frame(frame, &meta);

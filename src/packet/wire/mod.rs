@@ -8,6 +8,33 @@
 //! turns a view into it and `emit` writes it back, which is how tests and the translator
 //! build frames.
 
+/// The source and destination ports TCP, UDP and SCTP all carry in their first four bytes
+/// (RFC 9293, 768, 9260): one definition of their accessors, expanded into each protocol's
+/// `Packet` impls, reading the module's own `field::SRC_PORT` / `field::DST_PORT`. `get`
+/// goes in the `AsRef` impl, `set` in the `AsMut` one.
+macro_rules! port_accessors {
+    (get) => {
+        /// Source port.
+        pub fn src_port(&self) -> u16 {
+            super::rd16(self.buffer.as_ref(), field::SRC_PORT)
+        }
+        /// Destination port.
+        pub fn dst_port(&self) -> u16 {
+            super::rd16(self.buffer.as_ref(), field::DST_PORT)
+        }
+    };
+    (set) => {
+        /// Sets the source port.
+        pub fn set_src_port(&mut self, v: u16) {
+            super::wr16(self.buffer.as_mut(), field::SRC_PORT, v);
+        }
+        /// Sets the destination port.
+        pub fn set_dst_port(&mut self, v: u16) {
+            super::wr16(self.buffer.as_mut(), field::DST_PORT, v);
+        }
+    };
+}
+
 pub mod arp;
 pub mod build;
 pub mod checksum;

@@ -1,6 +1,6 @@
 //! SCTP common header (RFC 9260) and its CRC32c checksum.
 
-use super::{need, rd16, rd32, wr16, wr32, WireResult};
+use super::{need, rd32, wr32, WireResult};
 
 /// Byte offsets within the SCTP common header.
 pub mod field {
@@ -77,14 +77,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn into_inner(self) -> T {
         self.buffer
     }
-    /// Source port.
-    pub fn src_port(&self) -> u16 {
-        rd16(self.buffer.as_ref(), field::SRC_PORT)
-    }
-    /// Destination port.
-    pub fn dst_port(&self) -> u16 {
-        rd16(self.buffer.as_ref(), field::DST_PORT)
-    }
+    port_accessors!(get);
     /// Verification tag.
     pub fn vtag(&self) -> u32 {
         rd32(self.buffer.as_ref(), field::VTAG)
@@ -101,14 +94,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
-    /// Sets the source port.
-    pub fn set_src_port(&mut self, v: u16) {
-        wr16(self.buffer.as_mut(), field::SRC_PORT, v);
-    }
-    /// Sets the destination port.
-    pub fn set_dst_port(&mut self, v: u16) {
-        wr16(self.buffer.as_mut(), field::DST_PORT, v);
-    }
+    port_accessors!(set);
     /// Sets the verification tag.
     pub fn set_vtag(&mut self, v: u32) {
         wr32(self.buffer.as_mut(), field::VTAG, v);

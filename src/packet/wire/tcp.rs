@@ -76,14 +76,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn into_inner(self) -> T {
         self.buffer
     }
-    /// Source port.
-    pub fn src_port(&self) -> u16 {
-        rd16(self.buffer.as_ref(), field::SRC_PORT)
-    }
-    /// Destination port.
-    pub fn dst_port(&self) -> u16 {
-        rd16(self.buffer.as_ref(), field::DST_PORT)
-    }
+    port_accessors!(get);
     /// Sequence number.
     pub fn seq(&self) -> u32 {
         rd32(self.buffer.as_ref(), field::SEQ)
@@ -119,14 +112,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
-    /// Sets the source port.
-    pub fn set_src_port(&mut self, v: u16) {
-        wr16(self.buffer.as_mut(), field::SRC_PORT, v);
-    }
-    /// Sets the destination port.
-    pub fn set_dst_port(&mut self, v: u16) {
-        wr16(self.buffer.as_mut(), field::DST_PORT, v);
-    }
+    port_accessors!(set);
     /// Sets the sequence number.
     pub fn set_seq(&mut self, v: u32) {
         wr32(self.buffer.as_mut(), field::SEQ, v);
