@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use super::route::{Route, RouteCache, RouteError};
 use super::tnl_neigh::NeighCache;
-use super::Ofproto;
+use super::{Ofproto, PortMap};
 use crate::dpif::{DpAction, TunnelType};
 use crate::netdev::tunnel::tunnel_type_of;
 use crate::packet::{OdpPort, PacketMeta};
@@ -215,6 +215,7 @@ pub struct TunnelState {
     pub neigh: NeighCache,
     pending: Mutex<Vec<PendingSend>>,
     dev_macs: Mutex<HashMap<String, [u8; 6]>>,
+    last_refresh: Mutex<Option<std::time::Instant>>,
 }
 
 impl TunnelState {
@@ -264,14 +265,23 @@ impl TunnelState {
             .is_empty()
     }
 
-    /// The live bridge that has a port named `dev`.
-    pub fn bridge_with_port(&self, dev: &str) -> Option<Arc<Ofproto>> {
+    /// The live bridge that has a port named `dev`. A translation passes its own bridge
+    /// and the port map it already holds as `current`, so that bridge's port lock is not
+    /// taken a second time (a waiting writer would deadlock a re-entrant read).
+    pub fn bridge_with_port(
+        &self,
+        dev: &str,
+        current: Option<(&Ofproto, &PortMap)>,
+    ) -> Option<Arc<Ofproto>> {
         self.bridges
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .filter_map(|w| w.upgrade())
-            .find(|b| b.has_port_named(dev))
+            .find(|b| match current {
+                Some((c, ports)) if std::ptr::eq(b.as_ref(), c) => ports.by_name(dev).is_some(),
+                _ => b.has_port_named(dev),
+            })
     }
 
     /// The underlay route to `remote`, if it leaves by a port of one of the bridges. A
@@ -281,9 +291,10 @@ impl TunnelState {
         &self,
         remote: IpAddr,
         now: std::time::Instant,
+        current: Option<(&Ofproto, &PortMap)>,
     ) -> Result<Route, RouteError> {
         let r = self.routes.get(remote, now)?;
-        if self.bridge_with_port(&r.dev).is_none() {
+        if self.bridge_with_port(&r.dev, current).is_none() {
             self.routes.forget(remote);
             return Err(RouteError::NoRoute {
                 dst: remote,
@@ -337,6 +348,23 @@ impl TunnelState {
         // A burst of misses for one unresolved neighbour asks once per run.
         if p.len() < 64 && !p.iter().any(|q| q.frame == s.frame) {
             p.push(s);
+        }
+    }
+
+    /// Whether tunnel megaflows should be re-translated now because their routes may
+    /// have changed: once per `ROUTE_CACHE_TTL` while tunnel ports exist (a route is
+    /// asked of the kernel again when its cache entry is older than that).
+    pub fn refresh_due(&self, now: std::time::Instant) -> bool {
+        if !self.has_ports() {
+            return false;
+        }
+        let mut last = self.last_refresh.lock().unwrap_or_else(|e| e.into_inner());
+        match *last {
+            Some(t) if now.saturating_duration_since(t) < super::route::ROUTE_CACHE_TTL => false,
+            _ => {
+                *last = Some(now);
+                true
+            }
         }
     }
 
@@ -458,5 +486,28 @@ mod tests {
         assert!(e(&[("remote_ip", "1.1.1.1"), ("local_ip", "::1")], "gre").contains("family"));
         assert!(e(&[("remote_ip", "1.1.1.1"), ("colour", "red")], "gre").contains("colour"));
         assert!(e(&[("remote_ip", "1.1.1.1"), ("csum", "yes")], "gre").contains("csum"));
+    }
+
+    #[test]
+    fn route_refresh_is_due_once_per_ttl_and_only_with_tunnel_ports() {
+        let ts = TunnelState::default();
+        let t0 = std::time::Instant::now();
+        assert!(!ts.refresh_due(t0), "no tunnel ports: nothing to refresh");
+        ts.add_port(TunnelPort {
+            name: "vx".into(),
+            bridge: "br".into(),
+            dp_port: 7,
+            config: TunnelConfig::from_options("vx", "vxlan", &opts(&[("remote_ip", "10.0.0.2")]))
+                .unwrap()
+                .unwrap(),
+        });
+        assert!(ts.refresh_due(t0));
+        assert!(!ts.refresh_due(t0 + std::time::Duration::from_secs(1)));
+        assert!(ts.refresh_due(t0 + crate::ofproto::route::ROUTE_CACHE_TTL));
+        assert!(ts
+            .ports_show()
+            .contains("vx (7) bridge br: vxlan remote_ip=10.0.0.2 key=0"));
+        ts.del_port(7);
+        assert!(!ts.has_ports());
     }
 }
