@@ -20,7 +20,7 @@ use std::sync::Arc;
 pub use xsk_queue::{UmemFrames, RX_FRAMES, TX_FRAMES};
 
 use self::xdp_prog::{XdpRedirect, XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE};
-use self::xsk_queue::{BindMode, XskQueue};
+use self::xsk_queue::{BindMode, RxSide, XskQueue};
 use super::{linux, Netdev, NetdevError, Rxq, Txq};
 use crate::dpif::{PortSpec, PortStats};
 use crate::packet::{PacketBatch, PacketPool};
@@ -212,6 +212,8 @@ impl Drop for AfxdpNetdev {
 
 struct AfxdpRxq {
     queue: Arc<XskQueue>,
+    /// Taken from the queue while this handle exists, given back on drop.
+    side: Option<RxSide>,
 }
 
 impl Rxq for AfxdpRxq {
@@ -220,7 +222,10 @@ impl Rxq for AfxdpRxq {
         batch: &mut PacketBatch,
         pool: &mut PacketPool,
     ) -> Result<usize, NetdevError> {
-        Ok(self.queue.recv(batch, pool))
+        Ok(match self.side.as_mut() {
+            Some(side) => side.recv(&self.queue, batch, pool),
+            None => 0,
+        })
     }
 
     fn qid(&self) -> usize {
@@ -230,6 +235,9 @@ impl Rxq for AfxdpRxq {
 
 impl Drop for AfxdpRxq {
     fn drop(&mut self) {
+        if let Some(side) = self.side.take() {
+            self.queue.return_rx(side);
+        }
         self.queue.rx_open.store(false, Ordering::Release);
     }
 }
@@ -272,8 +280,16 @@ impl Netdev for AfxdpNetdev {
                 self.name
             )));
         }
+        let Some(side) = queue.take_rx() else {
+            queue.rx_open.store(false, Ordering::Release);
+            return Err(NetdevError::BadOption(format!(
+                "afxdp port {}: rx queue {qid} is already open",
+                self.name
+            )));
+        };
         Ok(Box::new(AfxdpRxq {
             queue: queue.clone(),
+            side: Some(side),
         }))
     }
 
