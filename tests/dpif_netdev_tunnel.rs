@@ -126,6 +126,11 @@ fn tnl_push_over_underlay_mtu_is_counted_and_dropped() {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].len(), 1514);
     assert_eq!(stat(&dp, |s| s.tnl_mtu_drops), 1);
+    let show = dp.pmd_stats_show();
+    assert!(
+        show.contains("tunnel drops: mtu 1, push errors 0, bad outer headers 0"),
+        "{show}"
+    );
 }
 
 #[test]

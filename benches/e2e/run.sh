@@ -3,50 +3,92 @@
 # Debian's ovs-vswitchd (userspace datapath), one after the other, on the same topology.
 #
 #   [ns e2e-src] e2e-s1 --veth-- e2e-s0 ==\                    trafgen pinned to core 0
-#                                           switch (PMD core 1)
+#                                           switch (one PMD, core 1)
 #   [ns e2e-dst] e2e-d1 --veth-- e2e-d0 ==/                    XDP_DROP on e2e-d1
 #
-# Prints, per switch: offered pps (frames trafgen got onto e2e-s1), delivered pps (frames
-# the switch put on e2e-d0, counted at e2e-d1) and PMD CPU cycles per delivered packet
-# (CPU time the switch's threads on core 1 got x clock / packets: includes idle polling, so
-# an upper bound; on a shared machine it is lower than the TSC-based figures the switches
-# print, because the PMD did not get the whole core), followed by the switch's own PMD
-# statistics (rvswitch-appctl / ovs-appctl pmd-stats-show).
+# Workloads (all with the switch's default NORMAL forwarding; the receiver sends a few
+# frames first so both switches learn its MAC and forward by unicast, not flooding):
+#   a  one flow of 64-byte UDP
+#   b  10,000 flows of 64-byte UDP (UDP source port and IPv4 source address vary)
+#   c  one flow of 1518-byte frames (1514 bytes on the wire without the FCS)
+#   d  as b, behind a 100-rule OpenFlow table (99 drop rules over three masks that the
+#      traffic misses, then priority=0 actions=NORMAL)
+# Switches:
+#   rvswitch     afxdp ports (xdp_mode=$RVS_XDP_MODE, default generic)
+#   ovs          ovs-vswitchd, netdev bridge, afxdp ports (xdp-mode=$OVS_XDP_MODE, default
+#                generic), pmd-cpu-mask=0x2
+#   rvs-afpacket rvswitch with afpacket ports (tx ring, qdisc_bypass=true), for reference
 #
-# Usage: benches/e2e/run.sh [seconds] [frame-bytes] [switches...]
-#   defaults: 10 s, 64-byte frames, "rvswitch ovs". Needs root, trafgen, clang, iproute2;
-#   ovs-vswitchd/ovsdb-server for the OVS run. Builds rvswitch in release mode.
-# Environment: RVS_PORT_TYPE (afxdp), RVS_XDP_MODE (generic), OVS_PORT_TYPE (afxdp).
+# Per run: offered pps (frames received on the switch's input veth e2e-s0), delivered pps
+# (frames received on e2e-d1, dropped there by XDP), delivered/offered, the PMD's average
+# processing cycles per packet from its own pmd-stats-show (same definition in both: busy
+# cycles / packets received), the PMD thread's user/kernel split from
+# `perf record -e cpu-clock -t <pmd tid>` over the measurement, and user cycles per packet
+# = processing cycles x user share. Then rvswitch/OVS ratios per workload.
+#
+# Usage: benches/e2e/run.sh [seconds] [workloads...]     (defaults: 10, a b c d)
+# Environment: E2E_SWITCHES ("rvswitch ovs rvs-afpacket"), RVS_XDP_MODE, OVS_XDP_MODE,
+#   RVS_AFPACKET_OPTS (qdisc_bypass = true).
+# Needs root, trafgen, clang, iproute2, ovs-vswitchd/ovsdb-server; installs linux-perf
+# with apt-get if perf is missing. Builds rvswitch in release mode. Removes everything it
+# created on exit, including Ctrl-C.
 set -euo pipefail
 
 DURATION=${1:-10}
-FRAME_LEN=${2:-64}
-shift $(( $# > 2 ? 2 : $# )) || true
-SWITCHES=${*:-rvswitch ovs}
-RVS_PORT_TYPE=${RVS_PORT_TYPE:-afxdp}
+shift $(( $# > 0 ? 1 : 0 )) || true
+WORKLOADS=${*:-a b c d}
+SWITCHES=${E2E_SWITCHES:-rvswitch ovs rvs-afpacket}
 RVS_XDP_MODE=${RVS_XDP_MODE:-generic}
-OVS_PORT_TYPE=${OVS_PORT_TYPE:-afxdp}
+OVS_XDP_MODE=${OVS_XDP_MODE:-generic}
+RVS_AFPACKET_OPTS=${RVS_AFPACKET_OPTS:-qdisc_bypass = true}
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-WORK=$(mktemp -d /tmp/rvs-e2e.XXXXXX)
 SRC_NS=e2e-src DST_NS=e2e-dst
 SRC_MAC=02:00:0e:2e:00:01 DST_MAC=02:00:0e:2e:00:02
-SWITCH_PID=""
+SWITCH_PID="" PERF_PID="" TRAFGEN_PID="" WORK=""
 
 die() { echo "e2e: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root (namespaces, veths, XDP)"
+[[ "$DURATION" =~ ^[0-9]+$ ]] && [ "$DURATION" -gt 0 ] ||
+    die "seconds must be a positive integer, got '$DURATION'"
+for w in $WORKLOADS; do
+    case $w in a|b|c|d) ;; *) die "unknown workload '$w' (a, b, c or d)" ;; esac
+done
+for s in $SWITCHES; do
+    case $s in rvswitch|ovs|rvs-afpacket) ;; *) die "unknown switch '$s'" ;; esac
+done
 for t in ip trafgen clang taskset; do command -v $t >/dev/null || die "$t not found"; done
+if ! command -v perf >/dev/null; then
+    echo "e2e: perf not found, installing linux-perf" >&2
+    apt-get install -y -q linux-perf >/dev/null || die "could not install linux-perf"
+fi
+case " $SWITCHES " in *" ovs "*)
+    command -v ovs-vswitchd >/dev/null || die "ovs-vswitchd not installed (or drop 'ovs' from E2E_SWITCHES)" ;;
+esac
+
+WORK=$(mktemp -d /tmp/rvs-e2e.XXXXXX)
+
+kill_job() { # pid (of `ip netns exec`, which forks: signal its children too)
+    [ -n "$1" ] || return 0
+    pkill -TERM -P "$1" 2>/dev/null || true
+    kill -TERM "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
 
 cleanup() {
     set +e
+    trap - EXIT INT TERM
+    kill_job "$TRAFGEN_PID"
+    kill_job "$PERF_PID"
     stop_switch
     ip link del e2e-s0 2>/dev/null
     ip link del e2e-d0 2>/dev/null
     ip netns del $SRC_NS 2>/dev/null
     ip netns del $DST_NS 2>/dev/null
-    rm -rf "$WORK"
+    [ -n "$WORK" ] && rm -rf "$WORK"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'echo "e2e: interrupted, cleaning up" >&2; exit 130' INT TERM
 
 stop_switch() {
     set +e
@@ -58,15 +100,18 @@ stop_switch() {
         SWITCH_PID=""
     fi
     if [ -f "$WORK/ovs/vswitchd.pid" ]; then
-        ovs-appctl -t "$WORK/ovs/ovs-vswitchd.$(cat "$WORK/ovs/vswitchd.pid").ctl" exit \
-            >/dev/null 2>&1
-        kill "$(cat "$WORK/ovs/vswitchd.pid")" 2>/dev/null
+        local p
+        p=$(cat "$WORK/ovs/vswitchd.pid")
+        ovs-appctl -t "$WORK/ovs/ovs-vswitchd.$p.ctl" exit >/dev/null 2>&1
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null
         rm -f "$WORK/ovs/vswitchd.pid"
     fi
     if [ -f "$WORK/ovs/ovsdb.pid" ]; then
         kill "$(cat "$WORK/ovs/ovsdb.pid")" 2>/dev/null
         rm -f "$WORK/ovs/ovsdb.pid"
     fi
+    rm -rf "$WORK/ovs" "$WORK/rvs"
     set -e
 }
 
@@ -81,6 +126,8 @@ setup_side() { # ns host peer mac
 }
 
 topology() {
+    ip link del e2e-s0 2>/dev/null || true
+    ip link del e2e-d0 2>/dev/null || true
     ip netns del $SRC_NS 2>/dev/null || true
     ip netns del $DST_NS 2>/dev/null || true
     setup_side $SRC_NS e2e-s0 e2e-s1 $SRC_MAC
@@ -90,71 +137,43 @@ topology() {
         ip -n $DST_NS link set dev e2e-d1 xdpgeneric obj "$WORK/xdp_drop.o" sec xdp
 }
 
-# One UDP flow, $FRAME_LEN bytes without FCS, src -> dst MAC: a single megaflow / EMC entry.
-trafgen_packet() {
-    local payload=$((FRAME_LEN - 42))
-    [ $payload -ge 0 ] || die "frame length must be at least 42"
+# The workload's trafgen packet: src -> dst MAC, UDP/IPv4.
+trafgen_packet() { # workload
+    local len=60 sp="sp=4000" sa="saddr=10.201.0.1"
+    case $1 in
+        c) len=1514 ;;
+        b|d) sp="sp=dinc(1000, 10999)" sa="saddr=10.201.0.1, saddr[3]=dinc(1, 100)" ;;
+    esac
     cat <<EOF
 {
   eth(da=$DST_MAC, sa=$SRC_MAC, type=0x0800),
-  ipv4(saddr=10.201.0.1, daddr=10.201.0.2, ttl=64, proto=17),
-  udp(sp=4000, dp=5000),
-  fill(0x41, $payload)
+  ipv4($sa, daddr=10.202.0.2, ttl=64, proto=17),
+  udp($sp, dp=5000),
+  fill(0x41, $((len - 42)))
 }
 EOF
 }
 
+# The receiver announces its MAC (then XDP drops whatever reaches it).
+learn_receiver() {
+    ip netns exec $DST_NS trafgen --dev e2e-d1 -n 3 -P 1 --no-sock-mem -Q -C \
+        "{ eth(da=$SRC_MAC, sa=$DST_MAC, type=0x0800), ipv4(saddr=10.202.0.2, daddr=10.201.0.1, proto=17), udp(sp=5000, dp=4000), fill(0x42, 18) }" \
+        >/dev/null 2>&1 || die "trafgen on e2e-d1 failed"
+}
+
+# 99 rules the traffic misses (three masks), then NORMAL: ovs-ofctl syntax, one a line.
+flow_table() {
+    local i
+    for i in $(seq 1 33); do
+        echo "priority=$((300 + i)),udp,nw_src=10.$i.0.0/16,actions=drop"
+        echo "priority=$((200 + i)),tcp,tp_dst=$((6000 + i)),actions=drop"
+        echo "priority=$((100 + i)),ip,nw_dst=172.16.$i.0/24,actions=drop"
+    done
+    echo "priority=0,actions=NORMAL"
+}
+
 counter() { # ns dev name
     ip netns exec "$1" cat "/sys/class/net/$2/statistics/$3"
-}
-
-cpu_hz() {
-    local mhz
-    mhz=$(awk -F: '/^cpu MHz/ {print $2; exit}' /proc/cpuinfo)
-    awk -v m="${mhz:-0}" 'BEGIN { printf "%.0f", m * 1e6 }'
-}
-
-# CPU ticks (utime+stime) consumed by every thread of $1 currently running on core 1.
-core1_ticks() {
-    local total=0 t
-    for t in /proc/"$1"/task/*; do
-        local stat
-        stat=$(cat "$t/stat" 2>/dev/null) || continue
-        # Fields after the ")" : state is 3rd overall; utime 14, stime 15, processor 39.
-        set -- ${stat##*) }
-        if [ "${37}" = 1 ]; then total=$((total + ${12} + ${13})); fi
-    done
-    echo $total
-}
-
-measure() { # label pid
-    local label=$1 pid=$2
-    trafgen_packet > "$WORK/pkt.cfg"
-    # Warm up: learn/flood, install the megaflow.
-    ip netns exec $SRC_NS trafgen --dev e2e-s1 --conf "$WORK/pkt.cfg" -n 1000 -P 1 \
-        --no-sock-mem -Q -C >/dev/null 2>&1 || true
-    sleep 1
-    local tx0 rx0 c0 tx1 rx1 c1
-    tx0=$(counter $SRC_NS e2e-s1 tx_packets)
-    rx0=$(counter $DST_NS e2e-d1 rx_packets)
-    c0=$(core1_ticks "$pid")
-    timeout -s INT "$DURATION" ip netns exec $SRC_NS taskset -c 0 trafgen --dev e2e-s1 \
-        --conf "$WORK/pkt.cfg" -P 1 --no-sock-mem -Q -C >/dev/null 2>&1 || true
-    sleep 0.5
-    c1=$(core1_ticks "$pid")
-    tx1=$(counter $SRC_NS e2e-s1 tx_packets)
-    rx1=$(counter $DST_NS e2e-d1 rx_packets)
-    local hz tck
-    hz=$(cpu_hz)
-    tck=$(getconf CLK_TCK)
-    awk -v l="$label" -v tx=$((tx1 - tx0)) -v rx=$((rx1 - rx0)) -v d="$DURATION" \
-        -v ticks=$((c1 - c0)) -v hz="$hz" -v tck="$tck" \
-        'BEGIN {
-            cyc = 0; pct = 0;
-            if (rx > 0 && hz > 0) cyc = ticks / tck * hz / rx;
-            if (tx > 0) pct = 100 * rx / tx;
-            printf "%-10s offered %10.0f pps  delivered %10.0f pps  (%5.1f%%)  PMD CPU cycles/packet %8.0f\n", l, tx / d, rx / d, pct, cyc
-        }'
 }
 
 wait_for() { # seconds command...
@@ -163,11 +182,92 @@ wait_for() { # seconds command...
     return 1
 }
 
-run_rvswitch() {
-    [ -n "$RVS_PORT_TYPE" ] || die "RVS_PORT_TYPE empty"
-    (cd "$ROOT" && cargo build --release --bins -q) || die "building rvswitch failed"
-    local opts="{ }"
-    [ "$RVS_PORT_TYPE" = afxdp ] && opts="{ xdp_mode = \"$RVS_XDP_MODE\", n_rxq = 1 }"
+pmd_tid() { # pid: the first thread whose name starts with "pmd"
+    local t
+    for t in /proc/"$1"/task/*; do
+        case "$(cat "$t/comm" 2>/dev/null)" in pmd*) basename "$t"; return 0 ;; esac
+    done
+    return 1
+}
+
+# "avg processing cycles per packet" of the PMD section of a pmd-stats-show output.
+proc_cycles() {
+    awk '/^[[:space:]]*pmd thread/ {pmd = 1} /^[[:space:]]*main thread/ {pmd = 0}
+         pmd && /avg processing cycles per packet/ {print $6; exit}'
+}
+
+# Share of the PMD thread's cpu-clock samples spent in user space, in percent.
+user_share() { # perf.data
+    perf report -i "$1" --stdio --no-children --sort dso -q 2>/dev/null |
+        awk '{ gsub("%", "", $1); if ($2 ~ /^\[kernel/ || $2 ~ /^bpf_prog/ || $2 ~ /^\[unknown\]/) k += $1; else u += $1 }
+             END { if (u + k > 0) printf "%.1f", 100 * u / (u + k); else print "nan" }'
+}
+
+# Runs the workload against the switch whose process is $2 and appends a result row.
+measure() { # workload label pid stats-command...
+    local wl=$1 label=$2 pid=$3
+    shift 3
+    trafgen_packet "$wl" > "$WORK/pkt.cfg"
+    learn_receiver
+    # Warm up: install the megaflows (and, for 10,000 flows, every one of them).
+    ip netns exec $SRC_NS taskset -c 0 trafgen --dev e2e-s1 --conf "$WORK/pkt.cfg" -n 30000 \
+        -P 1 --no-sock-mem -Q -C >/dev/null 2>&1 || die "trafgen warm-up failed"
+    sleep 1
+    "$@" clear >/dev/null 2>&1 || true
+    local tid
+    tid=$(pmd_tid "$pid") || die "$label: no PMD thread in process $pid"
+    local rx0 tx0 rx1 tx1
+    rx0=$(cat /sys/class/net/e2e-s0/statistics/rx_packets)
+    tx0=$(counter $DST_NS e2e-d1 rx_packets)
+    perf record -q -e cpu-clock -t "$tid" -o "$WORK/perf.data" -- sleep "$DURATION" \
+        >/dev/null 2>&1 &
+    PERF_PID=$!
+    ip netns exec $SRC_NS timeout -s INT "$DURATION" taskset -c 0 trafgen --dev e2e-s1 \
+        --conf "$WORK/pkt.cfg" -P 1 --no-sock-mem -Q -C >/dev/null 2>&1 &
+    TRAFGEN_PID=$!
+    wait "$PERF_PID" || true
+    PERF_PID=""
+    wait "$TRAFGEN_PID" 2>/dev/null || true
+    TRAFGEN_PID=""
+    sleep 0.3
+    rx1=$(cat /sys/class/net/e2e-s0/statistics/rx_packets)
+    tx1=$(counter $DST_NS e2e-d1 rx_packets)
+    "$@" show > "$WORK/pmd-stats.txt" 2>&1 || true
+    local cyc user
+    cyc=$(proc_cycles < "$WORK/pmd-stats.txt")
+    user=$(user_share "$WORK/perf.data")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$wl" "$label" $(( (rx1 - rx0) / DURATION )) \
+        $(( (tx1 - tx0) / DURATION )) "${cyc:-nan}" "$user" >> "$WORK/results.tsv"
+    tail -n 1 "$WORK/results.tsv" | awk -F'\t' '{
+        printf "  %-2s %-13s offered %9d pps  delivered %9d pps (%5.1f%%)  proc cycles/pkt %7.0f  user %5.1f%%\n",
+            $1, $2, $3, $4, ($3 > 0 ? 100 * $4 / $3 : 0), $5, $6 }'
+}
+
+rvs_stats() { # socket clear|show
+    case $2 in
+        clear) "$ROOT/target/release/rvswitch-appctl" -t "$1" pmd-stats-clear ;;
+        show) "$ROOT/target/release/rvswitch-appctl" -t "$1" pmd-stats-show ;;
+    esac
+}
+
+ovs_stats() { # ctl clear|show
+    case $2 in
+        clear) ovs-appctl -t "$1" dpif-netdev/pmd-stats-clear ;;
+        show) ovs-appctl -t "$1" dpif-netdev/pmd-stats-show ;;
+    esac
+}
+
+run_rvswitch() { # workload label port-type
+    local wl=$1 label=$2 type=$3 opts flows=""
+    if [ "$type" = afxdp ]; then
+        opts="{ xdp_mode = \"$RVS_XDP_MODE\", n_rxq = 1 }"
+    else
+        opts="{ $RVS_AFPACKET_OPTS }"
+    fi
+    if [ "$wl" = d ]; then
+        flows=$(flow_table | sed 's/.*/  "&",/')
+    fi
+    mkdir -p "$WORK/rvs"
     cat > "$WORK/switch.toml" <<EOF
 [global]
 pmd_cores = [1]
@@ -178,36 +278,39 @@ log_level = "warn"
 name = "br0"
 datapath = "netdev"
 fail_mode = "standalone"
+flows = [
+$flows
+]
 
 [[bridge.port]]
 name = "e2e-s0"
-type = "$RVS_PORT_TYPE"
+type = "$type"
 options = $opts
 
 [[bridge.port]]
 name = "e2e-d0"
-type = "$RVS_PORT_TYPE"
+type = "$type"
 options = $opts
 EOF
-    "$ROOT/target/release/rvswitch" --config "$WORK/switch.toml" > "$WORK/rvswitch.log" 2>&1 &
+    # In its own session, as ovs-vswitchd --detach is: with autogroup scheduling a process
+    # left in this script's session shares one group weight with trafgen (busy on core 0),
+    # which halves the PMD's share of core 1 whenever anything else runs there.
+    setsid "$ROOT/target/release/rvswitch" --config "$WORK/switch.toml" \
+        > "$WORK/rvswitch.log" 2>&1 &
     SWITCH_PID=$!
     wait_for 10 test -S "$WORK/rvs/rvswitch.ctl" ||
         { cat "$WORK/rvswitch.log"; die "rvswitch did not start"; }
     sleep 1
     kill -0 $SWITCH_PID || { cat "$WORK/rvswitch.log"; die "rvswitch exited"; }
-    measure "rvswitch" $SWITCH_PID
-    "$ROOT/target/release/rvswitch-appctl" -t "$WORK/rvs/rvswitch.ctl" pmd-stats-show 2>/dev/null |
-        sed 's/^/    /' || true
+    measure "$wl" "$label" "$SWITCH_PID" rvs_stats "$WORK/rvs/rvswitch.ctl"
     stop_switch
 }
 
-run_ovs() {
-    command -v ovs-vswitchd >/dev/null || die "ovs-vswitchd not installed"
-    local d="$WORK/ovs"
+run_ovs() { # workload
+    local wl=$1 d="$WORK/ovs"
     mkdir -p "$d"
     export OVS_RUNDIR=$d OVS_LOGDIR=$d OVS_DBDIR=$d OVS_SYSCONFDIR=$d
-    local schema=/usr/share/openvswitch/vswitch.ovsschema
-    ovsdb-tool create "$d/conf.db" "$schema"
+    ovsdb-tool create "$d/conf.db" /usr/share/openvswitch/vswitch.ovsschema
     ovsdb-server "$d/conf.db" --remote="punix:$d/db.sock" --pidfile="$d/ovsdb.pid" \
         --detach --log-file="$d/ovsdb.log" 2>/dev/null
     local vsctl="ovs-vsctl --db=unix:$d/db.sock"
@@ -215,32 +318,64 @@ run_ovs() {
     $vsctl --no-wait set Open_vSwitch . other_config:pmd-cpu-mask=0x2
     ovs-vswitchd "unix:$d/db.sock" --pidfile="$d/vswitchd.pid" --detach \
         --log-file="$d/vswitchd.log" -vconsole:off 2>/dev/null
-    $vsctl add-br br0 -- set bridge br0 datapath_type=netdev
+    $vsctl add-br br0 -- set bridge br0 datapath_type=netdev fail_mode=standalone
     local p
     for p in e2e-s0 e2e-d0; do
-        if [ "$OVS_PORT_TYPE" = afxdp ]; then
-            $vsctl add-port br0 $p -- set interface $p type=afxdp options:n_rxq=1 \
-                options:xdp-mode=best-effort
-        else
-            $vsctl add-port br0 $p
-        fi
+        $vsctl add-port br0 $p -- set interface $p type=afxdp options:n_rxq=1 \
+            options:xdp-mode="$OVS_XDP_MODE"
     done
+    if [ "$wl" = d ]; then
+        flow_table > "$WORK/flows.txt"
+        ovs-ofctl add-flows br0 "$WORK/flows.txt"
+    fi
     sleep 2
     local err
     err=$($vsctl --bare --columns=error find Interface name=e2e-s0 name=e2e-d0 2>/dev/null || true)
     [ -z "${err// /}" ] || echo "    ovs interface errors: $err"
-    measure "ovs" "$(cat "$d/vswitchd.pid")"
-    ovs-appctl -t "$d/ovs-vswitchd.$(cat "$d/vswitchd.pid").ctl" dpif-netdev/pmd-stats-show |
-        sed 's/^/    /' || true
+    local pid
+    pid=$(cat "$d/vswitchd.pid")
+    measure "$wl" ovs "$pid" ovs_stats "$d/ovs-vswitchd.$pid.ctl"
     stop_switch
 }
 
+(cd "$ROOT" && cargo build --release --bins -q) || die "building rvswitch failed"
 topology
-echo "e2e: ${DURATION}s per switch, ${FRAME_LEN}-byte frames, trafgen on core 0, PMD on core 1"
-for s in $SWITCHES; do
-    case $s in
-        rvswitch) run_rvswitch ;;
-        ovs) run_ovs ;;
-        *) die "unknown switch '$s' (rvswitch or ovs)" ;;
-    esac
+echo "e2e: $(date -u '+%F %H:%M UTC'), $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "e2e: ${DURATION}s per run; trafgen on core 0, one PMD on core 1; workloads: $WORKLOADS"
+: > "$WORK/results.tsv"
+for wl in $WORKLOADS; do
+    for s in $SWITCHES; do
+        case $s in
+            rvswitch) run_rvswitch "$wl" rvswitch afxdp ;;
+            rvs-afpacket) run_rvswitch "$wl" rvs-afpacket afpacket ;;
+            ovs) run_ovs "$wl" ;;
+        esac
+    done
 done
+
+echo
+echo "| workload | switch | offered pps | delivered pps | delivered/offered | PMD proc cycles/pkt | user / kernel | user cycles/pkt |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|"
+awk -F'\t' '
+    BEGIN { n["a"] = "a: 1 flow, 64 B"; n["b"] = "b: 10k flows, 64 B"; n["c"] = "c: 1 flow, 1518 B"; n["d"] = "d: 100 rules + NORMAL, 10k flows" }
+    {
+        u = ($6 == "nan" || $5 == "nan") ? -1 : $5 * $6 / 100
+        printf "| %s | %s | %d | %d | %.1f%% | %.0f | %.0f%% / %.0f%% | %s |\n", n[$1], $2, $3, $4,
+            ($3 > 0 ? 100 * $4 / $3 : 0), $5, $6, 100 - $6, (u < 0 ? "n/a" : sprintf("%.0f", u))
+        off[$1, $2] = $3; del[$1, $2] = $4; cyc[$1, $2] = $5; usr[$1, $2] = u
+        if (!($1 in seen)) { seen[$1] = 1; order[++nw] = $1 }
+    }
+    END {
+        print ""
+        print "| workload | delivered rvswitch/OVS | delivered/offered rvswitch | PMD proc cycles rvswitch/OVS | user cycles/pkt rvswitch/OVS |"
+        print "|---|---:|---:|---:|---:|"
+        for (i = 1; i <= nw; i++) {
+            w = order[i]
+            if (!((w, "rvswitch") in del) || !((w, "ovs") in del)) continue
+            dr = del[w, "ovs"] > 0 ? sprintf("%.2fx", del[w, "rvswitch"] / del[w, "ovs"]) : "n/a"
+            fr = off[w, "rvswitch"] > 0 ? sprintf("%.1f%%", 100 * del[w, "rvswitch"] / off[w, "rvswitch"]) : "n/a"
+            cr = cyc[w, "ovs"] > 0 ? sprintf("%.2f", cyc[w, "rvswitch"] / cyc[w, "ovs"]) : "n/a"
+            ur = usr[w, "ovs"] > 0 && usr[w, "rvswitch"] >= 0 ? sprintf("%.2f", usr[w, "rvswitch"] / usr[w, "ovs"]) : "n/a"
+            printf "| %s | %s | %s | %s | %s |\n", n[w], dr, fr, cr, ur
+        }
+    }' "$WORK/results.tsv"

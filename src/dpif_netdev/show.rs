@@ -61,6 +61,13 @@ pub fn format_pmd_stats(out: &mut String, title: &str, s: &PmdStats) {
     );
     let _ = writeln!(out, "  miss with success upcall: {}", s.upcall_ok);
     let _ = writeln!(out, "  miss with failed upcall: {}", s.upcall_failed);
+    if s.tnl_mtu_drops + s.tnl_push_errors + s.tnl_pop_errors > 0 {
+        let _ = writeln!(
+            out,
+            "  tunnel drops: mtu {}, push errors {}, bad outer headers {}",
+            s.tnl_mtu_drops, s.tnl_push_errors, s.tnl_pop_errors
+        );
+    }
     let _ = writeln!(
         out,
         "  avg. packets per output batch: {:.2}",

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use super::route::{Route, RouteCache, RouteError};
 use super::tnl_neigh::NeighCache;
-use super::Ofproto;
+use super::{Ofproto, PortMap};
 use crate::dpif::{DpAction, TunnelType};
 use crate::netdev::tunnel::tunnel_type_of;
 use crate::packet::{OdpPort, PacketMeta};
@@ -264,14 +264,23 @@ impl TunnelState {
             .is_empty()
     }
 
-    /// The live bridge that has a port named `dev`.
-    pub fn bridge_with_port(&self, dev: &str) -> Option<Arc<Ofproto>> {
+    /// The live bridge that has a port named `dev`. A translation passes its own bridge
+    /// and the port map it already holds as `current`, so that bridge's port lock is not
+    /// taken a second time (a waiting writer would deadlock a re-entrant read).
+    pub fn bridge_with_port(
+        &self,
+        dev: &str,
+        current: Option<(&Ofproto, &PortMap)>,
+    ) -> Option<Arc<Ofproto>> {
         self.bridges
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .filter_map(|w| w.upgrade())
-            .find(|b| b.has_port_named(dev))
+            .find(|b| match current {
+                Some((c, ports)) if std::ptr::eq(b.as_ref(), c) => ports.by_name(dev).is_some(),
+                _ => b.has_port_named(dev),
+            })
     }
 
     /// The underlay route to `remote`, if it leaves by a port of one of the bridges. A
@@ -281,9 +290,10 @@ impl TunnelState {
         &self,
         remote: IpAddr,
         now: std::time::Instant,
+        current: Option<(&Ofproto, &PortMap)>,
     ) -> Result<Route, RouteError> {
         let r = self.routes.get(remote, now)?;
-        if self.bridge_with_port(&r.dev).is_none() {
+        if self.bridge_with_port(&r.dev, current).is_none() {
             self.routes.forget(remote);
             return Err(RouteError::NoRoute {
                 dst: remote,

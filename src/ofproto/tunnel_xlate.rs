@@ -196,7 +196,7 @@ impl Ctx<'_> {
         self.commit();
         // What follows depends on caches that change without a rule change: the
         // backer revalidates tunnel megaflows when they do.
-        let route = match ts.underlay_route(remote, self.now) {
+        let route = match ts.underlay_route(remote, self.now, Some((self.bridge, self.ports))) {
             Ok(r) => r,
             Err(e) => {
                 self.install = false;
@@ -210,7 +210,7 @@ impl Ctx<'_> {
                 t.name, route.dev
             ));
         };
-        let Some(under) = ts.bridge_with_port(&route.dev) else {
+        let Some(under) = ts.bridge_with_port(&route.dev, Some((self.bridge, self.ports))) else {
             self.install = false;
             return self.note(format_args!(
                 "tunnel {}: route to {remote} leaves by {}, which is no bridge's port: drop",
@@ -364,7 +364,9 @@ impl Ctx<'_> {
             .ports()
             .into_iter()
             .filter(|t| t.config.local.is_some() || t.config.remote != FromFlow::Flow)
-            .filter(|t| endpoint_dev(ts, t).as_deref() == Some(name.as_str()))
+            .filter(|t| {
+                endpoint_dev(ts, t, (self.bridge, self.ports)).as_deref() == Some(name.as_str())
+            })
             .collect();
         if cands.is_empty() {
             return false;
@@ -386,7 +388,7 @@ impl Ctx<'_> {
         };
         let cands: Vec<TunnelPort> = cands
             .into_iter()
-            .filter(|t| endpoint_ip(ts, t) == Some(dst))
+            .filter(|t| endpoint_ip(ts, t, (self.bridge, self.ports)) == Some(dst))
             .collect();
         if cands.is_empty() {
             return false;
@@ -441,14 +443,17 @@ impl Ctx<'_> {
     }
 }
 
+/// The translating bridge and the port map it holds (see `TunnelState::bridge_with_port`).
+type Current<'a> = (&'a super::Ofproto, &'a super::PortMap);
+
 /// The local address of tunnel port `t`: `local_ip`, else the route's source.
-fn endpoint_ip(ts: &TunnelState, t: &TunnelPort) -> Option<IpAddr> {
+fn endpoint_ip(ts: &TunnelState, t: &TunnelPort, cur: Current<'_>) -> Option<IpAddr> {
     if let Some(l) = t.config.local {
         return Some(l);
     }
     match t.config.remote {
         FromFlow::Fixed(r) => ts
-            .underlay_route(r, std::time::Instant::now())
+            .underlay_route(r, std::time::Instant::now(), Some(cur))
             .ok()
             .and_then(|r| r.src),
         FromFlow::Flow => None,
@@ -456,10 +461,10 @@ fn endpoint_ip(ts: &TunnelState, t: &TunnelPort) -> Option<IpAddr> {
 }
 
 /// The interface tunnel port `t` sends and receives through.
-fn endpoint_dev(ts: &TunnelState, t: &TunnelPort) -> Option<String> {
+fn endpoint_dev(ts: &TunnelState, t: &TunnelPort, cur: Current<'_>) -> Option<String> {
     let now = std::time::Instant::now();
     match (t.config.remote, t.config.local) {
-        (FromFlow::Fixed(r), _) => ts.underlay_route(r, now).ok().map(|r| r.dev),
+        (FromFlow::Fixed(r), _) => ts.underlay_route(r, now, Some(cur)).ok().map(|r| r.dev),
         // remote_ip=flow: the interface that holds local_ip (its own route is via lo).
         (FromFlow::Flow, Some(l)) => local_dev(l),
         (FromFlow::Flow, None) => None,

@@ -3,8 +3,12 @@
 //! The umem's frames are split once, at creation, into an rx share and a tx share so the
 //! receive side (owned by one PMD) and the transmit side (shared by the threads mapped to
 //! this queue) never touch the same frame:
-//! - rx frames live in the fill ring or the rx ring; `recv` copies each frame into a
-//!   `PacketBuf` and gives it straight back to the fill ring, so the kernel never starves.
+//! - rx frames live in the fill ring, the rx ring or our spare list; `recv` copies each
+//!   frame into a `PacketBuf` and gives it back to the fill ring (through the spare list
+//!   when the ring is full). There are twice as many rx frames as fill-ring slots: with
+//!   only as many frames as slots, every frame waiting in the rx ring is one the fill ring
+//!   lacks, so a PMD that is late by a ring's worth of frames starved the kernel, which
+//!   then dropped frames (`rx_fill_ring_empty_descs`) rather than the rx ring filling.
 //! - tx frames live in our free list, the tx ring or the completion ring; `send` copies
 //!   packets into free frames and queues them, the completion ring is reaped on every send
 //!   and flush.
@@ -29,8 +33,11 @@ use crate::packet::{PacketBatch, PacketPool, MAX_BURST};
 /// Bytes per umem frame (the kernel reserves 256 of them as XDP headroom, leaving
 /// `MAX_FRAME` for the packet, the same as a `PacketBuf`).
 const FRAME_SIZE: u32 = 4096;
-/// Frames reserved for receiving (all of them sit in the fill ring when idle).
-pub const RX_FRAMES: u32 = 2048;
+/// Slots in the fill ring and in the rx ring.
+const RX_RING: u32 = 4096;
+/// Frames reserved for receiving: a full fill ring plus a full rx ring, so the kernel
+/// finds an empty frame for as long as the rx ring has room.
+pub const RX_FRAMES: u32 = 2 * RX_RING;
 /// Frames reserved for transmitting.
 pub const TX_FRAMES: u32 = 1024;
 
@@ -114,7 +121,7 @@ impl XskQueue {
     pub fn create(ifname: &str, qid: usize, mode: BindMode) -> Result<Self, String> {
         let umem_config = UmemConfig::builder()
             .frame_size(FrameSize::new(FRAME_SIZE).map_err(|e| e.to_string())?)
-            .fill_queue_size(QueueSize::new(RX_FRAMES).map_err(|e| e.to_string())?)
+            .fill_queue_size(QueueSize::new(RX_RING).map_err(|e| e.to_string())?)
             .comp_queue_size(QueueSize::new(TX_FRAMES).map_err(|e| e.to_string())?)
             .frame_headroom(0)
             .build()
@@ -130,7 +137,7 @@ impl XskQueue {
             BindFlags::XDP_COPY
         };
         let sock_config = SocketConfig::builder()
-            .rx_queue_size(QueueSize::new(RX_FRAMES).map_err(|e| e.to_string())?)
+            .rx_queue_size(QueueSize::new(RX_RING).map_err(|e| e.to_string())?)
             .tx_queue_size(QueueSize::new(TX_FRAMES).map_err(|e| e.to_string())?)
             .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
             .xdp_flags(XdpFlags::empty())
@@ -164,15 +171,17 @@ impl XskQueue {
         let fd = rx.fd().as_raw_fd();
 
         let tx_frames = descs.split_off(RX_FRAMES as usize);
+        let mut spare = descs;
+        let first = spare.split_off(spare.len() - RX_RING as usize);
         // SAFETY: the descriptors come from this umem and nobody else holds them.
-        let filled = unsafe { fq.produce(&descs) };
-        if filled != descs.len() {
+        let filled = unsafe { fq.produce(&first) };
+        if filled != first.len() {
             return Err(format!(
                 "the fill ring took {filled} of {} frames",
-                descs.len()
+                first.len()
             ));
         }
-        let spare = Vec::with_capacity(RX_FRAMES as usize);
+        spare.reserve(RX_FRAMES as usize);
         Ok(XskQueue {
             qid,
             fd,
@@ -215,11 +224,7 @@ impl XskQueue {
         }
         let mut guard = self.rx.lock().unwrap_or_else(|e| e.into_inner());
         let side = &mut *guard;
-        if !side.spare.is_empty() {
-            // SAFETY: spare frames belong to this umem and are held by nobody else.
-            let n = unsafe { side.fq.produce(&side.spare) };
-            side.spare.drain(..n);
-        }
+        side.top_up_fill_ring();
         // SAFETY: the scratch descriptors are overwritten with frames of this umem.
         let n = unsafe { side.rx.consume(&mut side.scratch[..room]) };
         if n == 0 {
@@ -246,11 +251,9 @@ impl XskQueue {
             bytes += frame.len() as u64;
             batch.pkts.push(p);
         }
-        // SAFETY: these frames were just consumed from the rx ring and copied out.
-        let filled = unsafe { side.fq.produce(&side.scratch[..n]) };
-        if filled < n {
-            side.spare.extend_from_slice(&side.scratch[filled..n]);
-        }
+        // These frames were just consumed from the rx ring and copied out.
+        side.spare.extend_from_slice(&side.scratch[..n]);
+        side.top_up_fill_ring();
         if side.fq.needs_wakeup() {
             self.counters.wakeups.fetch_add(1, Ordering::Relaxed);
             let _ = side.fq.wakeup(side.rx.fd_mut(), 0);
@@ -336,7 +339,7 @@ impl XskQueue {
     pub fn frames(&self) -> UmemFrames {
         let (in_fill, in_rx, spare) = {
             let mut rx = self.rx.lock().unwrap_or_else(|e| e.into_inner());
-            let in_fill = RX_FRAMES - rx.fq.nb_free_exact();
+            let in_fill = RX_RING - rx.fq.nb_free_exact();
             let in_rx = rx.rx.nb_avail_exact();
             (in_fill as usize, in_rx as usize, rx.spare.len())
         };
@@ -366,6 +369,25 @@ impl XskQueue {
             s.rx_errors += k.rx_invalid_descs;
             s.tx_errors += k.tx_invalid_descs;
         }
+    }
+}
+
+impl RxSide {
+    /// Moves as many spare frames as the fill ring has room for into it (the ring's
+    /// `produce` is all-or-nothing, so ask for what fits).
+    fn top_up_fill_ring(&mut self) {
+        let len = self.spare.len();
+        if len == 0 {
+            return;
+        }
+        let room = self.fq.nb_free(len as u32) as usize;
+        let k = room.min(len);
+        if k == 0 {
+            return;
+        }
+        // SAFETY: spare frames belong to this umem and are held by nobody else.
+        let n = unsafe { self.fq.produce(&self.spare[len - k..]) };
+        self.spare.truncate(len - n);
     }
 }
 
