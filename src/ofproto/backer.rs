@@ -348,17 +348,20 @@ impl Backer {
         &self.tunnels
     }
 
-    /// Sends queued ARP/ND requests and reports whether the neighbour cache changed
-    /// since the last call (then megaflows with prebuilt tunnel headers are stale).
+    /// Sends queued ARP/ND requests and reports whether megaflows with prebuilt tunnel
+    /// headers may be stale: the neighbour cache changed since the last call, or routes
+    /// are due for a refresh.
     fn tunnels_changed(&self) -> bool {
         for s in self.tunnels.take_pending() {
             if let Err(e) = self.dpif.execute(&s.frame, &s.meta, &s.actions) {
                 tracing::debug!("tunnel neighbour request not sent: {e}");
             }
         }
-        self.tunnels.neigh.expire(Instant::now());
+        let now = Instant::now();
+        self.tunnels.neigh.expire(now);
         let g = self.tunnels.neigh.generation();
-        self.neigh_gen.swap(g, std::sync::atomic::Ordering::Relaxed) != g
+        let neigh_changed = self.neigh_gen.swap(g, std::sync::atomic::Ordering::Relaxed) != g;
+        neigh_changed | self.tunnels.refresh_due(now)
     }
 
     /// Re-translates every installed megaflow now.

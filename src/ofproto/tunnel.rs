@@ -215,6 +215,7 @@ pub struct TunnelState {
     pub neigh: NeighCache,
     pending: Mutex<Vec<PendingSend>>,
     dev_macs: Mutex<HashMap<String, [u8; 6]>>,
+    last_refresh: Mutex<Option<std::time::Instant>>,
 }
 
 impl TunnelState {
@@ -350,6 +351,23 @@ impl TunnelState {
         }
     }
 
+    /// Whether tunnel megaflows should be re-translated now because their routes may
+    /// have changed: once per `ROUTE_CACHE_TTL` while tunnel ports exist (a route is
+    /// asked of the kernel again when its cache entry is older than that).
+    pub fn refresh_due(&self, now: std::time::Instant) -> bool {
+        if !self.has_ports() {
+            return false;
+        }
+        let mut last = self.last_refresh.lock().unwrap_or_else(|e| e.into_inner());
+        match *last {
+            Some(t) if now.saturating_duration_since(t) < super::route::ROUTE_CACHE_TTL => false,
+            _ => {
+                *last = Some(now);
+                true
+            }
+        }
+    }
+
     /// Takes the queued frames.
     pub fn take_pending(&self) -> Vec<PendingSend> {
         std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
@@ -468,5 +486,28 @@ mod tests {
         assert!(e(&[("remote_ip", "1.1.1.1"), ("local_ip", "::1")], "gre").contains("family"));
         assert!(e(&[("remote_ip", "1.1.1.1"), ("colour", "red")], "gre").contains("colour"));
         assert!(e(&[("remote_ip", "1.1.1.1"), ("csum", "yes")], "gre").contains("csum"));
+    }
+
+    #[test]
+    fn route_refresh_is_due_once_per_ttl_and_only_with_tunnel_ports() {
+        let ts = TunnelState::default();
+        let t0 = std::time::Instant::now();
+        assert!(!ts.refresh_due(t0), "no tunnel ports: nothing to refresh");
+        ts.add_port(TunnelPort {
+            name: "vx".into(),
+            bridge: "br".into(),
+            dp_port: 7,
+            config: TunnelConfig::from_options("vx", "vxlan", &opts(&[("remote_ip", "10.0.0.2")]))
+                .unwrap()
+                .unwrap(),
+        });
+        assert!(ts.refresh_due(t0));
+        assert!(!ts.refresh_due(t0 + std::time::Duration::from_secs(1)));
+        assert!(ts.refresh_due(t0 + crate::ofproto::route::ROUTE_CACHE_TTL));
+        assert!(ts
+            .ports_show()
+            .contains("vx (7) bridge br: vxlan remote_ip=10.0.0.2 key=0"));
+        ts.del_port(7);
+        assert!(!ts.has_ports());
     }
 }
