@@ -49,6 +49,14 @@ fn kernel_datapath_in_qemu_guest() {
         "expire_idle",
         "destroy",
         "no_leftovers",
+        "daemon_start",
+        "daemon_ping",
+        "daemon_flows",
+        "daemon_vxlan_add",
+        "daemon_vxlan_ping",
+        "daemon_dpctl_dump_flows",
+        "daemon_geneve_compat",
+        "daemon_stop",
     ] {
         let prefix = format!("KTEST PASS {step}");
         assert!(

@@ -13,7 +13,10 @@ echo "KTEST BOOTED uptime=$(cut -d' ' -f1 /proc/uptime)s kernel=$(uname -r)"
 
 step() { # step NAME CMD...: runs CMD, prints PASS/FAIL and the output on failure
 	name=$1; shift
-	if "$@" >/tmp/step.log 2>&1; then
+	# In a subshell with -e, so a failing command inside a step function fails the step
+	# (errexit is off for a function called as an `if` condition).
+	( set -e; "$@" ) >/tmp/step.log 2>&1
+	if [ $? -eq 0 ]; then
 		echo "KTEST PASS $name"
 	else
 		echo "KTEST FAIL $name"
@@ -132,13 +135,40 @@ daemon_flows() {
 }
 step daemon_flows daemon_flows
 sed 's/^/    | /' /tmp/dpctl.flows /tmp/appctl.flows 2>/dev/null
+
+# A vxlan port added to the running daemon's kernel bridge (flow-based device, the kernel
+# encapsulates from set(tunnel)), pinged across to ns3's Linux vxlan device (VNI 42); a
+# geneve port as the module's compat vport (vport=compat) to ns4's geneve device (VNI 43).
+CTL=/run/rvswitch/rvswitch.ctl
+appctl() { /usr/bin/rvswitch-appctl -t $CTL "$@"; }
+daemon_vxlan_add() {
+	appctl add-port brk0 vxd0 type=vxlan remote_ip=192.168.50.2 key=42
+	ovs-dpctl show system@ovs-system >/tmp/show.txt
+	appctl dpif/show >>/tmp/show.txt
+	cat /tmp/show.txt
+	[ "$(grep -c 'vxd0' /tmp/show.txt)" -ge 2 ]
+}
+step daemon_vxlan_add daemon_vxlan_add
+step daemon_vxlan_ping $IP netns exec ns1 /usr/bin/ping -c 3 -i 0.2 -W 3 10.0.0.3
+# Right after the ping, while its megaflows are live: ours and ovs-dpctl's must agree.
+step daemon_dpctl_dump_flows /usr/bin/kernel_dump_compare $CTL system@ovs-system 0x2a
+sed "s/^/    /" /tmp/step.log
+daemon_geneve_compat() {
+	appctl add-port brk0 gnd0 type=geneve remote_ip=192.168.51.2 key=43 vport=compat
+	ovs-dpctl show system@ovs-system >/tmp/show.txt
+	cat /tmp/show.txt
+	grep -q 'gnd0 (geneve' /tmp/show.txt
+	$IP netns exec ns1 /usr/bin/ping -c 3 -i 0.2 -W 3 10.0.0.4
+}
+step daemon_geneve_compat daemon_geneve_compat
 daemon_stop() {
 	kill -INT $RVS
 	for _ in $(seq 1 100); do
 		kill -0 $RVS 2>/dev/null || break
 		sleep 0.2
 	done
-	! kill -0 $RVS 2>/dev/null && ! ovs-dpctl show system@ovs-system && ! $IP link show ovs-system && ! $IP link show brk0
+	! kill -0 $RVS 2>/dev/null && ! ovs-dpctl show system@ovs-system && ! $IP link show ovs-system && ! $IP link show brk0 &&
+		! $IP link show vxd0 && ! $IP link show gnd0
 }
 step daemon_stop daemon_stop
 echo "---- rvswitch log ----"

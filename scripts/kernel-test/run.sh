@@ -9,15 +9,16 @@ export KT
 mkdir -p "$KT"
 T0=$(date +%s)
 
-cargo build --example kernel_guest --bin rvswitch --bin rvswitch-appctl
+cargo build --example kernel_guest --example kernel_dump_compare --bin rvswitch --bin rvswitch-appctl
 BIN=$KT/bin
 mkdir -p "$BIN"
 strip -o "$BIN/kernel_guest" target/debug/examples/kernel_guest
+strip -o "$BIN/kernel_dump_compare" target/debug/examples/kernel_dump_compare
 strip -o "$BIN/rvswitch" target/debug/rvswitch
 strip -o "$BIN/rvswitch-appctl" target/debug/rvswitch-appctl
 
 scripts/kernel-test/build-initramfs.sh "$KT/initramfs.cpio.gz" scripts/kernel-test/guest-init.sh \
-	"$BIN/kernel_guest" "$BIN/rvswitch" "$BIN/rvswitch-appctl"
+	"$BIN/kernel_guest" "$BIN/kernel_dump_compare" "$BIN/rvswitch" "$BIN/rvswitch-appctl"
 KERNEL=$(ls "$KT"/kroot/boot/vmlinuz-* | head -1)
 
 # TCG by default: nested KVM is broken on the CI hosts (/dev/kvm exists, guests abort).

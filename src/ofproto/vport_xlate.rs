@@ -17,6 +17,19 @@ use crate::packet::flow_key::tun_flag;
 use crate::packet::{OdpPort, TunnelMeta};
 
 impl Ctx<'_> {
+    /// For a packet a kernel vport decapsulated: its outer destination is un-wildcarded,
+    /// because the module takes a megaflow's tunnel match only with a tunnel destination
+    /// in the key (a mask on tun_id alone would be installed as "tun_id 0, not
+    /// tunnelled" and never match, sending every such packet up). Matching more than was
+    /// consulted keeps the megaflow correct; it only splits it per local endpoint.
+    pub(super) fn kernel_tunnel_ingress(&mut self) {
+        if self.flow.tun_ipv4_dst != 0 {
+            self.wc.0.tun_ipv4_dst = u32::MAX;
+        } else if self.flow.tun_ipv6_dst != [0; 16] {
+            self.wc.0.tun_ipv6_dst = [0xff; 16];
+        }
+    }
+
     /// On a kernel-vport bridge: emits output to `dp` as `set(tunnel)` + output when `dp`
     /// is a tunnel port (or drops the packet, with a trace note, when the port takes its
     /// remote from the flow and the flow has none). Returns whether `dp` was a tunnel port.

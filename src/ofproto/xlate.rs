@@ -177,8 +177,10 @@ pub(super) fn translate(
             flow.in_port = ofport as u32;
             ctx.flow = flow;
             ctx.note(format_args!("bridge(\"{}\")", bridge.name()));
-            if !bridge.kernel_vports() {
+            if bridge.kernel_vports() {
                 // Kernel vports resolve their own next hops: no neighbour cache to fill.
+                ctx.kernel_tunnel_ingress();
+            } else {
                 ctx.snoop_neighbor();
             }
             if ctx.tunnel_ingress_ok(req.key.in_port) {

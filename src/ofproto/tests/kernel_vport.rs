@@ -187,7 +187,8 @@ fn output_to_kernel_tunnel_port_is_set_tunnel_then_output() {
         o.actions,
         vec![DpAction::Set(SetField::Tunnel(want)), DpAction::Output(2)]
     );
-    // Nothing of the tunnel was consulted: the remote and key are fixed.
+    // Nothing of the tunnel was consulted: the remote and key are fixed, and the packet
+    // did not come from a tunnel.
     let m = &o.mask.0;
     assert_eq!((m.tun_id, m.tun_ipv4_dst, m.tun_ipv4_src), (0, 0, 0));
 }
