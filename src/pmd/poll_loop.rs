@@ -77,6 +77,9 @@ pub enum PmdMsg<C> {
     Quit,
 }
 
+/// A busy-polling thread checks its control channel once per this many iterations.
+const CTL_POLL_EVERY: u32 = 8;
+
 /// How a thread waits when it found nothing to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IdlePolicy {
@@ -200,10 +203,19 @@ fn run<W: PollWork>(
     let mut rxqs: Vec<PolledRxq> = Vec::new();
     let mut batch = PacketBatch::new();
     let mut idle_streak = false;
+    let mut iteration = 0u32;
     loop {
         // Control plane: never blocks on a PMD, and a burst of messages is spread over
-        // iterations so it cannot stall forwarding.
-        for _ in 0..MAX_CTL_PER_ITERATION {
+        // iterations so it cannot stall forwarding. A busy-polling thread looks at the
+        // channel every CTL_POLL_EVERY iterations only (a few microseconds): checking an
+        // empty channel each time was ~4% of the PMD's time.
+        iteration = iteration.wrapping_add(1);
+        let ctl_budget = if idle == IdlePolicy::BusyPoll && iteration % CTL_POLL_EVERY != 0 {
+            0
+        } else {
+            MAX_CTL_PER_ITERATION
+        };
+        for _ in 0..ctl_budget {
             let msg = match (idle, idle_streak) {
                 (IdlePolicy::Wait(d), true) => match rx.recv_timeout(d) {
                     Ok(m) => m,
