@@ -4,7 +4,7 @@
 
 mod dpif_netdev_support;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use dpif_netdev_support::*;
@@ -89,12 +89,7 @@ fn miss_upcalls_once_then_hits_emc_and_megaflow() {
     );
     let _p1 = dp.port_add(&dummy("up-p1"), None).unwrap();
     let p2 = dp.port_add(&dummy("up-p2"), None).unwrap();
-    let h = Arc::new(ToPort2 {
-        calls: AtomicU64::new(0),
-        actions: AtomicU64::new(0),
-        install: true,
-        out: p2,
-    });
+    let h = ToPort2::new(p2, true);
     dp.set_upcall_handler(h.clone());
     let d1 = dp.dummy_port("up-p1").unwrap();
     let d2 = dp.dummy_port("up-p2").unwrap();
@@ -258,12 +253,7 @@ fn userspace_sample_and_tunnel_actions() {
     let dp = dp("dpn-ua", cfg());
     let p1 = dp.port_add(&dummy("ua-p1"), None).unwrap();
     let p2 = dp.port_add(&dummy("ua-p2"), None).unwrap();
-    let h = Arc::new(ToPort2 {
-        calls: AtomicU64::new(0),
-        actions: AtomicU64::new(0),
-        install: true,
-        out: p2,
-    });
+    let h = ToPort2::new(p2, true);
     dp.set_upcall_handler(h.clone());
     let (k, m) = ipv4_match(p1);
     put(

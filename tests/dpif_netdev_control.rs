@@ -25,12 +25,7 @@ fn upcalls_are_rate_limited_and_counted_lost() {
     );
     dp.port_add(&dummy("rl-p1"), None).unwrap();
     let p2 = dp.port_add(&dummy("rl-p2"), None).unwrap();
-    let h = Arc::new(ToPort2 {
-        calls: AtomicU64::new(0),
-        actions: AtomicU64::new(0),
-        install: false,
-        out: p2,
-    });
+    let h = ToPort2::new(p2, false);
     dp.set_upcall_handler(h.clone());
     let d1 = dp.dummy_port("rl-p1").unwrap();
     for i in 0..30u8 {
