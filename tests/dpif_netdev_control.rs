@@ -32,13 +32,7 @@ fn upcalls_are_rate_limited_and_counted_lost() {
         d1.inject(0, &udp_frame([10, 0, 0, 1], [10, 0, 2, i], 1, 2, b"x"))
             .unwrap();
     }
-    let pmd = || {
-        dp.pmd_stats()
-            .into_iter()
-            .find(|e| e.core.is_some())
-            .unwrap()
-            .stats
-    };
+    let pmd = || first_pmd_stats(&dp);
     assert!(wait_for(T, || pmd().rx_packets == 30));
     let s = pmd();
     let calls = h.calls.load(Ordering::SeqCst);
@@ -300,13 +294,7 @@ fn subtables_are_reranked_by_hits_every_second() {
             got == n
         }));
     };
-    let pmd = || {
-        dp.pmd_stats()
-            .into_iter()
-            .find(|e| e.core.is_some())
-            .unwrap()
-            .stats
-    };
+    let pmd = || first_pmd_stats(&dp);
     send(10);
     let s = pmd();
     assert_eq!(s.megaflow_hits, 10);

@@ -220,3 +220,13 @@ impl UpcallHandler for Panicking {
         panic!("translator bug (expected by the test)");
     }
 }
+
+/// The counters of the first PMD thread (the tests run one, on `pmd_core()`), not those
+/// of the main thread.
+pub fn first_pmd_stats(dp: &DpifNetdev) -> rvswitch::pmd::PmdStats {
+    dp.pmd_stats()
+        .into_iter()
+        .find(|e| e.core.is_some())
+        .expect("a PMD thread")
+        .stats
+}
