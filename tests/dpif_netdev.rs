@@ -4,7 +4,7 @@
 
 mod dpif_netdev_support;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use dpif_netdev_support::*;
@@ -89,12 +89,7 @@ fn miss_upcalls_once_then_hits_emc_and_megaflow() {
     );
     let _p1 = dp.port_add(&dummy("up-p1"), None).unwrap();
     let p2 = dp.port_add(&dummy("up-p2"), None).unwrap();
-    let h = Arc::new(ToPort2 {
-        calls: AtomicU64::new(0),
-        actions: AtomicU64::new(0),
-        install: true,
-        out: p2,
-    });
+    let h = ToPort2::new(p2, true);
     dp.set_upcall_handler(h.clone());
     let d1 = dp.dummy_port("up-p1").unwrap();
     let d2 = dp.dummy_port("up-p2").unwrap();
@@ -121,12 +116,7 @@ fn miss_upcalls_once_then_hits_emc_and_megaflow() {
         got == 51
     }));
     assert_eq!(h.calls.load(Ordering::SeqCst), 1, "no further upcall");
-    let pmd = dp
-        .pmd_stats()
-        .into_iter()
-        .find(|e| e.core.is_some())
-        .unwrap()
-        .stats;
+    let pmd = first_pmd_stats(&dp);
     assert_eq!(pmd.rx_packets, 51);
     assert_eq!(pmd.upcall_ok, 1);
     assert_eq!(pmd.upcall_failed, 0);
@@ -187,12 +177,7 @@ fn output_to_deleted_port_is_counted_and_dropped() {
         got += d2.take_sent().len();
         got == 4
     }));
-    let s = dp
-        .pmd_stats()
-        .into_iter()
-        .find(|e| e.core.is_some())
-        .unwrap()
-        .stats;
+    let s = first_pmd_stats(&dp);
     assert_eq!(s.tx_no_port, 4);
 }
 
@@ -215,12 +200,7 @@ fn recirculation_runs_a_second_pass() {
         !sent.is_empty()
     }));
     assert_eq!(sent[0], f, "untagged packet unchanged by pop_vlan");
-    let s = dp
-        .pmd_stats()
-        .into_iter()
-        .find(|e| e.core.is_some())
-        .unwrap()
-        .stats;
+    let s = first_pmd_stats(&dp);
     assert_eq!(s.recirculations, 1);
     assert!(dp
         .pmd_stats_show()
@@ -258,12 +238,7 @@ fn userspace_sample_and_tunnel_actions() {
     let dp = dp("dpn-ua", cfg());
     let p1 = dp.port_add(&dummy("ua-p1"), None).unwrap();
     let p2 = dp.port_add(&dummy("ua-p2"), None).unwrap();
-    let h = Arc::new(ToPort2 {
-        calls: AtomicU64::new(0),
-        actions: AtomicU64::new(0),
-        install: true,
-        out: p2,
-    });
+    let h = ToPort2::new(p2, true);
     dp.set_upcall_handler(h.clone());
     let (k, m) = ipv4_match(p1);
     put(
@@ -304,12 +279,7 @@ fn userspace_sample_and_tunnel_actions() {
         "one userspace upcall per packet"
     );
     assert_eq!(h.calls.load(Ordering::SeqCst), 0, "no miss");
-    let s = dp
-        .pmd_stats()
-        .into_iter()
-        .find(|e| e.core.is_some())
-        .unwrap()
-        .stats;
+    let s = first_pmd_stats(&dp);
     assert_eq!(s.userspace_actions, 3);
     assert_eq!(
         s.action_errors, 3,
@@ -394,12 +364,7 @@ fn vxlan_push_then_pop_round_trip() {
         !back.is_empty()
     }));
     assert_eq!(back, vec![inner]);
-    let s = dp
-        .pmd_stats()
-        .into_iter()
-        .find(|e| e.core.is_some())
-        .unwrap()
-        .stats;
+    let s = first_pmd_stats(&dp);
     assert_eq!(s.recirculations, 1, "tnl_pop recirculates once");
     assert_eq!(s.action_errors, 0);
     let text = dp.dump_flows_text();
@@ -419,13 +384,7 @@ fn a_panicking_translator_costs_packets_not_the_pmd() {
     let d2 = dp.dummy_port("pn-p2").unwrap();
     d1.inject(0, &udp_frame([1, 1, 1, 1], [2, 2, 2, 2], 1, 2, b"p"))
         .unwrap();
-    let pmd = || {
-        dp.pmd_stats()
-            .into_iter()
-            .find(|e| e.core.is_some())
-            .unwrap()
-            .stats
-    };
+    let pmd = || first_pmd_stats(&dp);
     assert!(wait_for(T, || pmd().upcall_failed == 1));
     // The PMD still answers the control plane and forwards.
     let (k, m) = ipv4_match(p1);

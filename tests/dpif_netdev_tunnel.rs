@@ -6,54 +6,19 @@
 
 mod dpif_netdev_support;
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
-use std::time::Duration;
 
 use dpif_netdev_support::*;
-use rvswitch::dpif::{DpAction, Dpif, FlowPut, FlowPutMode, PortSpec, TnlPush, TunnelType};
-use rvswitch::dpif_netdev::{DpNetdevConfig, DpifNetdev};
+use rvswitch::dpif::{DpAction, Dpif, TnlPush, TunnelType};
+use rvswitch::dpif_netdev::DpifNetdev;
 use rvswitch::packet::tunnel::{
     build_tnl_header, tnl_pop, tnl_push, Encap, TnlHeaderSpec, UDP_SRC_MAX, UDP_SRC_MIN,
 };
 use rvswitch::packet::wire::{ipv4, udp};
-use rvswitch::packet::{ethertype, FlowKey, FlowMask, PacketBuf};
+use rvswitch::packet::PacketBuf;
 
-const T: Duration = Duration::from_secs(5);
 const LOCAL: Ipv4Addr = Ipv4Addr::new(172, 31, 0, 1);
 const REMOTE: Ipv4Addr = Ipv4Addr::new(172, 31, 0, 2);
-
-fn port(name: &str, ty: &str) -> PortSpec {
-    PortSpec {
-        name: name.into(),
-        port_type: ty.into(),
-        options: BTreeMap::new(),
-    }
-}
-
-fn put(dp: &DpifNetdev, k: FlowKey, m: FlowMask, actions: Vec<DpAction>) {
-    dp.flow_put(&FlowPut {
-        key: k,
-        mask: m,
-        actions: Arc::from(actions),
-        mode: FlowPutMode::Create,
-        clear_stats: false,
-    })
-    .expect("flow_put");
-}
-
-fn in_port_match(in_port: u32) -> (FlowKey, FlowMask) {
-    let k = FlowKey {
-        in_port,
-        dl_type: ethertype::IPV4,
-        ..Default::default()
-    };
-    let mut m = FlowMask::default();
-    m.0.in_port = u32::MAX;
-    m.0.dl_type = u16::MAX;
-    (k, m)
-}
 
 fn vxlan_push(vni: u32, tnl_port: u32, out_port: u32) -> TnlPush {
     let header = build_tnl_header(&TnlHeaderSpec {
@@ -94,18 +59,11 @@ fn stat(dp: &DpifNetdev, f: impl Fn(&rvswitch::pmd::PmdStats) -> u64) -> u64 {
 
 #[test]
 fn tnl_push_sends_outer_vxlan_header_out_of_the_underlay_port() {
-    let dp = DpifNetdev::new(
-        "dpt-push",
-        DpNetdevConfig {
-            pmd_cores: vec![pmd_core()],
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let vm = dp.port_add(&port("tp-vm", "dummy"), None).unwrap();
-    let under = dp.port_add(&port("tp-under", "dummy"), None).unwrap();
-    let vx = dp.port_add(&port("tp-vx", "vxlan"), None).unwrap();
-    let (k, m) = in_port_match(vm);
+    let dp = dp("dpt-push", cfg());
+    let vm = dp.port_add(&port_spec("tp-vm", "dummy"), None).unwrap();
+    let under = dp.port_add(&port_spec("tp-under", "dummy"), None).unwrap();
+    let vx = dp.port_add(&port_spec("tp-vx", "vxlan"), None).unwrap();
+    let (k, m) = ipv4_match(vm);
     put(
         &dp,
         k,
@@ -149,18 +107,11 @@ fn tnl_push_sends_outer_vxlan_header_out_of_the_underlay_port() {
 
 #[test]
 fn tnl_push_over_underlay_mtu_is_counted_and_dropped() {
-    let dp = DpifNetdev::new(
-        "dpt-mtu",
-        DpNetdevConfig {
-            pmd_cores: vec![pmd_core()],
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let vm = dp.port_add(&port("tm-vm", "dummy"), None).unwrap();
-    let under = dp.port_add(&port("tm-under", "dummy"), None).unwrap();
-    let vx = dp.port_add(&port("tm-vx", "vxlan"), None).unwrap();
-    let (k, m) = in_port_match(vm);
+    let dp = dp("dpt-mtu", cfg());
+    let vm = dp.port_add(&port_spec("tm-vm", "dummy"), None).unwrap();
+    let under = dp.port_add(&port_spec("tm-under", "dummy"), None).unwrap();
+    let vx = dp.port_add(&port_spec("tm-vx", "vxlan"), None).unwrap();
+    let (k, m) = ipv4_match(vm);
     put(&dp, k, m, vec![DpAction::TnlPush(vxlan_push(7, vx, under))]);
     let d_vm = dp.dummy_port("tm-vm").unwrap();
     let d_under = dp.dummy_port("tm-under").unwrap();
@@ -184,21 +135,14 @@ fn tnl_push_over_underlay_mtu_is_counted_and_dropped() {
 
 #[test]
 fn tnl_pop_recirculates_as_the_tunnel_port_with_tun_id_and_drops_bad_outer_headers() {
-    let dp = DpifNetdev::new(
-        "dpt-pop",
-        DpNetdevConfig {
-            pmd_cores: vec![pmd_core()],
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let vm = dp.port_add(&port("tq-vm", "dummy"), None).unwrap();
-    let under = dp.port_add(&port("tq-under", "dummy"), None).unwrap();
-    let vx = dp.port_add(&port("tq-vx", "vxlan"), None).unwrap();
-    let (k, m) = in_port_match(under);
+    let dp = dp("dpt-pop", cfg());
+    let vm = dp.port_add(&port_spec("tq-vm", "dummy"), None).unwrap();
+    let under = dp.port_add(&port_spec("tq-under", "dummy"), None).unwrap();
+    let vx = dp.port_add(&port_spec("tq-vx", "vxlan"), None).unwrap();
+    let (k, m) = ipv4_match(under);
     put(&dp, k, m, vec![DpAction::TnlPop(vx)]);
     // After the pop: only tun_id 0x1234 from REMOTE goes to the VM port.
-    let (mut k2, mut m2) = in_port_match(vx);
+    let (mut k2, mut m2) = ipv4_match(vx);
     k2.tun_id = 0x1234;
     m2.0.tun_id = u64::MAX;
     k2.tun_ipv4_src = u32::from(REMOTE);

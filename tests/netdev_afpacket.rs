@@ -26,24 +26,23 @@ fn ping_from_namespace_arrives_on_rxq() {
     v.static_neighbour(host_mac);
     let mut rxq = port.open_rxq(0).unwrap();
     let mut ping = v.ns_spawn("ping", &["-c", "5", "-i", "0.2", "-W", "1", &v.far_ip]);
-    let (peer_mac, far) = (v.peer_mac(), ip4(&v.far_ip));
+    let echo = EchoRequests {
+        dst_mac: host_mac,
+        src_mac: v.peer_mac(),
+        dst_ip: ip4(&v.far_ip),
+    };
     let mut pool = PacketPool::new(64);
-    let frames = collect_frames(
+    let frames = echo.collect(
         |b, p| rxq.recv(b, p).unwrap(),
         &mut pool,
         Duration::from_secs(8),
-        |fs| {
-            fs.iter()
-                .filter(|f| is_echo_request(f, host_mac, peer_mac, far))
-                .count()
-                >= 5
-        },
+        5,
     );
     let _ = wait_child(&mut ping, Duration::from_secs(5));
-    let seqs: Vec<u16> = frames
-        .iter()
-        .filter(|f| is_echo_request(f, host_mac, peer_mac, far))
-        .map(|f| u16::from_be_bytes([f[40], f[41]]))
+    let seqs: Vec<u16> = echo
+        .among(&frames)
+        .into_iter()
+        .map(|f| icmp_seq(f))
         .collect();
     assert_eq!(seqs, vec![1, 2, 3, 4, 5], "echo requests seen");
     assert!(port.stats().rx_packets >= 5);
@@ -120,14 +119,7 @@ fn txq_frames_reach_the_peer_and_are_not_looped_back() {
         wait_child(&mut dump, Duration::from_secs(2)),
         "tcpdump did not finish"
     );
-    let got = read_pcap(&pcap);
-    assert_eq!(got.len(), 3);
-    for f in &got {
-        assert!(
-            sent.contains(f),
-            "captured frame was not one we sent: {f:02x?}"
-        );
-    }
+    assert_captured_were_sent(&pcap, 3, &sent);
     assert_eq!(looped, 0, "our own transmissions came back on rx");
     let st = port.stats();
     assert_eq!(st.tx_packets, sent.len() as u64, "{st:?}");

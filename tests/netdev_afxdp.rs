@@ -23,24 +23,19 @@ fn ping_is_received(port: &dyn Netdev, v: &VethNs) {
     let mut ping = v.ns_spawn("ping", &["-c", "5", "-i", "0.2", "-W", "1", &v.far_ip]);
     let mut rxq = port.open_rxq(0).unwrap();
     let mut pool = PacketPool::new(64);
-    let peer_mac = v.peer_mac();
-    let far = ip4(&v.far_ip);
-    let frames = collect_frames(
+    let echo = EchoRequests {
+        dst_mac: host_mac,
+        src_mac: v.peer_mac(),
+        dst_ip: ip4(&v.far_ip),
+    };
+    let frames = echo.collect(
         |b, p| rxq.recv(b, p).unwrap(),
         &mut pool,
         Duration::from_secs(8),
-        |fs| {
-            fs.iter()
-                .filter(|f| is_echo_request(f, host_mac, peer_mac, far))
-                .count()
-                >= 5
-        },
+        5,
     );
     let _ = wait_child(&mut ping, Duration::from_secs(5));
-    let echoes: Vec<_> = frames
-        .iter()
-        .filter(|f| is_echo_request(f, host_mac, peer_mac, far))
-        .collect();
+    let echoes = echo.among(&frames);
     assert!(
         echoes.len() >= 5,
         "expected 5 echo requests from ping, got {} of {} frames",
@@ -48,10 +43,7 @@ fn ping_is_received(port: &dyn Netdev, v: &VethNs) {
         frames.len()
     );
     // ping numbers its requests 1..=5 (ICMP sequence at offset 40).
-    let seqs: Vec<u16> = echoes
-        .iter()
-        .map(|f| u16::from_be_bytes([f[40], f[41]]))
-        .collect();
+    let seqs: Vec<u16> = echoes.iter().map(|f| icmp_seq(f)).collect();
     assert_eq!(&seqs[..5], &[1, 2, 3, 4, 5]);
     let st = port.stats();
     assert!(st.rx_packets >= 5, "{st:?}");
@@ -86,32 +78,16 @@ fn txq_frames_reach_the_peer() {
     let mut txq = port.open_txq(0).unwrap();
     let mut pool = PacketPool::new(64);
     let src = port.mac();
-    let mut sent = Vec::new();
-    let mut seq = 0u32;
-    let start = std::time::Instant::now();
-    while dump.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(10) {
+    let sent = send_until_captured(&mut dump, |seq| {
         let f = test_frame(src, b"afxdp-tx", seq, 100 + seq as usize % 50);
         let mut batch = PacketBatch::new();
         batch.pkts.push(PacketBuf::from_frame(&f));
         assert_eq!(txq.send(&mut batch, &mut pool), 1);
         assert!(batch.is_empty());
         txq.flush();
-        sent.push(f);
-        seq += 1;
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(
-        wait_child(&mut dump, Duration::from_secs(2)),
-        "tcpdump did not finish"
-    );
-    let got = read_pcap(&pcap);
-    assert_eq!(got.len(), 3);
-    for f in &got {
-        assert!(
-            sent.contains(f),
-            "captured frame was not one we sent: {f:02x?}"
-        );
-    }
+        f
+    });
+    assert_captured_were_sent(&pcap, 3, &sent);
     assert!(port.stats().tx_packets >= 3);
 }
 

@@ -5,7 +5,7 @@
 mod netdev_support;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use netdev_support::*;
 use rvswitch::netdev::{self, linux, NetdevError};
@@ -83,24 +83,20 @@ fn internal_port_carries_traffic_both_ways() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let want_dst = parse_mac("02:00:00:77:00:02");
+    let echo = EchoRequests {
+        dst_mac: parse_mac("02:00:00:77:00:02"),
+        src_mac: tap_mac,
+        dst_ip: [10, 77, 0, 2],
+    };
     let mut pool = PacketPool::new(64);
-    let frames = collect_frames(
+    let frames = echo.collect(
         |b, p| rxq.recv(b, p).unwrap(),
         &mut pool,
         Duration::from_secs(8),
-        |fs| {
-            fs.iter()
-                .filter(|f| is_echo_request(f, want_dst, tap_mac, [10, 77, 0, 2]))
-                .count()
-                >= 3
-        },
+        3,
     );
     let _ = wait_child(&mut ping, Duration::from_secs(5));
-    let echoes = frames
-        .iter()
-        .filter(|f| is_echo_request(f, want_dst, tap_mac, [10, 77, 0, 2]))
-        .count();
+    let echoes = echo.among(&frames).len();
     assert!(
         echoes >= 3,
         "got {echoes} echo requests of {} frames",
@@ -132,27 +128,14 @@ fn internal_port_carries_traffic_both_ways() {
         .spawn()
         .unwrap();
     let mut txq = port.open_txq(0).unwrap();
-    let mut sent = Vec::new();
-    let start = Instant::now();
-    let mut seq = 0;
-    while dump.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(10) {
+    let sent = send_until_captured(&mut dump, |seq| {
         let f = test_frame([0x02, 0, 0, 0x77, 0, 9], b"tap-tx", seq, 90);
         let mut batch = PacketBatch::new();
         batch.pkts.push(PacketBuf::from_frame(&f));
         assert_eq!(txq.send(&mut batch, &mut pool), 1);
-        sent.push(f);
-        seq += 1;
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(
-        wait_child(&mut dump, Duration::from_secs(2)),
-        "tcpdump did not finish"
-    );
-    let got = read_pcap(&pcap);
-    assert_eq!(got.len(), 2);
-    for f in &got {
-        assert!(sent.contains(f), "captured frame was not one we sent");
-    }
+        f
+    });
+    assert_captured_were_sent(&pcap, 2, &sent);
     drop((rxq, txq));
     drop(port);
     let out = Command::new("ip")

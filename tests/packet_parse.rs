@@ -55,19 +55,7 @@ fn udp_over_ipv4() {
 #[test]
 fn padded_short_frame_is_not_truncated() {
     // A 42-byte UDP frame padded to the 60-byte Ethernet minimum.
-    let mut f = ipv4_frame(
-        &eth(),
-        &ip4(),
-        &L4::Udp(
-            udp::Repr {
-                src_port: 1,
-                dst_port: 2,
-                payload_len: 0,
-            },
-            b"",
-        ),
-    )
-    .unwrap();
+    let mut f = udp4_frame();
     f.resize(60, 0);
     let (k, _) = parse(&f);
     assert_eq!(k.parse_flags, 0);
@@ -381,19 +369,7 @@ fn ipv6_extension_headers_and_fragments() {
 
 #[test]
 fn tunnel_metadata_is_copied() {
-    let f = ipv4_frame(
-        &eth(),
-        &ip4(),
-        &L4::Udp(
-            udp::Repr {
-                src_port: 1,
-                dst_port: 2,
-                payload_len: 0,
-            },
-            b"",
-        ),
-    )
-    .unwrap();
+    let f = udp4_frame();
     let mut p = PacketBuf::from_frame(&f);
     p.meta.recirc_id = 3;
     p.meta.tunnel = TunnelMeta {
@@ -452,19 +428,7 @@ fn unknown_ethertype_and_ip_protocol() {
 
 #[test]
 fn malformed_ip_headers() {
-    let mut f = ipv4_frame(
-        &eth(),
-        &ip4(),
-        &L4::Udp(
-            udp::Repr {
-                src_port: 1,
-                dst_port: 2,
-                payload_len: 0,
-            },
-            b"",
-        ),
-    )
-    .unwrap();
+    let mut f = udp4_frame();
     f[14] = 0x44; // IHL 4
     let (k, p) = parse(&f);
     assert_eq!(k.parse_flags, parse_flag::MALFORMED);
@@ -485,19 +449,7 @@ fn malformed_ip_headers() {
 #[test]
 fn truncated_at_every_boundary() {
     let frames: Vec<Vec<u8>> = vec![
-        ipv4_frame(
-            &eth(),
-            &ip4(),
-            &L4::Udp(
-                udp::Repr {
-                    src_port: 1,
-                    dst_port: 2,
-                    payload_len: 0,
-                },
-                b"",
-            ),
-        )
-        .unwrap(),
+        udp4_frame(),
         ipv4_frame(
             &ethernet::Repr {
                 vlans: [

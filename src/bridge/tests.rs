@@ -283,3 +283,37 @@ trunks = [30, 40]
     assert!(!of.ports().by_name("m1").unwrap().config.mcast_flood_reports);
     sw.shutdown();
 }
+
+#[test]
+fn dpctl_dump_flows_covers_the_datapaths_the_switch_has() {
+    let n = names("k");
+    let dir = tempfile::tempdir().unwrap();
+    let sw = Switch::start(config(dir.path(), TWO_PORTS, &n), false).unwrap();
+    let dp = sw.netdev_datapath().expect("netdev datapath opened");
+    let (d1, d2) = (dp.dummy_port("d1").unwrap(), dp.dummy_port("d2").unwrap());
+    d1.inject(0, &frame(MAC_B, MAC_A)).unwrap();
+    wait_for("flood to d2", || {
+        Some(ipv4(d2.take_sent())).filter(|v| !v.is_empty())
+    });
+    let all = wait_for("a megaflow", || {
+        super::dpctl::dump_flows(&sw, None)
+            .ok()
+            .filter(|t| t.contains("in_port("))
+    });
+    assert!(
+        all.contains("packets:") && all.contains("actions:"),
+        "{all}"
+    );
+    // One datapath: no per-datapath header, and naming it gives the same flows.
+    assert!(!all.contains("netdev@"), "{all}");
+    let named = super::dpctl::dump_flows(&sw, Some("netdev")).unwrap();
+    assert!(named.contains("in_port("), "{named}");
+    let err = super::dpctl::dump_flows(&sw, Some("kernel")).unwrap_err();
+    assert!(
+        err.contains("no datapath 'kernel'") && err.contains("netdev@ovs-netdev"),
+        "{err}"
+    );
+    sw.shutdown();
+    let err = super::dpctl::dump_flows(&sw, None).unwrap_err();
+    assert!(err.contains("no datapaths"), "{err}");
+}

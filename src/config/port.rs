@@ -140,6 +140,15 @@ pub(super) fn validate_port(p: PortArgs, datapath: DatapathType) -> Result<PortC
             "local_ip" if v.parse::<IpAddr>().is_err() => {
                 return Err(bad("an IPv4 or IPv6 address"))
             }
+            "vport" if datapath != DatapathType::Kernel => {
+                return Err(option_err(
+                    k,
+                    format!(
+                        "only the kernel datapath has vports (this bridge's datapath is {})",
+                        datapath.as_str()
+                    ),
+                ))
+            }
             "vport" if !matches!(v.as_str(), "netdev" | "compat") => {
                 return Err(bad("netdev or compat (kernel datapath only)"))
             }

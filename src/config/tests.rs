@@ -306,6 +306,8 @@ fn tunnel_options() {
     );
     let t = "[[bridge]]\nname = \"b\"\ndatapath = \"kernel\"\n[[bridge.port]]\nname = \"t\"\ntype = \"vxlan\"\n\n[bridge.port.options]\nremote_ip = \"192.0.2.7\"\nvport = \"bogus\"\n";
     assert_err(t, 10, "expected netdev or compat");
+    let t = "[[bridge]]\nname = \"b\"\n[[bridge.port]]\nname = \"t\"\ntype = \"vxlan\"\n\n[bridge.port.options]\nremote_ip = \"192.0.2.7\"\nvport = \"compat\"\n";
+    assert_err(t, 9, "only the kernel datapath has vports");
     let t = "[[bridge]]\nname = \"b\"\n[[bridge.port]]\nname = \"t\"\ntype = \"gre\"\noptions = { remote_ip = \"300.1.2.3\" }\n";
     assert_err(t, 6, "an IPv4 or IPv6 address");
 }

@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
 
 use crate::dpif::{DpAction, DpFlow, Masked, SetField, TunnelType};
-use crate::packet::{ethertype, flow_key::frag, ipproto, FlowKey, FlowMask};
+use crate::packet::{ethertype, flow_key::frag, flow_key::tun_flag, ipproto, FlowKey, FlowMask};
 
 fn mac(m: &[u8; 6]) -> String {
     format!(
@@ -274,15 +274,44 @@ fn format_set(out: &mut String, s: &SetField) {
             }
         }
         SetField::Tunnel(t) => {
-            let _ = write!(
-                out,
-                "set(tunnel(tun_id={:#x},src={},dst={},ttl={},tp_dst={}))",
-                t.tun_id,
-                Ipv4Addr::from(t.ipv4_src),
-                Ipv4Addr::from(t.ipv4_dst),
-                t.ttl,
-                t.tp_dst
-            );
+            // As OVS prints it: zero addresses, tos and ports left out, flags last.
+            let mut parts = vec![format!("tun_id={:#x}", t.tun_id)];
+            if t.ipv4_src != 0 {
+                parts.push(format!("src={}", Ipv4Addr::from(t.ipv4_src)));
+            }
+            if t.ipv4_dst != 0 {
+                parts.push(format!("dst={}", Ipv4Addr::from(t.ipv4_dst)));
+            }
+            if t.ipv6_src != [0; 16] {
+                parts.push(format!("ipv6_src={}", Ipv6Addr::from(t.ipv6_src)));
+            }
+            if t.ipv6_dst != [0; 16] {
+                parts.push(format!("ipv6_dst={}", Ipv6Addr::from(t.ipv6_dst)));
+            }
+            if t.tos != 0 {
+                parts.push(format!("tos={:#x}", t.tos));
+            }
+            parts.push(format!("ttl={}", t.ttl));
+            if t.tp_src != 0 {
+                parts.push(format!("tp_src={}", t.tp_src));
+            }
+            if t.tp_dst != 0 {
+                parts.push(format!("tp_dst={}", t.tp_dst));
+            }
+            let flags: Vec<&str> = [
+                (tun_flag::DONT_FRAGMENT, "df"),
+                (tun_flag::CSUM, "csum"),
+                (tun_flag::KEY, "key"),
+                (tun_flag::OAM, "oam"),
+            ]
+            .iter()
+            .filter(|(b, _)| t.flags & b != 0)
+            .map(|(_, n)| *n)
+            .collect();
+            if !flags.is_empty() {
+                parts.push(format!("flags({})", flags.join("|")));
+            }
+            let _ = write!(out, "set(tunnel({}))", parts.join(","));
             return;
         }
     };
@@ -433,5 +462,21 @@ mod tests {
              actions:push_vlan(vid=10,pcp=0),2"
         );
         assert_eq!(format_actions(&[]), "drop");
+    }
+
+    #[test]
+    fn set_tunnel_prints_like_dpctl() {
+        let t = crate::packet::TunnelMeta {
+            tun_id: 0x2a,
+            ipv4_dst: 0xc0a8_3202,
+            ttl: 64,
+            tp_dst: 4789,
+            flags: tun_flag::DONT_FRAGMENT | tun_flag::KEY,
+            ..Default::default()
+        };
+        assert_eq!(
+            format_actions(&[DpAction::Set(SetField::Tunnel(t)), DpAction::Output(4)]),
+            "set(tunnel(tun_id=0x2a,dst=192.168.50.2,ttl=64,tp_dst=4789,flags(df|key))),4"
+        );
     }
 }

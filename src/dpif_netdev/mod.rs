@@ -268,6 +268,24 @@ impl DpifNetdev {
             .collect()
     }
 
+    /// Asks every thread about one megaflow and merges the answers of those that hold it
+    /// (each PMD keeps its own copy with its own counters); `NoSuchFlow` if none does.
+    fn ask_flow<T>(
+        &self,
+        what: &str,
+        make: impl Fn(Sender<Option<T>>) -> DpCtl,
+        stats: impl Fn(&mut T) -> &mut DpFlowStats,
+    ) -> DpifResult<T> {
+        self.ask_all(what, make)?
+            .into_iter()
+            .flatten()
+            .reduce(|mut acc, mut x| {
+                stats(&mut acc).merge(stats(&mut x));
+                acc
+            })
+            .ok_or(DpifError::NoSuchFlow)
+    }
+
     fn sync_thread(&self, idx: usize) -> DpifResult<()> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         if !self.threads[idx].send(PmdMsg::Sync(tx)) {
@@ -503,35 +521,29 @@ impl Dpif for DpifNetdev {
     fn flow_get(&self, key: &FlowKey, mask: &FlowMask) -> DpifResult<DpFlow> {
         self.check_callable("flow_get")?;
         let (k, m) = (*key, *mask);
-        self.ask_all("a flow get", |reply| DpCtl::FlowGet {
-            key: k,
-            mask: m,
-            reply,
-        })?
-        .into_iter()
-        .flatten()
-        .reduce(|mut acc, f| {
-            acc.stats.merge(&f.stats);
-            acc
-        })
-        .ok_or(DpifError::NoSuchFlow)
+        self.ask_flow(
+            "a flow get",
+            |reply| DpCtl::FlowGet {
+                key: k,
+                mask: m,
+                reply,
+            },
+            |f| &mut f.stats,
+        )
     }
 
     fn flow_del(&self, key: &FlowKey, mask: &FlowMask) -> DpifResult<DpFlowStats> {
         self.check_callable("flow_del")?;
         let (k, m) = (*key, *mask);
-        self.ask_all("a flow delete", |reply| DpCtl::FlowDel {
-            key: k,
-            mask: m,
-            reply,
-        })?
-        .into_iter()
-        .flatten()
-        .reduce(|mut acc, s| {
-            acc.merge(&s);
-            acc
-        })
-        .ok_or(DpifError::NoSuchFlow)
+        self.ask_flow(
+            "a flow delete",
+            |reply| DpCtl::FlowDel {
+                key: k,
+                mask: m,
+                reply,
+            },
+            |s| s,
+        )
     }
 
     fn flow_dump(&self) -> DpifResult<Vec<DpFlow>> {

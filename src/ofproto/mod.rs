@@ -361,16 +361,21 @@ impl Ofproto {
         Ok(of)
     }
 
-    /// Removes a port; forgets what NORMAL learned on it. Returns it.
-    pub fn del_port(&self, name: &str) -> Result<BridgePort, OfprotoError> {
-        let mut ports = write(&self.ports);
-        let of = ports
+    /// The OpenFlow number of port `name` in `ports`, or the error naming bridge and port.
+    fn ofport_named(&self, ports: &PortMap, name: &str) -> Result<OfPort, OfprotoError> {
+        ports
             .by_name(name)
             .map(|p| p.ofport)
             .ok_or_else(|| OfprotoError::NoSuchPort {
                 bridge: self.name.clone(),
                 port: name.to_string(),
-            })?;
+            })
+    }
+
+    /// Removes a port; forgets what NORMAL learned on it. Returns it.
+    pub fn del_port(&self, name: &str) -> Result<BridgePort, OfprotoError> {
+        let mut ports = write(&self.ports);
+        let of = self.ofport_named(&ports, name)?;
         let p = ports.remove(of).expect("port found by name");
         drop(ports);
         self.fdb().flush_port(of);
@@ -382,13 +387,7 @@ impl Ofproto {
     /// Changes a port's VLAN / multicast settings.
     pub fn set_port_config(&self, name: &str, config: PortConfig) -> Result<(), OfprotoError> {
         let mut ports = write(&self.ports);
-        let of = ports
-            .by_name(name)
-            .map(|p| p.ofport)
-            .ok_or_else(|| OfprotoError::NoSuchPort {
-                bridge: self.name.clone(),
-                port: name.to_string(),
-            })?;
+        let of = self.ofport_named(&ports, name)?;
         if let Some(p) = ports.get_mut(of) {
             p.config = config;
         }

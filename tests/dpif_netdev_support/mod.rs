@@ -117,13 +117,18 @@ pub fn pmd_core() -> usize {
 /// How long the tests wait for traffic.
 pub const T: Duration = Duration::from_secs(5);
 
-/// A dummy port spec.
-pub fn dummy(name: &str) -> PortSpec {
+/// A port spec of type `ty` without options.
+pub fn port_spec(name: &str, ty: &str) -> PortSpec {
     PortSpec {
         name: name.into(),
-        port_type: "dummy".into(),
+        port_type: ty.into(),
         options: BTreeMap::new(),
     }
+}
+
+/// A dummy port spec.
+pub fn dummy(name: &str) -> PortSpec {
+    port_spec(name, "dummy")
 }
 
 /// A datapath, or the test fails.
@@ -172,6 +177,19 @@ pub struct ToPort2 {
     pub out: u32,
 }
 
+impl ToPort2 {
+    /// A translator to `out` that has counted nothing yet; `install` says whether its
+    /// answers may be installed as megaflows.
+    pub fn new(out: u32, install: bool) -> Arc<ToPort2> {
+        Arc::new(ToPort2 {
+            calls: AtomicU64::new(0),
+            actions: AtomicU64::new(0),
+            install,
+            out,
+        })
+    }
+}
+
 impl UpcallHandler for ToPort2 {
     fn upcall(&self, up: &Upcall<'_>) -> Result<UpcallReply, UpcallError> {
         if let UpcallKind::Action { .. } = up.kind {
@@ -201,4 +219,14 @@ impl UpcallHandler for Panicking {
     fn upcall(&self, _up: &Upcall<'_>) -> Result<UpcallReply, UpcallError> {
         panic!("translator bug (expected by the test)");
     }
+}
+
+/// The counters of the first PMD thread (the tests run one, on `pmd_core()`), not those
+/// of the main thread.
+pub fn first_pmd_stats(dp: &DpifNetdev) -> rvswitch::pmd::PmdStats {
+    dp.pmd_stats()
+        .into_iter()
+        .find(|e| e.core.is_some())
+        .expect("a PMD thread")
+        .stats
 }

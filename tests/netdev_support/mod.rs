@@ -191,6 +191,78 @@ pub fn is_echo_request(f: &[u8], dst_mac: [u8; 6], src_mac: [u8; 6], dst_ip: [u8
         && f[34] == 8
 }
 
+/// The ICMP echo requests ping sends: to `dst_mac` from `src_mac` for `dst_ip`.
+pub struct EchoRequests {
+    /// Destination MAC the requests carry.
+    pub dst_mac: [u8; 6],
+    /// Source MAC the requests carry.
+    pub src_mac: [u8; 6],
+    /// The pinged address.
+    pub dst_ip: [u8; 4],
+}
+
+impl EchoRequests {
+    /// The echo requests among `frames`, in arrival order.
+    pub fn among<'a>(&self, frames: &'a [Vec<u8>]) -> Vec<&'a Vec<u8>> {
+        frames
+            .iter()
+            .filter(|f| is_echo_request(f, self.dst_mac, self.src_mac, self.dst_ip))
+            .collect()
+    }
+
+    /// Polls `recv` for up to `timeout` until `want` echo requests arrived; returns every
+    /// frame seen.
+    pub fn collect(
+        &self,
+        recv: impl FnMut(&mut PacketBatch, &mut PacketPool) -> usize,
+        pool: &mut PacketPool,
+        timeout: Duration,
+        want: usize,
+    ) -> Vec<Vec<u8>> {
+        collect_frames(recv, pool, timeout, |fs| self.among(fs).len() >= want)
+    }
+}
+
+/// ping's ICMP sequence number of an echo request frame (offset 40).
+pub fn icmp_seq(f: &[u8]) -> u16 {
+    u16::from_be_bytes([f[40], f[41]])
+}
+
+/// Calls `send_one(seq)` (which transmits a frame and returns it) every 50 ms until the
+/// tcpdump `dump` has its frames (at most 10 s), and fails unless tcpdump finished.
+/// Returns every frame sent.
+pub fn send_until_captured(
+    dump: &mut Child,
+    mut send_one: impl FnMut(u32) -> Vec<u8>,
+) -> Vec<Vec<u8>> {
+    let mut sent = Vec::new();
+    let start = Instant::now();
+    let mut seq = 0u32;
+    while dump.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(10) {
+        sent.push(send_one(seq));
+        seq += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        wait_child(dump, Duration::from_secs(2)),
+        "tcpdump did not finish"
+    );
+    sent
+}
+
+/// Fails unless tcpdump's capture at `pcap` holds exactly `count` frames, each one of
+/// `sent`.
+pub fn assert_captured_were_sent(pcap: &std::path::Path, count: usize, sent: &[Vec<u8>]) {
+    let got = read_pcap(pcap);
+    assert_eq!(got.len(), count);
+    for f in &got {
+        assert!(
+            sent.contains(f),
+            "captured frame was not one we sent: {f:02x?}"
+        );
+    }
+}
+
 /// Parses "a.b.c.d".
 pub fn ip4(s: &str) -> [u8; 4] {
     let v: Vec<u8> = s.split('.').map(|p| p.parse().unwrap()).collect();

@@ -2,7 +2,8 @@
 #![allow(dead_code)]
 
 use rvswitch::packet::parse::flow_extract;
-use rvswitch::packet::wire::{ethernet, ipv4, ipv6};
+use rvswitch::packet::wire::build::{ipv4_frame, L4};
+use rvswitch::packet::wire::{ethernet, ipv4, ipv6, udp};
 use rvswitch::packet::{FlowKey, PacketBuf};
 
 pub const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
@@ -42,4 +43,15 @@ pub fn parse(f: &[u8]) -> (FlowKey, PacketBuf) {
     let mut k = FlowKey::default();
     flow_extract(&mut p, &mut k);
     (k, p)
+}
+
+/// The frame most parser tests start from: `eth()` / `ip4()` / UDP port 1 to port 2,
+/// no payload.
+pub fn udp4_frame() -> Vec<u8> {
+    let udp = udp::Repr {
+        src_port: 1,
+        dst_port: 2,
+        payload_len: 0,
+    };
+    ipv4_frame(&eth(), &ip4(), &L4::Udp(udp, b"")).unwrap()
 }
