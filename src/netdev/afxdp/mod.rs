@@ -136,8 +136,11 @@ impl AfxdpNetdev {
             NetdevError::Xdp(format!("afxdp port {name}: enabling promiscuous mode: {e}"))
         })?;
 
+        // Sockets are bound and in the map before the program is attached (see
+        // `XdpRedirect`): no frame reaches the kernel stack in between, and a mode whose
+        // bind fails never touches the device's XDP state.
         let attempt = |mode: XdpMode| -> Result<(XdpRedirect, Vec<Arc<XskQueue>>), String> {
-            let prog = XdpRedirect::attach(ifindex, dev_queues as u32, mode.xdp_flags())
+            let mut prog = XdpRedirect::load(dev_queues as u32)
                 .map_err(|e| format!("{} mode: {e}", mode.as_str()))?;
             let mut queues = Vec::with_capacity(n_rxq);
             for qid in 0..n_rxq {
@@ -147,6 +150,8 @@ impl AfxdpNetdev {
                     .map_err(|e| format!("{} mode: {e}", mode.as_str()))?;
                 queues.push(Arc::new(q));
             }
+            prog.attach(ifindex, mode.xdp_flags())
+                .map_err(|e| format!("{} mode: {e}", mode.as_str()))?;
             Ok((prog, queues))
         };
 

@@ -110,19 +110,24 @@ fn owned(fd: i64) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
 }
 
-/// The redirect program attached to one interface, with its socket map. Dropping it
-/// detaches the program (the link is the only reference the kernel keeps).
+/// The redirect program and its socket map, attached to one interface once `attach` has
+/// run. Dropping it detaches the program (the link is the only reference the kernel keeps).
+///
+/// Loading and attaching are separate steps so a port can bind its sockets and fill the
+/// map *before* the program goes live: attached first, the program would pass frames to
+/// the kernel stack (XDP_PASS on an empty map slot) until each socket is inserted, and a
+/// bind that fails (zero-copy on veth) would cost a detach/re-attach that makes the
+/// device drop frames while it switches.
 pub struct XdpRedirect {
     map: OwnedFd,
-    _prog: OwnedFd,
-    _link: OwnedFd,
+    prog: OwnedFd,
+    link: Option<OwnedFd>,
 }
 
 impl XdpRedirect {
-    /// Loads the program with a socket map of `n_queues` entries and attaches it to
-    /// `ifindex` with `xdp_flags` (one of the `XDP_FLAGS_*_MODE`). The error names the
-    /// step that failed.
-    pub fn attach(ifindex: u32, n_queues: u32, xdp_flags: u32) -> Result<Self, String> {
+    /// Loads the program with a socket map of `n_queues` entries, not yet attached. The
+    /// error names the step that failed.
+    pub fn load(n_queues: u32) -> Result<Self, String> {
         let map = Attr::new()
             .u32(0, MAP_TYPE_XSKMAP)
             .u32(4, 4) // key: u32 queue index
@@ -177,20 +182,26 @@ impl XdpRedirect {
             }
         };
 
+        Ok(XdpRedirect {
+            map,
+            prog,
+            link: None,
+        })
+    }
+
+    /// Attaches the loaded program to `ifindex` with `xdp_flags` (one of the
+    /// `XDP_FLAGS_*_MODE`) through a BPF link.
+    pub fn attach(&mut self, ifindex: u32, xdp_flags: u32) -> Result<(), String> {
         let link = Attr::new()
-            .u32(0, prog.as_raw_fd() as u32)
+            .u32(0, self.prog.as_raw_fd() as u32)
             .u32(4, ifindex)
             .u32(8, ATTACH_XDP)
             .u32(12, xdp_flags)
             .call(BPF_LINK_CREATE)
             .map(owned)
             .map_err(|e| format!("attaching the XDP program: {e}"))?;
-
-        Ok(XdpRedirect {
-            map,
-            _prog: prog,
-            _link: link,
-        })
+        self.link = Some(link);
+        Ok(())
     }
 
     /// Steers queue `qid` to the AF_XDP socket `xsk_fd`.

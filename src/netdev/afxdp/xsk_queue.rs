@@ -123,7 +123,8 @@ pub struct XskQueue {
 
 impl XskQueue {
     /// Creates the umem and socket for queue `qid` of `ifname` and fills the fill ring.
-    /// The XDP program must already be attached (we never let libxdp load one).
+    /// libxdp never loads a program for it: the port attaches its own redirect program
+    /// once every queue's socket is bound and in the map.
     pub fn create(ifname: &str, qid: usize, mode: BindMode) -> Result<Self, String> {
         let umem_config = UmemConfig::builder()
             .frame_size(FrameSize::new(FRAME_SIZE).map_err(|e| e.to_string())?)
