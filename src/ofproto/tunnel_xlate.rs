@@ -150,7 +150,11 @@ impl Ctx<'_> {
         self.tunnel_pop(&ts, dp)
     }
 
-    fn tunnel_push(&mut self, ts: &TunnelState, t: &TunnelPort) {
+    /// The tunnel's remote endpoint and key, from its configuration or, for `flow`, from
+    /// the flow's tun_* fields, un-wildcarding what it reads. `None`, with a trace note,
+    /// when the remote comes from the flow and the flow has none: the caller drops.
+    /// Shared by userspace encapsulation and the kernel's set(tunnel) path.
+    pub(super) fn tunnel_endpoint(&mut self, t: &TunnelPort) -> Option<(IpAddr, u64)> {
         let c = &t.config;
         let remote = match c.remote {
             FromFlow::Fixed(r) => r,
@@ -163,10 +167,11 @@ impl Ctx<'_> {
                 } else if self.flow.tun_ipv6_dst != [0; 16] {
                     IpAddr::from(self.flow.tun_ipv6_dst)
                 } else {
-                    return self.note(format_args!(
+                    self.note(format_args!(
                         "tunnel {}: remote_ip=flow but tun_dst is not set: drop",
                         t.name
                     ));
+                    return None;
                 }
             }
         };
@@ -176,6 +181,14 @@ impl Ctx<'_> {
                 self.wc.0.tun_id = u64::MAX;
                 self.flow.tun_id
             }
+        };
+        Some((remote, key))
+    }
+
+    fn tunnel_push(&mut self, ts: &TunnelState, t: &TunnelPort) {
+        let c = &t.config;
+        let Some((remote, key)) = self.tunnel_endpoint(t) else {
+            return;
         };
         // The tunnel fields go into the header, not into a set(tunnel(...)) action.
         {

@@ -38,31 +38,8 @@ impl Ctx<'_> {
             return false;
         };
         let c = &t.config;
-        let remote = match c.remote {
-            FromFlow::Fixed(r) => r,
-            FromFlow::Flow => {
-                let w = &mut self.wc.0;
-                w.tun_ipv4_dst = u32::MAX;
-                w.tun_ipv6_dst = [0xff; 16];
-                if self.flow.tun_ipv4_dst != 0 {
-                    IpAddr::from(self.flow.tun_ipv4_dst.to_be_bytes())
-                } else if self.flow.tun_ipv6_dst != [0; 16] {
-                    IpAddr::from(self.flow.tun_ipv6_dst)
-                } else {
-                    self.note(format_args!(
-                        "tunnel {}: remote_ip=flow but tun_dst is not set: drop",
-                        t.name
-                    ));
-                    return true;
-                }
-            }
-        };
-        let key = match c.key {
-            FromFlow::Fixed(k) => k,
-            FromFlow::Flow => {
-                self.wc.0.tun_id = u64::MAX;
-                self.flow.tun_id
-            }
+        let Some((remote, key)) = self.tunnel_endpoint(&t) else {
+            return true;
         };
         let mut meta = TunnelMeta {
             tun_id: key,
