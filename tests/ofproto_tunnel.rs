@@ -55,7 +55,9 @@ struct Rig {
     vx: u32,
 }
 
-fn rig(name: &str) -> Rig {
+/// A userspace datapath with one PMD and a backer holding the two bridges every test
+/// here uses: `br-phy` (underlay, owns the tunnel endpoint) and `br-int` (overlay).
+fn underlay_and_overlay(name: &str) -> (Arc<DpifNetdev>, Arc<Backer>) {
     let dp = DpifNetdev::new(
         name,
         DpNetdevConfig {
@@ -71,6 +73,11 @@ fn rig(name: &str) -> Rig {
     backer
         .add_bridge("br-int", OfprotoConfig::default())
         .unwrap();
+    (dp, backer)
+}
+
+fn rig(name: &str) -> Rig {
+    let (dp, backer) = underlay_and_overlay(name);
     let int = format!("{name}-int");
     let eth = format!("{name}-eth");
     let vm = format!("{name}-vm");
@@ -273,21 +280,7 @@ fn vxlan_through_overlay_and_underlay_bridges() {
 #[test]
 fn flow_based_remote_and_key_from_set_field() {
     let name = "otf";
-    let dp = DpifNetdev::new(
-        name,
-        DpNetdevConfig {
-            pmd_cores: vec![pmd_core()],
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let backer = Backer::new(dp.clone());
-    backer
-        .add_bridge("br-phy", OfprotoConfig::default())
-        .unwrap();
-    backer
-        .add_bridge("br-int", OfprotoConfig::default())
-        .unwrap();
+    let (dp, backer) = underlay_and_overlay(name);
     let (int, eth, vm, vx) = ("otf-int", "otf-eth", "otf-vm", "otf-vx");
     backer
         .add_port(
