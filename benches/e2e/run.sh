@@ -28,7 +28,8 @@
 #
 # Usage: benches/e2e/run.sh [seconds] [workloads...]     (defaults: 10, a b c d)
 # Environment: E2E_SWITCHES ("rvswitch ovs rvs-afpacket"), RVS_XDP_MODE, OVS_XDP_MODE,
-#   RVS_AFPACKET_OPTS (qdisc_bypass = true).
+#   RVS_AFPACKET_OPTS (qdisc_bypass = true), E2E_KEEP_PERF (a directory: keep each run's
+#   perf.data there as <workload>-<switch>.perf.data, for `perf report -i`).
 # Needs root, trafgen, clang, iproute2, ovs-vswitchd/ovsdb-server; installs linux-perf
 # with apt-get if perf is missing. Builds rvswitch in release mode. Removes everything it
 # created on exit, including Ctrl-C.
@@ -196,6 +197,12 @@ proc_cycles() {
          pmd && /avg processing cycles per packet/ {print $6; exit}'
 }
 
+# "avg cycles per packet" (busy and idle cycles / packets) of the PMD section.
+all_cycles() {
+    awk '/^[[:space:]]*pmd thread/ {pmd = 1} /^[[:space:]]*main thread/ {pmd = 0}
+         pmd && /avg cycles per packet/ {print $5; exit}'
+}
+
 # Share of the PMD thread's cpu-clock samples spent in user space, in percent.
 user_share() { # perf.data
     perf report -i "$1" --stdio --no-children --sort dso -q 2>/dev/null |
@@ -213,13 +220,15 @@ measure() { # workload label pid stats-command...
     ip netns exec $SRC_NS taskset -c 0 trafgen --dev e2e-s1 --conf "$WORK/pkt.cfg" -n 30000 \
         -P 1 --no-sock-mem -Q -C >/dev/null 2>&1 || die "trafgen warm-up failed"
     sleep 1
-    "$@" clear >/dev/null 2>&1 || true
     local tid
     tid=$(pmd_tid "$pid") || die "$label: no PMD thread in process $pid"
     local rx0 tx0 rx1 tx1
     rx0=$(cat /sys/class/net/e2e-s0/statistics/rx_packets)
     tx0=$(counter $DST_NS e2e-d1 rx_packets)
-    perf record -q -e cpu-clock -t "$tid" -o "$WORK/perf.data" -- sleep "$DURATION" \
+    # The PMD counters cover the same window as the profile: cleared just before perf
+    # starts, read as soon as it stops (trafgen, started last, is still running then).
+    "$@" clear >/dev/null 2>&1 || true
+    perf record -q -e cpu-clock ${E2E_PERF_ARGS:-} -t "$tid" -o "$WORK/perf.data" -- sleep "$DURATION" \
         >/dev/null 2>&1 &
     PERF_PID=$!
     ip netns exec $SRC_NS timeout -s INT "$DURATION" taskset -c 0 trafgen --dev e2e-s1 \
@@ -227,17 +236,23 @@ measure() { # workload label pid stats-command...
     TRAFGEN_PID=$!
     wait "$PERF_PID" || true
     PERF_PID=""
+    "$@" show > "$WORK/pmd-stats.txt" 2>&1 || true
     wait "$TRAFGEN_PID" 2>/dev/null || true
     TRAFGEN_PID=""
     sleep 0.3
     rx1=$(cat /sys/class/net/e2e-s0/statistics/rx_packets)
     tx1=$(counter $DST_NS e2e-d1 rx_packets)
-    "$@" show > "$WORK/pmd-stats.txt" 2>&1 || true
-    local cyc user
+    local cyc all user
     cyc=$(proc_cycles < "$WORK/pmd-stats.txt")
+    all=$(all_cycles < "$WORK/pmd-stats.txt")
     user=$(user_share "$WORK/perf.data")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$wl" "$label" $(( (rx1 - rx0) / DURATION )) \
-        $(( (tx1 - tx0) / DURATION )) "${cyc:-nan}" "$user" >> "$WORK/results.tsv"
+    if [ -n "${E2E_KEEP_PERF:-}" ]; then
+        mkdir -p "$E2E_KEEP_PERF"
+        cp "$WORK/perf.data" "$E2E_KEEP_PERF/$wl-$label.perf.data"
+        cp "$WORK/pmd-stats.txt" "$E2E_KEEP_PERF/$wl-$label.pmd-stats.txt"
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$wl" "$label" $(( (rx1 - rx0) / DURATION )) \
+        $(( (tx1 - tx0) / DURATION )) "${cyc:-nan}" "$user" "${all:-nan}" >> "$WORK/results.tsv"
     tail -n 1 "$WORK/results.tsv" | awk -F'\t' '{
         printf "  %-2s %-13s offered %9d pps  delivered %9d pps (%5.1f%%)  proc cycles/pkt %7.0f  user %5.1f%%\n",
             $1, $2, $3, $4, ($3 > 0 ? 100 * $4 / $3 : 0), $5, $6 }'
@@ -354,28 +369,32 @@ for wl in $WORKLOADS; do
 done
 
 echo
-echo "| workload | switch | offered pps | delivered pps | delivered/offered | PMD proc cycles/pkt | user / kernel | user cycles/pkt |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|"
+echo "| workload | switch | offered pps | delivered pps | delivered/offered | PMD proc cycles/pkt | user / kernel | user cycles/pkt (issue formula) | kernel cycles/pkt | busy user cycles/pkt |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 awk -F'\t' '
     BEGIN { n["a"] = "a: 1 flow, 64 B"; n["b"] = "b: 10k flows, 64 B"; n["c"] = "c: 1 flow, 1518 B"; n["d"] = "d: 100 rules + NORMAL, 10k flows" }
+    function num(x) { return x != "nan" && x != "" }
     {
-        u = ($6 == "nan" || $5 == "nan") ? -1 : $5 * $6 / 100
-        printf "| %s | %s | %d | %d | %.1f%% | %.0f | %.0f%% / %.0f%% | %s |\n", n[$1], $2, $3, $4,
-            ($3 > 0 ? 100 * $4 / $3 : 0), $5, $6, 100 - $6, (u < 0 ? "n/a" : sprintf("%.0f", u))
-        off[$1, $2] = $3; del[$1, $2] = $4; cyc[$1, $2] = $5; usr[$1, $2] = u
+        u = (num($6) && num($5)) ? $5 * $6 / 100 : -1
+        k = (num($6) && num($7)) ? $7 * (100 - $6) / 100 : -1
+        b = (k >= 0 && num($5)) ? $5 - k : -1
+        printf "| %s | %s | %d | %d | %.1f%% | %.0f | %.0f%% / %.0f%% | %s | %s | %s |\n", n[$1], $2, $3, $4,
+            ($3 > 0 ? 100 * $4 / $3 : 0), $5, $6, 100 - $6, (u < 0 ? "n/a" : sprintf("%.0f", u)),
+            (k < 0 ? "n/a" : sprintf("%.0f", k)), (k < 0 ? "n/a" : sprintf("%.0f", b))
+        off[$1, $2] = $3; del[$1, $2] = $4; cyc[$1, $2] = $5; usr[$1, $2] = u; busy[$1, $2] = b
         if (!($1 in seen)) { seen[$1] = 1; order[++nw] = $1 }
     }
+    function ratio(x, y) { return (y > 0 && x >= 0) ? sprintf("%.2f", x / y) : "n/a" }
     END {
         print ""
-        print "| workload | delivered rvswitch/OVS | delivered/offered rvswitch | PMD proc cycles rvswitch/OVS | user cycles/pkt rvswitch/OVS |"
-        print "|---|---:|---:|---:|---:|"
+        print "| workload | delivered rvswitch/OVS | delivered/offered rvswitch | PMD proc cycles rvswitch/OVS | user cycles/pkt rvswitch/OVS (issue formula) | busy user cycles/pkt rvswitch/OVS |"
+        print "|---|---:|---:|---:|---:|---:|"
         for (i = 1; i <= nw; i++) {
             w = order[i]
             if (!((w, "rvswitch") in del) || !((w, "ovs") in del)) continue
             dr = del[w, "ovs"] > 0 ? sprintf("%.2fx", del[w, "rvswitch"] / del[w, "ovs"]) : "n/a"
             fr = off[w, "rvswitch"] > 0 ? sprintf("%.1f%%", 100 * del[w, "rvswitch"] / off[w, "rvswitch"]) : "n/a"
-            cr = cyc[w, "ovs"] > 0 ? sprintf("%.2f", cyc[w, "rvswitch"] / cyc[w, "ovs"]) : "n/a"
-            ur = usr[w, "ovs"] > 0 && usr[w, "rvswitch"] >= 0 ? sprintf("%.2f", usr[w, "rvswitch"] / usr[w, "ovs"]) : "n/a"
-            printf "| %s | %s | %s | %s | %s |\n", n[w], dr, fr, cr, ur
+            printf "| %s | %s | %s | %s | %s | %s |\n", n[w], dr, fr, ratio(cyc[w, "rvswitch"], cyc[w, "ovs"]),
+                ratio(usr[w, "rvswitch"], usr[w, "ovs"]), ratio(busy[w, "rvswitch"], busy[w, "ovs"])
         }
     }' "$WORK/results.tsv"
