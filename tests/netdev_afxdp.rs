@@ -7,7 +7,7 @@ mod netdev_support;
 use std::time::Duration;
 
 use netdev_support::*;
-use rvswitch::netdev::afxdp::{AfxdpNetdev, XdpMode, RX_FRAMES, TX_FRAMES};
+use rvswitch::netdev::afxdp::{AfxdpNetdev, XdpMode, IDLE_CHECK_EVERY, RX_FRAMES, TX_FRAMES};
 use rvswitch::netdev::{self, Netdev, NetdevError};
 use rvswitch::packet::{PacketBatch, PacketBuf, PacketPool};
 
@@ -441,6 +441,10 @@ fn rx_ring_absorbs_a_burst_while_not_polled() {
     let st = port.stats();
     assert_eq!(got, 3000, "{st:?}");
     assert_eq!(st.rx_dropped, 0, "{st:?}");
+    // A quiet queue publishes where its frames are every IDLE_CHECK_EVERY empty polls.
+    for _ in 0..IDLE_CHECK_EVERY {
+        assert_eq!(rxq.recv(&mut batch, &mut pool).unwrap(), 0);
+    }
     let frames = port.umem_frames()[0];
     assert!(frames.all_accounted(), "{frames:?}");
     assert_eq!(frames.rx_in_rx_ring, 0, "{frames:?}");

@@ -78,7 +78,9 @@ pub trait Rxq: Send {
 pub trait Txq: Send {
     /// Queues every packet of `batch` for transmission (draining it and returning the
     /// buffers to `pool`); packets that can't be queued are dropped and counted.
-    /// Returns the number queued.
+    /// Returns the number queued. A device may start transmitting here (afxdp kicks the
+    /// kernel once per call, which saves `flush` a second pass over the ring); callers
+    /// still call `flush` before they stop sending.
     fn send(&mut self, batch: &mut PacketBatch, pool: &mut PacketPool) -> usize;
     /// Kicks the device so queued packets leave now (one syscall per flush at most).
     fn flush(&mut self);

@@ -17,7 +17,7 @@ mod xsk_queue;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-pub use xsk_queue::{UmemFrames, RX_FRAMES, TX_FRAMES};
+pub use xsk_queue::{UmemFrames, IDLE_CHECK_EVERY, RX_FRAMES, TX_FRAMES};
 
 use self::xdp_prog::{XdpRedirect, XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE};
 use self::xsk_queue::{BindMode, RxSide, XskQueue};

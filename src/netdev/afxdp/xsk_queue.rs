@@ -4,14 +4,21 @@
 //! receive side (owned by one PMD) and the transmit side (shared by the threads mapped to
 //! this queue) never touch the same frame:
 //! - rx frames live in the fill ring, the rx ring or our spare list; `recv` copies each
-//!   frame into a `PacketBuf` and gives it back to the fill ring (through the spare list
-//!   when the ring is full). There are twice as many rx frames as fill-ring slots: with
-//!   only as many frames as slots, every frame waiting in the rx ring is one the fill ring
-//!   lacks, so a PMD that is late by a ring's worth of frames starved the kernel, which
-//!   then dropped frames (`rx_fill_ring_empty_descs`) rather than the rx ring filling.
+//!   frame into a `PacketBuf` and puts the frame on the spare list, which goes back to the
+//!   fill ring `FILL_BATCH` frames at a time. There are twice as many rx frames as
+//!   fill-ring slots: with only as many frames as slots, every frame waiting in the rx
+//!   ring is one the fill ring lacks, so a PMD that is late by a ring's worth of frames
+//!   starved the kernel, which then dropped frames (`rx_fill_ring_empty_descs`) rather
+//!   than the rx ring filling.
 //! - tx frames live in our free list, the tx ring or the completion ring; `send` copies
-//!   packets into free frames and queues them, the completion ring is reaped on every send
-//!   and flush.
+//!   packets into free frames, queues them and kicks the kernel once (copy mode transmits
+//!   inside that `sendto`); completions are reaped when the free list runs low.
+//!
+//! The ring words the kernel writes from another core (the rx producer, the fill ring's
+//! consumer and flags, which share a cache line) cost a cache miss each time they are
+//! read, so the busy path reads the fill ring's side only once per `FILL_BATCH` frames
+//! (the kernel has taken at least as many fill entries as we have consumed rx
+//! descriptors), and an empty poll reads nothing but the rx producer.
 //!
 //! The rx side belongs to the one open `Rxq`, which takes it out of the queue while it
 //! exists (no lock per poll: the lock/unlock pair was ~80% of an empty poll's time); the
@@ -31,6 +38,7 @@ use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 use crate::dpif::PortStats;
 use crate::packet::buffer::MAX_FRAME;
 use crate::packet::{PacketBatch, PacketPool, MAX_BURST};
+use crate::pmd::Counter;
 
 /// Bytes per umem frame (the kernel reserves 256 of them as XDP headroom, leaving
 /// `MAX_FRAME` for the packet, the same as a `PacketBuf`).
@@ -42,6 +50,14 @@ const RX_RING: u32 = 4096;
 pub const RX_FRAMES: u32 = 2 * RX_RING;
 /// Frames reserved for transmitting.
 pub const TX_FRAMES: u32 = 1024;
+/// Rx frames consumed between two refills of the fill ring (and between two looks at its
+/// need-wakeup flag). Small against the ring (4,096), large against a batch (32).
+const FILL_BATCH: usize = 64;
+/// Consecutive empty polls between two looks at the fill ring while idle (a zero-copy
+/// driver that ran dry and asks for a wakeup), and between two `publish`es.
+pub const IDLE_CHECK_EVERY: u32 = 64;
+/// Free tx frames below which `send` reaps the completion ring first.
+const TX_REAP_BELOW: usize = 2 * MAX_BURST;
 
 /// How a socket is bound: the bind flags and whether the XDP program runs in the driver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,16 +66,18 @@ pub struct BindMode {
     pub zero_copy: bool,
 }
 
-/// Per-queue counters, written by the thread holding the queue side, read by `stats()`.
+/// Per-queue counters, read by `stats()`. The rx ones have one writer (the `Rxq` holding
+/// the rx side), the tx ones are written under the tx mutex, so both are plain
+/// single-writer counters (no locked instruction per batch).
 #[derive(Default)]
 pub struct QueueCounters {
-    rx_packets: AtomicU64,
-    rx_bytes: AtomicU64,
-    rx_dropped: AtomicU64,
-    tx_packets: AtomicU64,
-    tx_bytes: AtomicU64,
-    tx_dropped: AtomicU64,
-    /// Wakeup syscalls made (rx fill-ring kicks and tx sendto kicks).
+    rx_packets: Counter,
+    rx_bytes: Counter,
+    rx_dropped: Counter,
+    tx_packets: Counter,
+    tx_bytes: Counter,
+    tx_dropped: Counter,
+    /// Wakeup syscalls made (rx fill-ring kicks and tx sendto kicks); two writers.
     pub wakeups: AtomicU64,
 }
 
@@ -95,6 +113,10 @@ pub struct RxSide {
     umem: Umem,
     scratch: Vec<FrameDesc>,
     spare: Vec<FrameDesc>,
+    /// Rx descriptors consumed since the fill ring was last topped up.
+    since_refill: usize,
+    /// Consecutive empty polls (0 after a busy one).
+    empty_polls: u32,
 }
 
 struct TxSide {
@@ -115,6 +137,9 @@ pub struct XskQueue {
     /// Where the rx frames were after the holder's last poll: fill ring, rx ring, spare.
     rx_published: [AtomicUsize; 3],
     tx: Mutex<TxSide>,
+    /// Set when a kick left descriptors on the tx ring (the kernel takes a bounded number
+    /// per `sendto`), so `flush` kicks again; clear, `flush` costs one relaxed load.
+    tx_unsent: AtomicBool,
     /// Whether an `Rxq` currently owns the receive side.
     pub rx_open: AtomicBool,
     /// Counters.
@@ -198,6 +223,8 @@ impl XskQueue {
                 umem: umem.clone(),
                 scratch: vec![FrameDesc::default(); MAX_BURST],
                 spare,
+                since_refill: 0,
+                empty_polls: 0,
             })),
             rx_published: Default::default(),
             tx: Mutex::new(TxSide {
@@ -208,6 +235,7 @@ impl XskQueue {
                 scratch: Vec::with_capacity(TX_FRAMES as usize),
                 in_flight: 0,
             }),
+            tx_unsent: AtomicBool::new(false),
             rx_open: AtomicBool::new(false),
             counters: QueueCounters::default(),
         })
@@ -235,31 +263,34 @@ impl XskQueue {
 }
 
 impl RxSide {
-    /// Receives up to a batch: copies each frame into a pool buffer and returns the frame
-    /// to the fill ring. Kicks the kernel only when the fill ring asks for it.
+    /// Receives up to a batch: copies each frame into a pool buffer and keeps the frame
+    /// for the next fill-ring refill. Kicks the kernel only when the fill ring asks.
     pub fn recv(&mut self, q: &XskQueue, batch: &mut PacketBatch, pool: &mut PacketPool) -> usize {
         let room = MAX_BURST.saturating_sub(batch.len());
         if room == 0 {
             return 0;
         }
-        let side = self;
-        side.top_up_fill_ring();
         // SAFETY: the scratch descriptors are overwritten with frames of this umem.
-        let n = unsafe { side.rx.consume(&mut side.scratch[..room]) };
+        let n = unsafe { self.rx.consume(&mut self.scratch[..room]) };
         if n == 0 {
-            if side.fq.needs_wakeup() {
-                q.counters.wakeups.fetch_add(1, Ordering::Relaxed);
-                let _ = side.fq.wakeup(side.rx.fd_mut(), 0);
+            // Every IDLE_CHECK_EVERY-th consecutive empty poll (a queue that has been
+            // quiet for a few microseconds): refill, answer a wakeup request, publish the
+            // whereabouts. Not on every empty poll: under load, empty and busy polls
+            // alternate, and each look at the fill ring is a cross-core cache miss.
+            self.empty_polls = self.empty_polls.wrapping_add(1);
+            if self.empty_polls % IDLE_CHECK_EVERY == 0 {
+                self.refill(q);
+                self.publish(q);
             }
-            side.publish(q);
             return 0;
         }
+        self.empty_polls = 0;
         let mut bytes = 0u64;
         let mut dropped = 0u64;
-        for desc in &side.scratch[..n] {
+        for desc in &self.scratch[..n] {
             // SAFETY: the kernel handed this frame to us on the rx ring; it is not in the
-            // fill ring until we produce it below.
-            let data = unsafe { side.umem.data(desc) };
+            // fill ring until we produce it again.
+            let data = unsafe { self.umem.data(desc) };
             let frame = data.contents();
             if frame.len() > MAX_FRAME || frame.is_empty() {
                 dropped += 1;
@@ -272,21 +303,29 @@ impl RxSide {
             batch.pkts.push(p);
         }
         // These frames were just consumed from the rx ring and copied out.
-        side.spare.extend_from_slice(&side.scratch[..n]);
-        side.top_up_fill_ring();
-        if side.fq.needs_wakeup() {
-            q.counters.wakeups.fetch_add(1, Ordering::Relaxed);
-            let _ = side.fq.wakeup(side.rx.fd_mut(), 0);
+        self.spare.extend_from_slice(&self.scratch[..n]);
+        self.since_refill += n;
+        if self.since_refill >= FILL_BATCH {
+            self.refill(q);
         }
         let c = &q.counters;
         let got = n as u64 - dropped;
-        c.rx_packets.fetch_add(got, Ordering::Relaxed);
-        c.rx_bytes.fetch_add(bytes, Ordering::Relaxed);
+        c.rx_packets.add(got);
+        c.rx_bytes.add(bytes);
         if dropped > 0 {
-            c.rx_dropped.fetch_add(dropped, Ordering::Relaxed);
+            c.rx_dropped.add(dropped);
         }
-        side.publish(q);
         got as usize
+    }
+
+    /// Tops the fill ring up from the spare list and kicks the kernel if it asks.
+    fn refill(&mut self, q: &XskQueue) {
+        self.top_up_fill_ring();
+        self.since_refill = 0;
+        if self.fq.needs_wakeup() {
+            q.counters.wakeups.fetch_add(1, Ordering::Relaxed);
+            let _ = self.fq.wakeup(self.rx.fd_mut(), 0);
+        }
     }
 
     /// Where this side's frames are: fill ring, rx ring, spare list.
@@ -298,7 +337,9 @@ impl RxSide {
         ]
     }
 
-    /// Publishes `whereabouts` for `XskQueue::frames` (plain stores, no locked op).
+    /// Publishes `whereabouts` for `XskQueue::frames` (plain stores, no locked op). Done
+    /// every `IDLE_CHECK_EVERY` consecutive empty polls, so a queue that went quiet and
+    /// is still polled reports exactly where its frames are.
     fn publish(&mut self, q: &XskQueue) {
         for (slot, v) in q.rx_published.iter().zip(self.whereabouts()) {
             slot.store(v, Ordering::Relaxed);
@@ -307,12 +348,15 @@ impl RxSide {
 }
 
 impl XskQueue {
-    /// Copies the batch into free tx frames and queues them on the tx ring (no syscall).
-    /// Packets without a free frame or ring slot are dropped and counted.
+    /// Copies the batch into free tx frames, queues them on the tx ring and kicks the
+    /// kernel (one `sendto`, if the ring asks for it: copy mode transmits inside that
+    /// call). Packets without a free frame or ring slot are dropped and counted.
     pub fn send(&self, batch: &mut PacketBatch, pool: &mut PacketPool) -> usize {
         let mut guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
         let side = &mut *guard;
-        side.reap();
+        if side.free.len() < TX_REAP_BELOW.max(batch.len()) {
+            side.reap();
+        }
         side.scratch.clear();
         let mut dropped = 0u64;
         let mut bytes = 0u64;
@@ -352,26 +396,53 @@ impl XskQueue {
             free.extend_from_slice(&scratch[queued..]);
         }
         side.in_flight += queued;
+        if queued > 0 {
+            self.kick(side);
+        }
         let c = &self.counters;
-        c.tx_packets.fetch_add(queued as u64, Ordering::Relaxed);
-        c.tx_bytes.fetch_add(bytes, Ordering::Relaxed);
+        c.tx_packets.add(queued as u64);
+        c.tx_bytes.add(bytes);
         if dropped > 0 {
-            c.tx_dropped.fetch_add(dropped, Ordering::Relaxed);
+            c.tx_dropped.add(dropped);
         }
         queued
     }
 
-    /// Reaps completions and kicks the kernel (one `sendto`) if the tx ring holds
-    /// descriptors it has not consumed and the ring asks for a wakeup.
+    /// Kicks again if the last kick left descriptors on the tx ring; otherwise costs one
+    /// relaxed load.
     pub fn flush(&self) {
-        let mut guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-        let side = &mut *guard;
-        side.reap();
-        let pending = TX_FRAMES - side.tx.nb_free_exact();
-        if pending > 0 && side.tx.needs_wakeup() {
-            self.counters.wakeups.fetch_add(1, Ordering::Relaxed);
-            let _ = side.tx.wakeup();
+        if !self.tx_unsent.load(Ordering::Relaxed) {
+            return;
         }
+        let mut guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        guard.reap();
+        self.kick(&mut guard);
+    }
+
+    /// One `sendto` if the ring asks for a wakeup; records whether descriptors remain.
+    fn kick(&self, side: &mut TxSide) {
+        if !side.tx.needs_wakeup() {
+            self.tx_unsent.store(false, Ordering::Relaxed);
+            return;
+        }
+        self.counters.wakeups.fetch_add(1, Ordering::Relaxed);
+        // A direct syscall: libc's `sendto` wrapper also toggles thread cancellation
+        // around the call, which showed up as ~1% of the PMD's samples. Errors are the
+        // transient ones (EAGAIN, ENOBUFS, EBUSY, ENETDOWN): the next kick retries.
+        // SAFETY: sendto with no buffer and no address on a socket fd we own.
+        unsafe {
+            libc::syscall(
+                libc::SYS_sendto,
+                self.fd,
+                std::ptr::null::<u8>(),
+                0usize,
+                libc::MSG_DONTWAIT,
+                std::ptr::null::<u8>(),
+                0usize,
+            );
+        }
+        let pending = TX_FRAMES - side.tx.nb_free_exact();
+        self.tx_unsent.store(pending > 0, Ordering::Relaxed);
     }
 
     /// Where the frames are right now.
@@ -397,12 +468,12 @@ impl XskQueue {
     /// Adds this queue's counters (ours plus the socket's kernel drop counters) to `s`.
     pub fn add_stats(&self, s: &mut PortStats) {
         let c = &self.counters;
-        s.rx_packets += c.rx_packets.load(Ordering::Relaxed);
-        s.rx_bytes += c.rx_bytes.load(Ordering::Relaxed);
-        s.rx_dropped += c.rx_dropped.load(Ordering::Relaxed);
-        s.tx_packets += c.tx_packets.load(Ordering::Relaxed);
-        s.tx_bytes += c.tx_bytes.load(Ordering::Relaxed);
-        s.tx_dropped += c.tx_dropped.load(Ordering::Relaxed);
+        s.rx_packets += c.rx_packets.get();
+        s.rx_bytes += c.rx_bytes.get();
+        s.rx_dropped += c.rx_dropped.get();
+        s.tx_packets += c.tx_packets.get();
+        s.tx_bytes += c.tx_bytes.get();
+        s.tx_dropped += c.tx_dropped.get();
         if let Some(k) = xdp_statistics(self.fd) {
             s.rx_dropped += k.rx_dropped + k.rx_ring_full;
             s.rx_errors += k.rx_invalid_descs;
