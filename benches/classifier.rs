@@ -214,6 +214,7 @@ fn bench_pipeline(c: &mut Criterion) {
         upcall_burst: 1,
         pool_size: 1024,
         max_recirc_depth: 6,
+        tx_flush_interval_us: 0,
     };
     let mut dp = PmdDatapath::new(None, &cfg, Arc::new(PmdCounters::default()));
     dp.add_tx_port(2, tx_dev.open_txq(0).unwrap());

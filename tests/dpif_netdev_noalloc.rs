@@ -87,6 +87,7 @@ fn allocations_in_steady_state(emc_inv_prob: u32, masks: usize, actions: Vec<DpA
         upcall_burst: 1,
         pool_size: 1024,
         max_recirc_depth: 6,
+        tx_flush_interval_us: 0,
     };
     let counters = Arc::new(PmdCounters::default());
     let mut dp = PmdDatapath::new(None, &cfg, counters.clone());

@@ -24,12 +24,20 @@
 # processing cycles per packet from its own pmd-stats-show (same definition in both: busy
 # cycles / packets received), the PMD thread's user/kernel split from
 # `perf record -e cpu-clock -t <pmd tid>` over the measurement, and user cycles per packet
-# = processing cycles x user share. Then rvswitch/OVS ratios per workload.
+# = processing cycles x user share (the issue's formula). That formula also counts idle
+# polling, which is all user time, so a switch that needs fewer cycles per packet idles
+# more and scores worse; the table therefore also shows kernel cycles per packet (kernel
+# share x all cycles / packets) and busy user cycles per packet (processing cycles minus
+# kernel cycles: valid while idle iterations make no syscalls, i.e. with no tx flush
+# interval; printed n/a when it comes out negative). Then rvswitch/OVS ratios per workload.
 #
 # Usage: benches/e2e/run.sh [seconds] [workloads...]     (defaults: 10, a b c d)
 # Environment: E2E_SWITCHES ("rvswitch ovs rvs-afpacket"), RVS_XDP_MODE, OVS_XDP_MODE,
 #   RVS_AFPACKET_OPTS (qdisc_bypass = true), E2E_KEEP_PERF (a directory: keep each run's
-#   perf.data there as <workload>-<switch>.perf.data, for `perf report -i`).
+#   perf.data there as <workload>-<switch>.perf.data, for `perf report -i`), E2E_PERF_ARGS
+#   (extra `perf record` arguments, e.g. "--call-graph dwarf"), E2E_TX_FLUSH_US (output
+#   batching interval in microseconds for both switches: rvswitch tx_flush_interval_us,
+#   OVS other_config:tx-flush-interval; default 0, both switches' default).
 # Needs root, trafgen, clang, iproute2, ovs-vswitchd/ovsdb-server; installs linux-perf
 # with apt-get if perf is missing. Builds rvswitch in release mode. Removes everything it
 # created on exit, including Ctrl-C.
@@ -42,6 +50,7 @@ SWITCHES=${E2E_SWITCHES:-rvswitch ovs rvs-afpacket}
 RVS_XDP_MODE=${RVS_XDP_MODE:-generic}
 OVS_XDP_MODE=${OVS_XDP_MODE:-generic}
 RVS_AFPACKET_OPTS=${RVS_AFPACKET_OPTS:-qdisc_bypass = true}
+TX_FLUSH_US=${E2E_TX_FLUSH_US:-0}
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SRC_NS=e2e-src DST_NS=e2e-dst
@@ -288,6 +297,7 @@ run_rvswitch() { # workload label port-type
 pmd_cores = [1]
 run_dir = "$WORK/rvs"
 log_level = "warn"
+tx_flush_interval_us = $TX_FLUSH_US
 
 [[bridge]]
 name = "br0"
@@ -330,7 +340,8 @@ run_ovs() { # workload
         --detach --log-file="$d/ovsdb.log" 2>/dev/null
     local vsctl="ovs-vsctl --db=unix:$d/db.sock"
     $vsctl --no-wait init
-    $vsctl --no-wait set Open_vSwitch . other_config:pmd-cpu-mask=0x2
+    $vsctl --no-wait set Open_vSwitch . other_config:pmd-cpu-mask=0x2 \
+        other_config:tx-flush-interval="$TX_FLUSH_US"
     ovs-vswitchd "unix:$d/db.sock" --pidfile="$d/vswitchd.pid" --detach \
         --log-file="$d/vswitchd.log" -vconsole:off 2>/dev/null
     $vsctl add-br br0 -- set bridge br0 datapath_type=netdev fail_mode=standalone
@@ -356,7 +367,7 @@ run_ovs() { # workload
 (cd "$ROOT" && cargo build --release --bins -q) || die "building rvswitch failed"
 topology
 echo "e2e: $(date -u '+%F %H:%M UTC'), $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "e2e: ${DURATION}s per run; trafgen on core 0, one PMD on core 1; workloads: $WORKLOADS"
+echo "e2e: ${DURATION}s per run; trafgen on core 0, one PMD on core 1; workloads: $WORKLOADS; tx flush interval ${TX_FLUSH_US} us"
 : > "$WORK/results.tsv"
 for wl in $WORKLOADS; do
     for s in $SWITCHES; do
@@ -380,7 +391,7 @@ awk -F'\t' '
         b = (k >= 0 && num($5)) ? $5 - k : -1
         printf "| %s | %s | %d | %d | %.1f%% | %.0f | %.0f%% / %.0f%% | %s | %s | %s |\n", n[$1], $2, $3, $4,
             ($3 > 0 ? 100 * $4 / $3 : 0), $5, $6, 100 - $6, (u < 0 ? "n/a" : sprintf("%.0f", u)),
-            (k < 0 ? "n/a" : sprintf("%.0f", k)), (k < 0 ? "n/a" : sprintf("%.0f", b))
+            (k < 0 ? "n/a" : sprintf("%.0f", k)), (b < 0 ? "n/a" : sprintf("%.0f", b))
         off[$1, $2] = $3; del[$1, $2] = $4; cyc[$1, $2] = $5; usr[$1, $2] = u; busy[$1, $2] = b
         if (!($1 in seen)) { seen[$1] = 1; order[++nw] = $1 }
     }

@@ -41,6 +41,7 @@ impl DatapathRuntime {
                     pmd_cores: global.pmd_cores.clone(),
                     emc_insert_inv_prob: global.emc_insert_inv_prob,
                     max_flows: global.max_flows,
+                    tx_flush_interval_us: global.tx_flush_interval_us,
                     rxq_assign: match global.rxq_assign {
                         RxqAssign::Cycles => RxqAssignPolicy::Cycles,
                         RxqAssign::RoundRobin => RxqAssignPolicy::RoundRobin,

@@ -67,6 +67,9 @@ pub struct GlobalConfig {
     pub max_flows: usize,
     /// How rx queues are spread over PMDs.
     pub rxq_assign: RxqAssign,
+    /// Microseconds a PMD may hold output packets to send them in bigger batches (OVS's
+    /// `tx-flush-interval`); 0 sends at the end of every poll iteration.
+    pub tx_flush_interval_us: u32,
 }
 
 impl Default for GlobalConfig {
@@ -78,6 +81,7 @@ impl Default for GlobalConfig {
             emc_insert_inv_prob: DEFAULT_EMC_INSERT_INV_PROB,
             max_flows: DEFAULT_MAX_FLOWS,
             rxq_assign: RxqAssign::Cycles,
+            tx_flush_interval_us: 0,
         }
     }
 }

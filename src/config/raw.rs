@@ -28,6 +28,7 @@ pub(crate) struct RawGlobal {
     pub emc_insert_inv_prob: Option<Spanned<i64>>,
     pub max_flows: Option<Spanned<i64>>,
     pub rxq_assign: Option<Spanned<RawRxqAssign>>,
+    pub tx_flush_interval_us: Option<Spanned<i64>>,
 }
 
 /// `rxq_assign`.

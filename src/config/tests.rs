@@ -30,6 +30,7 @@ log_level = "debug"
 emc_insert_inv_prob = 50
 max_flows = 1000
 rxq_assign = "roundrobin"
+tx_flush_interval_us = 50
 
 [[bridge]]
 name = "br0"
@@ -70,6 +71,7 @@ fn good_config_is_typed() {
     assert_eq!(c.global.emc_insert_inv_prob, 50);
     assert_eq!(c.global.max_flows, 1000);
     assert_eq!(c.global.rxq_assign, RxqAssign::RoundRobin);
+    assert_eq!(c.global.tx_flush_interval_us, 50);
     assert_eq!(c.bridges.len(), 2);
     let br0 = &c.bridges[0];
     assert_eq!(br0.fail_mode, FailMode::Secure);
@@ -242,6 +244,11 @@ fn bad_global_values() {
         "[global]\nmax_flows = 0\n",
         2,
         "max_flows = 0 is out of range",
+    );
+    assert_err(
+        "[global]\n\ntx_flush_interval_us = 2000000\n",
+        3,
+        "tx_flush_interval_us = 2000000 is out of range",
     );
     assert_err(
         "[global]\nrxq_assign = \"random\"\n",

@@ -334,6 +334,7 @@ impl PmdDatapath {
         };
         let pool = &mut self.pool;
         let counters = &self.counters;
+        let hold = self.tx_flush_cycles;
         let mut push = |p: PacketBuf, pool: &mut PacketPool| {
             if t.pending.is_full() {
                 let n = t.pending.len() as u64;
@@ -341,6 +342,9 @@ impl PmdDatapath {
                 counters.tx_packets.add(n);
                 counters.tx_batches.add(1);
                 t.dirty = true;
+            }
+            if hold != 0 && t.pending.is_empty() {
+                t.deadline = crate::pmd::cycles::now().saturating_add(hold);
             }
             t.pending.pkts.push(p);
         };

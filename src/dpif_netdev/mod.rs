@@ -71,6 +71,10 @@ pub struct DpNetdevConfig {
     pub max_recirc_depth: u32,
     /// How long a control call waits for a thread to answer.
     pub ctl_timeout: Duration,
+    /// Microseconds a PMD thread may hold output packets to batch them (OVS
+    /// `tx-flush-interval`, default 0: flush every iteration). Fewer, fuller transmit
+    /// kicks for up to this much added latency.
+    pub tx_flush_interval_us: u32,
 }
 
 impl Default for DpNetdevConfig {
@@ -89,6 +93,7 @@ impl Default for DpNetdevConfig {
             pool_size: 2048,
             max_recirc_depth: 6,
             ctl_timeout: Duration::from_secs(5),
+            tx_flush_interval_us: 0,
         }
     }
 }
@@ -190,6 +195,7 @@ impl DpifNetdev {
             upcall_burst: config.upcall_burst,
             pool_size: config.pool_size,
             max_recirc_depth: config.max_recirc_depth,
+            tx_flush_interval_us: config.tx_flush_interval_us,
         };
         let mut threads = Vec::new();
         let mut spawn = |core: Option<usize>, idle: IdlePolicy| -> DpifResult<()> {

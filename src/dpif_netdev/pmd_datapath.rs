@@ -42,6 +42,9 @@ pub struct PmdDatapathConfig {
     pub pool_size: usize,
     /// Maximum recirculation depth before packets are dropped (OVS: 6).
     pub max_recirc_depth: u32,
+    /// How long output packets may wait for more to join their batch, in microseconds
+    /// (PMD threads only; the non-PMD thread sleeps when idle, so it always flushes).
+    pub tx_flush_interval_us: u32,
 }
 
 /// Control messages for one thread's datapath state.
@@ -106,6 +109,8 @@ pub(super) struct TxPort {
     pub(super) txq: Box<dyn Txq>,
     pub(super) pending: PacketBatch,
     pub(super) dirty: bool,
+    /// TSC value by which `pending` must be sent (set when its first packet arrives).
+    pub(super) deadline: u64,
     pub(super) info: TxPortInfo,
 }
 
@@ -148,6 +153,8 @@ pub struct PmdDatapath {
     next_clock_read: u64,
     pub(super) rng: XorShift32,
     pub(super) max_recirc_depth: u32,
+    /// `tx_flush_interval_us` in TSC cycles; 0: flush every iteration.
+    pub(super) tx_flush_cycles: u64,
     // Scratch reused by every batch, so the pipeline allocates nothing.
     pub(super) keys: Box<[FlowKey; MAX_BURST]>,
     pub(super) hashes: [u32; MAX_BURST],
@@ -176,6 +183,13 @@ impl PmdDatapath {
             next_clock_read: 0,
             rng: XorShift32::new(seed.rotate_left(7)),
             max_recirc_depth: cfg.max_recirc_depth,
+            tx_flush_cycles: match core {
+                Some(_) => {
+                    crate::pmd::cycles::cycles_per_sec() * cfg.tx_flush_interval_us as u64
+                        / 1_000_000
+                }
+                None => 0,
+            },
             keys: Box::new([FlowKey::default(); MAX_BURST]),
             hashes: [0; MAX_BURST],
             disp: [Disposition::Drop; MAX_BURST],
@@ -214,6 +228,7 @@ impl PmdDatapath {
             txq,
             pending: PacketBatch::new(),
             dirty: false,
+            deadline: 0,
             info,
         });
     }
@@ -349,20 +364,45 @@ impl PmdDatapath {
 
     /// Sends every pending tx batch and kicks the devices: once per iteration.
     pub fn flush_tx(&mut self) {
+        self.flush_tx_due(false);
+    }
+
+    /// Output packets waiting for their flush deadline (for tests and introspection).
+    pub fn tx_pending(&self) -> usize {
+        self.tx_ports.iter().map(|t| t.pending.len()).sum()
+    }
+
+    /// Sends the pending batches whose deadline has passed (all of them when `force` or
+    /// when no flush interval is set), then kicks the ports that were sent to. Returns
+    /// whether anything was sent.
+    fn flush_tx_due(&mut self, force: bool) -> bool {
+        let mut sent = false;
         let (pool, counters) = (&mut self.pool, &self.counters);
+        let hold = self.tx_flush_cycles != 0 && !force;
+        let mut now = 0;
         for t in self.tx_ports.iter_mut() {
             if !t.pending.is_empty() {
+                if hold {
+                    if now == 0 {
+                        now = crate::pmd::cycles::now();
+                    }
+                    if now < t.deadline {
+                        continue;
+                    }
+                }
                 let n = t.pending.len() as u64;
                 t.txq.send(&mut t.pending, pool);
                 counters.tx_packets.add(n);
                 counters.tx_batches.add(1);
                 t.dirty = true;
+                sent = true;
             }
             if t.dirty {
                 t.txq.flush();
                 t.dirty = false;
             }
         }
+        sent
     }
 
     /// Periodic work: re-rank subtables once per `SUBTABLE_SORT_INTERVAL`.
@@ -452,12 +492,15 @@ impl PollWork for PmdDatapath {
     }
 
     #[inline]
-    fn end_iteration(&mut self) {
-        self.flush_tx();
+    fn end_iteration(&mut self) -> bool {
+        let sent = self.flush_tx_due(false);
         self.housekeeping();
+        sent
     }
 
     fn port_removed(&mut self, port: OdpPort) {
+        // Packets held by the flush interval leave now, not when their deadline comes.
+        self.flush_tx_due(true);
         self.remove_tx_port(port);
     }
 

@@ -29,7 +29,9 @@ pub trait PollWork: Send + 'static {
     /// Applies a control message.
     fn handle_ctl(&mut self, msg: Self::Ctl);
     /// Once per iteration after polling: flush tx batches, periodic housekeeping.
-    fn end_iteration(&mut self);
+    /// Returns whether it transmitted anything (held output leaving after a flush
+    /// interval makes an iteration busy even when it received nothing).
+    fn end_iteration(&mut self) -> bool;
     /// Drops everything that refers to `port` (its tx queue), before its rx queues go.
     fn port_removed(&mut self, port: OdpPort);
     /// The thread's buffer pool.
@@ -262,9 +264,9 @@ fn run<W: PollWork>(
                 }
             }
         }
-        work.end_iteration();
+        let sent = work.end_iteration();
         let spent = cycles::now().wrapping_sub(start);
-        if got > 0 {
+        if got > 0 || sent {
             counters.cycles_busy.add(spent);
         } else {
             counters.cycles_idle.add(spent);
