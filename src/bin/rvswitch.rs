@@ -70,6 +70,18 @@ fn main() -> ExitCode {
 }
 
 fn run(config: Config) -> anyhow::Result<()> {
+    // Before any thread exists, so that all of them but the PMDs stay off the PMD cores
+    // (only PMDs of the userspace datapath own a core).
+    let userspace = config
+        .bridges
+        .iter()
+        .any(|b| b.datapath == rvswitch::config::DatapathType::Netdev);
+    if userspace {
+        match rvswitch::pmd::affinity::keep_off_pmd_cores(&config.global.pmd_cores) {
+            Ok(cores) => tracing::info!(?cores, "non-PMD threads run on these cores"),
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
     let run_dir = config.global.run_dir.clone();
     std::fs::create_dir_all(&run_dir)
         .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;

@@ -80,8 +80,9 @@ pub struct DpNetdevConfig {
 impl Default for DpNetdevConfig {
     fn default() -> Self {
         // One PMD on the last core, leaving core 0 to the system, as a starting point.
-        let last = core_affinity::get_core_ids()
-            .and_then(|v| v.iter().map(|c| c.id).max())
+        let last = crate::pmd::affinity::usable_cores()
+            .into_iter()
+            .max()
             .unwrap_or(0);
         DpNetdevConfig {
             pmd_cores: vec![last],
@@ -171,11 +172,7 @@ impl DpifNetdev {
                 config.pool_size
             )));
         }
-        let cores: Vec<usize> = core_affinity::get_core_ids()
-            .unwrap_or_default()
-            .iter()
-            .map(|c| c.id)
-            .collect();
+        let cores = crate::pmd::affinity::usable_cores();
         for (i, c) in config.pmd_cores.iter().enumerate() {
             if !cores.contains(c) {
                 return Err(DpifError::InvalidArgument(format!(
