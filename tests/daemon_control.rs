@@ -217,3 +217,74 @@ fn version_flags() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+/// Thread ids and names of a process.
+fn threads(pid: u32) -> Vec<(String, String)> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|e| {
+            let tid = e.unwrap().file_name().to_string_lossy().into_owned();
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
+                .unwrap_or_default()
+                .trim()
+                .to_string();
+            (tid, comm)
+        })
+        .collect()
+}
+
+fn allowed_cpus(pid: u32, tid: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn cpu_ns(pid: u32, tid: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat")).unwrap();
+    s.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// The PMD core belongs to the PMD: every other thread of the daemon is kept off it. And
+/// the non-PMD thread sleeps when idle (it used to wake every 200 us and spend ~10% of a
+/// core in the control channel's backoff).
+#[test]
+fn non_pmd_threads_stay_off_the_pmd_core_and_sleep_when_idle() {
+    let d = Daemon::start("[[bridge]]\nname = \"tb0\"\ndatapath = \"netdev\"\n");
+    let pid = d.child.as_ref().unwrap().id();
+    let online = std::thread::available_parallelism().unwrap().get();
+    assert!(
+        online >= 2,
+        "this test needs 2 cores (the PMD takes core 0)"
+    );
+    let ts = threads(pid);
+    let pmd = ts
+        .iter()
+        .find(|(_, c)| c.starts_with("pmd"))
+        .expect("a PMD thread");
+    assert_eq!(allowed_cpus(pid, &pmd.0), "0", "PMD pinned to core 0");
+    for (tid, comm) in ts.iter().filter(|(_, c)| !c.starts_with("pmd")) {
+        let cpus = allowed_cpus(pid, tid);
+        let has_zero = cpus.split(',').any(|r| r == "0" || r.starts_with("0-"));
+        assert!(!has_zero, "thread {comm} may run on the PMD core: {cpus}");
+    }
+    let main = ts
+        .iter()
+        .find(|(_, c)| c == "dp-main")
+        .expect("the non-PMD thread");
+    std::thread::sleep(Duration::from_millis(300));
+    let before = cpu_ns(pid, &main.0);
+    std::thread::sleep(Duration::from_secs(2));
+    let spent = cpu_ns(pid, &main.0) - before;
+    assert!(
+        spent < 40_000_000,
+        "idle non-PMD thread ran {} ms in 2 s",
+        spent / 1_000_000
+    );
+    // It still answers: a control call that goes through it.
+    let show = d.ok(&["dpif/show"]);
+    assert!(show.contains("tb0"), "{show}");
+}

@@ -72,6 +72,12 @@ pub trait Rxq: Send {
     ) -> Result<usize, NetdevError>;
     /// Queue index on the device.
     fn qid(&self) -> usize;
+    /// A descriptor that polls readable while frames are waiting, so a thread that
+    /// sleeps when idle (the non-PMD thread) can sleep in poll(2) until traffic comes;
+    /// `None` makes such a thread fall back to polling the queue on a short timer.
+    fn wait_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
 }
 
 /// A transmit handle, owned by one thread.

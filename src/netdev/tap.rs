@@ -185,6 +185,10 @@ impl Rxq for TapRxq {
     fn qid(&self) -> usize {
         0
     }
+
+    fn wait_fd(&self) -> Option<std::os::fd::RawFd> {
+        Some(self.dev.fd.as_raw_fd())
+    }
 }
 
 impl Drop for TapRxq {

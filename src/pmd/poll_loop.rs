@@ -12,10 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::os::fd::RawFd;
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::cycles;
 use super::stats::{PmdCounters, RxqCounters};
+use super::waker::Waker;
 use crate::netdev::Rxq;
 use crate::packet::{OdpPort, PacketBatch, PacketPool};
 
@@ -82,13 +85,19 @@ pub enum PmdMsg<C> {
 /// A busy-polling thread checks its control channel once per this many iterations.
 const CTL_POLL_EVERY: u32 = 8;
 
+/// Longest sleep of an idle `Wait` thread whose queues all have a `wait_fd` (it wakes for
+/// traffic and messages anyway; this bounds how stale its clock and housekeeping get).
+pub const IDLE_SLEEP_MAX: Duration = Duration::from_millis(100);
+
 /// How a thread waits when it found nothing to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IdlePolicy {
     /// Busy-poll (a PMD thread on a dedicated core).
     BusyPoll,
-    /// Block on the control channel for up to this long (the non-PMD thread, which serves
-    /// devices that cannot be busy-polled and executes packets for the control plane).
+    /// Sleep when idle (the non-PMD thread, which serves devices that cannot be
+    /// busy-polled and executes packets for the control plane): in poll(2) on a waker the
+    /// control plane signals and on the rx queues' `wait_fd`s, for up to `IDLE_SLEEP_MAX`,
+    /// or for up to this long when a queue has no descriptor to wait on.
     Wait(Duration),
 }
 
@@ -103,6 +112,8 @@ thread_local! {
 pub struct PollThread<C: Send + 'static> {
     id: u64,
     tx: Sender<PmdMsg<C>>,
+    /// Wakes a sleeping `Wait` thread after a message is queued (`None` for PMDs).
+    waker: Option<Arc<Waker>>,
     join: Mutex<Option<JoinHandle<()>>>,
     /// Core the thread is pinned to; `None` for the unpinned non-PMD thread.
     pub core: Option<usize>,
@@ -120,6 +131,11 @@ impl<C: Send + 'static> PollThread<C> {
         idle: IdlePolicy,
     ) -> std::io::Result<Self> {
         let (tx, rx) = crossbeam_channel::unbounded();
+        let waker = match idle {
+            IdlePolicy::BusyPoll => None,
+            IdlePolicy::Wait(_) => Some(Arc::new(Waker::new()?)),
+        };
+        let w2 = waker.clone();
         let c2 = counters.clone();
         let id = NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed);
         let join = std::thread::Builder::new().name(name).spawn(move || {
@@ -129,11 +145,12 @@ impl<C: Send + 'static> PollThread<C> {
                     tracing::warn!(core = id, "could not pin PMD thread to its core");
                 }
             }
-            run(work, rx, c2, idle);
+            run(work, rx, c2, idle, w2);
         })?;
         Ok(PollThread {
             id,
             tx,
+            waker,
             join: Mutex::new(Some(join)),
             core,
             counters,
@@ -148,12 +165,16 @@ impl<C: Send + 'static> PollThread<C> {
 
     /// Sends a message; false if the thread is gone.
     pub fn send(&self, msg: PmdMsg<C>) -> bool {
-        self.tx.send(msg).is_ok()
+        let ok = self.tx.send(msg).is_ok();
+        if let Some(w) = &self.waker {
+            w.wake();
+        }
+        ok
     }
 
     /// Stops the thread and waits for it (idempotent).
     pub fn stop(&self) {
-        let _ = self.tx.send(PmdMsg::Quit);
+        let _ = self.send(PmdMsg::Quit);
         let j = self.join.lock().map(|mut g| g.take()).unwrap_or(None);
         if let Some(j) = j {
             let _ = j.join();
@@ -201,12 +222,33 @@ fn run<W: PollWork>(
     rx: Receiver<PmdMsg<W::Ctl>>,
     counters: Arc<PmdCounters>,
     idle: IdlePolicy,
+    waker: Option<Arc<Waker>>,
 ) {
     let mut rxqs: Vec<PolledRxq> = Vec::new();
     let mut batch = PacketBatch::new();
     let mut idle_streak = false;
     let mut iteration = 0u32;
+    let mut wait_fds: Vec<RawFd> = Vec::new();
+    let mut pollfds: Vec<libc::pollfd> = Vec::new();
     loop {
+        // An idle `Wait` thread sleeps until a message, traffic on a queue with a
+        // descriptor, or the timeout; then looks at everything once.
+        if let (IdlePolicy::Wait(poll_every), true, Some(w)) = (idle, idle_streak, &waker) {
+            wait_fds.clear();
+            let mut all_waitable = true;
+            for q in &rxqs {
+                match q.rxq.wait_fd() {
+                    Some(fd) => wait_fds.push(fd),
+                    None => all_waitable = false,
+                }
+            }
+            let timeout = if all_waitable {
+                IDLE_SLEEP_MAX
+            } else {
+                poll_every
+            };
+            w.sleep(&wait_fds, timeout, &mut pollfds);
+        }
         // Control plane: never blocks on a PMD, and a burst of messages is spread over
         // iterations so it cannot stall forwarding. A busy-polling thread looks at the
         // channel every CTL_POLL_EVERY iterations only (a few microseconds): checking an
@@ -217,20 +259,16 @@ fn run<W: PollWork>(
         } else {
             MAX_CTL_PER_ITERATION
         };
+        // Any message handled means more may be queued (the budget ran out): no sleep
+        // next iteration.
+        let mut handled = 0;
         for _ in 0..ctl_budget {
-            let msg = match (idle, idle_streak) {
-                (IdlePolicy::Wait(d), true) => match rx.recv_timeout(d) {
-                    Ok(m) => m,
-                    Err(RecvTimeoutError::Timeout) => break,
-                    Err(RecvTimeoutError::Disconnected) => return,
-                },
-                _ => match rx.try_recv() {
-                    Ok(m) => m,
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => return,
-                },
+            let msg = match rx.try_recv() {
+                Ok(m) => m,
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return,
             };
-            idle_streak = false;
+            handled += 1;
             if !handle(msg, &mut work, &mut rxqs) {
                 return;
             }
@@ -272,6 +310,6 @@ fn run<W: PollWork>(
             counters.cycles_idle.add(spent);
         }
         counters.iterations.add(1);
-        idle_streak = got == 0;
+        idle_streak = got == 0 && !sent && handled == 0;
     }
 }
