@@ -26,10 +26,10 @@
 # `perf record -e cpu-clock -t <pmd tid>` over the measurement, and user cycles per packet
 # = processing cycles x user share (the issue's formula). That formula also counts idle
 # polling, which is all user time, so a switch that needs fewer cycles per packet idles
-# more and scores worse; the table therefore also shows kernel cycles per packet (kernel
-# share x all cycles / packets) and busy user cycles per packet (processing cycles minus
-# kernel cycles: valid while idle iterations make no syscalls, i.e. with no tx flush
-# interval; printed n/a when it comes out negative). Then rvswitch/OVS ratios per workload.
+# more and scores worse. The table therefore also shows the PMD thread's on-CPU time per
+# packet (schedstat, in cycles of the nominal clock) split by the same user share: in
+# saturation mode (E2E_HOG_NICE, below) the PMD never idles and these are the per-packet
+# user and kernel costs. Then rvswitch/OVS ratios per workload.
 #
 # Usage: benches/e2e/run.sh [seconds] [workloads...]     (defaults: 10, a b c d)
 # Environment: E2E_SWITCHES ("rvswitch ovs rvs-afpacket"), RVS_XDP_MODE, OVS_XDP_MODE,
@@ -37,7 +37,9 @@
 #   perf.data there as <workload>-<switch>.perf.data, for `perf report -i`), E2E_PERF_ARGS
 #   (extra `perf record` arguments, e.g. "--call-graph dwarf"), E2E_TX_FLUSH_US (output
 #   batching interval in microseconds for both switches: rvswitch tx_flush_interval_us,
-#   OVS other_config:tx-flush-interval; default 0, both switches' default).
+#   OVS other_config:tx-flush-interval; default 0, both switches' default), E2E_HOG_NICE
+#   (saturation mode: a busy loop shares the PMD's core, its autogroup at this nice
+#   value, e.g. -5, so the PMD falls behind the offered load and never idles).
 # Needs root, trafgen, clang, iproute2, ovs-vswitchd/ovsdb-server; installs linux-perf
 # with apt-get if perf is missing. Builds rvswitch in release mode. Removes everything it
 # created on exit, including Ctrl-C.
@@ -55,7 +57,8 @@ TX_FLUSH_US=${E2E_TX_FLUSH_US:-0}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SRC_NS=e2e-src DST_NS=e2e-dst
 SRC_MAC=02:00:0e:2e:00:01 DST_MAC=02:00:0e:2e:00:02
-SWITCH_PID="" PERF_PID="" TRAFGEN_PID="" WORK=""
+SWITCH_PID="" PERF_PID="" TRAFGEN_PID="" HOG_PID="" WORK=""
+HOG_NICE=${E2E_HOG_NICE:-}
 
 die() { echo "e2e: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root (namespaces, veths, XDP)"
@@ -90,6 +93,7 @@ cleanup() {
     trap - EXIT INT TERM
     kill_job "$TRAFGEN_PID"
     kill_job "$PERF_PID"
+    stop_hog
     stop_switch
     ip link del e2e-s0 2>/dev/null
     ip link del e2e-d0 2>/dev/null
@@ -219,6 +223,36 @@ user_share() { # perf.data
              END { if (u + k > 0) printf "%.1f", 100 * u / (u + k); else print "nan" }'
 }
 
+# "packets received" of the PMD section (the packets its cycles were spent on).
+pmd_packets() {
+    awk '/^[[:space:]]*pmd thread/ {pmd = 1} /^[[:space:]]*main thread/ {pmd = 0}
+         pmd && /packets received/ {print $3; exit}'
+}
+
+# Nanoseconds thread $2 of process $1 has run on a CPU (schedstat's first field).
+cpu_ns() { # pid tid
+    cut -d' ' -f1 "/proc/$1/task/$2/schedstat"
+}
+
+# Saturation mode (E2E_HOG_NICE set): a busy loop on the PMD's core, in its own session
+# (own autogroup) with that autogroup nice value, takes most of the core, so the PMD
+# can't keep up with the offered load and never idles: every PMD cycle is then spent on
+# packets, and its user/kernel split measures per-packet costs without idle polling.
+start_hog() {
+    [ -n "$HOG_NICE" ] || return 0
+    setsid taskset -c 1 sh -c 'while :; do :; done' &
+    HOG_PID=$!
+    sleep 0.2
+    echo "$HOG_NICE" > "/proc/$HOG_PID/autogroup" || die "could not set the hog's autogroup nice"
+}
+
+stop_hog() {
+    [ -n "$HOG_PID" ] || return 0
+    kill -KILL "$HOG_PID" 2>/dev/null || true
+    wait "$HOG_PID" 2>/dev/null || true
+    HOG_PID=""
+}
+
 # Runs the workload against the switch whose process is $2 and appends a result row.
 measure() { # workload label pid stats-command...
     local wl=$1 label=$2 pid=$3
@@ -236,7 +270,10 @@ measure() { # workload label pid stats-command...
     tx0=$(counter $DST_NS e2e-d1 rx_packets)
     # The PMD counters cover the same window as the profile: cleared just before perf
     # starts, read as soon as it stops (trafgen, started last, is still running then).
+    start_hog
+    local ns0 ns1
     "$@" clear >/dev/null 2>&1 || true
+    ns0=$(cpu_ns "$pid" "$tid")
     perf record -q -e cpu-clock ${E2E_PERF_ARGS:-} -t "$tid" -o "$WORK/perf.data" -- sleep "$DURATION" \
         >/dev/null 2>&1 &
     PERF_PID=$!
@@ -246,12 +283,18 @@ measure() { # workload label pid stats-command...
     wait "$PERF_PID" || true
     PERF_PID=""
     "$@" show > "$WORK/pmd-stats.txt" 2>&1 || true
+    ns1=$(cpu_ns "$pid" "$tid")
+    stop_hog
     wait "$TRAFGEN_PID" 2>/dev/null || true
     TRAFGEN_PID=""
     sleep 0.3
     rx1=$(cat /sys/class/net/e2e-s0/statistics/rx_packets)
     tx1=$(counter $DST_NS e2e-d1 rx_packets)
-    local cyc all user
+    local cyc all user pkts cpu_cyc
+    pkts=$(pmd_packets < "$WORK/pmd-stats.txt")
+    # The PMD's on-CPU time per packet, in cycles of the nominal clock.
+    cpu_cyc=$(awk -v ns=$((ns1 - ns0)) -v n="${pkts:-0}" -v mhz="$MHZ" \
+        'BEGIN { if (n > 0) printf "%.0f", ns * mhz / 1000 / n; else print "nan" }')
     cyc=$(proc_cycles < "$WORK/pmd-stats.txt")
     all=$(all_cycles < "$WORK/pmd-stats.txt")
     user=$(user_share "$WORK/perf.data")
@@ -260,8 +303,9 @@ measure() { # workload label pid stats-command...
         cp "$WORK/perf.data" "$E2E_KEEP_PERF/$wl-$label.perf.data"
         cp "$WORK/pmd-stats.txt" "$E2E_KEEP_PERF/$wl-$label.pmd-stats.txt"
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$wl" "$label" $(( (rx1 - rx0) / DURATION )) \
-        $(( (tx1 - tx0) / DURATION )) "${cyc:-nan}" "$user" "${all:-nan}" >> "$WORK/results.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$wl" "$label" $(( (rx1 - rx0) / DURATION )) \
+        $(( (tx1 - tx0) / DURATION )) "${cyc:-nan}" "$user" "${all:-nan}" "$cpu_cyc" \
+        >> "$WORK/results.tsv"
     tail -n 1 "$WORK/results.tsv" | awk -F'\t' '{
         printf "  %-2s %-13s offered %9d pps  delivered %9d pps (%5.1f%%)  proc cycles/pkt %7.0f  user %5.1f%%\n",
             $1, $2, $3, $4, ($3 > 0 ? 100 * $4 / $3 : 0), $5, $6 }'
@@ -365,9 +409,10 @@ run_ovs() { # workload
 }
 
 (cd "$ROOT" && cargo build --release --bins -q) || die "building rvswitch failed"
+MHZ=$(awk -F': ' '/^cpu MHz/ {print $2; exit}' /proc/cpuinfo)
 topology
 echo "e2e: $(date -u '+%F %H:%M UTC'), $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "e2e: ${DURATION}s per run; trafgen on core 0, one PMD on core 1; workloads: $WORKLOADS; tx flush interval ${TX_FLUSH_US} us"
+echo "e2e: ${DURATION}s per run; trafgen on core 0, one PMD on core 1; workloads: $WORKLOADS; tx flush interval ${TX_FLUSH_US} us${HOG_NICE:+; saturation mode: busy loop on core 1 at autogroup nice $HOG_NICE}"
 : > "$WORK/results.tsv"
 for wl in $WORKLOADS; do
     for s in $SWITCHES; do
@@ -380,32 +425,34 @@ for wl in $WORKLOADS; do
 done
 
 echo
-echo "| workload | switch | offered pps | delivered pps | delivered/offered | PMD proc cycles/pkt | user / kernel | user cycles/pkt (issue formula) | kernel cycles/pkt | busy user cycles/pkt |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| workload | switch | offered pps | delivered pps | delivered/offered | PMD proc cycles/pkt | user / kernel | user cycles/pkt (issue formula) | PMD CPU cycles/pkt | user CPU cycles/pkt | kernel CPU cycles/pkt |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 awk -F'\t' '
     BEGIN { n["a"] = "a: 1 flow, 64 B"; n["b"] = "b: 10k flows, 64 B"; n["c"] = "c: 1 flow, 1518 B"; n["d"] = "d: 100 rules + NORMAL, 10k flows" }
     function num(x) { return x != "nan" && x != "" }
+    function fmt(x) { return x < 0 ? "n/a" : sprintf("%.0f", x) }
     {
         u = (num($6) && num($5)) ? $5 * $6 / 100 : -1
-        k = (num($6) && num($7)) ? $7 * (100 - $6) / 100 : -1
-        b = (k >= 0 && num($5)) ? $5 - k : -1
-        printf "| %s | %s | %d | %d | %.1f%% | %.0f | %.0f%% / %.0f%% | %s | %s | %s |\n", n[$1], $2, $3, $4,
-            ($3 > 0 ? 100 * $4 / $3 : 0), $5, $6, 100 - $6, (u < 0 ? "n/a" : sprintf("%.0f", u)),
-            (k < 0 ? "n/a" : sprintf("%.0f", k)), (b < 0 ? "n/a" : sprintf("%.0f", b))
-        off[$1, $2] = $3; del[$1, $2] = $4; cyc[$1, $2] = $5; usr[$1, $2] = u; busy[$1, $2] = b
+        c = num($8) ? $8 : -1
+        cu = (c >= 0 && num($6)) ? c * $6 / 100 : -1
+        ck = (c >= 0 && num($6)) ? c * (100 - $6) / 100 : -1
+        printf "| %s | %s | %d | %d | %.1f%% | %.0f | %.0f%% / %.0f%% | %s | %s | %s | %s |\n", n[$1], $2, $3, $4,
+            ($3 > 0 ? 100 * $4 / $3 : 0), $5, $6, 100 - $6, fmt(u), fmt(c), fmt(cu), fmt(ck)
+        off[$1, $2] = $3; del[$1, $2] = $4; cyc[$1, $2] = $5; usr[$1, $2] = u; cusr[$1, $2] = cu; cker[$1, $2] = ck
         if (!($1 in seen)) { seen[$1] = 1; order[++nw] = $1 }
     }
     function ratio(x, y) { return (y > 0 && x >= 0) ? sprintf("%.2f", x / y) : "n/a" }
     END {
         print ""
-        print "| workload | delivered rvswitch/OVS | delivered/offered rvswitch | PMD proc cycles rvswitch/OVS | user cycles/pkt rvswitch/OVS (issue formula) | busy user cycles/pkt rvswitch/OVS |"
-        print "|---|---:|---:|---:|---:|---:|"
+        print "| workload | delivered rvswitch/OVS | delivered/offered rvswitch | PMD proc cycles rvswitch/OVS | user cycles/pkt rvswitch/OVS (issue formula) | user CPU cycles/pkt rvswitch/OVS | kernel CPU cycles/pkt rvswitch/OVS |"
+        print "|---|---:|---:|---:|---:|---:|---:|"
         for (i = 1; i <= nw; i++) {
             w = order[i]
             if (!((w, "rvswitch") in del) || !((w, "ovs") in del)) continue
             dr = del[w, "ovs"] > 0 ? sprintf("%.2fx", del[w, "rvswitch"] / del[w, "ovs"]) : "n/a"
             fr = off[w, "rvswitch"] > 0 ? sprintf("%.1f%%", 100 * del[w, "rvswitch"] / off[w, "rvswitch"]) : "n/a"
-            printf "| %s | %s | %s | %s | %s | %s |\n", n[w], dr, fr, ratio(cyc[w, "rvswitch"], cyc[w, "ovs"]),
-                ratio(usr[w, "rvswitch"], usr[w, "ovs"]), ratio(busy[w, "rvswitch"], busy[w, "ovs"])
+            printf "| %s | %s | %s | %s | %s | %s | %s |\n", n[w], dr, fr, ratio(cyc[w, "rvswitch"], cyc[w, "ovs"]),
+                ratio(usr[w, "rvswitch"], usr[w, "ovs"]), ratio(cusr[w, "rvswitch"], cusr[w, "ovs"]),
+                ratio(cker[w, "rvswitch"], cker[w, "ovs"])
         }
     }' "$WORK/results.tsv"
