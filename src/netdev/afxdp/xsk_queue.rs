@@ -285,6 +285,15 @@ impl RxSide {
             return 0;
         }
         self.empty_polls = 0;
+        // The kernel wrote these frames from the core that received them, so each first
+        // touch is a cache miss; start all of them before copying any, so the misses
+        // overlap instead of stalling the copy loop one after another. (At 32-packet
+        // batches the copy was a third of the PMD's user time without this.)
+        for desc in &self.scratch[..n] {
+            // SAFETY: as below; only the address is taken.
+            let data = unsafe { self.umem.data(desc) };
+            prefetch_frame(data.contents());
+        }
         let mut bytes = 0u64;
         let mut dropped = 0u64;
         for desc in &self.scratch[..n] {
@@ -480,6 +489,27 @@ impl XskQueue {
             s.tx_errors += k.tx_invalid_descs;
         }
     }
+}
+
+/// Asks the CPU to start loading the first two cache lines of a frame (the headers the
+/// parser reads; the hardware prefetcher follows a longer copy by itself).
+#[inline(always)]
+fn prefetch_frame(frame: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let p = frame.as_ptr();
+        // SAFETY: prefetch never faults and reads nothing architecturally; the
+        // addresses are inside (or one line past the end of) a mapped umem frame.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(p.cast());
+            if frame.len() > 64 {
+                _mm_prefetch::<_MM_HINT_T0>(p.add(64).cast());
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = frame;
 }
 
 impl RxSide {
