@@ -3,7 +3,8 @@
 //! Loads and validates the config (errors name file:line and exit with code 2), builds the
 //! bridges, serves the control socket, and on SIGINT/SIGTERM or the `exit` command shuts
 //! down cleanly: PMD threads joined, ports closed (XDP programs detached, tap devices
-//! removed), control socket removed.
+//! removed), control socket removed. SIGHUP (or `rvswitch-appctl reload`) re-reads the
+//! config file and applies what changed.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +16,8 @@ use clap::Parser;
 use rvswitch::appctl::{CommandRegistry, ControlServer, SOCKET_NAME};
 use rvswitch::bridge::Switch;
 use rvswitch::config::Config;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 #[derive(Parser, Debug)]
 #[command(name = "rvswitch", version = rvswitch::VERSION, about = "Userspace poll-mode virtual switch")]
@@ -32,19 +35,13 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut config = match Config::load(&cli.config) {
+    let config = match load_config(&cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("rvswitch: invalid configuration: {e}");
             return ExitCode::from(2);
         }
     };
-    if let Some(dir) = &cli.run_dir {
-        config.global.run_dir = dir.clone();
-    }
-    if let Some(level) = &cli.log_level {
-        config.global.log_level = level.clone();
-    }
     let filter = match tracing_subscriber::EnvFilter::try_new(&config.global.log_level) {
         Ok(f) => f,
         Err(e) => {
@@ -59,7 +56,7 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    match run(config) {
+    match run(config, cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -69,7 +66,35 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: Config) -> anyhow::Result<()> {
+/// The config file with the command line's overrides applied (at start and on reload).
+fn load_config(cli: &Cli) -> Result<Config, rvswitch::config::ConfigError> {
+    let mut config = Config::load(&cli.config)?;
+    if let Some(dir) = &cli.run_dir {
+        config.global.run_dir = dir.clone();
+    }
+    if let Some(level) = &cli.log_level {
+        config.global.log_level = level.clone();
+    }
+    Ok(config)
+}
+
+/// What the main thread waits for.
+enum Event {
+    Shutdown(&'static str),
+    Reload,
+}
+
+/// Re-reads the config file into the running switch; the reply of `reload`.
+fn reload(switch: &Switch, cli: &Cli) -> Result<String, String> {
+    let config =
+        load_config(cli).map_err(|e| format!("invalid configuration, nothing changed: {e}"))?;
+    match switch.reload(config) {
+        Ok(report) => Ok(report.to_string()),
+        Err(e) => Err(format!("reload partly failed: {e}")),
+    }
+}
+
+fn run(config: Config, cli: Cli) -> anyhow::Result<()> {
     // Before any thread exists, so that all of them but the PMDs stay off the PMD cores
     // (only PMDs of the userspace datapath own a core).
     let userspace = config
@@ -92,20 +117,40 @@ fn run(config: Config) -> anyhow::Result<()> {
             socket.display()
         );
     }
-    let (shutdown_tx, shutdown_rx) = mpsc::channel::<&'static str>();
-    let signal_tx = shutdown_tx.clone();
-    ctrlc::set_handler(move || {
-        let _ = signal_tx.send("signal");
-    })
-    .context("cannot install the SIGINT/SIGTERM handler")?;
+    let (event_tx, event_rx) = mpsc::channel::<Event>();
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .context("cannot install the SIGINT/SIGTERM/SIGHUP handlers")?;
+    let signal_tx = event_tx.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                let event = match sig {
+                    SIGHUP => Event::Reload,
+                    SIGINT => Event::Shutdown("SIGINT"),
+                    _ => Event::Shutdown("SIGTERM"),
+                };
+                if signal_tx.send(event).is_err() {
+                    return;
+                }
+            }
+        })
+        .context("cannot start the signal thread")?;
+    let cli = Arc::new(cli);
 
     let switch = Switch::start(config, true).context("cannot start the switch")?;
     let mut registry = CommandRegistry::new();
     rvswitch::bridge::register_commands(&mut registry, switch.clone());
-    let exit_tx = std::sync::Mutex::new(shutdown_tx);
+    let exit_tx = std::sync::Mutex::new(event_tx);
     registry.register("exit", "", 0, 0, move |_| {
-        let _ = exit_tx.lock().map(|tx| tx.send("exit command"));
+        let _ = exit_tx
+            .lock()
+            .map(|tx| tx.send(Event::Shutdown("exit command")));
         Ok(String::new())
+    });
+    let (reload_switch, reload_cli) = (switch.clone(), cli.clone());
+    registry.register("reload", "", 0, 0, move |_| {
+        reload(&reload_switch, &reload_cli)
     });
     let mut server = ControlServer::start(&socket, Arc::new(registry))
         .with_context(|| format!("cannot serve the control socket {}", socket.display()))?;
@@ -115,7 +160,19 @@ fn run(config: Config) -> anyhow::Result<()> {
         socket.display()
     );
 
-    let why = shutdown_rx.recv().unwrap_or("channel closed");
+    let why = loop {
+        match event_rx.recv() {
+            Ok(Event::Reload) => {
+                tracing::info!("SIGHUP: reloading {}", cli.config.display());
+                // The switch logs what the reload did.
+                if let Err(e) = reload(&switch, &cli) {
+                    tracing::error!("{e}");
+                }
+            }
+            Ok(Event::Shutdown(why)) => break why,
+            Err(_) => break "channel closed",
+        }
+    };
     tracing::info!("shutting down ({why})");
     server.stop();
     switch.shutdown();

@@ -10,12 +10,14 @@ mod commands;
 mod datapaths;
 pub mod diff;
 mod dpctl;
+mod reload;
 pub mod state;
 mod switch;
 mod tnl_commands;
 
 pub use commands::register_commands;
 pub use datapaths::{KERNEL_DATAPATH_NAME, NETDEV_DATAPATH_NAME};
+pub use reload::ReloadReport;
 pub use switch::{Switch, SwitchError};
 
 #[cfg(test)]

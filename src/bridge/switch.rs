@@ -73,7 +73,7 @@ pub(crate) struct SwitchInner {
     pub(crate) config: Config,
     pub(crate) datapaths: BTreeMap<DatapathType, DatapathRuntime>,
     pub(crate) bridges: BTreeMap<String, BridgeRuntime>,
-    state: Option<StateFile>,
+    pub(crate) state: Option<StateFile>,
 }
 
 /// The whole switch. Shared between the main thread and the control socket's threads;
@@ -251,72 +251,32 @@ impl SwitchInner {
     /// Applies one runtime command. Bridge and port changes build a new config and go
     /// through `reconfigure`; flow changes go straight to the bridge's flow tables (runtime
     /// flows are not part of the config, only of the journal).
-    fn apply_change(&mut self, change: &RuntimeChange) -> Result<(), SwitchError> {
-        let mut new = self.config.clone();
-        match change {
-            RuntimeChange::AddBridge { bridge, datapath } => {
-                if new.bridge(bridge).is_some() {
-                    return Err(
-                        ConfigError::plain(format!("bridge {bridge} already exists")).into(),
-                    );
-                }
-                let dp: DatapathType = datapath.parse()?;
-                new.bridges.push(BridgeConfig::new(bridge, dp));
-            }
-            RuntimeChange::DelBridge { bridge } => {
-                let before = new.bridges.len();
-                new.bridges.retain(|b| &b.name != bridge);
-                if new.bridges.len() == before {
-                    return Err(SwitchError::NoSuchBridge(bridge.clone()));
-                }
-            }
-            RuntimeChange::AddPort { bridge, port, args } => {
-                let b = new
-                    .bridge_mut(bridge)
-                    .ok_or_else(|| SwitchError::NoSuchBridge(bridge.clone()))?;
-                if b.ports.iter().any(|p| &p.name == port) {
-                    return Err(ConfigError::plain(format!(
-                        "bridge {bridge} already has a port {port}"
-                    ))
-                    .into());
-                }
-                let p = crate::config::parse_port_args(port, args, b.datapath)?;
-                b.ports.push(p);
-            }
-            RuntimeChange::DelPort { bridge, port } => {
-                let b = new
-                    .bridge_mut(bridge)
-                    .ok_or_else(|| SwitchError::NoSuchBridge(bridge.clone()))?;
-                let before = b.ports.len();
-                b.ports.retain(|p| &p.name != port);
-                if b.ports.len() == before {
-                    return Err(SwitchError::NoSuchPort {
-                        bridge: bridge.clone(),
-                        port: port.clone(),
-                    });
-                }
-            }
-            RuntimeChange::AddFlow { bridge, flow } => {
-                return self
-                    .backer_of(bridge)?
-                    .add_flow(bridge, flow)
-                    .map_err(|e| ofproto_err(bridge, e));
-            }
-            RuntimeChange::DelFlows { bridge, matching } => {
-                return self
-                    .backer_of(bridge)?
-                    .del_flows(bridge, matching.as_deref().unwrap_or(""), false)
-                    .map(|_| ())
-                    .map_err(|e| ofproto_err(bridge, e));
-            }
+    pub(crate) fn apply_change(&mut self, change: &RuntimeChange) -> Result<(), SwitchError> {
+        match changed_config(&self.config, change)? {
+            Some(new) => self.reconfigure(new),
+            None => self.apply_flow_change(change),
         }
-        new.check_names()?;
-        self.reconfigure(new)
+    }
+
+    /// Applies a runtime flow change (`add-flow`, `del-flows`) to its bridge's tables.
+    pub(crate) fn apply_flow_change(&mut self, change: &RuntimeChange) -> Result<(), SwitchError> {
+        match change {
+            RuntimeChange::AddFlow { bridge, flow } => self
+                .backer_of(bridge)?
+                .add_flow(bridge, flow)
+                .map_err(|e| ofproto_err(bridge, e)),
+            RuntimeChange::DelFlows { bridge, matching } => self
+                .backer_of(bridge)?
+                .del_flows(bridge, matching.as_deref().unwrap_or(""), false)
+                .map(|_| ())
+                .map_err(|e| ofproto_err(bridge, e)),
+            _ => Ok(()),
+        }
     }
 
     /// Applies the plan from the current config to `new`. Steps that fail are reported
     /// together; what succeeded stays applied and the stored config says what is running.
-    fn reconfigure(&mut self, new: Config) -> Result<(), SwitchError> {
+    pub(crate) fn reconfigure(&mut self, new: Config) -> Result<(), SwitchError> {
         let steps = plan(&self.config, &new);
         let mut errors = Vec::new();
         let mut failed_bridges: Vec<String> = Vec::new();
@@ -537,4 +497,59 @@ fn ofproto_err(bridge: &str, e: OfprotoError) -> SwitchError {
         what: format!("bridge {bridge}"),
         source: e,
     }
+}
+
+/// `config` after a bridge or port change; `None` for a flow change (runtime flows live in
+/// the flow tables and the journal, not in the config). Pure, so a reload can replay the
+/// journal onto a new file's config before touching anything.
+pub(crate) fn changed_config(
+    config: &Config,
+    change: &RuntimeChange,
+) -> Result<Option<Config>, SwitchError> {
+    let mut new = config.clone();
+    match change {
+        RuntimeChange::AddBridge { bridge, datapath } => {
+            if new.bridge(bridge).is_some() {
+                return Err(ConfigError::plain(format!("bridge {bridge} already exists")).into());
+            }
+            let dp: DatapathType = datapath.parse()?;
+            new.bridges.push(BridgeConfig::new(bridge, dp));
+        }
+        RuntimeChange::DelBridge { bridge } => {
+            let before = new.bridges.len();
+            new.bridges.retain(|b| &b.name != bridge);
+            if new.bridges.len() == before {
+                return Err(SwitchError::NoSuchBridge(bridge.clone()));
+            }
+        }
+        RuntimeChange::AddPort { bridge, port, args } => {
+            let b = new
+                .bridge_mut(bridge)
+                .ok_or_else(|| SwitchError::NoSuchBridge(bridge.clone()))?;
+            if b.ports.iter().any(|p| &p.name == port) {
+                return Err(ConfigError::plain(format!(
+                    "bridge {bridge} already has a port {port}"
+                ))
+                .into());
+            }
+            let p = crate::config::parse_port_args(port, args, b.datapath)?;
+            b.ports.push(p);
+        }
+        RuntimeChange::DelPort { bridge, port } => {
+            let b = new
+                .bridge_mut(bridge)
+                .ok_or_else(|| SwitchError::NoSuchBridge(bridge.clone()))?;
+            let before = b.ports.len();
+            b.ports.retain(|p| &p.name != port);
+            if b.ports.len() == before {
+                return Err(SwitchError::NoSuchPort {
+                    bridge: bridge.clone(),
+                    port: port.clone(),
+                });
+            }
+        }
+        RuntimeChange::AddFlow { .. } | RuntimeChange::DelFlows { .. } => return Ok(None),
+    }
+    new.check_names()?;
+    Ok(Some(new))
 }

@@ -88,17 +88,17 @@ fn global(map: &SourceMap<'_>, g: RawGlobal) -> Result<GlobalConfig, ConfigError
         let cores = cores.into_inner();
         // Empty is allowed: no PMD threads, the non-PMD thread forwards (tiny hosts, tests).
         let _ = span;
-        let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // The cores the daemon may use, as they were before it took the PMD cores out of
+        // its own mask (a reload validates against the same set as the start did).
+        let usable = crate::pmd::affinity::usable_cores();
         let mut seen = HashSet::new();
         out.pmd_cores.clear();
         for c in cores {
             let v = *c.get_ref();
-            if v < 0 || v as usize >= online {
+            if v < 0 || !usable.contains(&(v as usize)) {
                 return Err(map.error(
                     Some(c.span()),
-                    format!(
-                        "pmd_cores: {v} is not a core id (expected 0..{online} on this machine)"
-                    ),
+                    format!("pmd_cores: {v} is not a core id this process may use (usable cores: {usable:?})"),
                 ));
             }
             if !seen.insert(v) {

@@ -1,0 +1,150 @@
+//! Reloading switch.toml into a running switch (SIGHUP or `rvswitch-appctl reload`).
+//!
+//! A reload builds what a restart would: the file's bridges and ports with the
+//! runtime-change journal (state.json) replayed on top, and applies it as one diff, so a
+//! port whose settings did not change is not touched (no XDP re-attach, no lost frames).
+//! `[global]` settings (PMD cores, run directory, EMC and flow limits, ...) are fixed when
+//! the daemon starts: a reload reports the ones that differ and keeps the running values.
+
+use super::diff::{plan, Step};
+use super::state::RuntimeChange;
+use super::switch::{changed_config, Switch, SwitchError};
+use crate::config::{Config, GlobalConfig};
+
+/// What a reload did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// One line per applied step ("add port p2 to br0"); empty when nothing changed.
+    pub steps: Vec<String>,
+    /// `[global]` keys whose new value needs a restart to take effect.
+    pub needs_restart: Vec<&'static str>,
+    /// Runtime changes from the journal that no longer apply to the new file (dropped
+    /// from the journal), with the reason.
+    pub dropped: Vec<String>,
+}
+
+impl std::fmt::Display for ReloadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.steps.is_empty() {
+            writeln!(f, "configuration reloaded: nothing changed")?;
+        } else {
+            writeln!(f, "configuration reloaded: {} change(s)", self.steps.len())?;
+            for s in &self.steps {
+                writeln!(f, "  {s}")?;
+            }
+        }
+        for d in &self.dropped {
+            writeln!(f, "dropped runtime change: {d}")?;
+        }
+        if !self.needs_restart.is_empty() {
+            writeln!(
+                f,
+                "not applied until restart: [global] {}",
+                self.needs_restart.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The `[global]` keys that differ.
+fn global_differences(old: &GlobalConfig, new: &GlobalConfig) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if old.pmd_cores != new.pmd_cores {
+        out.push("pmd_cores");
+    }
+    if old.run_dir != new.run_dir {
+        out.push("run_dir");
+    }
+    if old.log_level != new.log_level {
+        out.push("log_level");
+    }
+    if old.emc_insert_inv_prob != new.emc_insert_inv_prob {
+        out.push("emc_insert_inv_prob");
+    }
+    if old.max_flows != new.max_flows {
+        out.push("max_flows");
+    }
+    if old.rxq_assign != new.rxq_assign {
+        out.push("rxq_assign");
+    }
+    if old.tx_flush_interval_us != new.tx_flush_interval_us {
+        out.push("tx_flush_interval_us");
+    }
+    out
+}
+
+fn describe(step: &Step) -> String {
+    match step {
+        Step::DelPort { bridge, port } => format!("remove port {port} from {bridge}"),
+        Step::DelBridge { bridge } => format!("remove bridge {bridge}"),
+        Step::AddBridge { bridge } => format!("add bridge {}", bridge.name),
+        Step::UpdateBridge { bridge } => format!("update bridge {} settings", bridge.name),
+        Step::AddPort { bridge, port } => format!("add port {} to {bridge}", port.name),
+        Step::SetFlows { bridge, flows } => {
+            format!(
+                "replace the static flows of {bridge} ({} flows)",
+                flows.len()
+            )
+        }
+    }
+}
+
+fn describe_change(c: &RuntimeChange) -> String {
+    serde_json::to_string(c).unwrap_or_else(|_| format!("{c:?}"))
+}
+
+impl Switch {
+    /// Moves the running switch to what a restart with `file` would build (see the module
+    /// docs). Steps that fail are reported together, as in `reconfigure`; what succeeded
+    /// stays applied.
+    pub fn reload(&self, file: Config) -> Result<ReloadReport, SwitchError> {
+        let mut inner = self.lock();
+        let mut report = ReloadReport {
+            needs_restart: global_differences(&inner.config.global, &file.global),
+            ..Default::default()
+        };
+        let mut target = Config {
+            global: inner.config.global.clone(),
+            bridges: file.bridges,
+        };
+        let changes = inner
+            .state
+            .as_ref()
+            .map(|s| s.changes().to_vec())
+            .unwrap_or_default();
+        let mut kept = Vec::new();
+        let mut flow_changes = Vec::new();
+        for c in changes {
+            match changed_config(&target, &c) {
+                Ok(Some(next)) => {
+                    target = next;
+                    kept.push(c);
+                }
+                Ok(None) => flow_changes.push(c),
+                Err(e) => report.dropped.push(format!("{}: {e}", describe_change(&c))),
+            }
+        }
+        report.steps = plan(&inner.config, &target).iter().map(describe).collect();
+        let result = inner.reconfigure(target);
+        // Runtime flows go back on top (a bridge whose static flows were replaced lost
+        // them; re-adding an existing flow is a no-op, as ovs-ofctl add-flow is).
+        for c in flow_changes {
+            match inner.apply_flow_change(&c) {
+                Ok(()) => kept.push(c),
+                Err(e) => report.dropped.push(format!("{}: {e}", describe_change(&c))),
+            }
+        }
+        if !report.dropped.is_empty() {
+            // Keep the journal's order: bridge/port changes were replayed first, then
+            // flows, which is also how a restart replays them.
+            if let Some(state) = inner.state.as_mut() {
+                state.replace(kept)?;
+            }
+        }
+        for line in report.to_string().lines() {
+            tracing::info!("{line}");
+        }
+        result.map(|()| report)
+    }
+}
