@@ -159,7 +159,7 @@ fn sigterm_and_exit_command_shut_down_cleanly() {
     let status = d.terminate();
     assert!(status.success(), "{status}: {}", d.log());
     assert!(!sock.exists(), "socket left behind");
-    assert!(d.log().contains("shutting down (signal)"), "{}", d.log());
+    assert!(d.log().contains("shutting down (SIGTERM)"), "{}", d.log());
 
     let mut d = Daemon::start("");
     let sock = d.socket();
