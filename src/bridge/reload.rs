@@ -49,29 +49,34 @@ impl std::fmt::Display for ReloadReport {
 
 /// The `[global]` keys that differ.
 fn global_differences(old: &GlobalConfig, new: &GlobalConfig) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    if old.pmd_cores != new.pmd_cores {
-        out.push("pmd_cores");
-    }
-    if old.run_dir != new.run_dir {
-        out.push("run_dir");
-    }
-    if old.log_level != new.log_level {
-        out.push("log_level");
-    }
-    if old.emc_insert_inv_prob != new.emc_insert_inv_prob {
-        out.push("emc_insert_inv_prob");
-    }
-    if old.max_flows != new.max_flows {
-        out.push("max_flows");
-    }
-    if old.rxq_assign != new.rxq_assign {
-        out.push("rxq_assign");
-    }
-    if old.tx_flush_interval_us != new.tx_flush_interval_us {
-        out.push("tx_flush_interval_us");
-    }
-    out
+    // Destructured so that a new `[global]` key fails to compile here until it is listed.
+    let GlobalConfig {
+        pmd_cores,
+        run_dir,
+        log_level,
+        emc_insert_inv_prob,
+        max_flows,
+        rxq_assign,
+        tx_flush_interval_us,
+    } = old;
+    [
+        ("pmd_cores", *pmd_cores != new.pmd_cores),
+        ("run_dir", *run_dir != new.run_dir),
+        ("log_level", *log_level != new.log_level),
+        (
+            "emc_insert_inv_prob",
+            *emc_insert_inv_prob != new.emc_insert_inv_prob,
+        ),
+        ("max_flows", *max_flows != new.max_flows),
+        ("rxq_assign", *rxq_assign != new.rxq_assign),
+        (
+            "tx_flush_interval_us",
+            *tx_flush_interval_us != new.tx_flush_interval_us,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(key, differs)| differs.then_some(key))
+    .collect()
 }
 
 fn describe(step: &Step) -> String {
