@@ -58,11 +58,21 @@ impl Waker {
             events: libc::POLLIN,
             revents: 0,
         }));
-        let ms = timeout.as_millis().clamp(0, i32::MAX as u128) as i32;
-        // A sub-millisecond timeout rounds up: poll(2) counts whole milliseconds.
-        let ms = if ms == 0 && !timeout.is_zero() { 1 } else { ms };
-        // SAFETY: `pollfds` is a valid array of that many pollfd structs.
-        let n = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, ms) };
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: `pollfds` is a valid array of that many pollfd structs, `ts` a valid
+        // timespec, and a null signal mask leaves the mask unchanged (plain poll with a
+        // nanosecond timeout).
+        let n = unsafe {
+            libc::ppoll(
+                pollfds.as_mut_ptr(),
+                pollfds.len() as libc::nfds_t,
+                &ts,
+                std::ptr::null(),
+            )
+        };
         let woken = n > 0 && pollfds[0].revents & libc::POLLIN != 0;
         if woken {
             self.drain();
