@@ -1,7 +1,7 @@
 //! The running switch: datapaths, bridges and their ports, kept in line with a `Config`.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use crate::config::{
 };
 use crate::dpif::{DpifError, PortSpec};
 use crate::dpif_netdev::DpifNetdev;
+use crate::ofproto::route_watch::RouteWatcher;
 use crate::ofproto::{
     Backer, FailMode as OfFailMode, McastSnoopingConfig, Ofproto, OfprotoConfig, OfprotoError,
     PortConfig as OfPortConfig, VlanMode as OfVlanMode,
@@ -69,6 +70,21 @@ pub(crate) struct BridgeRuntime {
     pub(crate) ofproto: Arc<Ofproto>,
 }
 
+/// Flushes every backer's cached tunnel routes and rebuilds its flows after the host's
+/// routes or addresses changed (the `RouteWatcher` callback).
+fn underlay_changed(switch: &Weak<Switch>) {
+    let Some(switch) = switch.upgrade() else {
+        return;
+    };
+    for b in switch.backers() {
+        if b.tunnels().has_ports() {
+            tracing::debug!("host routes changed: flushing tunnel routes and revalidating");
+            b.tunnels().routes.flush();
+            b.revalidate_all();
+        }
+    }
+}
+
 pub(crate) struct SwitchInner {
     pub(crate) config: Config,
     pub(crate) datapaths: BTreeMap<DatapathType, DatapathRuntime>,
@@ -80,6 +96,8 @@ pub(crate) struct SwitchInner {
 /// every change goes through one lock, so commands never interleave.
 pub struct Switch {
     inner: Mutex<SwitchInner>,
+    /// Keeps tunnel underlay routes in step with the host (stopped at shutdown).
+    route_watch: Mutex<Option<RouteWatcher>>,
 }
 
 impl Switch {
@@ -105,7 +123,15 @@ impl Switch {
                 bridges: BTreeMap::new(),
                 state: None,
             }),
+            route_watch: Mutex::new(None),
         });
+        let weak = Arc::downgrade(&switch);
+        match RouteWatcher::start(move || underlay_changed(&weak)) {
+            Ok(w) => *switch.route_watch.lock().unwrap_or_else(|e| e.into_inner()) = Some(w),
+            Err(e) => tracing::warn!(
+                "not watching host routes ({e}): after readdressing a tunnel underlay, run tnl/neigh/flush"
+            ),
+        }
         {
             let mut inner = switch.lock();
             if let Err(e) = inner.reconfigure(config) {
@@ -190,6 +216,13 @@ impl Switch {
     /// Removes every bridge (closing its ports: XDP programs detached, taps deleted) and
     /// destroys the datapaths (PMD threads joined).
     pub fn shutdown(&self) {
+        // First, so no revalidation runs while the bridges go.
+        drop(
+            self.route_watch
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
         let mut inner = self.lock();
         let global = inner.config.global.clone();
         if let Err(e) = inner.reconfigure(Config {

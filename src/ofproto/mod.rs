@@ -47,6 +47,7 @@ pub mod mcast_snooping;
 mod normal;
 pub mod ports;
 pub mod route;
+pub mod route_watch;
 pub mod rule;
 mod show;
 pub mod table;

@@ -5,7 +5,8 @@
 //! endpoint from (the underlay bridge's internal port, OVS style), the source address it
 //! would use and the next hop (the gateway, or the remote itself when on-link). Asking the
 //! kernel costs a syscall, so answers are cached for `ROUTE_CACHE_TTL`; `flush` forgets
-//! them (tnl/neigh/flush does, and so does a route lookup failure).
+//! them (the daemon's `route_watch::RouteWatcher` does on every route or address change,
+//! tnl/neigh/flush does, and so does a route lookup failure).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
