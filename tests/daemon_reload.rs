@@ -124,16 +124,29 @@ fn sighup_and_reload_apply_the_file_and_keep_runtime_changes() {
     );
     assert_eq!(layout(&d.ok(&["dpif/show"])), before);
 
-    // [global] settings are reported, not applied.
+    // [global]: the EMC and tx flush settings change live, the others are reported.
     let text = std::fs::read_to_string(&d.config).unwrap();
     let text = text
-        .replace("pmd_cores = [0]", "pmd_cores = [1]")
+        .replace(
+            "pmd_cores = [0]",
+            "pmd_cores = [1]\nemc_insert_inv_prob = 7\ntx_flush_interval_us = 40",
+        )
         .replace("tag = 5000\n", "");
     std::fs::write(&d.config, text).unwrap();
     let reply = d.ok(&["reload"]);
     assert!(
-        reply.contains("not applied until restart: [global] pmd_cores"),
+        reply.contains("not applied until restart: [global] pmd_cores\n"),
         "{reply}"
+    );
+    assert!(
+        reply.contains("applied: [global] emc_insert_inv_prob = 7")
+            && reply.contains("applied: [global] tx_flush_interval_us = 40"),
+        "{reply}"
+    );
+    let reply = d.ok(&["reload"]);
+    assert!(
+        !reply.contains("applied:") && reply.contains("[global] pmd_cores"),
+        "applied settings are not applied again: {reply}"
     );
     assert!(d.ok(&["pmd-stats-show"]).contains("core_id 0"));
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rvswitch::dpif::{DpAction, FlowPut, FlowPutMode, PortSpec};
-use rvswitch::dpif_netdev::{PmdDatapath, PmdDatapathConfig};
+use rvswitch::dpif_netdev::{DpCtl, PmdDatapath, PmdDatapathConfig};
 use rvswitch::netdev::dummy::DummyNetdev;
 use rvswitch::netdev::Netdev;
 use rvswitch::packet::{ethertype, FlowKey, FlowMask, PacketBatch, PacketBuf};
@@ -149,4 +149,23 @@ fn the_non_pmd_thread_ignores_the_interval() {
     receive(&mut dp, 2);
     assert!(dp.end_iteration());
     assert_eq!(out.take_sent().len(), 2);
+}
+
+#[test]
+fn the_interval_changes_at_run_time() {
+    let (mut dp, out) = datapath(1_000_000);
+    receive(&mut dp, 2);
+    assert!(!dp.end_iteration(), "held for up to a second");
+    // Set to 0: nothing is held any more, so what waits leaves with the next iteration.
+    dp.handle_ctl(DpCtl::SetTxFlushIntervalUs(0));
+    receive(&mut dp, 1);
+    assert!(dp.end_iteration());
+    assert_eq!(
+        out.take_sent().len(),
+        3,
+        "the held packets left with the new one"
+    );
+    receive(&mut dp, 1);
+    assert!(dp.end_iteration());
+    assert_eq!(out.take_sent().len(), 1);
 }

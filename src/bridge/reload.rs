@@ -3,19 +3,23 @@
 //! A reload builds what a restart would: the file's bridges and ports with the
 //! runtime-change journal (state.json) replayed on top, and applies it as one diff, so a
 //! port whose settings did not change is not touched (no XDP re-attach, no lost frames).
-//! `[global]` settings (PMD cores, run directory, EMC and flow limits, ...) are fixed when
-//! the daemon starts: a reload reports the ones that differ and keeps the running values.
+//! Of the `[global]` settings, the EMC insertion probability and the tx flush interval
+//! change live (as OVS's other_config does); the others (PMD cores, run directory, flow
+//! limit, ...) are fixed when the daemon starts: a reload reports the ones that differ and
+//! keeps the running values.
 
 use super::diff::{plan, Step};
 use super::state::RuntimeChange;
 use super::switch::{changed_config, Switch, SwitchError};
-use crate::config::{Config, GlobalConfig};
+use crate::config::{Config, DatapathType, GlobalConfig};
 
 /// What a reload did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ReloadReport {
     /// One line per applied step ("add port p2 to br0"); empty when nothing changed.
     pub steps: Vec<String>,
+    /// `[global]` settings changed live, as `key = value`.
+    pub global_applied: Vec<String>,
     /// `[global]` keys whose new value needs a restart to take effect.
     pub needs_restart: Vec<&'static str>,
     /// Runtime changes from the journal that no longer apply to the new file (dropped
@@ -35,6 +39,9 @@ impl std::fmt::Display for ReloadReport {
         }
         for d in &self.dropped {
             writeln!(f, "dropped runtime change: {d}")?;
+        }
+        for g in &self.global_applied {
+            writeln!(f, "applied: [global] {g}")?;
         }
         if !self.needs_restart.is_empty() {
             writeln!(
@@ -105,12 +112,39 @@ impl Switch {
     /// stays applied.
     pub fn reload(&self, file: Config) -> Result<ReloadReport, SwitchError> {
         let mut inner = self.lock();
-        let mut report = ReloadReport {
-            needs_restart: global_differences(&inner.config.global, &file.global),
-            ..Default::default()
-        };
+        let mut report = ReloadReport::default();
+        let mut global = inner.config.global.clone();
+        let netdev = inner
+            .datapaths
+            .get(&DatapathType::Netdev)
+            .and_then(|d| d.netdev.clone());
+        for key in global_differences(&global, &file.global) {
+            match key {
+                "emc_insert_inv_prob" => {
+                    global.emc_insert_inv_prob = file.global.emc_insert_inv_prob;
+                    if let Some(dp) = &netdev {
+                        dp.set_emc_insert_inv_prob(global.emc_insert_inv_prob);
+                    }
+                    report
+                        .global_applied
+                        .push(format!("{key} = {}", global.emc_insert_inv_prob));
+                }
+                "tx_flush_interval_us" => {
+                    global.tx_flush_interval_us = file.global.tx_flush_interval_us;
+                    if let Some(dp) = &netdev {
+                        dp.set_tx_flush_interval_us(global.tx_flush_interval_us);
+                    }
+                    report
+                        .global_applied
+                        .push(format!("{key} = {}", global.tx_flush_interval_us));
+                }
+                _ => report.needs_restart.push(key),
+            }
+        }
+        // A datapath created by this reload starts with the live values too.
+        inner.config.global = global.clone();
         let mut target = Config {
-            global: inner.config.global.clone(),
+            global,
             bridges: file.bridges,
         };
         let changes = inner

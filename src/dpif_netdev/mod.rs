@@ -319,6 +319,14 @@ impl DpifNetdev {
         }
     }
 
+    /// Changes the output batching interval (`tx_flush_interval_us`) of every PMD thread
+    /// at run time (the non-PMD thread always flushes at once).
+    pub fn set_tx_flush_interval_us(&self, us: u32) {
+        for t in &self.threads {
+            t.send(PmdMsg::Work(DpCtl::SetTxFlushIntervalUs(us)));
+        }
+    }
+
     /// Per-thread statistics since the last clear, non-PMD thread first.
     pub fn pmd_stats(&self) -> Vec<PmdStatsEntry> {
         let st = self.state.lock().unwrap_or_else(|e| e.into_inner());

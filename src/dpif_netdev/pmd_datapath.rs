@@ -91,6 +91,8 @@ pub enum DpCtl {
     SetUpcallHandler(Arc<dyn UpcallHandler>),
     /// Change the EMC insertion probability.
     SetEmcInsertInvProb(u32),
+    /// Change the output batching interval, in microseconds.
+    SetTxFlushIntervalUs(u32),
     /// Execute actions on one packet (the control plane's `Dpif::execute`).
     Execute {
         /// Frame bytes.
@@ -164,6 +166,15 @@ pub struct PmdDatapath {
     pub(super) spare_groups: Vec<Vec<PacketGroup>>,
 }
 
+/// `us` in TSC cycles for a PMD thread; 0 (flush every iteration) for the non-PMD thread,
+/// which sleeps when idle and so could not honour a deadline.
+fn tx_flush_cycles(core: Option<usize>, us: u32) -> u64 {
+    match core {
+        Some(_) => crate::pmd::cycles::cycles_per_sec() * u64::from(us) / 1_000_000,
+        None => 0,
+    }
+}
+
 impl PmdDatapath {
     /// Fresh state for the thread on `core` (`None`: the non-PMD thread).
     pub fn new(core: Option<usize>, cfg: &PmdDatapathConfig, counters: Arc<PmdCounters>) -> Self {
@@ -183,13 +194,7 @@ impl PmdDatapath {
             next_clock_read: 0,
             rng: XorShift32::new(seed.rotate_left(7)),
             max_recirc_depth: cfg.max_recirc_depth,
-            tx_flush_cycles: match core {
-                Some(_) => {
-                    crate::pmd::cycles::cycles_per_sec() * cfg.tx_flush_interval_us as u64
-                        / 1_000_000
-                }
-                None => 0,
-            },
+            tx_flush_cycles: tx_flush_cycles(core, cfg.tx_flush_interval_us),
             keys: Box::new([FlowKey::default(); MAX_BURST]),
             hashes: [0; MAX_BURST],
             disp: [Disposition::Drop; MAX_BURST],
@@ -478,6 +483,11 @@ impl PollWork for PmdDatapath {
             DpCtl::AddTxPort { port, txq, info } => self.add_tx_port_with(port, txq, info),
             DpCtl::SetUpcallHandler(h) => self.handler = Some(h),
             DpCtl::SetEmcInsertInvProb(n) => self.emc.set_insert_inv_prob(n),
+            DpCtl::SetTxFlushIntervalUs(us) => {
+                self.tx_flush_cycles = tx_flush_cycles(self.core, us);
+                // Held batches keep their deadlines under a new nonzero interval; with
+                // 0 nothing is held, so they leave at the end of this iteration.
+            }
             DpCtl::Execute {
                 packet,
                 meta,
