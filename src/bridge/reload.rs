@@ -12,6 +12,7 @@ use super::diff::{plan, Step};
 use super::state::RuntimeChange;
 use super::switch::{changed_config, Switch, SwitchError};
 use crate::config::{Config, DatapathType, GlobalConfig};
+use crate::dpif_netdev::DpifNetdev;
 
 /// What a reload did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -86,6 +87,29 @@ fn global_differences(old: &GlobalConfig, new: &GlobalConfig) -> Vec<&'static st
     .collect()
 }
 
+/// Applies `[global]` key `key` from `new` to the running settings and the userspace
+/// datapath if it can change live; `None` if it needs a restart.
+fn apply_live(
+    key: &str,
+    new: &GlobalConfig,
+    running: &mut GlobalConfig,
+    dp: Option<&DpifNetdev>,
+) -> Option<String> {
+    match key {
+        "emc_insert_inv_prob" => {
+            running.emc_insert_inv_prob = new.emc_insert_inv_prob;
+            dp.inspect(|d| d.set_emc_insert_inv_prob(new.emc_insert_inv_prob));
+            Some(format!("{key} = {}", new.emc_insert_inv_prob))
+        }
+        "tx_flush_interval_us" => {
+            running.tx_flush_interval_us = new.tx_flush_interval_us;
+            dp.inspect(|d| d.set_tx_flush_interval_us(new.tx_flush_interval_us));
+            Some(format!("{key} = {}", new.tx_flush_interval_us))
+        }
+        _ => None,
+    }
+}
+
 fn describe(step: &Step) -> String {
     match step {
         Step::DelPort { bridge, port } => format!("remove port {port} from {bridge}"),
@@ -119,26 +143,9 @@ impl Switch {
             .get(&DatapathType::Netdev)
             .and_then(|d| d.netdev.clone());
         for key in global_differences(&global, &file.global) {
-            match key {
-                "emc_insert_inv_prob" => {
-                    global.emc_insert_inv_prob = file.global.emc_insert_inv_prob;
-                    if let Some(dp) = &netdev {
-                        dp.set_emc_insert_inv_prob(global.emc_insert_inv_prob);
-                    }
-                    report
-                        .global_applied
-                        .push(format!("{key} = {}", global.emc_insert_inv_prob));
-                }
-                "tx_flush_interval_us" => {
-                    global.tx_flush_interval_us = file.global.tx_flush_interval_us;
-                    if let Some(dp) = &netdev {
-                        dp.set_tx_flush_interval_us(global.tx_flush_interval_us);
-                    }
-                    report
-                        .global_applied
-                        .push(format!("{key} = {}", global.tx_flush_interval_us));
-                }
-                _ => report.needs_restart.push(key),
+            match apply_live(key, &file.global, &mut global, netdev.as_deref()) {
+                Some(applied) => report.global_applied.push(applied),
+                None => report.needs_restart.push(key),
             }
         }
         // A datapath created by this reload starts with the live values too.

@@ -231,24 +231,7 @@ impl NlSocket {
 
     /// Sets a receive timeout so that handler threads can notice a stop request.
     pub fn set_recv_timeout(&self, ms: u64) -> io::Result<()> {
-        let tv = libc::timeval {
-            tv_sec: (ms / 1000) as _,
-            tv_usec: ((ms % 1000) * 1000) as _,
-        };
-        // SAFETY: setsockopt with a valid timeval of the right size on our own fd.
-        let r = unsafe {
-            libc::setsockopt(
-                self.sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                &tv as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        crate::netdev::linux::set_recv_timeout(&self.sock, std::time::Duration::from_millis(ms))
     }
 
     fn send<P: NetlinkSerializable + fmt::Debug>(

@@ -15,7 +15,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::{linux, Netdev, NetdevError, Rxq, Txq};
+use super::linux::{self, setsockopt};
+use super::{Netdev, NetdevError, Rxq, Txq};
 use crate::dpif::{PortSpec, PortStats};
 use crate::packet::buffer::MAX_FRAME;
 use crate::packet::{PacketBatch, PacketPool, MAX_BURST};
@@ -97,24 +98,6 @@ struct TxState {
 /// An AF_PACKET port on a Linux interface.
 pub struct AfPacketNetdev {
     sock: Arc<PacketSocket>,
-}
-
-fn setsockopt<T>(fd: &OwnedFd, level: i32, opt: i32, val: &T) -> std::io::Result<()> {
-    // SAFETY: `val` points to a live T of the given size.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            opt,
-            (val as *const T).cast(),
-            std::mem::size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
 }
 
 impl AfPacketNetdev {

@@ -237,19 +237,7 @@ impl PromiscGuard {
             mr_alen: 0,
             mr_address: [0; 8],
         };
-        // SAFETY: `mreq` is a valid packet_mreq living across the call.
-        let r = unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_PACKET,
-                libc::PACKET_ADD_MEMBERSHIP,
-                (&mreq as *const libc::packet_mreq).cast(),
-                std::mem::size_of::<libc::packet_mreq>() as libc::socklen_t,
-            )
-        };
-        if r < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        setsockopt(&sock, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq)?;
         Ok(PromiscGuard { _sock: sock })
     }
 }
@@ -273,6 +261,34 @@ pub fn kernel_stats(name: &str) -> PortStats {
         rx_errors: read("rx_errors"),
         tx_errors: read("tx_errors"),
     }
+}
+
+/// setsockopt(2) with a typed value: `val` is passed with its own size.
+pub fn setsockopt<F: AsRawFd, T>(fd: &F, level: i32, opt: i32, val: &T) -> std::io::Result<()> {
+    // SAFETY: `val` points to a live T of the size passed, for the whole call.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            opt,
+            (val as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Sets `SO_RCVTIMEO`, so a thread blocked in recv can look at a stop flag now and then.
+pub fn set_recv_timeout<F: AsRawFd>(fd: &F, t: std::time::Duration) -> std::io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: t.as_secs() as libc::time_t,
+        tv_usec: t.subsec_micros() as libc::suseconds_t,
+    };
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
 }
 
 #[cfg(test)]

@@ -7,13 +7,14 @@
 //! address multicast groups (as OVS's route-table module does) and calls back, at most
 //! once per `SETTLE` burst of messages, so the owner can flush and revalidate.
 
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+use crate::netdev::linux::set_recv_timeout;
 
 /// rtnetlink multicast groups (`RTMGRP_*` from `<linux/rtnetlink.h>`): IPv4 and IPv6
 /// routes and interface addresses, plus links (a device going down takes its routes).
@@ -64,28 +65,6 @@ impl Drop for RouteWatcher {
                 let _ = j.join();
             }
         }
-    }
-}
-
-fn set_recv_timeout(sock: &Socket, t: Duration) -> std::io::Result<()> {
-    let tv = libc::timeval {
-        tv_sec: t.as_secs() as libc::time_t,
-        tv_usec: t.subsec_micros() as libc::suseconds_t,
-    };
-    // SAFETY: setsockopt reads a timeval of the size passed from a live value.
-    let r = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
     }
 }
 
