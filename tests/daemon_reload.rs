@@ -167,3 +167,39 @@ fn a_runtime_change_the_new_file_contradicts_is_dropped_and_reported() {
     let state = std::fs::read_to_string(d.dir.path().join("state.json")).unwrap();
     assert!(!state.contains("rd9"), "dropped from the journal: {state}");
 }
+
+#[test]
+fn the_log_filter_changes_at_run_time() {
+    let d = Daemon::start("");
+    assert_eq!(d.ok(&["vlog/list"]), "info\n");
+    assert!(d
+        .ok(&["vlog/set", "rvswitch=debug"])
+        .contains("rvswitch=debug"));
+    assert_eq!(d.ok(&["vlog/list"]), "rvswitch=debug\n");
+    let err = d.fails(&["vlog/set", "rvswitch=loud"]);
+    assert!(err.contains("invalid log filter"), "{err}");
+    assert_eq!(
+        d.ok(&["vlog/list"]),
+        "rvswitch=debug\n",
+        "a bad filter changes nothing"
+    );
+    // A log_level in the reloaded file is applied too.
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(
+        &d.config,
+        text.replace("log_level = \"info\"", "log_level = \"warn\""),
+    )
+    .unwrap();
+    let reply = d.ok(&["reload"]);
+    assert!(
+        reply.contains("applied: [global] log_level = warn"),
+        "{reply}"
+    );
+    assert!(!reply.contains("until restart"), "{reply}");
+    assert_eq!(d.ok(&["vlog/list"]), "warn\n");
+    assert!(
+        d.log().contains("log filter is now 'rvswitch=debug'"),
+        "{}",
+        d.log()
+    );
+}

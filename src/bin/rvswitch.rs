@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use clap::Parser;
@@ -18,6 +18,8 @@ use rvswitch::bridge::Switch;
 use rvswitch::config::Config;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::{reload, EnvFilter, Registry};
 
 #[derive(Parser, Debug)]
 #[command(name = "rvswitch", version = rvswitch::VERSION, about = "Userspace poll-mode virtual switch")]
@@ -52,11 +54,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    let (filter, handle) = reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
-    match run(config, cli) {
+    let log = Arc::new(LogFilter {
+        handle,
+        current: Mutex::new(config.global.log_level.clone()),
+    });
+    match run(config, cli, log) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -78,6 +85,33 @@ fn load_config(cli: &Cli) -> Result<Config, rvswitch::config::ConfigError> {
     Ok(config)
 }
 
+/// The log filter, changeable at run time (`vlog/set`, or `log_level` on reload).
+struct LogFilter {
+    handle: reload::Handle<EnvFilter, Registry>,
+    current: Mutex<String>,
+}
+
+impl LogFilter {
+    fn get(&self) -> String {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the filter; an invalid one is an error and changes nothing.
+    fn set(&self, spec: &str) -> Result<(), String> {
+        let f =
+            EnvFilter::try_new(spec).map_err(|e| format!("invalid log filter '{spec}': {e}"))?;
+        self.handle
+            .reload(f)
+            .map_err(|e| format!("cannot change the log filter: {e}"))?;
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = spec.to_string();
+        tracing::info!("log filter is now '{spec}'");
+        Ok(())
+    }
+}
+
 /// What the main thread waits for.
 enum Event {
     Shutdown(&'static str),
@@ -85,16 +119,28 @@ enum Event {
 }
 
 /// Re-reads the config file into the running switch; the reply of `reload`.
-fn reload(switch: &Switch, cli: &Cli) -> Result<String, String> {
-    let config =
+/// The daemon owns the log filter, so a new `log_level` is applied here, not by the
+/// switch.
+fn reload(switch: &Switch, cli: &Cli, log: &LogFilter) -> Result<String, String> {
+    let mut config =
         load_config(cli).map_err(|e| format!("invalid configuration, nothing changed: {e}"))?;
+    let mut extra = String::new();
+    if config.global.log_level != log.get() {
+        log.set(&config.global.log_level)
+            .map_err(|e| format!("nothing changed: {e}"))?;
+        extra = format!(
+            "applied: [global] log_level = {}\n",
+            config.global.log_level
+        );
+    }
+    config.global.log_level = switch.config().global.log_level;
     match switch.reload(config) {
-        Ok(report) => Ok(report.to_string()),
+        Ok(report) => Ok(format!("{report}{extra}")),
         Err(e) => Err(format!("reload partly failed: {e}")),
     }
 }
 
-fn run(config: Config, cli: Cli) -> anyhow::Result<()> {
+fn run(config: Config, cli: Cli, log: Arc<LogFilter>) -> anyhow::Result<()> {
     // Before any thread exists, so that all of them but the PMDs stay off the PMD cores
     // (only PMDs of the userspace datapath own a core).
     let userspace = config
@@ -148,9 +194,18 @@ fn run(config: Config, cli: Cli) -> anyhow::Result<()> {
             .map(|tx| tx.send(Event::Shutdown("exit command")));
         Ok(String::new())
     });
-    let (reload_switch, reload_cli) = (switch.clone(), cli.clone());
+    let (reload_switch, reload_cli, reload_log) = (switch.clone(), cli.clone(), log.clone());
     registry.register("reload", "", 0, 0, move |_| {
-        reload(&reload_switch, &reload_cli)
+        reload(&reload_switch, &reload_cli, &reload_log)
+    });
+    let set_log = log.clone();
+    registry.register("vlog/set", "FILTER", 1, 1, move |a| {
+        set_log.set(&a[0])?;
+        Ok(format!("log filter is now '{}'\n", a[0]))
+    });
+    let list_log = log.clone();
+    registry.register("vlog/list", "", 0, 0, move |_| {
+        Ok(format!("{}\n", list_log.get()))
     });
     let mut server = ControlServer::start(&socket, Arc::new(registry))
         .with_context(|| format!("cannot serve the control socket {}", socket.display()))?;
@@ -165,7 +220,7 @@ fn run(config: Config, cli: Cli) -> anyhow::Result<()> {
             Ok(Event::Reload) => {
                 tracing::info!("SIGHUP: reloading {}", cli.config.display());
                 // The switch logs what the reload did.
-                if let Err(e) = reload(&switch, &cli) {
+                if let Err(e) = reload(&switch, &cli, &log) {
                     tracing::error!("{e}");
                 }
             }
