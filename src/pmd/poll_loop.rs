@@ -4,15 +4,15 @@
 //! queue once, hand each non-empty batch to the `PollWork`, let the work flush its tx
 //! batches, and charge the iteration's cycles to "busy" or "idle". The loop owns its rx
 //! queues outright; they arrive and leave only through messages, so nothing on this path
-//! takes a lock or waits for the control plane.
+//! takes a lock or waits for the control plane. A PMD busy-polls; the non-PMD thread
+//! sleeps in poll(2) when an iteration found nothing (see `waker`).
 
 use std::cell::Cell;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
-
-use std::os::fd::RawFd;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
