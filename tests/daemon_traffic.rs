@@ -22,6 +22,11 @@ struct Rig {
 
 /// Two namespaces and a daemon whose bridge has their host-side veths as `port_type` ports.
 fn rig(port_type: &str) -> Rig {
+    rig_with(port_type, "")
+}
+
+/// As `rig`, with extra `[global]` settings.
+fn rig_with(port_type: &str, global_extra: &str) -> Rig {
     let tag = unique("dt");
     let a = NsPort::new(&format!("{tag}a"), "10.201.0.1", MAC_A);
     let b = NsPort::new(&format!("{tag}b"), "10.201.0.2", MAC_B);
@@ -31,7 +36,7 @@ fn rig(port_type: &str) -> Rig {
          [[bridge.port]]\nname = \"{}\"\ntype = \"{port_type}\"\n",
         a.host, b.host
     );
-    let daemon = Daemon::start(&body);
+    let daemon = Daemon::start_with_global(global_extra, &body);
     Rig {
         daemon,
         a,
@@ -255,4 +260,38 @@ fn access_vlans_separate_ports() {
     );
     // And B, still in VLAN 10, sees C too; nothing reaches VLAN 20 any more.
     assert_eq!(b.ping(&c.ip, 3, "0.2"), (3, 3));
+}
+
+fn cpu_ns(pid: u32, comm_prefix: &str) -> u64 {
+    for e in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let tid = e.unwrap().file_name().to_string_lossy().into_owned();
+        let comm =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap_or_default();
+        if comm.starts_with(comm_prefix) {
+            let s = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat")).unwrap();
+            return s.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    }
+    panic!("no thread named {comm_prefix}* in {pid}");
+}
+
+/// `pmd_max_sleep_us`: an idle PMD sleeps instead of spinning (its CPU time drops far below
+/// a busy-polling core's), and wakes up to forward as soon as traffic comes.
+#[test]
+fn a_pmd_with_max_sleep_rests_when_idle_and_still_forwards() {
+    let r = rig_with("afxdp", "pmd_max_sleep_us = 2000\n");
+    let pid = r.daemon.child.as_ref().unwrap().id();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = cpu_ns(pid, "pmd");
+    std::thread::sleep(Duration::from_secs(1));
+    let spent = cpu_ns(pid, "pmd") - before;
+    assert!(
+        spent < 300_000_000,
+        "idle PMD ran {} ms of 1000 with pmd_max_sleep_us = 2000",
+        spent / 1_000_000
+    );
+    let (sent, got) = r.a.ping(&r.b.ip, 10, "0.1");
+    assert_eq!((sent, got), (10, 10), "log:\n{}", r.daemon.log());
+    let stats = r.daemon.ok(&["pmd-stats-show"]);
+    assert!(stats.contains("sleep time:"), "{stats}");
 }

@@ -42,6 +42,7 @@ impl DatapathRuntime {
                     emc_insert_inv_prob: global.emc_insert_inv_prob,
                     max_flows: global.max_flows,
                     tx_flush_interval_us: global.tx_flush_interval_us,
+                    pmd_max_sleep_us: global.pmd_max_sleep_us,
                     rxq_assign: match global.rxq_assign {
                         RxqAssign::Cycles => RxqAssignPolicy::Cycles,
                         RxqAssign::RoundRobin => RxqAssignPolicy::RoundRobin,

@@ -66,6 +66,7 @@ fn global_differences(old: &GlobalConfig, new: &GlobalConfig) -> Vec<&'static st
         max_flows,
         rxq_assign,
         tx_flush_interval_us,
+        pmd_max_sleep_us,
     } = old;
     [
         ("pmd_cores", *pmd_cores != new.pmd_cores),
@@ -80,6 +81,10 @@ fn global_differences(old: &GlobalConfig, new: &GlobalConfig) -> Vec<&'static st
         (
             "tx_flush_interval_us",
             *tx_flush_interval_us != new.tx_flush_interval_us,
+        ),
+        (
+            "pmd_max_sleep_us",
+            *pmd_max_sleep_us != new.pmd_max_sleep_us,
         ),
     ]
     .into_iter()

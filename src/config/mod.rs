@@ -70,6 +70,9 @@ pub struct GlobalConfig {
     /// Microseconds a PMD may hold output packets to send them in bigger batches (OVS's
     /// `tx-flush-interval`); 0 sends at the end of every poll iteration.
     pub tx_flush_interval_us: u32,
+    /// Longest a PMD may sleep when it has found nothing to do for a while, in
+    /// microseconds (OVS's `pmd-maxsleep`); 0 busy-polls always.
+    pub pmd_max_sleep_us: u32,
 }
 
 impl Default for GlobalConfig {
@@ -82,6 +85,7 @@ impl Default for GlobalConfig {
             max_flows: DEFAULT_MAX_FLOWS,
             rxq_assign: RxqAssign::Cycles,
             tx_flush_interval_us: 0,
+            pmd_max_sleep_us: 0,
         }
     }
 }

@@ -29,6 +29,7 @@ pub(crate) struct RawGlobal {
     pub max_flows: Option<Spanned<i64>>,
     pub rxq_assign: Option<Spanned<RawRxqAssign>>,
     pub tx_flush_interval_us: Option<Spanned<i64>>,
+    pub pmd_max_sleep_us: Option<Spanned<i64>>,
 }
 
 /// `rxq_assign`.

@@ -31,6 +31,7 @@ emc_insert_inv_prob = 50
 max_flows = 1000
 rxq_assign = "roundrobin"
 tx_flush_interval_us = 50
+pmd_max_sleep_us = 500
 
 [[bridge]]
 name = "br0"
@@ -72,6 +73,7 @@ fn good_config_is_typed() {
     assert_eq!(c.global.max_flows, 1000);
     assert_eq!(c.global.rxq_assign, RxqAssign::RoundRobin);
     assert_eq!(c.global.tx_flush_interval_us, 50);
+    assert_eq!(c.global.pmd_max_sleep_us, 500);
     assert_eq!(c.bridges.len(), 2);
     let br0 = &c.bridges[0];
     assert_eq!(br0.fail_mode, FailMode::Secure);
@@ -244,6 +246,11 @@ fn bad_global_values() {
         "[global]\nmax_flows = 0\n",
         2,
         "max_flows = 0 is out of range",
+    );
+    assert_err(
+        "[global]\npmd_max_sleep_us = 10001\n",
+        2,
+        "pmd_max_sleep_us = 10001 is out of range",
     );
     assert_err(
         "[global]\n\ntx_flush_interval_us = 2000000\n",

@@ -135,6 +135,9 @@ fn global(map: &SourceMap<'_>, g: RawGlobal) -> Result<GlobalConfig, ConfigError
     if let Some(t) = g.tx_flush_interval_us {
         out.tx_flush_interval_us = ranged(map, &t, 0, 1_000_000, "tx_flush_interval_us")? as u32;
     }
+    if let Some(t) = g.pmd_max_sleep_us {
+        out.pmd_max_sleep_us = ranged(map, &t, 0, 10_000, "pmd_max_sleep_us")? as u32;
+    }
     if let Some(m) = g.max_flows {
         out.max_flows = ranged(map, &m, 1, 10_000_000, "max_flows")? as usize;
     }

@@ -75,6 +75,9 @@ pub struct DpNetdevConfig {
     /// `tx-flush-interval`, default 0: flush every iteration). Fewer, fuller transmit
     /// kicks for up to this much added latency.
     pub tx_flush_interval_us: u32,
+    /// Longest a PMD thread sleeps after finding nothing to do for a while, in
+    /// microseconds (OVS `pmd-maxsleep`, default 0: always busy-poll).
+    pub pmd_max_sleep_us: u32,
 }
 
 impl Default for DpNetdevConfig {
@@ -95,6 +98,7 @@ impl Default for DpNetdevConfig {
             max_recirc_depth: 6,
             ctl_timeout: Duration::from_secs(5),
             tx_flush_interval_us: 0,
+            pmd_max_sleep_us: 0,
         }
     }
 }
@@ -207,7 +211,11 @@ impl DpifNetdev {
         };
         spawn(None, IdlePolicy::Wait(MAIN_IDLE_WAIT))?;
         for &c in &config.pmd_cores {
-            spawn(Some(c), IdlePolicy::BusyPoll)?;
+            let idle = match config.pmd_max_sleep_us {
+                0 => IdlePolicy::BusyPoll,
+                us => IdlePolicy::PollThenSleep(Duration::from_micros(u64::from(us))),
+            };
+            spawn(Some(c), idle)?;
         }
         let n = threads.len();
         Ok(Arc::new(DpifNetdev {

@@ -85,6 +85,10 @@ pub fn format_pmd_stats(out: &mut String, title: &str, s: &PmdStats) {
         s.cycles_busy,
         100.0 * ratio(s.cycles_busy, total_cycles)
     );
+    if s.sleep_us > 0 {
+        // Not in the cycle counts above: a sleeping PMD is not running.
+        let _ = writeln!(out, "  sleep time: {} us (pmd_max_sleep_us)", s.sleep_us);
+    }
     if s.rx_packets > 0 {
         let _ = writeln!(
             out,

@@ -85,6 +85,13 @@ pub enum PmdMsg<C> {
 /// A busy-polling thread checks its control channel once per this many iterations.
 const CTL_POLL_EVERY: u32 = 8;
 
+/// Empty iterations in a row before a `PollThenSleep` thread starts sleeping (about
+/// 100 us of polling an empty queue).
+pub const SLEEP_AFTER_IDLE: u32 = 1024;
+
+/// First sleep of a `PollThenSleep` thread; each further empty poll doubles it.
+const FIRST_SLEEP: Duration = Duration::from_micros(10);
+
 /// Longest sleep of an idle `Wait` thread whose queues all have a `wait_fd` (it wakes for
 /// traffic and messages anyway; this bounds how stale its clock and housekeeping get).
 pub const IDLE_SLEEP_MAX: Duration = Duration::from_millis(100);
@@ -94,6 +101,11 @@ pub const IDLE_SLEEP_MAX: Duration = Duration::from_millis(100);
 pub enum IdlePolicy {
     /// Busy-poll (a PMD thread on a dedicated core).
     BusyPoll,
+    /// Busy-poll while there is traffic; after `SLEEP_AFTER_IDLE` empty iterations in a
+    /// row, sleep between polls, for twice as long each time up to this (a PMD on a host
+    /// that would rather save power than a few microseconds of latency; OVS's
+    /// `pmd-maxsleep`). The first packet received ends the sleeping.
+    PollThenSleep(Duration),
     /// Sleep when idle (the non-PMD thread, which serves devices that cannot be
     /// busy-polled and executes packets for the control plane): in poll(2) on a waker the
     /// control plane signals and on the rx queues' `wait_fd`s, for up to `IDLE_SLEEP_MAX`,
@@ -132,7 +144,7 @@ impl<C: Send + 'static> PollThread<C> {
     ) -> std::io::Result<Self> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let waker = match idle {
-            IdlePolicy::BusyPoll => None,
+            IdlePolicy::BusyPoll | IdlePolicy::PollThenSleep(_) => None,
             IdlePolicy::Wait(_) => Some(Arc::new(Waker::new()?)),
         };
         let w2 = waker.clone();
@@ -230,7 +242,18 @@ fn run<W: PollWork>(
     let mut iteration = 0u32;
     let mut wait_fds: Vec<RawFd> = Vec::new();
     let mut pollfds: Vec<libc::pollfd> = Vec::new();
+    let mut empty_run = 0u32;
+    let mut next_sleep = FIRST_SLEEP;
     loop {
+        // A `PollThenSleep` PMD that has been idle for a while sleeps between polls, each
+        // sleep twice the last, up to its maximum; traffic resets both (below).
+        if let IdlePolicy::PollThenSleep(max) = idle {
+            if empty_run >= SLEEP_AFTER_IDLE {
+                std::thread::sleep(next_sleep);
+                counters.sleep_us.add(next_sleep.as_micros() as u64);
+                next_sleep = (next_sleep * 2).min(max);
+            }
+        }
         // An idle `Wait` thread sleeps until a message, traffic on a queue with a
         // descriptor, or the timeout; then looks at everything once.
         if let (IdlePolicy::Wait(poll_every), true, Some(w)) = (idle, idle_streak, &waker) {
@@ -254,7 +277,8 @@ fn run<W: PollWork>(
         // channel every CTL_POLL_EVERY iterations only (a few microseconds): checking an
         // empty channel each time was ~4% of the PMD's time.
         iteration = iteration.wrapping_add(1);
-        let ctl_budget = if idle == IdlePolicy::BusyPoll && iteration % CTL_POLL_EVERY != 0 {
+        let busy_polling = !matches!(idle, IdlePolicy::Wait(_));
+        let ctl_budget = if busy_polling && iteration % CTL_POLL_EVERY != 0 {
             0
         } else {
             MAX_CTL_PER_ITERATION
@@ -311,5 +335,11 @@ fn run<W: PollWork>(
         }
         counters.iterations.add(1);
         idle_streak = got == 0 && !sent && handled == 0;
+        if idle_streak {
+            empty_run = empty_run.saturating_add(1);
+        } else {
+            empty_run = 0;
+            next_sleep = FIRST_SLEEP;
+        }
     }
 }

@@ -110,6 +110,8 @@ pmd_counters! {
     cycles_busy,
     /// Poll loop iterations.
     iterations,
+    /// Microseconds slept between polls (`PollThenSleep` PMDs only).
+    sleep_us,
     /// Megaflows installed (gauge).
     n_flows,
     /// dpcls subtables over all in_ports (gauge).

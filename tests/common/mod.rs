@@ -37,9 +37,18 @@ impl Daemon {
 
     /// As `start`, in an existing run directory (to test restarts).
     pub fn start_in(dir: tempfile::TempDir, config_body: &str) -> Daemon {
+        Self::start_with(dir, "", config_body)
+    }
+
+    /// As `start`, with `global_extra` (lines of `key = value`) added to `[global]`.
+    pub fn start_with_global(global_extra: &str, config_body: &str) -> Daemon {
+        Self::start_with(tempfile::tempdir().unwrap(), global_extra, config_body)
+    }
+
+    fn start_with(dir: tempfile::TempDir, global_extra: &str, config_body: &str) -> Daemon {
         let config = dir.path().join("switch.toml");
         let text = format!(
-            "[global]\nrun_dir = \"{}\"\npmd_cores = [0]\nlog_level = \"info\"\n\n{config_body}",
+            "[global]\nrun_dir = \"{}\"\npmd_cores = [0]\nlog_level = \"info\"\n{global_extra}\n{config_body}",
             dir.path().display()
         );
         std::fs::write(&config, text).unwrap();
