@@ -294,3 +294,37 @@ fn non_pmd_threads_stay_off_the_pmd_core_and_sleep_when_idle() {
     let show = d.ok(&["dpif/show"]);
     assert!(show.contains("tb0"), "{show}");
 }
+
+/// The PMD commands answer to Open vSwitch's names as well, through Debian's ovs-appctl,
+/// and `pmd-rxq-rebalance` reassigns the rx queues and shows where they went.
+#[test]
+fn pmd_commands_answer_to_their_open_vswitch_names() {
+    let d = Daemon::start(
+        "[[bridge]]\nname = \"ob0\"\ndatapath = \"netdev\"\n\n[[bridge.port]]\nname = \"op1\"\ntype = \"dummy\"\n",
+    );
+    let ovs = |args: &[&str]| {
+        let out = Command::new("ovs-appctl")
+            .arg("-t")
+            .arg(d.socket())
+            .args(args)
+            .output()
+            .expect("ovs-appctl (openvswitch-common) must be installed");
+        assert!(out.status.success(), "ovs-appctl {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let stats = ovs(&["dpif-netdev/pmd-stats-show"]);
+    assert!(
+        stats.contains("pmd thread numa_id 0 core_id 0:") && stats.contains("main thread:"),
+        "{stats}"
+    );
+    ovs(&["dpif-netdev/pmd-stats-clear"]);
+    let rxqs = ovs(&["dpif-netdev/pmd-rxq-show"]);
+    assert!(rxqs.contains("op1"), "{rxqs}");
+    let after = ovs(&["dpif-netdev/pmd-rxq-rebalance"]);
+    assert!(
+        after.contains("op1") && after.contains("core_id 0"),
+        "{after}"
+    );
+    let ours = d.ok(&["pmd-rxq-rebalance"]);
+    assert!(ours.contains("op1") && ours.contains("core_id 0"), "{ours}");
+}

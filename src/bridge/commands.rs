@@ -108,19 +108,31 @@ fn register_views(registry: &mut CommandRegistry, switch: &Arc<Switch>) {
             .trace(&a[1])
             .map_err(|e| e.to_string())
     });
-    let s = switch.clone();
-    registry.register("pmd-stats-show", "", 0, 0, move |_| {
-        Ok(netdev(&s)?.pmd_stats_show())
-    });
-    let s = switch.clone();
-    registry.register("pmd-stats-clear", "", 0, 0, move |_| {
-        netdev(&s)?.pmd_stats_clear();
-        Ok(String::new())
-    });
-    let s = switch.clone();
-    registry.register("pmd-rxq-show", "", 0, 0, move |_| {
-        Ok(netdev(&s)?.pmd_rxq_show())
-    });
+    // The PMD commands answer to their Open vSwitch names too (`dpif-netdev/...`), so
+    // `ovs-appctl dpif-netdev/pmd-stats-show` habits carry over.
+    for name in ["pmd-stats-show", "dpif-netdev/pmd-stats-show"] {
+        let s = switch.clone();
+        registry.register(name, "", 0, 0, move |_| Ok(netdev(&s)?.pmd_stats_show()));
+    }
+    for name in ["pmd-stats-clear", "dpif-netdev/pmd-stats-clear"] {
+        let s = switch.clone();
+        registry.register(name, "", 0, 0, move |_| {
+            netdev(&s)?.pmd_stats_clear();
+            Ok(String::new())
+        });
+    }
+    for name in ["pmd-rxq-show", "dpif-netdev/pmd-rxq-show"] {
+        let s = switch.clone();
+        registry.register(name, "", 0, 0, move |_| Ok(netdev(&s)?.pmd_rxq_show()));
+    }
+    for name in ["pmd-rxq-rebalance", "dpif-netdev/pmd-rxq-rebalance"] {
+        let s = switch.clone();
+        registry.register(name, "", 0, 0, move |_| {
+            let dp = netdev(&s)?;
+            dp.rxq_rebalance().map_err(|e| e.to_string())?;
+            Ok(dp.pmd_rxq_show())
+        });
+    }
     let s = switch.clone();
     registry.register(
         "dpctl/dump-flows",
