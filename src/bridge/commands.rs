@@ -19,6 +19,20 @@ fn netdev(switch: &Switch) -> Result<Arc<DpifNetdev>, String> {
     })
 }
 
+/// Registers a userspace-datapath command under its name and under Open vSwitch's
+/// (`dpif-netdev/<name>`), so `ovs-appctl dpif-netdev/pmd-stats-show` habits carry over.
+fn register_pmd(
+    registry: &mut CommandRegistry,
+    switch: &Arc<Switch>,
+    name: &str,
+    f: fn(&DpifNetdev) -> Result<String, String>,
+) {
+    for full in [name.to_string(), format!("dpif-netdev/{name}")] {
+        let s = switch.clone();
+        registry.register(&full, "", 0, 0, move |_| f(&*netdev(&s)?));
+    }
+}
+
 /// Registers the bridge, port, flow and datapath commands on `registry`.
 pub fn register_commands(registry: &mut CommandRegistry, switch: Arc<Switch>) {
     register_changes(registry, &switch);
@@ -108,31 +122,18 @@ fn register_views(registry: &mut CommandRegistry, switch: &Arc<Switch>) {
             .trace(&a[1])
             .map_err(|e| e.to_string())
     });
-    // The PMD commands answer to their Open vSwitch names too (`dpif-netdev/...`), so
-    // `ovs-appctl dpif-netdev/pmd-stats-show` habits carry over.
-    for name in ["pmd-stats-show", "dpif-netdev/pmd-stats-show"] {
-        let s = switch.clone();
-        registry.register(name, "", 0, 0, move |_| Ok(netdev(&s)?.pmd_stats_show()));
-    }
-    for name in ["pmd-stats-clear", "dpif-netdev/pmd-stats-clear"] {
-        let s = switch.clone();
-        registry.register(name, "", 0, 0, move |_| {
-            netdev(&s)?.pmd_stats_clear();
-            Ok(String::new())
-        });
-    }
-    for name in ["pmd-rxq-show", "dpif-netdev/pmd-rxq-show"] {
-        let s = switch.clone();
-        registry.register(name, "", 0, 0, move |_| Ok(netdev(&s)?.pmd_rxq_show()));
-    }
-    for name in ["pmd-rxq-rebalance", "dpif-netdev/pmd-rxq-rebalance"] {
-        let s = switch.clone();
-        registry.register(name, "", 0, 0, move |_| {
-            let dp = netdev(&s)?;
-            dp.rxq_rebalance().map_err(|e| e.to_string())?;
-            Ok(dp.pmd_rxq_show())
-        });
-    }
+    register_pmd(registry, switch, "pmd-stats-show", |dp| {
+        Ok(dp.pmd_stats_show())
+    });
+    register_pmd(registry, switch, "pmd-stats-clear", |dp| {
+        dp.pmd_stats_clear();
+        Ok(String::new())
+    });
+    register_pmd(registry, switch, "pmd-rxq-show", |dp| Ok(dp.pmd_rxq_show()));
+    register_pmd(registry, switch, "pmd-rxq-rebalance", |dp| {
+        dp.rxq_rebalance().map_err(|e| e.to_string())?;
+        Ok(dp.pmd_rxq_show())
+    });
     let s = switch.clone();
     registry.register(
         "dpctl/dump-flows",
