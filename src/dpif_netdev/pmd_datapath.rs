@@ -367,9 +367,10 @@ impl PmdDatapath {
         self.update_gauges();
     }
 
-    /// Sends every pending tx batch and kicks the devices: once per iteration.
+    /// Sends every pending tx batch now, flush interval or not, and kicks the devices
+    /// (the end of each iteration sends only what is due: `flush_tx_due`).
     pub fn flush_tx(&mut self) {
-        self.flush_tx_due(false);
+        self.flush_tx_due(true);
     }
 
     /// Output packets waiting for their flush deadline (for tests and introspection).
@@ -494,6 +495,7 @@ impl PollWork for PmdDatapath {
                 actions,
                 reply,
             } => {
+                // The packet has left when the control plane hears back.
                 self.execute_ctl(&packet, &meta, &actions);
                 self.flush_tx();
                 let _ = reply.send(());
@@ -510,7 +512,7 @@ impl PollWork for PmdDatapath {
 
     fn port_removed(&mut self, port: OdpPort) {
         // Packets held by the flush interval leave now, not when their deadline comes.
-        self.flush_tx_due(true);
+        self.flush_tx();
         self.remove_tx_port(port);
     }
 

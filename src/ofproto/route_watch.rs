@@ -72,13 +72,17 @@ fn watch(sock: Socket, stop: &AtomicBool, on_change: impl Fn()) {
     let mut buf = vec![0u8; 64 * 1024];
     // When the first unhandled message of the current burst arrived.
     let mut pending: Option<Instant> = None;
+    // The socket's receive timeout, changed (one syscall) only when it must be.
+    let mut timeout = STOP_POLL;
     while !stop.load(Ordering::Relaxed) {
         // While a burst is pending, wait only for the rest of SETTLE.
         let wait = match pending {
             Some(_) => SETTLE,
             None => STOP_POLL,
         };
-        let _ = set_recv_timeout(&sock, wait);
+        if wait != timeout && set_recv_timeout(&sock, wait).is_ok() {
+            timeout = wait;
+        }
         match sock.recv(&mut &mut buf[..], 0) {
             Ok(_) => {
                 // Any message: the content does not matter, the whole cache goes.
