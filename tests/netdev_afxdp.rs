@@ -16,6 +16,15 @@ fn open_generic(v: &VethNs) -> AfxdpNetdev {
         .expect("opening afxdp port in generic mode")
 }
 
+/// A one-queue veth in a namespace, our end open in generic mode with its rx queue, and a
+/// buffer pool.
+fn generic_rx(tag: &str) -> (VethNs, AfxdpNetdev, Box<dyn netdev::Rxq>, PacketPool) {
+    let v = VethNs::new(tag, 1);
+    let port = open_generic(&v);
+    let rxq = port.open_rxq(0).unwrap();
+    (v, port, rxq, PacketPool::new(256))
+}
+
 fn ping_is_received(port: &dyn Netdev, v: &VethNs) {
     let host_mac = port.mac();
     assert_eq!(host_mac, rvswitch::netdev::linux::hw_addr(&v.host).unwrap());
@@ -93,11 +102,8 @@ fn txq_frames_reach_the_peer() {
 
 #[test]
 fn umem_frames_recycled_after_bursts() {
-    let v = VethNs::new("xu", 1);
-    let port = open_generic(&v);
+    let (v, port, mut rxq, mut pool) = generic_rx("xu");
     let host_mac = port.mac();
-    let mut rxq = port.open_rxq(0).unwrap();
-    let mut pool = PacketPool::new(256);
 
     // Rx: 20000 frames from trafgen while we poll.
     let frame = test_frame(host_mac, b"burst", 7, 64);
@@ -414,11 +420,8 @@ fn native_mode_receives_and_zero_copy_fails_clearly_on_veth() {
 /// them must then be received.
 #[test]
 fn rx_ring_absorbs_a_burst_while_not_polled() {
-    let v = VethNs::new("xl", 1);
-    let port = open_generic(&v);
+    let (v, port, mut rxq, mut pool) = generic_rx("xl");
     let host_mac = port.mac();
-    let mut rxq = port.open_rxq(0).unwrap();
-    let mut pool = PacketPool::new(256);
     let frame = test_frame(host_mac, b"late", 9, 64);
     let out = trafgen(&v, &frame, 3000);
     assert!(

@@ -2,11 +2,13 @@
 //! injected and captured in memory; no root needed). No PMD threads: the non-PMD thread
 //! forwards, so the tests don't busy-poll a core.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::state::RuntimeChange;
 use super::*;
 use crate::config::Config;
+use crate::netdev::dummy::DummyNetdev;
 
 /// Bridge names unique to one test in this process (their local ports are real taps).
 fn names(t: &str) -> (String, String) {
@@ -56,6 +58,21 @@ fn ipv4(frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// A switch on `TWO_PORTS` with bridge names from `tag`, and its run directory (kept
+/// alive by the caller).
+fn two_port_switch(tag: &str) -> ((String, String), tempfile::TempDir, Arc<Switch>) {
+    let n = names(tag);
+    let dir = tempfile::tempdir().unwrap();
+    let sw = Switch::start(config(dir.path(), TWO_PORTS, &n), false).unwrap();
+    (n, dir, sw)
+}
+
+/// The dummy ports d1 and d2 of the switch's userspace datapath.
+fn dummies(sw: &Switch) -> (Arc<DummyNetdev>, Arc<DummyNetdev>) {
+    let dp = sw.netdev_datapath().expect("netdev datapath opened");
+    (dp.dummy_port("d1").unwrap(), dp.dummy_port("d2").unwrap())
+}
+
 fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -72,11 +89,8 @@ const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0, 0xb];
 
 #[test]
 fn standalone_bridge_floods_learns_and_forwards() {
-    let n = names("f");
-    let dir = tempfile::tempdir().unwrap();
-    let sw = Switch::start(config(dir.path(), TWO_PORTS, &n), false).unwrap();
-    let dp = sw.netdev_datapath().expect("netdev datapath opened");
-    let (d1, d2) = (dp.dummy_port("d1").unwrap(), dp.dummy_port("d2").unwrap());
+    let (n, _dir, sw) = two_port_switch("f");
+    let (d1, d2) = dummies(&sw);
     // Unknown destination: flooded to d2 (and the local port, if there is one).
     d1.inject(0, &frame(MAC_B, MAC_A)).unwrap();
     let got = wait_for("flood to d2", || {
@@ -166,9 +180,7 @@ fn runtime_changes_are_journaled_and_replayed() {
 
 #[test]
 fn failed_port_is_reported_and_not_kept() {
-    let n = names("p");
-    let dir = tempfile::tempdir().unwrap();
-    let sw = Switch::start(config(dir.path(), TWO_PORTS, &n), false).unwrap();
+    let (n, _dir, sw) = two_port_switch("p");
     let e = sw
         .change(RuntimeChange::AddPort {
             bridge: n.0.clone(),
@@ -198,9 +210,7 @@ fn failed_port_is_reported_and_not_kept() {
 
 #[test]
 fn reconfigure_moves_port_and_applies_static_flows() {
-    let n = names("r");
-    let dir = tempfile::tempdir().unwrap();
-    let sw = Switch::start(config(dir.path(), TWO_PORTS, &n), false).unwrap();
+    let (n, dir, sw) = two_port_switch("r");
     let moved = config(
         dir.path(),
         r#"
@@ -286,11 +296,8 @@ trunks = [30, 40]
 
 #[test]
 fn dpctl_dump_flows_covers_the_datapaths_the_switch_has() {
-    let n = names("k");
-    let dir = tempfile::tempdir().unwrap();
-    let sw = Switch::start(config(dir.path(), TWO_PORTS, &n), false).unwrap();
-    let dp = sw.netdev_datapath().expect("netdev datapath opened");
-    let (d1, d2) = (dp.dummy_port("d1").unwrap(), dp.dummy_port("d2").unwrap());
+    let (_n, _dir, sw) = two_port_switch("k");
+    let (d1, d2) = dummies(&sw);
     d1.inject(0, &frame(MAC_B, MAC_A)).unwrap();
     wait_for("flood to d2", || {
         Some(ipv4(d2.take_sent())).filter(|v| !v.is_empty())
