@@ -54,7 +54,8 @@ bench: deps
 	$(CARGO) bench --benches
 
 # End-to-end throughput (root): trafgen -> rvswitch, then ovs-vswitchd -> XDP drop.
-# Arguments: E2E_ARGS="seconds frame-bytes switches...", e.g. E2E_ARGS="10 64 rvswitch".
+# Arguments: E2E_ARGS="seconds workloads...", e.g. E2E_ARGS="8 a b" (workloads a-d; see
+# the header of benches/e2e/run.sh for E2E_SWITCHES, E2E_TX_FLUSH_US, E2E_HOG_NICE, ...).
 bench-e2e: deps
 	benches/e2e/run.sh $(E2E_ARGS)
 
