@@ -131,6 +131,7 @@ fn allocations_in_steady_state(emc_inv_prob: u32, masks: usize, actions: Vec<DpA
     let mut batch = PacketBatch::new();
     let mut run = |dp: &mut PmdDatapath, n: usize| {
         for _ in 0..n {
+            dp.begin_iteration(rvswitch::pmd::cycles::now());
             rxq.recv(&mut batch, dp.pool()).unwrap();
             dp.process_rx(1, &mut batch);
             dp.end_iteration();

@@ -335,6 +335,7 @@ impl PmdDatapath {
         let pool = &mut self.pool;
         let counters = &self.counters;
         let hold = self.tx_flush_cycles;
+        let tsc = self.tsc;
         let mut push = |p: PacketBuf, pool: &mut PacketPool| {
             if t.pending.is_full() {
                 let n = t.pending.len() as u64;
@@ -344,7 +345,7 @@ impl PmdDatapath {
                 t.dirty = true;
             }
             if hold != 0 && t.pending.is_empty() {
-                t.deadline = crate::pmd::cycles::now().saturating_add(hold);
+                t.deadline = tsc.saturating_add(hold);
             }
             t.pending.pkts.push(p);
         };

@@ -153,6 +153,11 @@ pub struct PmdDatapath {
     /// poll iteration cost ~10% of an idle-ish PMD's time; `now` at 1 ms granularity is
     /// enough for flow `used` times, the upcall limiter and the subtable re-ranking.
     next_clock_read: u64,
+    /// The cycle counter as the poll loop read it at the start of this iteration
+    /// (`begin_iteration`): the clock for output deadlines and housekeeping, at no cost
+    /// of its own. Callers outside a poll loop (tests, the control plane's `Execute`)
+    /// see the time of the last iteration, which only makes held output leave sooner.
+    pub(super) tsc: u64,
     pub(super) rng: XorShift32,
     pub(super) max_recirc_depth: u32,
     /// `tx_flush_interval_us` in TSC cycles; 0: flush every iteration.
@@ -192,6 +197,7 @@ impl PmdDatapath {
             now: Instant::now(),
             last_sort: Instant::now(),
             next_clock_read: 0,
+            tsc: 0,
             rng: XorShift32::new(seed.rotate_left(7)),
             max_recirc_depth: cfg.max_recirc_depth,
             tx_flush_cycles: tx_flush_cycles(core, cfg.tx_flush_interval_us),
@@ -385,16 +391,11 @@ impl PmdDatapath {
         let mut sent = false;
         let (pool, counters) = (&mut self.pool, &self.counters);
         let hold = self.tx_flush_cycles != 0 && !force;
-        let mut now = 0;
+        let now = self.tsc;
         for t in self.tx_ports.iter_mut() {
             if !t.pending.is_empty() {
-                if hold {
-                    if now == 0 {
-                        now = crate::pmd::cycles::now();
-                    }
-                    if now < t.deadline {
-                        continue;
-                    }
+                if hold && now < t.deadline {
+                    continue;
                 }
                 let n = t.pending.len() as u64;
                 t.txq.send(&mut t.pending, pool);
@@ -413,7 +414,7 @@ impl PmdDatapath {
 
     /// Periodic work: re-rank subtables once per `SUBTABLE_SORT_INTERVAL`.
     fn housekeeping(&mut self) {
-        let tsc = crate::pmd::cycles::now();
+        let tsc = self.tsc;
         if tsc < self.next_clock_read {
             return;
         }
@@ -504,10 +505,14 @@ impl PollWork for PmdDatapath {
     }
 
     #[inline]
-    fn end_iteration(&mut self) -> bool {
-        let sent = self.flush_tx_due(false);
+    fn begin_iteration(&mut self, tsc: u64) {
+        self.tsc = tsc;
         self.housekeeping();
-        sent
+    }
+
+    #[inline]
+    fn end_iteration(&mut self) -> bool {
+        self.flush_tx_due(false)
     }
 
     fn port_removed(&mut self, port: OdpPort) {
