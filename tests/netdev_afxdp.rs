@@ -7,7 +7,7 @@ mod netdev_support;
 use std::time::Duration;
 
 use netdev_support::*;
-use rvswitch::netdev::afxdp::{AfxdpNetdev, XdpMode, IDLE_CHECK_EVERY, RX_FRAMES, TX_FRAMES};
+use rvswitch::netdev::afxdp::{AfxdpNetdev, XdpMode, IDLE_CHECK_EVERY, RX_RING};
 use rvswitch::netdev::{self, Netdev, NetdevError};
 use rvswitch::packet::{PacketBatch, PacketBuf, PacketPool};
 
@@ -184,11 +184,10 @@ fn umem_frames_recycled_after_bursts() {
     let frames = port.umem_frames()[0];
     assert!(frames.all_accounted(), "{frames:?}");
     assert_eq!(frames.tx_in_flight, 0, "{frames:?}");
-    assert_eq!(frames.tx_free, TX_FRAMES as usize, "{frames:?}");
     assert_eq!(frames.rx_in_rx_ring, 0, "{frames:?}");
-    assert_eq!(
-        frames.rx_in_fill_ring + frames.rx_spare,
-        RX_FRAMES as usize,
+    // The fill ring was topped up again after the burst.
+    assert!(
+        frames.rx_in_fill_ring > 0 && frames.rx_in_fill_ring <= RX_RING as usize,
         "{frames:?}"
     );
     assert!(queued >= 4000, "only {queued} of 4992 frames queued");

@@ -4,7 +4,10 @@
 //! recycled forever: the fast path never allocates. The frame starts `HEADROOM` bytes into
 //! the buffer so that VLAN pushes and tunnel encapsulation can grow the front in place.
 
+use std::ptr::NonNull;
+
 use super::flow_key::OdpPort;
+use super::frames::{FrameStore, FRAME_BULK, FRAME_SIZE};
 
 /// Bytes reserved in front of a received frame for pushes and tunnel headers
 /// (outer Ethernet 14 + IPv6 40 + UDP 8 + Geneve with options 8+ fits comfortably).
@@ -87,14 +90,41 @@ impl Default for PacketMeta {
     }
 }
 
+/// Value of `PacketBuf::frame` when the bytes are in the buffer's own heap storage.
+const NO_FRAME: u32 = u32::MAX;
+
 /// A frame plus metadata in a recycled buffer.
-pub struct PacketBuf {
-    buf: Box<[u8]>,
+///
+/// The bytes live either in the buffer's own heap storage or, for a packet an AF_XDP
+/// port received, in a frame of the `FrameStore` that the kernel wrote it into: `recv`
+/// lends the frame to the buffer instead of copying it, and an AF_XDP `send` hands the
+/// same frame to its tx ring, so forwarding between AF_XDP ports copies nothing. Both
+/// storages have the same layout (`HEADROOM` then `MAX_FRAME`), so everything else here
+/// works the same on either.
+///
+/// A `PacketBuf` is a pointer to its `PacketBody`, so the fast path moves 8 bytes, not
+/// the ~140 of the body, each time a packet goes from the pool to a batch, from batch
+/// to batch and back (those moves were `memcpy` calls and ~3% of a saturated PMD).
+pub struct PacketBuf(Box<PacketBody>);
+
+/// What a `PacketBuf` points to: the bytes' whereabouts and the metadata.
+pub struct PacketBody {
+    /// Start of the current storage: `heap`, or the lent frame.
+    ptr: NonNull<u8>,
     start: usize,
     len: usize,
+    /// Index of the lent frame in the `FrameStore`, or `NO_FRAME`.
+    frame: u32,
+    heap: Box<[u8]>,
     /// Metadata travelling with the frame.
     pub meta: PacketMeta,
 }
+
+// SAFETY: `ptr` points into `heap` (owned) or into a frame of the process-lifetime
+// `FrameStore` that this buffer exclusively holds until it gives it back.
+unsafe impl Send for PacketBody {}
+// SAFETY: shared references only read through `ptr`.
+unsafe impl Sync for PacketBody {}
 
 impl Default for PacketBuf {
     fn default() -> Self {
@@ -111,24 +141,55 @@ impl Clone for PacketBuf {
     }
 }
 
+impl core::ops::Deref for PacketBuf {
+    type Target = PacketBody;
+    #[inline(always)]
+    fn deref(&self) -> &PacketBody {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for PacketBuf {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut PacketBody {
+        &mut self.0
+    }
+}
+
 impl core::fmt::Debug for PacketBuf {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("PacketBuf")
             .field("len", &self.len)
+            .field("lent_frame", &(self.frame != NO_FRAME))
             .field("meta", &self.meta)
             .finish()
+    }
+}
+
+impl Drop for PacketBody {
+    fn drop(&mut self) {
+        // A buffer dropped rather than returned to its pool gives its frame straight
+        // back to the store (a lock; the fast path uses `PacketPool::put`).
+        if let Some(f) = self.take_frame() {
+            if let Some(store) = FrameStore::existing() {
+                store.give([f]);
+            }
+        }
     }
 }
 
 impl PacketBuf {
     /// Allocates a new empty buffer. Only pools and tests call this; the fast path reuses.
     pub fn new() -> Self {
-        PacketBuf {
-            buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
+        let mut heap = vec![0u8; BUF_SIZE].into_boxed_slice();
+        PacketBuf(Box::new(PacketBody {
+            ptr: NonNull::new(heap.as_mut_ptr()).expect("boxed slice pointer is non-null"),
+            heap,
             start: HEADROOM,
             len: 0,
+            frame: NO_FRAME,
             meta: PacketMeta::default(),
-        }
+        }))
     }
 
     /// A buffer holding a copy of `frame` (tests and slow paths).
@@ -137,17 +198,29 @@ impl PacketBuf {
         p.set_data(frame);
         p
     }
+}
 
+impl PacketBody {
     /// The frame bytes.
     #[inline(always)]
     pub fn data(&self) -> &[u8] {
-        &self.buf[self.start..self.start + self.len]
+        // SAFETY: start + len <= BUF_SIZE always holds, and `ptr` is valid for BUF_SIZE
+        // bytes (the heap buffer, or a lent FRAME_SIZE frame) that only this buffer uses.
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr().add(self.start), self.len) }
     }
 
     /// The frame bytes, mutable.
     #[inline(always)]
     pub fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[self.start..self.start + self.len]
+        // SAFETY: as in `data`, and `&mut self` makes the access exclusive.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr().add(self.start), self.len) }
+    }
+
+    /// The whole storage (headroom included).
+    #[inline(always)]
+    fn storage(&mut self) -> &mut [u8] {
+        // SAFETY: `ptr` is valid for BUF_SIZE bytes that only this buffer uses.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), BUF_SIZE) }
     }
 
     /// Frame length.
@@ -162,6 +235,44 @@ impl PacketBuf {
         self.len == 0
     }
 
+    /// Holds frame `idx` of `store`, whose bytes `start..start + len` the kernel wrote,
+    /// in place of a copy; clears the metadata. The caller gives up the frame.
+    /// Returns false (and takes nothing) if the range does not fit in a frame.
+    #[inline]
+    pub fn lend_frame(&mut self, store: &FrameStore, idx: u32, start: usize, len: usize) -> bool {
+        if start.checked_add(len).map_or(true, |end| end > FRAME_SIZE) || idx >= store.n_frames() {
+            return false;
+        }
+        debug_assert_eq!(self.frame, NO_FRAME, "buffer already holds a frame");
+        self.ptr = store.frame_ptr(idx);
+        self.frame = idx;
+        self.start = start;
+        self.len = len;
+        self.meta = PacketMeta::default();
+        true
+    }
+
+    /// The lent frame and where the bytes are in it: (index, offset, length).
+    #[inline(always)]
+    pub fn lent_frame(&self) -> Option<(u32, usize, usize)> {
+        (self.frame != NO_FRAME).then_some((self.frame, self.start, self.len))
+    }
+
+    /// Gives up the lent frame (the caller now owns it) and goes back to the heap
+    /// storage, empty.
+    #[inline]
+    pub fn take_frame(&mut self) -> Option<u32> {
+        if self.frame == NO_FRAME {
+            return None;
+        }
+        let f = self.frame;
+        self.frame = NO_FRAME;
+        self.ptr = NonNull::new(self.heap.as_mut_ptr()).expect("boxed slice pointer is non-null");
+        self.start = HEADROOM;
+        self.len = 0;
+        Some(f)
+    }
+
     /// Resets the buffer to hold a copy of `frame` at the standard headroom, clearing
     /// metadata. Frames longer than `MAX_FRAME` are truncated (ports count them).
     #[inline]
@@ -169,7 +280,7 @@ impl PacketBuf {
         let n = frame.len().min(MAX_FRAME);
         self.start = HEADROOM;
         self.len = n;
-        self.buf[HEADROOM..HEADROOM + n].copy_from_slice(&frame[..n]);
+        self.storage()[HEADROOM..HEADROOM + n].copy_from_slice(&frame[..n]);
         self.meta = PacketMeta::default();
     }
 
@@ -180,13 +291,13 @@ impl PacketBuf {
         self.start = HEADROOM;
         self.len = 0;
         self.meta = PacketMeta::default();
-        &mut self.buf[HEADROOM..]
+        &mut self.storage()[HEADROOM..]
     }
 
     /// Sets the frame length after writing into `rx_space`.
     #[inline]
     pub fn set_len(&mut self, len: usize) {
-        self.len = len.min(self.buf.len() - self.start);
+        self.len = len.min(BUF_SIZE - self.start);
     }
 
     /// Grows the frame at the front by `n` bytes and returns the new front bytes.
@@ -198,7 +309,8 @@ impl PacketBuf {
         }
         self.start -= n;
         self.len += n;
-        Some(&mut self.buf[self.start..self.start + n])
+        let start = self.start;
+        Some(&mut self.storage()[start..start + n])
     }
 
     /// Removes `n` bytes from the front. Returns false (and changes nothing) if the frame
@@ -223,7 +335,8 @@ impl PacketBuf {
         }
         let old = self.start;
         self.start -= n;
-        self.buf.copy_within(old..old + offset, self.start);
+        let start = self.start;
+        self.storage().copy_within(old..old + offset, start);
         self.len += n;
         true
     }
@@ -236,7 +349,7 @@ impl PacketBuf {
             return false;
         }
         let old = self.start;
-        self.buf.copy_within(old..old + offset, old + n);
+        self.storage().copy_within(old..old + offset, old + n);
         self.start += n;
         self.len -= n;
         true
@@ -278,9 +391,13 @@ impl PacketBatch {
 }
 
 /// A free list of packet buffers, one per PMD (or per test): the fast path takes buffers
-/// from here on rx and returns them after tx or drop.
+/// from here on rx and returns them after tx or drop. It also caches `FrameStore` frames
+/// for the thread's AF_XDP queues (fill-ring refills, copies into tx frames), moving them
+/// to and from the store `FRAME_BULK` at a time, so the store's lock is taken once per
+/// couple of hundred frames.
 pub struct PacketPool {
     free: Vec<PacketBuf>,
+    frames: Vec<u32>,
 }
 
 impl PacketPool {
@@ -288,6 +405,7 @@ impl PacketPool {
     pub fn new(n: usize) -> Self {
         PacketPool {
             free: (0..n).map(|_| PacketBuf::new()).collect(),
+            frames: Vec::with_capacity(3 * FRAME_BULK),
         }
     }
     /// Takes a buffer; allocates only if the pool ran dry (sized so that it does not).
@@ -295,14 +413,52 @@ impl PacketPool {
     pub fn get(&mut self) -> PacketBuf {
         self.free.pop().unwrap_or_default()
     }
-    /// Returns a buffer to the pool.
+    /// Returns a buffer to the pool, and the frame it holds to the frame cache.
     #[inline]
-    pub fn put(&mut self, p: PacketBuf) {
+    pub fn put(&mut self, mut p: PacketBuf) {
+        if let Some(f) = p.take_frame() {
+            self.put_frame(f);
+        }
         self.free.push(p);
     }
     /// Buffers currently free.
     pub fn available(&self) -> usize {
         self.free.len()
+    }
+
+    /// A free frame from the cache, refilled from `store` when empty; `None` when the
+    /// store has none left either.
+    #[inline]
+    pub fn get_frame(&mut self, store: &FrameStore) -> Option<u32> {
+        if self.frames.is_empty() {
+            store.take(&mut self.frames, FRAME_BULK);
+        }
+        self.frames.pop()
+    }
+
+    /// Returns a free frame to the cache (spilling to the store above two bulks).
+    #[inline]
+    pub fn put_frame(&mut self, f: u32) {
+        self.frames.push(f);
+        if self.frames.len() >= 3 * FRAME_BULK {
+            if let Some(store) = FrameStore::existing() {
+                let at = self.frames.len() - FRAME_BULK;
+                store.give(self.frames.drain(at..));
+            }
+        }
+    }
+
+    /// Frames in the cache.
+    pub fn cached_frames(&self) -> usize {
+        self.frames.len()
+    }
+}
+
+impl Drop for PacketPool {
+    fn drop(&mut self) {
+        if let Some(store) = FrameStore::existing() {
+            store.give(self.frames.drain(..));
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod buffer;
 pub mod flow_key;
+pub mod frames;
 pub mod parse;
 pub mod rewrite;
 pub mod tunnel;

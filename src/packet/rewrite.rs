@@ -50,7 +50,8 @@ pub fn pop_vlan(pkt: &mut PacketBuf) -> bool {
 }
 
 fn shift_offsets(pkt: &mut PacketBuf, by: i32) {
-    for o in [&mut pkt.meta.l3_ofs, &mut pkt.meta.l4_ofs] {
+    let meta = &mut pkt.meta;
+    for o in [&mut meta.l3_ofs, &mut meta.l4_ofs] {
         if *o != OFS_NONE {
             let n = *o as i32 + by;
             *o = if (0..OFS_NONE as i32).contains(&n) {

@@ -1,5 +1,7 @@
 //! AF_XDP ports: one AF_XDP socket per receive queue, frames steered to it by a small XDP
-//! program, copied into `PacketBuf`s on receive and into umem frames on transmit.
+//! program. Every socket's umem is the process's one `FrameStore` region, so a received
+//! frame is lent to its `PacketBuf` and transmitted from where the kernel wrote it: no
+//! copy between two AF_XDP ports (see `xsk_queue`).
 //!
 //! Options:
 //! - `xdp_mode`: `generic` (SKB mode: works on any device), `native` (driver mode, copy),
@@ -12,12 +14,13 @@
 //! away with the port and, if we die, with the process.
 
 mod xdp_prog;
+mod xsk;
 mod xsk_queue;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-pub use xsk_queue::{UmemFrames, IDLE_CHECK_EVERY, RX_FRAMES, TX_FRAMES};
+pub use xsk_queue::{UmemFrames, IDLE_CHECK_EVERY, RX_RING, TX_RING};
 
 use self::xdp_prog::{XdpRedirect, XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE};
 use self::xsk_queue::{BindMode, RxSide, XskQueue};
@@ -144,7 +147,7 @@ impl AfxdpNetdev {
                 .map_err(|e| format!("{} mode: {e}", mode.as_str()))?;
             let mut queues = Vec::with_capacity(n_rxq);
             for qid in 0..n_rxq {
-                let q = XskQueue::create(name, qid, mode.bind())
+                let q = XskQueue::create(ifindex, qid, mode.bind())
                     .map_err(|e| format!("binding queue {qid} in {} mode: {e}", mode.as_str()))?;
                 prog.insert_socket(qid as u32, q.fd())
                     .map_err(|e| format!("{} mode: {e}", mode.as_str()))?;
@@ -193,9 +196,19 @@ impl AfxdpNetdev {
         self.mode
     }
 
-    /// Where each queue's umem frames are (index = queue id).
+    /// Where each queue's frames are (index = queue id). Completions reaped on the way
+    /// go back to the store.
     pub fn umem_frames(&self) -> Vec<UmemFrames> {
-        self.queues.iter().map(|q| q.frames()).collect()
+        let mut pool = PacketPool::new(0);
+        self.queues.iter().map(|q| q.frames(&mut pool)).collect()
+    }
+
+    /// Packets sent by handing over the frame they were received in, over all queues.
+    pub fn zero_copy_sends(&self) -> u64 {
+        self.queues
+            .iter()
+            .map(|q| q.counters.tx_zero_copy.get())
+            .sum()
     }
 
     /// Wakeup syscalls made so far, over all queues.

@@ -1,65 +1,54 @@
-//! One AF_XDP socket bound to one device queue, with its own umem.
+//! One AF_XDP socket bound to one device queue, receiving into and transmitting from the
+//! process's `FrameStore`.
 //!
-//! The umem's frames are split once, at creation, into an rx share and a tx share so the
-//! receive side (owned by one PMD) and the transmit side (shared by the threads mapped to
-//! this queue) never touch the same frame:
-//! - rx frames live in the fill ring, the rx ring or our spare list; `recv` copies each
-//!   frame into a `PacketBuf` and puts the frame on the spare list, which goes back to the
-//!   fill ring `FILL_BATCH` frames at a time. There are twice as many rx frames as
-//!   fill-ring slots: with only as many frames as slots, every frame waiting in the rx
-//!   ring is one the fill ring lacks, so a PMD that is late by a ring's worth of frames
-//!   starved the kernel, which then dropped frames (`rx_fill_ring_empty_descs`) rather
-//!   than the rx ring filling.
-//! - tx frames live in our free list, the tx ring or the completion ring; `send` copies
-//!   packets into free frames, queues them and kicks the kernel once (copy mode transmits
-//!   inside that `sendto`); completions are reaped when the free list runs low.
+//! Frames move, they are not copied:
+//! - rx: the fill ring is topped up with free frames from the polling thread's
+//!   `PacketPool` cache; `recv` lends each received frame to a `PacketBuf` (no copy), and
+//!   the frame goes back to a cache when the packet is done with.
+//! - tx: `send` puts a packet that holds a lent frame on the tx ring as it is (its bytes
+//!   are already in the region every socket registered), and copies only packets whose
+//!   bytes are on the heap (from a tap or afpacket port, or a flood copy) into a free
+//!   frame. Completed frames go back to the sending thread's cache.
 //!
 //! The ring words the kernel writes from another core (the rx producer, the fill ring's
 //! consumer and flags, which share a cache line) cost a cache miss each time they are
-//! read, so the busy path reads the fill ring's side only once per `FILL_BATCH` frames
-//! (the kernel has taken at least as many fill entries as we have consumed rx
-//! descriptors), and an empty poll reads nothing but the rx producer.
+//! read, so the busy path reads the fill ring's side only once per `FILL_BATCH` frames,
+//! and an empty poll reads nothing but the rx producer.
+//!
+//! The frames this socket's rings hold are tagged with its slot in the store, so they
+//! come back when it closes, wherever the kernel left them.
 //!
 //! The rx side belongs to the one open `Rxq`, which takes it out of the queue while it
 //! exists (no lock per poll: the lock/unlock pair was ~80% of an empty poll's time); the
 //! tx side sits behind a mutex taken once per batch, contended only when more threads
 //! than queues transmit.
 
-use std::io::Write;
-use std::num::NonZeroU32;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use xsk_rs::config::{BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig};
-use xsk_rs::config::{UmemConfig, XdpFlags};
-use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
-
+use super::xsk::{BindOptions, Ring, XdpDesc, XskSocket};
 use crate::dpif::PortStats;
 use crate::packet::buffer::MAX_FRAME;
+use crate::packet::frames::{FrameStore, FRAME_SIZE};
 use crate::packet::{PacketBatch, PacketPool, MAX_BURST};
 use crate::pmd::Counter;
 
-/// Bytes per umem frame (the kernel reserves 256 of them as XDP headroom, leaving
-/// `MAX_FRAME` for the packet, the same as a `PacketBuf`).
-const FRAME_SIZE: u32 = 4096;
 /// Slots in the fill ring and in the rx ring.
-const RX_RING: u32 = 4096;
-/// Frames reserved for receiving: a full fill ring plus a full rx ring, so the kernel
-/// finds an empty frame for as long as the rx ring has room.
-pub const RX_FRAMES: u32 = 2 * RX_RING;
-/// Frames reserved for transmitting.
-pub const TX_FRAMES: u32 = 1024;
+pub const RX_RING: u32 = 4096;
+/// Slots in the tx ring and in the completion ring (so at most this many frames are in
+/// flight and every completion finds room).
+pub const TX_RING: u32 = 1024;
 /// Rx frames consumed between two refills of the fill ring (and between two looks at its
-/// need-wakeup flag). Small against the ring (4,096), large against a batch (32).
+/// need-wakeup flag). Small against the ring, large against a batch (32).
 const FILL_BATCH: usize = 64;
 /// Consecutive empty polls between two looks at the fill ring while idle (a zero-copy
 /// driver that ran dry and asks for a wakeup), and between two `publish`es.
 pub const IDLE_CHECK_EVERY: u32 = 64;
-/// Free tx frames below which `send` reaps the completion ring first.
-const TX_REAP_BELOW: usize = 2 * MAX_BURST;
+/// Frames in flight above which `send` reaps the completion ring first.
+const TX_REAP_ABOVE: usize = TX_RING as usize / 2;
 
-/// How a socket is bound: the bind flags and whether the XDP program runs in the driver.
+/// How a socket is bound: whether the driver DMAs straight into the frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BindMode {
     /// Zero-copy (`XDP_ZEROCOPY`) rather than copy (`XDP_COPY`).
@@ -77,42 +66,41 @@ pub struct QueueCounters {
     tx_packets: Counter,
     tx_bytes: Counter,
     tx_dropped: Counter,
+    /// Packets transmitted by handing over the frame they were received in (no copy).
+    pub tx_zero_copy: Counter,
     /// Wakeup syscalls made (rx fill-ring kicks and tx sendto kicks); two writers.
     pub wakeups: AtomicU64,
 }
 
-/// Where a queue's umem frames are right now; a test of the recycling invariant.
+/// Where this socket's frames are right now; a test of the recycling invariant.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct UmemFrames {
-    /// Frames in the umem.
-    pub total: usize,
-    /// Rx frames waiting in the fill ring for the kernel to receive into.
+    /// Frames waiting in the fill ring for the kernel to receive into.
     pub rx_in_fill_ring: usize,
-    /// Rx frames received by the kernel but not yet consumed by us.
+    /// Frames received by the kernel but not yet consumed by us.
     pub rx_in_rx_ring: usize,
-    /// Rx frames we hold because the fill ring was full (normally 0).
-    pub rx_spare: usize,
-    /// Tx frames free for sending.
-    pub tx_free: usize,
-    /// Tx frames handed to the kernel and not yet seen on the completion ring.
+    /// Frames handed to the kernel for transmit and not yet reaped.
     pub tx_in_flight: usize,
+    /// Frames the store has tagged as this socket's. The kernel may hold a few more than
+    /// its rings show: frames it took from the fill ring and could not deliver (rx ring
+    /// full) wait in its own cache for the next packet.
+    pub tagged: usize,
 }
 
 impl UmemFrames {
-    /// Whether every frame is accounted for (none leaked or duplicated).
+    /// Whether every frame the rings hold is tagged as this socket's (none lent out
+    /// twice, none lost track of).
     pub fn all_accounted(&self) -> bool {
-        self.rx_in_fill_ring + self.rx_in_rx_ring + self.rx_spare + self.tx_free + self.tx_in_flight
-            == self.total
+        self.rx_in_fill_ring + self.rx_in_rx_ring + self.tx_in_flight <= self.tagged
     }
 }
 
-/// The receive half of a queue: its rings and spare frames, owned by the open `Rxq`.
+/// The receive half of a queue: the rx and fill rings, owned by the open `Rxq`.
 pub struct RxSide {
-    rx: RxQueue,
-    fq: FillQueue,
-    umem: Umem,
-    scratch: Vec<FrameDesc>,
-    spare: Vec<FrameDesc>,
+    rx: Ring<XdpDesc>,
+    fill: Ring<u64>,
+    scratch: [XdpDesc; MAX_BURST],
+    refill: Vec<u64>,
     /// Rx descriptors consumed since the fill ring was last topped up.
     since_refill: usize,
     /// Consecutive empty polls (0 after a busy one).
@@ -120,23 +108,26 @@ pub struct RxSide {
 }
 
 struct TxSide {
-    tx: TxQueue,
-    cq: CompQueue,
-    umem: Umem,
-    free: Vec<FrameDesc>,
-    scratch: Vec<FrameDesc>,
+    tx: Ring<XdpDesc>,
+    comp: Ring<u64>,
+    descs: Vec<XdpDesc>,
+    /// Frame indices of `descs` (to give back those the ring did not take).
+    frames: Vec<u32>,
+    reaped: Vec<u64>,
     in_flight: usize,
 }
 
 /// An AF_XDP socket on one queue of a device.
 pub struct XskQueue {
     qid: usize,
-    fd: RawFd,
+    store: &'static FrameStore,
+    /// This socket's tag in the store.
+    slot: u32,
     /// The rx side while no `Rxq` holds it.
     rx: Mutex<Option<RxSide>>,
-    /// Where the rx frames were after the holder's last poll: fill ring, rx ring, spare.
-    rx_published: [AtomicUsize; 3],
-    tx: Mutex<TxSide>,
+    /// Where the rx frames were after the holder's last poll: fill ring, rx ring.
+    rx_published: [AtomicUsize; 2],
+    tx: Mutex<Option<TxSide>>,
     /// Set when a kick left descriptors on the tx ring (the kernel takes a bounded number
     /// per `sendto`), so `flush` kicks again; clear, `flush` costs one relaxed load.
     tx_unsent: AtomicBool,
@@ -144,101 +135,79 @@ pub struct XskQueue {
     pub rx_open: AtomicBool,
     /// Counters.
     pub counters: QueueCounters,
+    // Last: closed after the rings are unmapped (see Drop).
+    fd: Option<OwnedFd>,
 }
 
 impl XskQueue {
-    /// Creates the umem and socket for queue `qid` of `ifname` and fills the fill ring.
-    /// libxdp never loads a program for it: the port attaches its own redirect program
-    /// once every queue's socket is bound and in the map.
-    pub fn create(ifname: &str, qid: usize, mode: BindMode) -> Result<Self, String> {
-        let umem_config = UmemConfig::builder()
-            .frame_size(FrameSize::new(FRAME_SIZE).map_err(|e| e.to_string())?)
-            .fill_queue_size(QueueSize::new(RX_RING).map_err(|e| e.to_string())?)
-            .comp_queue_size(QueueSize::new(TX_FRAMES).map_err(|e| e.to_string())?)
-            .frame_headroom(0)
-            .build()
-            .map_err(|e| format!("umem config: {e}"))?;
-        let n_frames = NonZeroU32::new(RX_FRAMES + TX_FRAMES).expect("nonzero");
-        let (umem, mut descs) = Umem::new(umem_config, n_frames, false)
-            .map_err(|e| format!("creating the umem: {}", with_source(&e)))?;
-
-        let mut bind = BindFlags::XDP_USE_NEED_WAKEUP;
-        bind |= if mode.zero_copy {
-            BindFlags::XDP_ZEROCOPY
-        } else {
-            BindFlags::XDP_COPY
+    /// Creates the socket for queue `qid` of `ifindex` and fills its fill ring. No XDP
+    /// program is loaded for it: the port attaches its own redirect program once every
+    /// queue's socket is bound and in the map.
+    pub fn create(ifindex: u32, qid: usize, mode: BindMode) -> Result<Self, String> {
+        let store = FrameStore::global().map_err(|e| e.to_string())?;
+        let opts = BindOptions {
+            zero_copy: mode.zero_copy,
+            rx_ring: RX_RING,
+            tx_ring: TX_RING,
         };
-        let sock_config = SocketConfig::builder()
-            .rx_queue_size(QueueSize::new(RX_RING).map_err(|e| e.to_string())?)
-            .tx_queue_size(QueueSize::new(TX_FRAMES).map_err(|e| e.to_string())?)
-            .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
-            .xdp_flags(XdpFlags::empty())
-            .bind_flags(bind)
-            .build();
-        let iface: Interface = ifname
-            .parse()
-            .map_err(|_| format!("interface name {ifname:?} contains NUL"))?;
         // A socket closed a moment ago (port re-added) releases its queue from deferred
         // kernel work, so binding may briefly see EBUSY: retry for up to a second.
         let mut attempts = 0;
-        let (tx, rx, rings) = loop {
-            // SAFETY: the umem is fresh and used by this socket only, so no frame is
-            // shared with another socket.
-            match unsafe { Socket::new(sock_config, &umem, &iface, qid as u32) } {
-                Ok(r) => break r,
-                Err(e) => {
-                    let busy = std::error::Error::source(&e)
-                        .and_then(|s| s.downcast_ref::<std::io::Error>())
-                        .and_then(|s| s.raw_os_error())
-                        == Some(libc::EBUSY);
+        let sock = loop {
+            match XskSocket::bind(store, ifindex, qid as u32, opts) {
+                Ok(s) => break s,
+                Err(e) if e.is_busy() && attempts < 100 => {
                     attempts += 1;
-                    if !busy || attempts >= 100 {
-                        return Err(with_source(&e));
-                    }
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
+                Err(e) => return Err(e.to_string()),
             }
         };
-        let (mut fq, cq) = rings.ok_or("the socket came without fill and completion rings")?;
-        let fd = rx.fd().as_raw_fd();
-
-        let tx_frames = descs.split_off(RX_FRAMES as usize);
-        let mut spare = descs;
-        let first = spare.split_off(spare.len() - RX_RING as usize);
-        // SAFETY: the descriptors come from this umem and nobody else holds them.
-        let filled = unsafe { fq.produce(&first) };
-        if filled != first.len() {
-            return Err(format!(
-                "the fill ring took {filled} of {} frames",
-                first.len()
-            ));
-        }
-        spare.reserve(RX_FRAMES as usize);
-        Ok(XskQueue {
-            qid,
+        let XskSocket {
             fd,
+            rx,
+            fill,
+            tx,
+            comp,
+        } = sock;
+        let q = XskQueue {
+            qid,
+            store,
+            slot: store.new_slot(),
             rx: Mutex::new(Some(RxSide {
                 rx,
-                fq,
-                umem: umem.clone(),
-                scratch: vec![FrameDesc::default(); MAX_BURST],
-                spare,
+                fill,
+                scratch: [XdpDesc::default(); MAX_BURST],
+                refill: Vec::with_capacity(RX_RING as usize),
                 since_refill: 0,
                 empty_polls: 0,
             })),
             rx_published: Default::default(),
-            tx: Mutex::new(TxSide {
+            tx: Mutex::new(Some(TxSide {
                 tx,
-                cq,
-                umem,
-                free: tx_frames,
-                scratch: Vec::with_capacity(TX_FRAMES as usize),
+                comp,
+                descs: Vec::with_capacity(MAX_BURST),
+                frames: Vec::with_capacity(MAX_BURST),
+                reaped: vec![0; 4 * MAX_BURST],
                 in_flight: 0,
-            }),
+            })),
             tx_unsent: AtomicBool::new(false),
             rx_open: AtomicBool::new(false),
             counters: QueueCounters::default(),
-        })
+            fd: Some(fd),
+        };
+        // The first fill comes from the store directly (no thread cache yet).
+        let mut pool = PacketPool::new(0);
+        if let Some(side) = q.rx.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            side.top_up_fill_ring(&q, &mut pool);
+            if side.fill.occupancy() == 0 {
+                return Err(format!(
+                    "no free frames for the fill ring ({} frames in the region, all in use)",
+                    store.n_frames()
+                ));
+            }
+        }
+        Ok(q)
     }
 
     /// Queue index on the device.
@@ -248,7 +217,7 @@ impl XskQueue {
 
     /// The socket's file descriptor (for the XSKMAP).
     pub fn fd(&self) -> RawFd {
-        self.fd
+        self.fd.as_ref().map_or(-1, |f| f.as_raw_fd())
     }
 
     /// Takes the rx side (for the `Rxq` being opened); `None` if another holds it.
@@ -262,16 +231,26 @@ impl XskQueue {
     }
 }
 
+impl Drop for XskQueue {
+    fn drop(&mut self) {
+        // Unmap the rings, close the socket (the kernel unbinds the queue once both are
+        // gone), then take back every frame the kernel still had.
+        drop(self.rx.get_mut().unwrap_or_else(|e| e.into_inner()).take());
+        drop(self.tx.get_mut().unwrap_or_else(|e| e.into_inner()).take());
+        drop(self.fd.take());
+        self.store.release_slot(self.slot);
+    }
+}
+
 impl RxSide {
-    /// Receives up to a batch: copies each frame into a pool buffer and keeps the frame
-    /// for the next fill-ring refill. Kicks the kernel only when the fill ring asks.
+    /// Receives up to a batch: lends each received frame to a pool buffer. Kicks the
+    /// kernel only when the fill ring asks.
     pub fn recv(&mut self, q: &XskQueue, batch: &mut PacketBatch, pool: &mut PacketPool) -> usize {
         let room = MAX_BURST.saturating_sub(batch.len());
         if room == 0 {
             return 0;
         }
-        // SAFETY: the scratch descriptors are overwritten with frames of this umem.
-        let n = unsafe { self.rx.consume(&mut self.scratch[..room]) };
+        let n = self.rx.consume(&mut self.scratch[..room]);
         if n == 0 {
             // Every IDLE_CHECK_EVERY-th consecutive empty poll (a queue that has been
             // quiet for a few microseconds): refill, answer a wakeup request, publish the
@@ -279,43 +258,52 @@ impl RxSide {
             // alternate, and each look at the fill ring is a cross-core cache miss.
             self.empty_polls = self.empty_polls.wrapping_add(1);
             if self.empty_polls % IDLE_CHECK_EVERY == 0 {
-                self.refill(q);
+                self.refill(q, pool);
                 self.publish(q);
             }
             return 0;
         }
         self.empty_polls = 0;
         // The kernel wrote these frames from the core that received them, so each first
-        // touch is a cache miss; start all of them before copying any, so the misses
-        // overlap instead of stalling the copy loop one after another. (At 32-packet
-        // batches the copy was a third of the PMD's user time without this.)
-        for desc in &self.scratch[..n] {
-            // SAFETY: as below; only the address is taken.
-            let data = unsafe { self.umem.data(desc) };
-            prefetch_frame(data.contents());
+        // touch (the parser's) is a cache miss. Prefetching a batch just before parsing
+        // it left the parser stalled on the first header load (80% of its samples), so
+        // the frames of the *next* batch, already on the ring, are started now as well:
+        // they have the whole iteration to arrive.
+        let store = q.store;
+        for d in &self.scratch[..n] {
+            prefetch(store, d.addr);
+        }
+        for i in 0..MAX_BURST as u32 {
+            match self.rx.peek(i) {
+                Some(d) => prefetch(store, d.addr),
+                None => break,
+            }
         }
         let mut bytes = 0u64;
         let mut dropped = 0u64;
-        for desc in &self.scratch[..n] {
-            // SAFETY: the kernel handed this frame to us on the rx ring; it is not in the
-            // fill ring until we produce it again.
-            let data = unsafe { self.umem.data(desc) };
-            let frame = data.contents();
-            if frame.len() > MAX_FRAME || frame.is_empty() {
+        for d in &self.scratch[..n] {
+            let idx = (d.addr / FRAME_SIZE as u64) as u32;
+            let start = (d.addr % FRAME_SIZE as u64) as usize;
+            let len = d.len as usize;
+            store.set_owner(idx, 0);
+            if len == 0 || len > MAX_FRAME {
                 dropped += 1;
+                pool.put_frame(idx);
                 continue;
             }
             let mut p = pool.get();
-            p.rx_space()[..frame.len()].copy_from_slice(frame);
-            p.set_len(frame.len());
-            bytes += frame.len() as u64;
-            batch.pkts.push(p);
+            if p.lend_frame(store, idx, start, len) {
+                bytes += len as u64;
+                batch.pkts.push(p);
+            } else {
+                dropped += 1;
+                pool.put(p);
+                pool.put_frame(idx);
+            }
         }
-        // These frames were just consumed from the rx ring and copied out.
-        self.spare.extend_from_slice(&self.scratch[..n]);
         self.since_refill += n;
         if self.since_refill >= FILL_BATCH {
-            self.refill(q);
+            self.refill(q, pool);
         }
         let c = &q.counters;
         let got = n as u64 - dropped;
@@ -327,29 +315,65 @@ impl RxSide {
         got as usize
     }
 
-    /// Tops the fill ring up from the spare list and kicks the kernel if it asks.
-    fn refill(&mut self, q: &XskQueue) {
-        self.top_up_fill_ring();
+    /// Tops the fill ring up from the pool's frames and kicks the kernel if it asks.
+    fn refill(&mut self, q: &XskQueue, pool: &mut PacketPool) {
+        self.top_up_fill_ring(q, pool);
         self.since_refill = 0;
-        if self.fq.needs_wakeup() {
+        if self.fill.needs_wakeup() {
             q.counters.wakeups.fetch_add(1, Ordering::Relaxed);
-            let _ = self.fq.wakeup(self.rx.fd_mut(), 0);
+            // SAFETY: a zero-length recvfrom on a socket fd we own (the kernel's cue to
+            // look at the fill ring).
+            unsafe {
+                libc::recvfrom(
+                    q.fd(),
+                    std::ptr::null_mut(),
+                    0,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                );
+            }
         }
     }
 
-    /// Where this side's frames are: fill ring, rx ring, spare list.
-    fn whereabouts(&mut self) -> [usize; 3] {
-        [
-            (RX_RING - self.fq.nb_free_exact()) as usize,
-            self.rx.nb_avail_exact() as usize,
-            self.spare.len(),
-        ]
+    /// Puts free frames into the fill ring up to this socket's share of the region.
+    fn top_up_fill_ring(&mut self, q: &XskQueue, pool: &mut PacketPool) {
+        let target = q.store.fill_target(RX_RING);
+        let size = self.fill.size();
+        let free = self.fill.free(size);
+        let held = size - free;
+        let want = target.saturating_sub(held).min(free) as usize;
+        if want == 0 {
+            return;
+        }
+        self.refill.clear();
+        for _ in 0..want {
+            match pool.get_frame(q.store) {
+                Some(f) => {
+                    q.store.set_owner(f, q.slot);
+                    self.refill.push(f as u64 * FRAME_SIZE as u64);
+                }
+                None => break,
+            }
+        }
+        let n = self.fill.produce(&self.refill);
+        // `want` never exceeds the free slots, so the ring takes them all.
+        for &a in &self.refill[n..] {
+            let f = (a / FRAME_SIZE as u64) as u32;
+            q.store.set_owner(f, 0);
+            pool.put_frame(f);
+        }
+    }
+
+    /// Where this side's frames are: fill ring, rx ring.
+    fn whereabouts(&self) -> [usize; 2] {
+        [self.fill.occupancy() as usize, self.rx.occupancy() as usize]
     }
 
     /// Publishes `whereabouts` for `XskQueue::frames` (plain stores, no locked op). Done
     /// every `IDLE_CHECK_EVERY` consecutive empty polls, so a queue that went quiet and
     /// is still polled reports exactly where its frames are.
-    fn publish(&mut self, q: &XskQueue) {
+    fn publish(&self, q: &XskQueue) {
         for (slot, v) in q.rx_published.iter().zip(self.whereabouts()) {
             slot.store(v, Ordering::Relaxed);
         }
@@ -357,52 +381,75 @@ impl RxSide {
 }
 
 impl XskQueue {
-    /// Copies the batch into free tx frames, queues them on the tx ring and kicks the
-    /// kernel (one `sendto`, if the ring asks for it: copy mode transmits inside that
-    /// call). Packets without a free frame or ring slot are dropped and counted.
+    /// Queues the batch on the tx ring (a packet holding a lent frame as it is, others
+    /// copied into a free frame) and kicks the kernel (one `sendto`, if the ring asks for
+    /// it: copy mode transmits inside that call). Packets that find no free frame or
+    /// ring slot are dropped and counted.
     pub fn send(&self, batch: &mut PacketBatch, pool: &mut PacketPool) -> usize {
         let mut guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-        let side = &mut *guard;
-        if side.free.len() < TX_REAP_BELOW.max(batch.len()) {
-            side.reap();
+        let Some(side) = guard.as_mut() else {
+            return 0;
+        };
+        if side.in_flight + batch.len() > TX_REAP_ABOVE {
+            side.reap(self.store, pool);
         }
-        side.scratch.clear();
+        side.descs.clear();
+        side.frames.clear();
+        let store = self.store;
         let mut dropped = 0u64;
         let mut bytes = 0u64;
-        for p in batch.pkts.drain(..) {
-            let frame = p.data();
-            match side.free.pop() {
-                Some(mut desc) if frame.len() <= MAX_FRAME && !frame.is_empty() => {
-                    // SAFETY: the frame is on our free list: neither the kernel nor
-                    // another descriptor refers to it.
-                    let mut data = unsafe { side.umem.data_mut(&mut desc) };
-                    let mut cur = data.cursor();
-                    cur.set_pos(0);
-                    if cur.write_all(frame).is_ok() {
+        let mut zero_copy = 0u64;
+        for mut p in batch.pkts.drain(..) {
+            if let Some((idx, start, len)) = p.lent_frame() {
+                p.take_frame();
+                side.descs.push(XdpDesc {
+                    addr: idx as u64 * FRAME_SIZE as u64 + start as u64,
+                    len: len as u32,
+                    options: 0,
+                });
+                side.frames.push(idx);
+                bytes += len as u64;
+                zero_copy += 1;
+            } else {
+                let frame = p.data();
+                match pool.get_frame(store) {
+                    Some(idx) if !frame.is_empty() && frame.len() <= MAX_FRAME => {
+                        let start = crate::packet::buffer::HEADROOM;
+                        // SAFETY: the frame came from the free list: neither the kernel
+                        // nor any buffer refers to it, and HEADROOM + MAX_FRAME fits.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(
+                                frame.as_ptr(),
+                                store.frame_ptr(idx).as_ptr().add(start),
+                                frame.len(),
+                            );
+                        }
+                        side.descs.push(XdpDesc {
+                            addr: idx as u64 * FRAME_SIZE as u64 + start as u64,
+                            len: frame.len() as u32,
+                            options: 0,
+                        });
+                        side.frames.push(idx);
                         bytes += frame.len() as u64;
-                        side.scratch.push(desc);
-                    } else {
-                        side.free.push(desc);
+                    }
+                    Some(idx) => {
+                        pool.put_frame(idx);
                         dropped += 1;
                     }
+                    None => dropped += 1,
                 }
-                Some(desc) => {
-                    side.free.push(desc);
-                    dropped += 1;
-                }
-                None => dropped += 1,
             }
             pool.put(p);
         }
-        // SAFETY: every descriptor in scratch is a frame of this umem we just wrote.
-        let queued = unsafe { side.tx.produce(&side.scratch) };
-        if queued < side.scratch.len() {
-            for d in &side.scratch[queued..] {
-                bytes -= d.lengths().data() as u64;
-                dropped += 1;
-            }
-            let TxSide { free, scratch, .. } = side;
-            free.extend_from_slice(&scratch[queued..]);
+        for &f in &side.frames {
+            store.set_owner(f, self.slot);
+        }
+        let queued = side.tx.produce(&side.descs);
+        for (d, &f) in side.descs[queued..].iter().zip(&side.frames[queued..]) {
+            bytes -= d.len as u64;
+            dropped += 1;
+            store.set_owner(f, 0);
+            pool.put_frame(f);
         }
         side.in_flight += queued;
         if queued > 0 {
@@ -411,6 +458,7 @@ impl XskQueue {
         let c = &self.counters;
         c.tx_packets.add(queued as u64);
         c.tx_bytes.add(bytes);
+        c.tx_zero_copy.add(zero_copy.min(queued as u64));
         if dropped > 0 {
             c.tx_dropped.add(dropped);
         }
@@ -424,8 +472,9 @@ impl XskQueue {
             return;
         }
         let mut guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-        guard.reap();
-        self.kick(&mut guard);
+        if let Some(side) = guard.as_mut() {
+            self.kick(side);
+        }
     }
 
     /// One `sendto` if the ring asks for a wakeup; records whether descriptors remain.
@@ -442,7 +491,7 @@ impl XskQueue {
         unsafe {
             libc::syscall(
                 libc::SYS_sendto,
-                self.fd,
+                self.fd(),
                 std::ptr::null::<u8>(),
                 0usize,
                 libc::MSG_DONTWAIT,
@@ -450,27 +499,32 @@ impl XskQueue {
                 0usize,
             );
         }
-        let pending = TX_FRAMES - side.tx.nb_free_exact();
-        self.tx_unsent.store(pending > 0, Ordering::Relaxed);
+        self.tx_unsent
+            .store(side.tx.occupancy() > 0, Ordering::Relaxed);
     }
 
-    /// Where the frames are right now.
-    pub fn frames(&self) -> UmemFrames {
+    /// Where this socket's frames are right now (reaping completions into `pool`).
+    pub fn frames(&self, pool: &mut PacketPool) -> UmemFrames {
         // From the rx side itself when no `Rxq` holds it, else as its last poll left it.
-        let [in_fill, in_rx, spare] =
-            match self.rx.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-                Some(rx) => rx.whereabouts(),
-                None => [0, 1, 2].map(|i| self.rx_published[i].load(Ordering::Relaxed)),
-            };
-        let mut tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-        tx.reap();
+        let [in_fill, in_rx] = match self.rx.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            Some(rx) => rx.whereabouts(),
+            None => [0, 1].map(|i| self.rx_published[i].load(Ordering::Relaxed)),
+        };
+        let in_flight = {
+            let mut tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+            match tx.as_mut() {
+                Some(side) => {
+                    side.reap(self.store, pool);
+                    side.in_flight
+                }
+                None => 0,
+            }
+        };
         UmemFrames {
-            total: (RX_FRAMES + TX_FRAMES) as usize,
             rx_in_fill_ring: in_fill,
             rx_in_rx_ring: in_rx,
-            rx_spare: spare,
-            tx_free: tx.free.len(),
-            tx_in_flight: tx.in_flight,
+            tx_in_flight: in_flight,
+            tagged: self.store.owned_by(self.slot),
         }
     }
 
@@ -483,7 +537,7 @@ impl XskQueue {
         s.tx_packets += c.tx_packets.get();
         s.tx_bytes += c.tx_bytes.get();
         s.tx_dropped += c.tx_dropped.get();
-        if let Some(k) = xdp_statistics(self.fd) {
+        if let Some(k) = xdp_statistics(self.fd()) {
             s.rx_dropped += k.rx_dropped + k.rx_ring_full;
             s.rx_errors += k.rx_invalid_descs;
             s.tx_errors += k.tx_invalid_descs;
@@ -491,63 +545,36 @@ impl XskQueue {
     }
 }
 
-/// Asks the CPU to start loading the first two cache lines of a frame (the headers the
-/// parser reads; the hardware prefetcher follows a longer copy by itself).
+/// Asks the CPU to start loading the first two cache lines of the frame at umem offset
+/// `addr` (the headers the parser reads).
 #[inline(always)]
-fn prefetch_frame(frame: &[u8]) {
+fn prefetch(store: &FrameStore, addr: u64) {
     #[cfg(target_arch = "x86_64")]
     {
         use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let p = frame.as_ptr();
-        // SAFETY: prefetch never faults and reads nothing architecturally; the
-        // addresses are inside (or one line past the end of) a mapped umem frame.
+        let p = store.base().as_ptr().wrapping_add(addr as usize);
+        // SAFETY: prefetch never faults and reads nothing architecturally.
         unsafe {
             _mm_prefetch::<_MM_HINT_T0>(p.cast());
-            if frame.len() > 64 {
-                _mm_prefetch::<_MM_HINT_T0>(p.add(64).cast());
-            }
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64).cast());
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = frame;
-}
-
-impl RxSide {
-    /// Moves as many spare frames as the fill ring has room for into it (the ring's
-    /// `produce` is all-or-nothing, so ask for what fits).
-    fn top_up_fill_ring(&mut self) {
-        let len = self.spare.len();
-        if len == 0 {
-            return;
-        }
-        let room = self.fq.nb_free(len as u32) as usize;
-        let k = room.min(len);
-        if k == 0 {
-            return;
-        }
-        // SAFETY: spare frames belong to this umem and are held by nobody else.
-        let n = unsafe { self.fq.produce(&self.spare[len - k..]) };
-        self.spare.truncate(len - n);
-    }
+    let _ = (store, addr);
 }
 
 impl TxSide {
-    /// Moves completed frames back to the free list.
-    fn reap(&mut self) {
-        loop {
-            let start = self.free.len();
-            let room = (TX_FRAMES as usize - start).min(MAX_BURST * 4);
-            if room == 0 || self.in_flight == 0 {
-                return;
+    /// Moves completed frames to `pool`'s cache.
+    fn reap(&mut self, store: &FrameStore, pool: &mut PacketPool) {
+        while self.in_flight > 0 {
+            let n = self.comp.consume(&mut self.reaped);
+            for &a in &self.reaped[..n] {
+                let f = (a / FRAME_SIZE as u64) as u32;
+                store.set_owner(f, 0);
+                pool.put_frame(f);
             }
-            // Reuse the free list's spare capacity as the landing area.
-            self.free.resize(start + room, FrameDesc::default());
-            // SAFETY: the completion ring returns frames of this umem the kernel is done
-            // with.
-            let n = unsafe { self.cq.consume(&mut self.free[start..]) };
-            self.free.truncate(start + n);
             self.in_flight -= n;
-            if n < room {
+            if n < self.reaped.len() {
                 return;
             }
         }
@@ -582,11 +609,4 @@ fn xdp_statistics(fd: RawFd) -> Option<XdpStatistics> {
         )
     };
     (r == 0).then_some(st)
-}
-
-fn with_source(e: &dyn std::error::Error) -> String {
-    match e.source() {
-        Some(s) => format!("{e}: {s}"),
-        None => e.to_string(),
-    }
 }

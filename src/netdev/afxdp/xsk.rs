@@ -1,0 +1,460 @@
+//! An AF_XDP socket and its four rings, straight on the kernel ABI (`<linux/if_xdp.h>`).
+//!
+//! We do this ourselves rather than through libxdp (xsk-rs) because every socket here
+//! registers the process's one `FrameStore` region as its umem (see `packet::frames`):
+//! libxdp allocates a umem per `xsk_umem`, and shares one only through the socket that
+//! created it, which then stays bound to its device for as long as the umem lives. The
+//! ring operations are small enough to inline into the poll loop, which the FFI calls
+//! (`xsk_ring_cons__peek`, `xsk_prod_nb_free`, ...) could not be.
+//!
+//! A ring is a power-of-two array of entries plus a producer and a consumer index, both
+//! free-running u32s, in memory shared with the kernel. The side that produces writes
+//! entries, then publishes the producer index with release ordering; the consumer reads
+//! the producer index with acquire ordering, reads entries, then publishes its own index.
+//! Each side caches the other's index and re-reads it only when the cached value says the
+//! ring is empty (or full): those reads are cross-core cache misses.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::packet::frames::{FrameStore, FRAME_SIZE};
+
+const AF_XDP: libc::c_int = 44;
+const SOL_XDP: libc::c_int = 283;
+const XDP_MMAP_OFFSETS: libc::c_int = 1;
+const XDP_RX_RING: libc::c_int = 2;
+const XDP_TX_RING: libc::c_int = 3;
+const XDP_UMEM_REG: libc::c_int = 4;
+const XDP_UMEM_FILL_RING: libc::c_int = 5;
+const XDP_UMEM_COMPLETION_RING: libc::c_int = 6;
+const XDP_PGOFF_RX_RING: libc::off_t = 0;
+const XDP_PGOFF_TX_RING: libc::off_t = 0x8000_0000;
+const XDP_UMEM_PGOFF_FILL_RING: libc::off_t = 0x1_0000_0000;
+const XDP_UMEM_PGOFF_COMPLETION_RING: libc::off_t = 0x1_8000_0000;
+const XDP_COPY: u16 = 1 << 1;
+const XDP_ZEROCOPY: u16 = 1 << 2;
+const XDP_USE_NEED_WAKEUP: u16 = 1 << 3;
+const XDP_RING_NEED_WAKEUP: u32 = 1;
+
+/// `struct xdp_desc`: one rx or tx descriptor.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XdpDesc {
+    /// Offset of the packet's first byte in the umem.
+    pub addr: u64,
+    /// Packet length.
+    pub len: u32,
+    /// Flags (unused here).
+    pub options: u32,
+}
+
+/// `struct xdp_umem_reg` (the form without tx metadata; the kernel accepts it).
+#[repr(C)]
+struct XdpUmemReg {
+    addr: u64,
+    len: u64,
+    chunk_size: u32,
+    headroom: u32,
+    flags: u32,
+}
+
+/// `struct xdp_ring_offset`.
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct XdpRingOffset {
+    producer: u64,
+    consumer: u64,
+    desc: u64,
+    flags: u64,
+}
+
+/// `struct xdp_mmap_offsets`.
+#[repr(C)]
+#[derive(Default)]
+struct XdpMmapOffsets {
+    rx: XdpRingOffset,
+    tx: XdpRingOffset,
+    fr: XdpRingOffset,
+    cr: XdpRingOffset,
+}
+
+/// `struct sockaddr_xdp`.
+#[repr(C)]
+struct SockaddrXdp {
+    family: u16,
+    flags: u16,
+    ifindex: u32,
+    queue_id: u32,
+    shared_umem_fd: u32,
+}
+
+/// A ring's mapping; unmapped on drop.
+struct RingMap {
+    addr: NonNull<libc::c_void>,
+    len: usize,
+}
+
+impl Drop for RingMap {
+    fn drop(&mut self) {
+        // SAFETY: the mapping came from mmap with this length and nothing refers to it
+        // any more (the ring owning it is being dropped).
+        unsafe { libc::munmap(self.addr.as_ptr(), self.len) };
+    }
+}
+
+/// One ring of entries of type `T`, from one side (producer or consumer).
+pub struct Ring<T> {
+    producer: NonNull<AtomicU32>,
+    consumer: NonNull<AtomicU32>,
+    flags: NonNull<AtomicU32>,
+    entries: NonNull<T>,
+    mask: u32,
+    size: u32,
+    /// Our own index (the one we publish).
+    ours: u32,
+    /// The kernel's index as last read.
+    theirs: u32,
+    _map: RingMap,
+}
+
+// SAFETY: the ring memory is owned by this value (its mapping); the kernel is the only
+// other party, and it synchronises through the index words.
+unsafe impl<T: Send> Send for Ring<T> {}
+
+impl<T: Copy> Ring<T> {
+    /// Entries the kernel has produced that we have not consumed (consumer side),
+    /// reading the kernel's index only when the cached one says none.
+    #[inline(always)]
+    fn available(&mut self, want: u32) -> u32 {
+        let mut n = self.theirs.wrapping_sub(self.ours);
+        if n < want {
+            // SAFETY: the index word is in our mapping.
+            self.theirs = unsafe { self.producer.as_ref() }.load(Ordering::Acquire);
+            n = self.theirs.wrapping_sub(self.ours);
+        }
+        n
+    }
+
+    /// Consumes up to `out.len()` entries into `out`; returns how many.
+    #[inline(always)]
+    pub fn consume(&mut self, out: &mut [T]) -> usize {
+        let n = self.available(out.len() as u32).min(out.len() as u32);
+        for (i, slot) in out.iter_mut().enumerate().take(n as usize) {
+            let idx = self.ours.wrapping_add(i as u32) & self.mask;
+            // SAFETY: idx <= mask < size entries in the mapping; the kernel produced it.
+            *slot = unsafe { self.entries.as_ptr().add(idx as usize).read() };
+        }
+        if n > 0 {
+            self.ours = self.ours.wrapping_add(n);
+            // SAFETY: the index word is in our mapping.
+            unsafe { self.consumer.as_ref() }.store(self.ours, Ordering::Release);
+        }
+        n as usize
+    }
+
+    /// Entry `i` past the ones consumed so far, if the kernel has produced it (consumer
+    /// side; as far as the last look at its index knows). Does not consume it.
+    #[inline(always)]
+    pub fn peek(&self, i: u32) -> Option<T> {
+        if i >= self.theirs.wrapping_sub(self.ours) {
+            return None;
+        }
+        let idx = self.ours.wrapping_add(i) & self.mask;
+        // SAFETY: produced and not yet consumed, so the kernel leaves the slot alone.
+        Some(unsafe { self.entries.as_ptr().add(idx as usize).read() })
+    }
+
+    /// Free slots (producer side), re-reading the kernel's index when fewer than
+    /// `want` look free.
+    #[inline(always)]
+    pub fn free(&mut self, want: u32) -> u32 {
+        let mut n = self.size - self.ours.wrapping_sub(self.theirs);
+        if n < want {
+            // SAFETY: the index word is in our mapping.
+            self.theirs = unsafe { self.consumer.as_ref() }.load(Ordering::Acquire);
+            n = self.size - self.ours.wrapping_sub(self.theirs);
+        }
+        n
+    }
+
+    /// Produces as many of `items` as fit; returns how many.
+    #[inline(always)]
+    pub fn produce(&mut self, items: &[T]) -> usize {
+        let n = self.free(items.len() as u32).min(items.len() as u32);
+        for (i, item) in items.iter().take(n as usize).enumerate() {
+            let idx = self.ours.wrapping_add(i as u32) & self.mask;
+            // SAFETY: idx < size entries in the mapping; the slot is free (not yet
+            // published to the kernel).
+            unsafe { self.entries.as_ptr().add(idx as usize).write(*item) };
+        }
+        if n > 0 {
+            self.ours = self.ours.wrapping_add(n);
+            // SAFETY: the index word is in our mapping.
+            unsafe { self.producer.as_ref() }.store(self.ours, Ordering::Release);
+        }
+        n as usize
+    }
+
+    /// Whether the kernel asks to be woken (need_wakeup) for this ring.
+    #[inline(always)]
+    pub fn needs_wakeup(&self) -> bool {
+        // SAFETY: the flags word is in our mapping.
+        unsafe { self.flags.as_ref() }.load(Ordering::Relaxed) & XDP_RING_NEED_WAKEUP != 0
+    }
+
+    /// Entries on the ring right now, by both indices freshly read (slow; for
+    /// accounting and tests).
+    pub fn occupancy(&self) -> u32 {
+        // SAFETY: the index words are in our mapping.
+        let (p, c) = unsafe {
+            (
+                self.producer.as_ref().load(Ordering::Acquire),
+                self.consumer.as_ref().load(Ordering::Acquire),
+            )
+        };
+        p.wrapping_sub(c)
+    }
+
+    /// Ring size in entries.
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+}
+
+/// How to bind.
+#[derive(Clone, Copy, Debug)]
+pub struct BindOptions {
+    /// Zero-copy (`XDP_ZEROCOPY`) rather than copy (`XDP_COPY`).
+    pub zero_copy: bool,
+    /// Fill and rx ring slots.
+    pub rx_ring: u32,
+    /// Tx and completion ring slots.
+    pub tx_ring: u32,
+}
+
+/// A bound AF_XDP socket, split into the parts its two users own.
+pub struct XskSocket {
+    /// The socket (closing it unbinds the queue once the rings are unmapped too).
+    pub fd: OwnedFd,
+    /// Rx ring (descriptors of received frames).
+    pub rx: Ring<XdpDesc>,
+    /// Fill ring (frame addresses for the kernel to receive into).
+    pub fill: Ring<u64>,
+    /// Tx ring (descriptors to transmit).
+    pub tx: Ring<XdpDesc>,
+    /// Completion ring (addresses of transmitted frames).
+    pub comp: Ring<u64>,
+}
+
+/// A step of socket setup that failed, with the OS error.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {source}")]
+pub struct XskError {
+    what: &'static str,
+    #[source]
+    source: std::io::Error,
+}
+
+impl XskError {
+    fn last(what: &'static str) -> Self {
+        XskError {
+            what,
+            source: std::io::Error::last_os_error(),
+        }
+    }
+
+    /// Whether the queue is still held by a socket closed a moment ago (the kernel
+    /// releases it from deferred work): worth retrying shortly.
+    pub fn is_busy(&self) -> bool {
+        self.what == "binding" && self.source.raw_os_error() == Some(libc::EBUSY)
+    }
+}
+
+fn sockopt<T>(fd: RawFd, opt: libc::c_int, val: &T, what: &'static str) -> Result<(), XskError> {
+    // SAFETY: `val` is a readable value of its type's size.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            SOL_XDP,
+            opt,
+            (val as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(XskError::last(what));
+    }
+    Ok(())
+}
+
+fn map_ring<T>(
+    fd: RawFd,
+    off: &XdpRingOffset,
+    size: u32,
+    pgoff: libc::off_t,
+    what: &'static str,
+) -> Result<Ring<T>, XskError> {
+    let len = off.desc as usize + size as usize * std::mem::size_of::<T>();
+    // SAFETY: mapping the socket's ring at the offset the ABI names for it.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_POPULATE,
+            fd,
+            pgoff,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(XskError::last(what));
+    }
+    let base = p.cast::<u8>();
+    let at = |o: u64| {
+        // SAFETY: the kernel's offsets are inside the mapping it sized.
+        NonNull::new(unsafe { base.add(o as usize) }).expect("inside a non-null mapping")
+    };
+    let map = RingMap {
+        addr: NonNull::new(p).expect("mmap returned a non-null address"),
+        len,
+    };
+    let producer = at(off.producer).cast::<AtomicU32>();
+    let consumer = at(off.consumer).cast::<AtomicU32>();
+    // Producer rings start with every slot free (theirs = consumer), consumer rings
+    // with none available (theirs = producer): both indices start at 0 either way.
+    // SAFETY: index words inside the mapping.
+    let (p0, c0) = unsafe {
+        (
+            producer.as_ref().load(Ordering::Acquire),
+            consumer.as_ref().load(Ordering::Acquire),
+        )
+    };
+    debug_assert_eq!(p0, c0);
+    Ok(Ring {
+        producer,
+        consumer,
+        flags: at(off.flags).cast::<AtomicU32>(),
+        entries: at(off.desc).cast::<T>(),
+        mask: size - 1,
+        size,
+        ours: p0,
+        theirs: c0,
+        _map: map,
+    })
+}
+
+impl XskSocket {
+    /// Creates a socket, registers `store`'s region as its umem, sets up and maps its
+    /// rings, and binds it to queue `qid` of `ifindex`. Errors name the step.
+    pub fn bind(
+        store: &FrameStore,
+        ifindex: u32,
+        qid: u32,
+        opts: BindOptions,
+    ) -> Result<XskSocket, XskError> {
+        // SAFETY: plain socket creation.
+        let raw = unsafe { libc::socket(AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            return Err(XskError::last("creating the AF_XDP socket"));
+        }
+        // SAFETY: a descriptor we just created and own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let s = fd.as_raw_fd();
+        let reg = XdpUmemReg {
+            addr: store.base().as_ptr() as u64,
+            len: store.len() as u64,
+            chunk_size: FRAME_SIZE as u32,
+            headroom: 0,
+            flags: 0,
+        };
+        sockopt(
+            s,
+            XDP_UMEM_REG,
+            &reg,
+            "registering the frame region as umem",
+        )?;
+        sockopt(s, XDP_UMEM_FILL_RING, &opts.rx_ring, "sizing the fill ring")?;
+        sockopt(
+            s,
+            XDP_UMEM_COMPLETION_RING,
+            &opts.tx_ring,
+            "sizing the completion ring",
+        )?;
+        sockopt(s, XDP_RX_RING, &opts.rx_ring, "sizing the rx ring")?;
+        sockopt(s, XDP_TX_RING, &opts.tx_ring, "sizing the tx ring")?;
+        let mut off = XdpMmapOffsets::default();
+        let mut len = std::mem::size_of::<XdpMmapOffsets>() as libc::socklen_t;
+        // SAFETY: `off` is writable for `len` bytes.
+        let r = unsafe {
+            libc::getsockopt(
+                s,
+                SOL_XDP,
+                XDP_MMAP_OFFSETS,
+                (&mut off as *mut XdpMmapOffsets).cast(),
+                &mut len,
+            )
+        };
+        if r != 0 {
+            return Err(XskError::last("reading the ring offsets"));
+        }
+        let rx = map_ring(
+            s,
+            &off.rx,
+            opts.rx_ring,
+            XDP_PGOFF_RX_RING,
+            "mapping the rx ring",
+        )?;
+        let tx = map_ring(
+            s,
+            &off.tx,
+            opts.tx_ring,
+            XDP_PGOFF_TX_RING,
+            "mapping the tx ring",
+        )?;
+        let fill = map_ring(
+            s,
+            &off.fr,
+            opts.rx_ring,
+            XDP_UMEM_PGOFF_FILL_RING,
+            "mapping the fill ring",
+        )?;
+        let comp = map_ring(
+            s,
+            &off.cr,
+            opts.tx_ring,
+            XDP_UMEM_PGOFF_COMPLETION_RING,
+            "mapping the completion ring",
+        )?;
+        let sa = SockaddrXdp {
+            family: AF_XDP as u16,
+            flags: XDP_USE_NEED_WAKEUP
+                | if opts.zero_copy {
+                    XDP_ZEROCOPY
+                } else {
+                    XDP_COPY
+                },
+            ifindex,
+            queue_id: qid,
+            shared_umem_fd: 0,
+        };
+        // SAFETY: `sa` is a valid sockaddr_xdp of the size passed.
+        let r = unsafe {
+            libc::bind(
+                s,
+                (&sa as *const SockaddrXdp).cast(),
+                std::mem::size_of::<SockaddrXdp>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(XskError::last("binding"));
+        }
+        Ok(XskSocket {
+            fd,
+            rx,
+            fill,
+            tx,
+            comp,
+        })
+    }
+}

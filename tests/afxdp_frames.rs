@@ -1,0 +1,142 @@
+//! The process's AF_XDP frame region end to end, on real veth pairs (root): frames
+//! received on one afxdp port leave another without a copy, heap packets are copied in,
+//! and every frame of the region is back on the free list once the ports are gone.
+//!
+//! A test binary of its own: the census counts every frame of the process's one
+//! `FrameStore`, so no other test may be using it at the same time.
+
+mod netdev_support;
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use netdev_support::*;
+use rvswitch::netdev::afxdp::AfxdpNetdev;
+use rvswitch::netdev::Netdev;
+use rvswitch::packet::frames::FrameStore;
+use rvswitch::packet::{PacketBatch, PacketBuf, PacketPool};
+
+const SENT: u64 = 5000;
+
+#[test]
+fn forwarding_between_afxdp_ports_copies_nothing_and_every_frame_comes_back() {
+    let a = VethNs::new("fa", 1);
+    let b = VethNs::new("fb", 1);
+    let open = |v: &VethNs| {
+        AfxdpNetdev::open(&spec(&v.host, "afxdp", &[("xdp_mode", "generic")]))
+            .expect("opening afxdp port in generic mode")
+    };
+    let (pa, pb) = (open(&a), open(&b));
+    let store = FrameStore::existing().expect("the first afxdp port creates the region");
+    let total = store.n_frames() as usize;
+
+    let frame = test_frame(a.peer_mac(), b"zerocopy", 7, 64);
+    let b_before = b.peer_counter("rx_packets");
+    let mut pool = PacketPool::new(256);
+    let mut rxq = pa.open_rxq(0).unwrap();
+    let mut txq = pb.open_txq(0).unwrap();
+
+    // A's frames go out of B as they came in, batch by batch, while trafgen sends.
+    let (done_tx, done_rx) = mpsc::channel();
+    let (forwarded, wrong) = std::thread::scope(|s| {
+        let (rxq, txq, pool, frame) = (&mut rxq, &mut txq, &mut pool, &frame);
+        let h = s.spawn(move || {
+            let (mut forwarded, mut wrong) = (0u64, 0u64);
+            let mut batch = PacketBatch::new();
+            let mut quiet_since: Option<Instant> = None;
+            let mut sender_done = false;
+            loop {
+                let n = rxq.recv(&mut batch, pool).unwrap();
+                for p in &batch.pkts {
+                    assert!(p.lent_frame().is_some(), "received into a heap buffer");
+                    wrong += (p.data() != &frame[..]) as u64;
+                }
+                forwarded += txq.send(&mut batch, pool) as u64;
+                txq.flush();
+                sender_done |= done_rx.try_recv().is_ok();
+                if n > 0 || !sender_done {
+                    quiet_since = None;
+                    continue;
+                }
+                if quiet_since.get_or_insert_with(Instant::now).elapsed()
+                    > Duration::from_millis(500)
+                {
+                    return (forwarded, wrong);
+                }
+            }
+        });
+        let out = trafgen(&a, frame, SENT);
+        done_tx.send(()).unwrap();
+        assert!(
+            out.status.success(),
+            "trafgen failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        h.join().unwrap()
+    });
+    assert_eq!(wrong, 0, "received frames differ from trafgen's");
+    let sa = pa.stats();
+    assert_eq!(sa.rx_packets + sa.rx_dropped, SENT, "{sa:?}");
+    assert!(
+        forwarded >= SENT / 10,
+        "forwarded only {forwarded} ({sa:?})"
+    );
+    assert_eq!(forwarded, sa.rx_packets, "{sa:?} / {:?}", pb.stats());
+    assert_eq!(
+        pb.zero_copy_sends(),
+        forwarded,
+        "every received frame left without a copy"
+    );
+
+    // Heap packets (a tap port's, a flood copy) are copied into frames.
+    let mut batch = PacketBatch::new();
+    for i in 0..10 {
+        batch.pkts.push(PacketBuf::from_frame(&test_frame(
+            a.peer_mac(),
+            b"heap",
+            i,
+            60,
+        )));
+    }
+    assert_eq!(txq.send(&mut batch, &mut pool), 10);
+    txq.flush();
+    assert_eq!(pb.zero_copy_sends(), forwarded, "heap packets are copied");
+    assert_eq!(pb.stats().tx_packets, forwarded + 10);
+
+    let start = Instant::now();
+    let mut delivered = 0;
+    while start.elapsed() < Duration::from_secs(5) {
+        txq.flush();
+        delivered = b.peer_counter("rx_packets") - b_before;
+        if delivered >= forwarded + 10 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        delivered >= forwarded + 10,
+        "B's peer saw {delivered} of {} frames",
+        forwarded + 10
+    );
+
+    // Census: every frame is on the free list, in this thread's cache, or tagged as one
+    // of the two sockets' (fill, rx, tx and completion rings, and the kernel's own
+    // cache of fill frames). `umem_frames` reaps completions back to the store first.
+    let (fa, fb) = (pa.umem_frames()[0], pb.umem_frames()[0]);
+    assert!(fa.all_accounted() && fb.all_accounted(), "{fa:?} {fb:?}");
+    assert_eq!(fb.tx_in_flight, 0, "{fb:?}");
+    assert!(fa.rx_in_fill_ring > 0, "{fa:?}");
+    assert_eq!(
+        store.free_frames() + pool.cached_frames() + fa.tagged + fb.tagged,
+        total,
+        "free {} + cached {} + {fa:?} + {fb:?}",
+        store.free_frames(),
+        pool.cached_frames()
+    );
+
+    // Closing the ports gives back what the kernel held; dropping the pool, its cache.
+    drop((rxq, txq));
+    drop((pa, pb));
+    drop(pool);
+    assert_eq!(store.free_frames(), total, "frames lost");
+}
