@@ -1,7 +1,7 @@
 # rvswitch — the commands a new user and CI need. See README.md.
 SHELL := /bin/bash
 CARGO ?= cargo
-APT_PACKAGES := clang llvm libelf-dev zlib1g-dev pkg-config m4 libpcap-dev \
+APT_PACKAGES := clang llvm pkg-config \
 	iproute2 iputils-ping ethtool netsniff-ng iperf3 openvswitch-switch openvswitch-common \
 	tcpdump procps
 STAMP := target/.deps-installed
