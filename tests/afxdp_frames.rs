@@ -3,10 +3,14 @@
 //! and every frame of the region is back on the free list once the ports are gone.
 //!
 //! A test binary of its own: the census counts every frame of the process's one
-//! `FrameStore`, so no other test may be using it at the same time.
+//! `FrameStore`, so no other test may be using it at the same time; and a counting global
+//! allocator checks that the forwarding thread allocates nothing once warmed up.
 
 mod netdev_support;
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +21,41 @@ use rvswitch::packet::frames::FrameStore;
 use rvswitch::packet::{PacketBatch, PacketBuf, PacketPool};
 
 const SENT: u64 = 5000;
+/// Frames forwarded before the allocation count starts (first fill-ring top-ups, first
+/// completions, caches reaching their steady size).
+const WARM_UP: u64 = 500;
+
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: the caller's layout, passed on.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: `p` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: as for `alloc` and `dealloc`.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 #[test]
 fn forwarding_between_afxdp_ports_copies_nothing_and_every_frame_comes_back() {
@@ -38,10 +77,10 @@ fn forwarding_between_afxdp_ports_copies_nothing_and_every_frame_comes_back() {
 
     // A's frames go out of B as they came in, batch by batch, while trafgen sends.
     let (done_tx, done_rx) = mpsc::channel();
-    let (forwarded, wrong) = std::thread::scope(|s| {
+    let (forwarded, wrong, counted) = std::thread::scope(|s| {
         let (rxq, txq, pool, frame) = (&mut rxq, &mut txq, &mut pool, &frame);
         let h = s.spawn(move || {
-            let (mut forwarded, mut wrong) = (0u64, 0u64);
+            let (mut forwarded, mut wrong, mut counted_from) = (0u64, 0u64, None);
             let mut batch = PacketBatch::new();
             let mut quiet_since: Option<Instant> = None;
             let mut sender_done = false;
@@ -53,6 +92,10 @@ fn forwarding_between_afxdp_ports_copies_nothing_and_every_frame_comes_back() {
                 }
                 forwarded += txq.send(&mut batch, pool) as u64;
                 txq.flush();
+                if counted_from.is_none() && forwarded >= WARM_UP {
+                    counted_from = Some(forwarded);
+                    COUNTING.with(|c| c.set(true));
+                }
                 sender_done |= done_rx.try_recv().is_ok();
                 if n > 0 || !sender_done {
                     quiet_since = None;
@@ -61,7 +104,12 @@ fn forwarding_between_afxdp_ports_copies_nothing_and_every_frame_comes_back() {
                 if quiet_since.get_or_insert_with(Instant::now).elapsed()
                     > Duration::from_millis(500)
                 {
-                    return (forwarded, wrong);
+                    COUNTING.with(|c| c.set(false));
+                    return (
+                        forwarded,
+                        wrong,
+                        forwarded - counted_from.unwrap_or(forwarded),
+                    );
                 }
             }
         });
@@ -75,6 +123,15 @@ fn forwarding_between_afxdp_ports_copies_nothing_and_every_frame_comes_back() {
         h.join().unwrap()
     });
     assert_eq!(wrong, 0, "received frames differ from trafgen's");
+    assert!(
+        counted >= 1000,
+        "only {counted} frames forwarded after the warm-up"
+    );
+    assert_eq!(
+        ALLOCS.load(Ordering::Relaxed),
+        0,
+        "the forwarding thread allocated while forwarding {counted} frames"
+    );
     let sa = pa.stats();
     assert_eq!(sa.rx_packets + sa.rx_dropped, SENT, "{sa:?}");
     assert!(

@@ -458,3 +458,39 @@ impl XskSocket {
         })
     }
 }
+
+/// `struct xdp_statistics` from `<linux/if_xdp.h>`.
+#[repr(C)]
+#[derive(Default)]
+pub struct XdpStatistics {
+    /// Frames dropped for reasons other than a full rx ring or an invalid descriptor.
+    pub rx_dropped: u64,
+    /// Rx descriptors the kernel found invalid.
+    pub rx_invalid_descs: u64,
+    /// Tx descriptors the kernel found invalid.
+    pub tx_invalid_descs: u64,
+    /// Frames dropped because the rx ring was full.
+    pub rx_ring_full: u64,
+    /// Times the fill ring was empty when a frame arrived.
+    pub rx_fill_ring_empty_descs: u64,
+    /// Times the tx ring was empty when the kernel looked.
+    pub tx_ring_empty_descs: u64,
+}
+
+/// The socket's kernel counters (`XDP_STATISTICS`), `None` if the kernel refuses.
+pub fn xdp_statistics(fd: RawFd) -> Option<XdpStatistics> {
+    const XDP_STATISTICS: libc::c_int = 7;
+    let mut st = XdpStatistics::default();
+    let mut len = std::mem::size_of::<XdpStatistics>() as libc::socklen_t;
+    // SAFETY: `st` is a writable buffer of `len` bytes.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            SOL_XDP,
+            XDP_STATISTICS,
+            (&mut st as *mut XdpStatistics).cast(),
+            &mut len,
+        )
+    };
+    (r == 0).then_some(st)
+}

@@ -27,7 +27,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::xsk::{BindOptions, Ring, XdpDesc, XskSocket};
+use super::xsk::{xdp_statistics, BindOptions, Ring, XdpDesc, XskSocket};
 use crate::dpif::PortStats;
 use crate::packet::buffer::MAX_FRAME;
 use crate::packet::frames::{FrameStore, FRAME_SIZE};
@@ -579,34 +579,4 @@ impl TxSide {
             }
         }
     }
-}
-
-/// `struct xdp_statistics` from `<linux/if_xdp.h>`.
-#[repr(C)]
-#[derive(Default)]
-struct XdpStatistics {
-    rx_dropped: u64,
-    rx_invalid_descs: u64,
-    tx_invalid_descs: u64,
-    rx_ring_full: u64,
-    rx_fill_ring_empty_descs: u64,
-    tx_ring_empty_descs: u64,
-}
-
-fn xdp_statistics(fd: RawFd) -> Option<XdpStatistics> {
-    const SOL_XDP: libc::c_int = 283;
-    const XDP_STATISTICS: libc::c_int = 7;
-    let mut st = XdpStatistics::default();
-    let mut len = std::mem::size_of::<XdpStatistics>() as libc::socklen_t;
-    // SAFETY: `st` is a writable buffer of `len` bytes.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            SOL_XDP,
-            XDP_STATISTICS,
-            (&mut st as *mut XdpStatistics).cast(),
-            &mut len,
-        )
-    };
-    (r == 0).then_some(st)
 }
