@@ -370,25 +370,26 @@ fn rxqs_spread_over_two_pmds_and_survive_rebalance() {
     // New queues on idle PMDs: queue 0 on the first PMD, queue 1 on the second.
     send(0, 20, 20);
     assert_eq!(per_pmd(), vec![20, 0]);
-    // Queue 1 gets 250 times queue 0's packets: cycles are wall-clock TSC, so on a busy
-    // host a preempted batch on queue 0 can look expensive; this margin keeps queue 1
-    // the busiest unless queue 0's single batch is descheduled for longer than all of
-    // queue 1's processing.
-    send(1, 5000, 5020);
-    assert_eq!(per_pmd(), vec![20, 5000]);
+    // Queue 1 gets 2,500 times queue 0's packets: cycles are wall-clock TSC, so on a
+    // busy host a preempted batch on queue 0 can look expensive; this margin keeps queue
+    // 1 the busiest unless queue 0's one or two batches are descheduled for longer than
+    // all of queue 1's processing (tens of milliseconds even in a release build). At
+    // 5,000 packets a CI run with builds on both cores saw queue 0 ranked first.
+    send(1, 50_000, 50_020);
+    assert_eq!(per_pmd(), vec![20, 50_000]);
     // The flow was put on every thread; each PMD counted its own hits.
     assert_eq!(
         dp.flow_get(&k, &m).unwrap().stats.packets,
-        5020,
+        50_020,
         "stats merged over PMDs"
     );
     // Cycles policy: the busiest queue (1) goes first to the first PMD, queue 0 to the
     // other: both queues move, and both keep forwarding.
     dp.rxq_rebalance().unwrap();
     dp.pmd_stats_clear();
-    send(1, 10, 5030);
+    send(1, 10, 50_030);
     assert_eq!(per_pmd(), vec![10, 0], "queue 1 moved to the first PMD");
-    send(0, 10, 5040);
+    send(0, 10, 50_040);
     assert_eq!(per_pmd(), vec![10, 10], "queue 0 moved to the second PMD");
 }
 
