@@ -6,11 +6,9 @@
 //! `FrameStore`, so no other test may be using it at the same time; and a counting global
 //! allocator checks that the forwarding thread allocates nothing once warmed up.
 
+mod counting_alloc;
 mod netdev_support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -25,37 +23,8 @@ const SENT: u64 = 5000;
 /// completions, caches reaching their steady size).
 const WARM_UP: u64 = 500;
 
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if COUNTING.with(|c| c.get()) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: the caller's layout, passed on.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: `p` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if COUNTING.with(|c| c.get()) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: as for `alloc` and `dealloc`.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 #[test]
 fn forwarding_between_afxdp_ports_copies_nothing_and_every_frame_comes_back() {
@@ -77,7 +46,7 @@ fn forwarding_between_afxdp_ports_copies_nothing_and_every_frame_comes_back() {
 
     // A's frames go out of B as they came in, batch by batch, while trafgen sends.
     let (done_tx, done_rx) = mpsc::channel();
-    let (forwarded, wrong, counted) = std::thread::scope(|s| {
+    let (forwarded, wrong, counted, allocs) = std::thread::scope(|s| {
         let (rxq, txq, pool, frame) = (&mut rxq, &mut txq, &mut pool, &frame);
         let h = s.spawn(move || {
             let (mut forwarded, mut wrong, mut counted_from) = (0u64, 0u64, None);
@@ -94,7 +63,7 @@ fn forwarding_between_afxdp_ports_copies_nothing_and_every_frame_comes_back() {
                 txq.flush();
                 if counted_from.is_none() && forwarded >= WARM_UP {
                     counted_from = Some(forwarded);
-                    COUNTING.with(|c| c.set(true));
+                    counting_alloc::start();
                 }
                 sender_done |= done_rx.try_recv().is_ok();
                 if n > 0 || !sender_done {
@@ -104,12 +73,9 @@ fn forwarding_between_afxdp_ports_copies_nothing_and_every_frame_comes_back() {
                 if quiet_since.get_or_insert_with(Instant::now).elapsed()
                     > Duration::from_millis(500)
                 {
-                    COUNTING.with(|c| c.set(false));
-                    return (
-                        forwarded,
-                        wrong,
-                        forwarded - counted_from.unwrap_or(forwarded),
-                    );
+                    let allocs = counting_alloc::stop();
+                    let counted = forwarded - counted_from.unwrap_or(forwarded);
+                    return (forwarded, wrong, counted, allocs);
                 }
             }
         });
@@ -128,8 +94,7 @@ fn forwarding_between_afxdp_ports_copies_nothing_and_every_frame_comes_back() {
         "only {counted} frames forwarded after the warm-up"
     );
     assert_eq!(
-        ALLOCS.load(Ordering::Relaxed),
-        0,
+        allocs, 0,
         "the forwarding thread allocated while forwarding {counted} frames"
     );
     let sa = pa.stats();

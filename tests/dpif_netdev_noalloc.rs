@@ -7,10 +7,9 @@
 //! count-only tx take none. Syscalls: none are made by this path (no I/O device), which
 //! the zero-allocation run also exercises end to end.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+mod counting_alloc;
+
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rvswitch::dpif::{DpAction, FlowPut, FlowPutMode, Masked, PortSpec, SetField};
@@ -20,36 +19,8 @@ use rvswitch::netdev::Netdev;
 use rvswitch::packet::{ethertype, FlowKey, FlowMask, PacketBatch, VlanTag};
 use rvswitch::pmd::{PmdCounters, PollWork};
 
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if COUNTING.with(|c| c.get()) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarding the caller's layout to the system allocator.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: `p` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if COUNTING.with(|c| c.get()) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: as for `alloc`/`dealloc`.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 fn udp_frame(src: u8, dst: u8, sport: u16) -> Vec<u8> {
     let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
@@ -139,32 +110,26 @@ fn allocations_in_steady_state(emc_inv_prob: u32, masks: usize, actions: Vec<DpA
     };
     run(&mut dp, 500);
     let sent_before = tx.stats().tx_packets;
-    ALLOCS.store(0, Ordering::Relaxed);
-    COUNTING.with(|c| c.set(true));
+    counting_alloc::start();
     run(&mut dp, 5_000);
-    COUNTING.with(|c| c.set(false));
+    let allocs = counting_alloc::stop();
     let sent = tx.stats().tx_packets - sent_before;
     assert_eq!(sent, 5_000 * 32, "every packet must have been forwarded");
     let s = counters.snapshot();
     assert_eq!(s.upcall_failed, 0);
     assert_eq!(s.tx_no_port, 0);
-    ALLOCS.load(Ordering::Relaxed)
+    allocs
 }
 
 #[test]
 fn no_allocation_per_packet_on_the_fast_path() {
     // Separate cases run sequentially in one test: the counter is process-wide.
     // First, the counter must see an allocation when there is one.
-    ALLOCS.store(0, Ordering::Relaxed);
-    COUNTING.with(|c| c.set(true));
+    counting_alloc::start();
     let v: Vec<u64> = std::hint::black_box(Vec::with_capacity(8));
-    COUNTING.with(|c| c.set(false));
+    let allocs = counting_alloc::stop();
     drop(v);
-    assert_eq!(
-        ALLOCS.load(Ordering::Relaxed),
-        1,
-        "the counting allocator works"
-    );
+    assert_eq!(allocs, 1, "the counting allocator works");
     let out = vec![DpAction::Output(2)];
     assert_eq!(
         allocations_in_steady_state(1, 1, out.clone()),

@@ -288,6 +288,15 @@ fn sockopt<T>(fd: RawFd, opt: libc::c_int, val: &T, what: &'static str) -> Resul
     Ok(())
 }
 
+/// Reads socket option `opt` into a `T`; `None` if the kernel refuses.
+fn getsockopt<T: Default>(fd: RawFd, opt: libc::c_int) -> Option<T> {
+    let mut val = T::default();
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: `val` is writable for `len` bytes.
+    let r = unsafe { libc::getsockopt(fd, SOL_XDP, opt, (&mut val as *mut T).cast(), &mut len) };
+    (r == 0).then_some(val)
+}
+
 fn map_ring<T>(
     fd: RawFd,
     off: &XdpRingOffset,
@@ -383,21 +392,8 @@ impl XskSocket {
         )?;
         sockopt(s, XDP_RX_RING, &opts.rx_ring, "sizing the rx ring")?;
         sockopt(s, XDP_TX_RING, &opts.tx_ring, "sizing the tx ring")?;
-        let mut off = XdpMmapOffsets::default();
-        let mut len = std::mem::size_of::<XdpMmapOffsets>() as libc::socklen_t;
-        // SAFETY: `off` is writable for `len` bytes.
-        let r = unsafe {
-            libc::getsockopt(
-                s,
-                SOL_XDP,
-                XDP_MMAP_OFFSETS,
-                (&mut off as *mut XdpMmapOffsets).cast(),
-                &mut len,
-            )
-        };
-        if r != 0 {
-            return Err(XskError::last("reading the ring offsets"));
-        }
+        let off: XdpMmapOffsets = getsockopt(s, XDP_MMAP_OFFSETS)
+            .ok_or_else(|| XskError::last("reading the ring offsets"))?;
         let rx = map_ring(
             s,
             &off.rx,
@@ -480,17 +476,5 @@ pub struct XdpStatistics {
 /// The socket's kernel counters (`XDP_STATISTICS`), `None` if the kernel refuses.
 pub fn xdp_statistics(fd: RawFd) -> Option<XdpStatistics> {
     const XDP_STATISTICS: libc::c_int = 7;
-    let mut st = XdpStatistics::default();
-    let mut len = std::mem::size_of::<XdpStatistics>() as libc::socklen_t;
-    // SAFETY: `st` is a writable buffer of `len` bytes.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            SOL_XDP,
-            XDP_STATISTICS,
-            (&mut st as *mut XdpStatistics).cast(),
-            &mut len,
-        )
-    };
-    (r == 0).then_some(st)
+    getsockopt(fd, XDP_STATISTICS)
 }
