@@ -295,3 +295,21 @@ fn a_pmd_with_max_sleep_rests_when_idle_and_still_forwards() {
     let stats = r.daemon.ok(&["pmd-stats-show"]);
     assert!(stats.contains("sleep time:"), "{stats}");
 }
+
+#[test]
+fn the_frame_region_takes_its_size_from_the_config() {
+    // 4,096 frames for two sockets: 512 each in the fill rings, the rest for the rx rings
+    // and packets in flight.
+    let r = rig_with("afxdp", "afxdp_frames = 4096\n");
+    let (sent, got) = r.a.ping(&r.b.ip, 10, "0.1");
+    assert_eq!((sent, got), (10, 10), "log:\n{}", r.daemon.log());
+    let (packets, lost) = udp_stream(&r.a, &r.b);
+    assert!(packets > 1000, "iperf3 sent {packets} packets");
+    assert!(lost < 5.0, "{lost}% lost with a 4,096-frame region");
+    let log = r.daemon.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("AF_XDP frame region allocated"))
+        .unwrap_or_else(|| panic!("no frame region in the log:\n{log}"));
+    assert!(line.contains("4096") && line.contains("16"), "{line}");
+}

@@ -67,6 +67,7 @@ fn global_differences(old: &GlobalConfig, new: &GlobalConfig) -> Vec<&'static st
         rxq_assign,
         tx_flush_interval_us,
         pmd_max_sleep_us,
+        afxdp_frames,
     } = old;
     [
         ("pmd_cores", *pmd_cores != new.pmd_cores),
@@ -86,6 +87,7 @@ fn global_differences(old: &GlobalConfig, new: &GlobalConfig) -> Vec<&'static st
             "pmd_max_sleep_us",
             *pmd_max_sleep_us != new.pmd_max_sleep_us,
         ),
+        ("afxdp_frames", *afxdp_frames != new.afxdp_frames),
     ]
     .into_iter()
     .filter_map(|(key, differs)| differs.then_some(key))

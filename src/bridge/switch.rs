@@ -105,6 +105,7 @@ impl Switch {
     /// runtime-change journal from `<run_dir>/state.json`. Steps that fail are logged and
     /// skipped, as OVS does with a port it can't open.
     pub fn start(config: Config, keep_state: bool) -> Result<Arc<Switch>, SwitchError> {
+        crate::packet::frames::FrameStore::set_size(config.global.afxdp_frames);
         let empty = Config {
             global: config.global.clone(),
             bridges: Vec::new(),

@@ -73,6 +73,10 @@ pub struct GlobalConfig {
     /// Longest a PMD may sleep when it has found nothing to do for a while, in
     /// microseconds (OVS's `pmd-maxsleep`); 0 busy-polls always.
     pub pmd_max_sleep_us: u32,
+    /// Frames (4 KiB each) in the region every AF_XDP socket receives into and transmits
+    /// from; fixed once the first afxdp port opens. More frames give each socket's fill
+    /// ring a larger share when there are many queues.
+    pub afxdp_frames: u32,
 }
 
 impl Default for GlobalConfig {
@@ -86,6 +90,7 @@ impl Default for GlobalConfig {
             rxq_assign: RxqAssign::Cycles,
             tx_flush_interval_us: 0,
             pmd_max_sleep_us: 0,
+            afxdp_frames: crate::packet::frames::STORE_FRAMES,
         }
     }
 }

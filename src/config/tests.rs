@@ -32,6 +32,7 @@ max_flows = 1000
 rxq_assign = "roundrobin"
 tx_flush_interval_us = 50
 pmd_max_sleep_us = 500
+afxdp_frames = 131072
 
 [[bridge]]
 name = "br0"
@@ -74,6 +75,7 @@ fn good_config_is_typed() {
     assert_eq!(c.global.rxq_assign, RxqAssign::RoundRobin);
     assert_eq!(c.global.tx_flush_interval_us, 50);
     assert_eq!(c.global.pmd_max_sleep_us, 500);
+    assert_eq!(c.global.afxdp_frames, 131072);
     assert_eq!(c.bridges.len(), 2);
     let br0 = &c.bridges[0];
     assert_eq!(br0.fail_mode, FailMode::Secure);
@@ -246,6 +248,16 @@ fn bad_global_values() {
         "[global]\nmax_flows = 0\n",
         2,
         "max_flows = 0 is out of range",
+    );
+    assert_err(
+        "[global]\nafxdp_frames = 1024\n",
+        2,
+        "afxdp_frames = 1024 is out of range",
+    );
+    assert_err(
+        "[global]\nafxdp_frames = 5000\n",
+        2,
+        "afxdp_frames = 5000 is not a multiple of 512",
     );
     assert_err(
         "[global]\npmd_max_sleep_us = 10001\n",

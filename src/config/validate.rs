@@ -138,6 +138,19 @@ fn global(map: &SourceMap<'_>, g: RawGlobal) -> Result<GlobalConfig, ConfigError
     if let Some(t) = g.pmd_max_sleep_us {
         out.pmd_max_sleep_us = ranged(map, &t, 0, 10_000, "pmd_max_sleep_us")? as u32;
     }
+    if let Some(f) = g.afxdp_frames {
+        let n = ranged(map, &f, 4096, 1 << 20, "afxdp_frames")?;
+        if n % FRAMES_PER_HUGE_PAGE != 0 {
+            return Err(map.error(
+                Some(f.span()),
+                format!(
+                    "afxdp_frames = {n} is not a multiple of {FRAMES_PER_HUGE_PAGE} \
+                     (the region is allocated in 2 MiB pages when it can be)"
+                ),
+            ));
+        }
+        out.afxdp_frames = n as u32;
+    }
     if let Some(m) = g.max_flows {
         out.max_flows = ranged(map, &m, 1, 10_000_000, "max_flows")? as usize;
     }
@@ -149,6 +162,9 @@ fn global(map: &SourceMap<'_>, g: RawGlobal) -> Result<GlobalConfig, ConfigError
     }
     Ok(out)
 }
+
+/// 4 KiB frames in one 2 MiB huge page.
+const FRAMES_PER_HUGE_PAGE: i64 = 512;
 
 fn ranged(
     map: &SourceMap<'_>,

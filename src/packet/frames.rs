@@ -24,9 +24,9 @@ use std::sync::{Mutex, OnceLock};
 
 /// Bytes per frame: a `PacketBuf`'s whole buffer (headroom plus the largest frame).
 pub const FRAME_SIZE: usize = super::buffer::BUF_SIZE;
-/// Frames in the store (256 MiB, as much as Open vSwitch gives four AF_XDP queues):
-/// full 4,096-slot fill rings for four sockets, an equal share of a quarter of the
-/// region each beyond that (`fill_target`).
+/// Frames in the store by default (256 MiB, as much as Open vSwitch gives four AF_XDP
+/// queues): full 4,096-slot fill rings for four sockets, an equal share of a quarter of
+/// the region each beyond that (`fill_target`). `[global] afxdp_frames` changes it.
 pub const STORE_FRAMES: u32 = 64 * 1024;
 /// Frames moved between a thread's cache and the store at a time (one lock per move).
 pub const FRAME_BULK: usize = 256;
@@ -61,8 +61,26 @@ unsafe impl Sync for FrameStore {}
 
 static STORE: OnceLock<&'static FrameStore> = OnceLock::new();
 static CREATE: Mutex<()> = Mutex::new(());
+/// Frames the store gets when it is created (`set_size`).
+static SIZE: AtomicU32 = AtomicU32::new(STORE_FRAMES);
 
 impl FrameStore {
+    /// Sets how many frames the store gets when the first AF_XDP port creates it
+    /// (`[global] afxdp_frames`). Once it exists its size is fixed: a different request
+    /// is logged and ignored (a restart applies it).
+    pub fn set_size(n_frames: u32) {
+        let _g = CREATE.lock().unwrap_or_else(|e| e.into_inner());
+        match STORE.get() {
+            Some(s) if s.n_frames != n_frames => tracing::warn!(
+                "afxdp_frames = {n_frames} takes effect at the next start: the frame region \
+                 already has {} frames",
+                s.n_frames
+            ),
+            Some(_) => {}
+            None => SIZE.store(n_frames.max(1), Ordering::Relaxed),
+        }
+    }
+
     /// The process's store, created on first use (by the first AF_XDP port).
     pub fn global() -> Result<&'static FrameStore, FrameStoreError> {
         if let Some(s) = STORE.get() {
@@ -72,20 +90,26 @@ impl FrameStore {
         if let Some(s) = STORE.get() {
             return Ok(s);
         }
-        let s: &'static FrameStore = Box::leak(Box::new(FrameStore::map(STORE_FRAMES)?));
+        let n = SIZE.load(Ordering::Relaxed);
+        let s: &'static FrameStore = Box::leak(Box::new(FrameStore::map(n)?));
         let _ = STORE.set(s);
-        tracing::info!(
-            frames = s.n_frames,
-            mib = s.len() >> 20,
-            huge_pages = s.huge_pages,
-            "AF_XDP frame region allocated{}",
-            if s.huge_pages {
-                ""
-            } else {
-                " (no free 2 MiB huge pages: using 4 KiB pages, one TLB entry per frame; \
-                 set vm.nr_hugepages to at least 128 to avoid the misses)"
-            }
-        );
+        let mib = s.len() >> 20;
+        if s.huge_pages {
+            tracing::info!(
+                frames = n,
+                mib,
+                "AF_XDP frame region allocated in 2 MiB pages"
+            );
+        } else {
+            tracing::info!(
+                frames = n,
+                mib,
+                "AF_XDP frame region allocated in 4 KiB pages (not {} free 2 MiB huge pages; \
+                 `sysctl vm.nr_hugepages={}` saves a TLB miss per frame)",
+                mib / 2,
+                mib / 2
+            );
+        }
         Ok(s)
     }
 
