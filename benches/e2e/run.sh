@@ -39,7 +39,11 @@
 #   batching interval in microseconds for both switches: rvswitch tx_flush_interval_us,
 #   OVS other_config:tx-flush-interval; default 0, both switches' default), E2E_HOG_NICE
 #   (saturation mode: a busy loop shares the PMD's core, its autogroup at this nice
-#   value, e.g. -5, so the PMD falls behind the offered load and never idles).
+#   value, e.g. -5, so the PMD falls behind the offered load and never idles), E2E_REPEAT
+#   (run every workload and switch N times, the switches taking turns; the first table
+#   then has a row per run, and the ratio table gives the median of the N paired
+#   rvswitch/OVS ratios with their range: on this shared machine OVS's own user cycles
+#   per packet varied by up to 2.4x between invocations).
 # Needs root, trafgen, clang, iproute2, ovs-vswitchd/ovsdb-server; installs linux-perf
 # with apt-get if perf is missing. Builds rvswitch in release mode. Removes everything it
 # created on exit, including Ctrl-C.
@@ -59,6 +63,8 @@ SRC_NS=e2e-src DST_NS=e2e-dst
 SRC_MAC=02:00:0e:2e:00:01 DST_MAC=02:00:0e:2e:00:02
 SWITCH_PID="" PERF_PID="" TRAFGEN_PID="" HOG_PID="" WORK=""
 HOG_NICE=${E2E_HOG_NICE:-}
+REPEAT=${E2E_REPEAT:-1}
+case $REPEAT in ''|*[!0-9]*|0) echo "e2e: E2E_REPEAT=$REPEAT: expected a positive integer" >&2; exit 1 ;; esac
 
 die() { echo "e2e: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root (namespaces, veths, XDP)"
@@ -414,45 +420,68 @@ topology
 echo "e2e: $(date -u '+%F %H:%M UTC'), $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "e2e: ${DURATION}s per run; trafgen on core 0, one PMD on core 1; workloads: $WORKLOADS; tx flush interval ${TX_FLUSH_US} us${HOG_NICE:+; saturation mode: busy loop on core 1 at autogroup nice $HOG_NICE}"
 : > "$WORK/results.tsv"
-for wl in $WORKLOADS; do
-    for s in $SWITCHES; do
-        case $s in
-            rvswitch) run_rvswitch "$wl" rvswitch afxdp ;;
-            rvs-afpacket) run_rvswitch "$wl" rvs-afpacket afpacket ;;
-            ovs) run_ovs "$wl" ;;
-        esac
+for rep in $(seq 1 "$REPEAT"); do
+    for wl in $WORKLOADS; do
+        for s in $SWITCHES; do
+            case $s in
+                rvswitch) run_rvswitch "$wl" rvswitch afxdp ;;
+                rvs-afpacket) run_rvswitch "$wl" rvs-afpacket afpacket ;;
+                ovs) run_ovs "$wl" ;;
+            esac
+        done
     done
 done
 
 echo
 echo "| workload | switch | offered pps | delivered pps | delivered/offered | PMD proc cycles/pkt | user / kernel | user cycles/pkt (issue formula) | PMD CPU cycles/pkt | user CPU cycles/pkt | kernel CPU cycles/pkt |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-awk -F'\t' '
+awk -F'\t' -v reps="$REPEAT" '
     BEGIN { n["a"] = "a: 1 flow, 64 B"; n["b"] = "b: 10k flows, 64 B"; n["c"] = "c: 1 flow, 1518 B"; n["d"] = "d: 100 rules + NORMAL, 10k flows" }
     function num(x) { return x != "nan" && x != "" }
     function fmt(x) { return x < 0 ? "n/a" : sprintf("%.0f", x) }
     {
+        k = ++run[$1, $2]
         u = (num($6) && num($5)) ? $5 * $6 / 100 : -1
         c = num($8) ? $8 : -1
         cu = (c >= 0 && num($6)) ? c * $6 / 100 : -1
         ck = (c >= 0 && num($6)) ? c * (100 - $6) / 100 : -1
-        printf "| %s | %s | %d | %d | %.1f%% | %.0f | %.0f%% / %.0f%% | %s | %s | %s | %s |\n", n[$1], $2, $3, $4,
-            ($3 > 0 ? 100 * $4 / $3 : 0), $5, $6, 100 - $6, fmt(u), fmt(c), fmt(cu), fmt(ck)
-        off[$1, $2] = $3; del[$1, $2] = $4; cyc[$1, $2] = $5; usr[$1, $2] = u; cusr[$1, $2] = cu; cker[$1, $2] = ck
+        printf "| %s | %s | %d | %d | %.1f%% | %.0f | %.0f%% / %.0f%% | %s | %s | %s | %s |\n", n[$1], $2 (reps > 1 ? " #" k : ""),
+            $3, $4, ($3 > 0 ? 100 * $4 / $3 : 0), $5, $6, 100 - $6, fmt(u), fmt(c), fmt(cu), fmt(ck)
+        off[$1, $2, k] = $3; del[$1, $2, k] = $4; cyc[$1, $2, k] = $5; usr[$1, $2, k] = u; cusr[$1, $2, k] = cu; cker[$1, $2, k] = ck
         if (!($1 in seen)) { seen[$1] = 1; order[++nw] = $1 }
     }
-    function ratio(x, y) { return (y > 0 && x >= 0) ? sprintf("%.2f", x / y) : "n/a" }
+    # Median and range of the paired ratios x[w, rvswitch, k] / x[w, ovs, k].
+    function paired(x, w, suffix,   k, m, v, i, j, t) {
+        m = 0
+        for (k = 1; k <= reps; k++)
+            if (((w, "rvswitch", k) in x) && ((w, "ovs", k) in x) && x[w, "ovs", k] > 0 && x[w, "rvswitch", k] >= 0)
+                v[++m] = x[w, "rvswitch", k] / x[w, "ovs", k]
+        if (m == 0) return "n/a"
+        for (i = 2; i <= m; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
+        t = (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
+        return m == 1 ? sprintf("%.2f%s", t, suffix) : sprintf("%.2f%s (%.2f-%.2f)", t, suffix, v[1], v[m])
+    }
+    # Median delivered/offered of rvswitch over the runs.
+    function delivered_share(w,   k, m, v, i, j, t) {
+        m = 0
+        for (k = 1; k <= reps; k++)
+            if (((w, "rvswitch", k) in off) && off[w, "rvswitch", k] > 0)
+                v[++m] = del[w, "rvswitch", k] / off[w, "rvswitch", k]
+        if (m == 0) return "n/a"
+        for (i = 2; i <= m; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
+        t = (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
+        return sprintf("%.1f%%", 100 * t)
+    }
     END {
         print ""
+        if (reps > 1) print "Ratios: median of the " reps " paired runs (range in brackets)."
         print "| workload | delivered rvswitch/OVS | delivered/offered rvswitch | PMD proc cycles rvswitch/OVS | user cycles/pkt rvswitch/OVS (issue formula) | user CPU cycles/pkt rvswitch/OVS | kernel CPU cycles/pkt rvswitch/OVS |"
         print "|---|---:|---:|---:|---:|---:|---:|"
         for (i = 1; i <= nw; i++) {
             w = order[i]
-            if (!((w, "rvswitch") in del) || !((w, "ovs") in del)) continue
-            dr = del[w, "ovs"] > 0 ? sprintf("%.2fx", del[w, "rvswitch"] / del[w, "ovs"]) : "n/a"
-            fr = off[w, "rvswitch"] > 0 ? sprintf("%.1f%%", 100 * del[w, "rvswitch"] / off[w, "rvswitch"]) : "n/a"
-            printf "| %s | %s | %s | %s | %s | %s | %s |\n", n[w], dr, fr, ratio(cyc[w, "rvswitch"], cyc[w, "ovs"]),
-                ratio(usr[w, "rvswitch"], usr[w, "ovs"]), ratio(cusr[w, "rvswitch"], cusr[w, "ovs"]),
-                ratio(cker[w, "rvswitch"], cker[w, "ovs"])
+            if (!((w, "rvswitch", 1) in del) || !((w, "ovs", 1) in del)) continue
+            fr = delivered_share(w)
+            printf "| %s | %s | %s | %s | %s | %s | %s |\n", n[w], paired(del, w, "x"), fr, paired(cyc, w, ""),
+                paired(usr, w, ""), paired(cusr, w, ""), paired(cker, w, "")
         }
     }' "$WORK/results.tsv"
