@@ -33,10 +33,8 @@ pub trait PollWork: Send + 'static {
     fn handle_ctl(&mut self, msg: Self::Ctl);
     /// Called once per iteration before any `process_rx`, with the cycle counter read at
     /// the end of the previous iteration: the work's clock for this iteration (output
-    /// deadlines, housekeeping), so that it never reads the counter itself. A TSC read
-    /// here costs far more than its ~20 cycles in a tight loop: in the saturated PMD
-    /// each one was ~600 cycles of stall in `perf` samples, 2% of the thread's time at
-    /// four reads per iteration.
+    /// deadlines, housekeeping), so that it never reads the counter itself: one read
+    /// per iteration serves the loop's accounting and the work alike.
     fn begin_iteration(&mut self, _tsc: u64) {}
     /// Once per iteration after polling: flush tx batches, periodic housekeeping.
     /// Returns whether it transmitted anything (held output leaving after a flush
@@ -316,9 +314,10 @@ fn run<W: PollWork>(
         // starts), plus one per busy queue after the first: each busy queue is charged
         // from the previous stamp up to the next busy queue's, and the last one up to
         // the end of the iteration, so the empty polls around it and the transmit its
-        // packets caused land on it too. Reading the clock around every poll was 2
-        // reads per queue per iteration, and 4 per iteration with one busy queue still
-        // cost ~70 cycles per packet in a saturated PMD.
+        // packets caused land on it too. (perf puts 1.4-2.7% of a saturated PMD's
+        // samples on these reads, but skipping 7 in 8 of them changed its user cycles per
+        // packet by less than the run-to-run noise: the samples are stalls of the work
+        // before them, not the reads.)
         work.begin_iteration(last);
         let start = last;
         let mut stamp = start;
