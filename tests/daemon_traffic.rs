@@ -313,3 +313,31 @@ fn the_frame_region_takes_its_size_from_the_config() {
         .unwrap_or_else(|| panic!("no frame region in the log:\n{log}"));
     assert!(line.contains("4096") && line.contains("16"), "{line}");
 }
+
+#[test]
+fn two_pmds_pass_frames_between_afxdp_ports_both_ways() {
+    // Each PMD polls one port, and both transmit on the other port's single queue: a
+    // frame received by one PMD leaves through a tx ring the other PMD also uses, and
+    // its completion may be reaped by either.
+    let r = rig_with("afxdp", "pmd_cores = [0, 1]\n");
+    let rxqs = r.daemon.ok(&["pmd-rxq-show"]);
+    assert_eq!(rxqs.matches("pmd thread").count(), 2, "{rxqs}");
+    for port in [&r.a.host, &r.b.host] {
+        assert_eq!(rxqs.matches(port.as_str()).count(), 1, "{rxqs}");
+    }
+    let (sent, got) = r.a.ping(&r.b.ip, 20, "0.05");
+    assert_eq!((sent, got), (20, 20), "log:\n{}", r.daemon.log());
+    for (from, to) in [(&r.a, &r.b), (&r.b, &r.a)] {
+        let (packets, lost) = udp_stream(from, to);
+        assert!(packets > 1000, "iperf3 sent only {packets} packets");
+        assert!(lost < 5.0, "{lost}% lost from {} to {}", from.ip, to.ip);
+    }
+    let stats = r.daemon.ok(&["pmd-stats-show"]);
+    let per_pmd: Vec<u64> = stats
+        .split("pmd thread")
+        .skip(1)
+        .map(|s| counter(s, "packets received:"))
+        .collect();
+    assert_eq!(per_pmd.len(), 2, "{stats}");
+    assert!(per_pmd.iter().all(|&n| n > 1000), "{stats}");
+}

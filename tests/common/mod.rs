@@ -40,15 +40,22 @@ impl Daemon {
         Self::start_with(dir, "", config_body)
     }
 
-    /// As `start`, with `global_extra` (lines of `key = value`) added to `[global]`.
+    /// As `start`, with `global_extra` (lines of `key = value`) added to `[global]`; a
+    /// `pmd_cores` there replaces the default of one PMD on core 0.
     pub fn start_with_global(global_extra: &str, config_body: &str) -> Daemon {
         Self::start_with(tempfile::tempdir().unwrap(), global_extra, config_body)
     }
 
     fn start_with(dir: tempfile::TempDir, global_extra: &str, config_body: &str) -> Daemon {
         let config = dir.path().join("switch.toml");
+        // One PMD on core 0 unless the test sets its own.
+        let pmds = if global_extra.contains("pmd_cores") {
+            ""
+        } else {
+            "pmd_cores = [0]\n"
+        };
         let text = format!(
-            "[global]\nrun_dir = \"{}\"\npmd_cores = [0]\nlog_level = \"info\"\n{global_extra}\n{config_body}",
+            "[global]\nrun_dir = \"{}\"\n{pmds}log_level = \"info\"\n{global_extra}\n{config_body}",
             dir.path().display()
         );
         std::fs::write(&config, text).unwrap();
