@@ -43,7 +43,10 @@
 #   (run every workload and switch N times, the switches taking turns; the first table
 #   then has a row per run, and the ratio table gives the median of the N paired
 #   rvswitch/OVS ratios with their range: on this shared machine OVS's own user cycles
-#   per packet varied by up to 2.4x between invocations).
+#   per packet varied by up to 2.4x between invocations), E2E_PMD_QUOTA (the other
+#   saturation mode: the PMD thread alone runs in a cgroup-v1 cpu group limited to this
+#   percentage of a core, in 5 ms periods, so it falls behind the offered load without
+#   sharing its core and caches with another process).
 # Needs root, trafgen, clang, iproute2, ovs-vswitchd/ovsdb-server; installs linux-perf
 # with apt-get if perf is missing. Builds rvswitch in release mode. Removes everything it
 # created on exit, including Ctrl-C.
@@ -64,6 +67,10 @@ SRC_MAC=02:00:0e:2e:00:01 DST_MAC=02:00:0e:2e:00:02
 SWITCH_PID="" PERF_PID="" TRAFGEN_PID="" HOG_PID="" WORK=""
 HOG_NICE=${E2E_HOG_NICE:-}
 REPEAT=${E2E_REPEAT:-1}
+PMD_QUOTA=${E2E_PMD_QUOTA:-}
+case $PMD_QUOTA in ''|[1-9]|[1-9][0-9]) ;; *) echo "e2e: E2E_PMD_QUOTA=$PMD_QUOTA: expected a percentage from 1 to 99" >&2; exit 1 ;; esac
+CPU_CG=/sys/fs/cgroup/cpu
+THROTTLE_CG="" THROTTLED_TID=""
 case $REPEAT in ''|*[!0-9]*|0) echo "e2e: E2E_REPEAT=$REPEAT: expected a positive integer" >&2; exit 1 ;; esac
 
 die() { echo "e2e: $*" >&2; exit 1; }
@@ -100,6 +107,7 @@ cleanup() {
     kill_job "$TRAFGEN_PID"
     kill_job "$PERF_PID"
     stop_hog
+    stop_throttle
     stop_switch
     ip link del e2e-s0 2>/dev/null
     ip link del e2e-d0 2>/dev/null
@@ -259,6 +267,26 @@ stop_hog() {
     HOG_PID=""
 }
 
+# Saturation by quota (E2E_PMD_QUOTA): thread $1 alone goes into a cpu cgroup limited to
+# that share of a core. Its core is otherwise idle, so nothing else touches its caches.
+start_throttle() { # tid
+    [ -n "$PMD_QUOTA" ] || return 0
+    [ -w "$CPU_CG/tasks" ] || die "E2E_PMD_QUOTA needs the cgroup v1 cpu controller at $CPU_CG"
+    THROTTLE_CG="$CPU_CG/e2e-pmd-$$"
+    mkdir -p "$THROTTLE_CG"
+    echo 5000 > "$THROTTLE_CG/cpu.cfs_period_us"
+    echo $((PMD_QUOTA * 50)) > "$THROTTLE_CG/cpu.cfs_quota_us"
+    echo "$1" > "$THROTTLE_CG/tasks" || die "could not move the PMD thread into $THROTTLE_CG"
+    THROTTLED_TID=$1
+}
+
+stop_throttle() {
+    [ -n "$THROTTLE_CG" ] || return 0
+    [ -n "$THROTTLED_TID" ] && echo "$THROTTLED_TID" > "$CPU_CG/tasks" 2>/dev/null
+    rmdir "$THROTTLE_CG" 2>/dev/null
+    THROTTLE_CG="" THROTTLED_TID=""
+}
+
 # Runs the workload against the switch whose process is $2 and appends a result row.
 measure() { # workload label pid stats-command...
     local wl=$1 label=$2 pid=$3
@@ -277,6 +305,7 @@ measure() { # workload label pid stats-command...
     # The PMD counters cover the same window as the profile: cleared just before perf
     # starts, read as soon as it stops (trafgen, started last, is still running then).
     start_hog
+    start_throttle "$tid"
     local ns0 ns1
     "$@" clear >/dev/null 2>&1 || true
     ns0=$(cpu_ns "$pid" "$tid")
@@ -291,6 +320,7 @@ measure() { # workload label pid stats-command...
     "$@" show > "$WORK/pmd-stats.txt" 2>&1 || true
     ns1=$(cpu_ns "$pid" "$tid")
     stop_hog
+    stop_throttle
     wait "$TRAFGEN_PID" 2>/dev/null || true
     TRAFGEN_PID=""
     sleep 0.3
@@ -418,7 +448,7 @@ run_ovs() { # workload
 MHZ=$(awk -F': ' '/^cpu MHz/ {print $2; exit}' /proc/cpuinfo)
 topology
 echo "e2e: $(date -u '+%F %H:%M UTC'), $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "e2e: ${DURATION}s per run; trafgen on core 0, one PMD on core 1; workloads: $WORKLOADS; tx flush interval ${TX_FLUSH_US} us${HOG_NICE:+; saturation mode: busy loop on core 1 at autogroup nice $HOG_NICE}"
+echo "e2e: ${DURATION}s per run; trafgen on core 0, one PMD on core 1; workloads: $WORKLOADS; tx flush interval ${TX_FLUSH_US} us${HOG_NICE:+; saturation mode: busy loop on core 1 at autogroup nice $HOG_NICE}${PMD_QUOTA:+; saturation mode: PMD limited to ${PMD_QUOTA}% of core 1}"
 : > "$WORK/results.tsv"
 for rep in $(seq 1 "$REPEAT"); do
     for wl in $WORKLOADS; do
