@@ -182,11 +182,6 @@ impl FrameStore {
         self.n_frames
     }
 
-    /// Whether the region is backed by 2 MiB pages.
-    pub fn huge_pages(&self) -> bool {
-        self.huge_pages
-    }
-
     /// Pointer to the first byte of frame `idx`.
     #[inline(always)]
     pub fn frame_ptr(&self, idx: u32) -> NonNull<u8> {
