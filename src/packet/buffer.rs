@@ -115,12 +115,14 @@ pub struct PacketBody {
     len: usize,
     /// Index of the lent frame in the `FrameStore`, or `NO_FRAME`.
     frame: u32,
-    heap: Box<[u8]>,
+    /// The buffer's own `BUF_SIZE` bytes, owned (freed in `Drop`). A raw pointer rather
+    /// than a `Box`, so that `ptr`, derived from it, stays valid however the body moves.
+    heap: NonNull<u8>,
     /// Metadata travelling with the frame.
     pub meta: PacketMeta,
 }
 
-// SAFETY: `ptr` points into `heap` (owned) or into a frame of the process-lifetime
+// SAFETY: `ptr` points at `heap` (owned) or into a frame of the process-lifetime
 // `FrameStore` that this buffer exclusively holds until it gives it back.
 unsafe impl Send for PacketBody {}
 // SAFETY: shared references only read through `ptr`.
@@ -175,15 +177,24 @@ impl Drop for PacketBody {
                 store.give([f]);
             }
         }
+        // SAFETY: `heap` came from `Box::into_raw` of a `BUF_SIZE` boxed slice in
+        // `PacketBuf::new` and is freed only here.
+        drop(unsafe {
+            Box::from_raw(core::ptr::slice_from_raw_parts_mut(
+                self.heap.as_ptr(),
+                BUF_SIZE,
+            ))
+        });
     }
 }
 
 impl PacketBuf {
     /// Allocates a new empty buffer. Only pools and tests call this; the fast path reuses.
     pub fn new() -> Self {
-        let mut heap = vec![0u8; BUF_SIZE].into_boxed_slice();
+        let heap = Box::into_raw(vec![0u8; BUF_SIZE].into_boxed_slice()).cast::<u8>();
+        let heap = NonNull::new(heap).expect("Box::into_raw is non-null");
         PacketBuf(Box::new(PacketBody {
-            ptr: NonNull::new(heap.as_mut_ptr()).expect("boxed slice pointer is non-null"),
+            ptr: heap,
             heap,
             start: HEADROOM,
             len: 0,
@@ -267,7 +278,7 @@ impl PacketBody {
         }
         let f = self.frame;
         self.frame = NO_FRAME;
-        self.ptr = NonNull::new(self.heap.as_mut_ptr()).expect("boxed slice pointer is non-null");
+        self.ptr = self.heap;
         self.start = HEADROOM;
         self.len = 0;
         Some(f)
@@ -436,7 +447,8 @@ impl PacketPool {
         self.frames.pop()
     }
 
-    /// Returns a free frame to the cache (spilling to the store above two bulks).
+    /// Returns a free frame to the cache; when the cache reaches three bulks, one bulk
+    /// goes back to the store.
     #[inline]
     pub fn put_frame(&mut self, f: u32) {
         self.frames.push(f);
@@ -477,6 +489,43 @@ mod tests {
         assert!(p.remove_gap(12, 4));
         assert_eq!(p.data(), &frame[..]);
         assert!(!p.remove_gap(60, 4));
+    }
+
+    #[test]
+    fn a_lent_frame_is_used_in_place_and_handed_back() {
+        // A private region (not the process's store), so this test owns every frame.
+        let store = FrameStore::map(512).expect("a 2 MiB frame region");
+        let mut p = PacketBuf::new();
+        assert!(!p.lend_frame(&store, 512, HEADROOM, 60), "no frame 512");
+        assert!(
+            !p.lend_frame(&store, 3, HEADROOM, MAX_FRAME + 1),
+            "past the frame"
+        );
+        assert!(p.lend_frame(&store, 3, HEADROOM, 60));
+        p.data_mut().fill(0xab);
+        // SAFETY: frame 3 of a region only this test uses; reading after the writes.
+        let in_frame = unsafe { *store.frame_ptr(3).as_ptr().add(HEADROOM + 59) };
+        assert_eq!(in_frame, 0xab, "the bytes are the frame's, not a copy");
+        // The frame's headroom serves pushes as the heap buffer's does.
+        assert!(p.push_front(4).is_some());
+        assert_eq!(p.lent_frame(), Some((3, HEADROOM - 4, 64)));
+        let mut pool = PacketPool::new(0);
+        pool.put(p);
+        assert_eq!(
+            pool.cached_frames(),
+            1,
+            "put keeps the frame for the next fill"
+        );
+        let mut p = pool.get();
+        assert_eq!(
+            p.lent_frame(),
+            None,
+            "the buffer is back on its heap storage"
+        );
+        p.set_data(&[1, 2, 3]);
+        assert_eq!(p.data(), &[1, 2, 3]);
+        // Not the process's store: take the cached frame back before the pool drops.
+        assert_eq!(pool.frames.pop(), Some(3));
     }
 
     #[test]

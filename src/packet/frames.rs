@@ -119,7 +119,7 @@ impl FrameStore {
         STORE.get().copied()
     }
 
-    fn map(n_frames: u32) -> Result<FrameStore, FrameStoreError> {
+    pub(crate) fn map(n_frames: u32) -> Result<FrameStore, FrameStoreError> {
         let len = n_frames as usize * FRAME_SIZE;
         let prot = libc::PROT_READ | libc::PROT_WRITE;
         // Shared, not private: a private mapping whose pages are pinned must be copied
