@@ -127,29 +127,21 @@ impl FrameStore {
         let flags = libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_POPULATE;
         // Huge pages first (a frame per TLB entry otherwise: each received frame's first
         // touch was a TLB miss as well as a cache miss), plain pages if none are free.
-        let mut huge_pages = true;
-        // SAFETY: an anonymous mapping at no fixed address.
-        let mut p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                prot,
-                flags | libc::MAP_HUGETLB,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            huge_pages = false;
-            // SAFETY: as above.
-            p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, -1, 0) };
+        let mut mapped = None;
+        for (extra, huge_pages) in [(libc::MAP_HUGETLB, true), (0, false)] {
+            // SAFETY: an anonymous mapping at no fixed address.
+            let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags | extra, -1, 0) };
+            if p != libc::MAP_FAILED {
+                mapped = Some((p, huge_pages));
+                break;
+            }
         }
-        if p == libc::MAP_FAILED {
+        let Some((p, huge_pages)) = mapped else {
             return Err(FrameStoreError {
                 mib: len >> 20,
                 source: std::io::Error::last_os_error(),
             });
-        }
+        };
         Ok(FrameStore {
             base: NonNull::new(p.cast()).expect("mmap returned a non-null address"),
             n_frames,

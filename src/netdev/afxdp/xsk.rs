@@ -103,8 +103,8 @@ impl Drop for RingMap {
     }
 }
 
-/// One ring of entries of type `T`, from one side (producer or consumer).
-pub struct Ring<T> {
+/// One ring of entries of type `T`: its mapping and our cached indices.
+struct Ring<T> {
     producer: NonNull<AtomicU32>,
     consumer: NonNull<AtomicU32>,
     flags: NonNull<AtomicU32>,
@@ -122,90 +122,10 @@ pub struct Ring<T> {
 // other party, and it synchronises through the index words.
 unsafe impl<T: Send> Send for Ring<T> {}
 
-impl<T: Copy> Ring<T> {
-    /// Entries the kernel has produced that we have not consumed (consumer side),
-    /// reading the kernel's index only when the cached one says none.
-    #[inline(always)]
-    fn available(&mut self, want: u32) -> u32 {
-        let mut n = self.theirs.wrapping_sub(self.ours);
-        if n < want {
-            // SAFETY: the index word is in our mapping.
-            self.theirs = unsafe { self.producer.as_ref() }.load(Ordering::Acquire);
-            n = self.theirs.wrapping_sub(self.ours);
-        }
-        n
-    }
-
-    /// Consumes up to `out.len()` entries into `out`; returns how many.
-    #[inline(always)]
-    pub fn consume(&mut self, out: &mut [T]) -> usize {
-        let n = self.available(out.len() as u32).min(out.len() as u32);
-        for (i, slot) in out.iter_mut().enumerate().take(n as usize) {
-            let idx = self.ours.wrapping_add(i as u32) & self.mask;
-            // SAFETY: idx <= mask < size entries in the mapping; the kernel produced it.
-            *slot = unsafe { self.entries.as_ptr().add(idx as usize).read() };
-        }
-        if n > 0 {
-            self.ours = self.ours.wrapping_add(n);
-            // SAFETY: the index word is in our mapping.
-            unsafe { self.consumer.as_ref() }.store(self.ours, Ordering::Release);
-        }
-        n as usize
-    }
-
-    /// Entry `i` past the ones consumed so far, if the kernel has produced it (consumer
-    /// side; as far as the last look at its index knows). Does not consume it.
-    #[inline(always)]
-    pub fn peek(&self, i: u32) -> Option<T> {
-        if i >= self.theirs.wrapping_sub(self.ours) {
-            return None;
-        }
-        let idx = self.ours.wrapping_add(i) & self.mask;
-        // SAFETY: produced and not yet consumed, so the kernel leaves the slot alone.
-        Some(unsafe { self.entries.as_ptr().add(idx as usize).read() })
-    }
-
-    /// Free slots (producer side), re-reading the kernel's index when fewer than
-    /// `want` look free.
-    #[inline(always)]
-    pub fn free(&mut self, want: u32) -> u32 {
-        let mut n = self.size - self.ours.wrapping_sub(self.theirs);
-        if n < want {
-            // SAFETY: the index word is in our mapping.
-            self.theirs = unsafe { self.consumer.as_ref() }.load(Ordering::Acquire);
-            n = self.size - self.ours.wrapping_sub(self.theirs);
-        }
-        n
-    }
-
-    /// Produces as many of `items` as fit; returns how many.
-    #[inline(always)]
-    pub fn produce(&mut self, items: &[T]) -> usize {
-        let n = self.free(items.len() as u32).min(items.len() as u32);
-        for (i, item) in items.iter().take(n as usize).enumerate() {
-            let idx = self.ours.wrapping_add(i as u32) & self.mask;
-            // SAFETY: idx < size entries in the mapping; the slot is free (not yet
-            // published to the kernel).
-            unsafe { self.entries.as_ptr().add(idx as usize).write(*item) };
-        }
-        if n > 0 {
-            self.ours = self.ours.wrapping_add(n);
-            // SAFETY: the index word is in our mapping.
-            unsafe { self.producer.as_ref() }.store(self.ours, Ordering::Release);
-        }
-        n as usize
-    }
-
-    /// Whether the kernel asks to be woken (need_wakeup) for this ring.
-    #[inline(always)]
-    pub fn needs_wakeup(&self) -> bool {
-        // SAFETY: the flags word is in our mapping.
-        unsafe { self.flags.as_ref() }.load(Ordering::Relaxed) & XDP_RING_NEED_WAKEUP != 0
-    }
-
+impl<T> Ring<T> {
     /// Entries on the ring right now, by both indices freshly read (slow; for
     /// accounting and tests).
-    pub fn occupancy(&self) -> u32 {
+    fn occupancy(&self) -> u32 {
         // SAFETY: the index words are in our mapping.
         let (p, c) = unsafe {
             (
@@ -215,10 +135,112 @@ impl<T: Copy> Ring<T> {
         };
         p.wrapping_sub(c)
     }
+}
+
+/// A ring the kernel fills and we drain (rx, completion): its `theirs` is the kernel's
+/// producer index.
+pub struct ConsRing<T>(Ring<T>);
+
+/// A ring we fill and the kernel drains (fill, tx): its `theirs` is the kernel's
+/// consumer index.
+pub struct ProdRing<T>(Ring<T>);
+
+impl<T: Copy> ConsRing<T> {
+    /// Entries the kernel has produced that we have not consumed (consumer side),
+    /// reading the kernel's index only when the cached one says none.
+    #[inline(always)]
+    fn available(&mut self, want: u32) -> u32 {
+        let mut n = self.0.theirs.wrapping_sub(self.0.ours);
+        if n < want {
+            // SAFETY: the index word is in our mapping.
+            self.0.theirs = unsafe { self.0.producer.as_ref() }.load(Ordering::Acquire);
+            n = self.0.theirs.wrapping_sub(self.0.ours);
+        }
+        n
+    }
+
+    /// Consumes up to `out.len()` entries into `out`; returns how many.
+    #[inline(always)]
+    pub fn consume(&mut self, out: &mut [T]) -> usize {
+        let n = self.available(out.len() as u32).min(out.len() as u32);
+        for (i, slot) in out.iter_mut().enumerate().take(n as usize) {
+            let idx = self.0.ours.wrapping_add(i as u32) & self.0.mask;
+            // SAFETY: idx <= mask < size entries in the mapping; the kernel produced it.
+            *slot = unsafe { self.0.entries.as_ptr().add(idx as usize).read() };
+        }
+        if n > 0 {
+            self.0.ours = self.0.ours.wrapping_add(n);
+            // SAFETY: the index word is in our mapping.
+            unsafe { self.0.consumer.as_ref() }.store(self.0.ours, Ordering::Release);
+        }
+        n as usize
+    }
+
+    /// Entry `i` past the ones consumed so far, if the kernel has produced it (consumer
+    /// side; as far as the last look at its index knows). Does not consume it.
+    #[inline(always)]
+    pub fn peek(&self, i: u32) -> Option<T> {
+        if i >= self.0.theirs.wrapping_sub(self.0.ours) {
+            return None;
+        }
+        let idx = self.0.ours.wrapping_add(i) & self.0.mask;
+        // SAFETY: produced and not yet consumed, so the kernel leaves the slot alone.
+        Some(unsafe { self.0.entries.as_ptr().add(idx as usize).read() })
+    }
+
+    /// Entries on the ring right now (slow; for accounting and tests).
+    pub fn occupancy(&self) -> u32 {
+        self.0.occupancy()
+    }
+}
+
+impl<T: Copy> ProdRing<T> {
+    /// Free slots (producer side), re-reading the kernel's index when fewer than
+    /// `want` look free.
+    #[inline(always)]
+    pub fn free(&mut self, want: u32) -> u32 {
+        let mut n = self.0.size - self.0.ours.wrapping_sub(self.0.theirs);
+        if n < want {
+            // SAFETY: the index word is in our mapping.
+            self.0.theirs = unsafe { self.0.consumer.as_ref() }.load(Ordering::Acquire);
+            n = self.0.size - self.0.ours.wrapping_sub(self.0.theirs);
+        }
+        n
+    }
+
+    /// Produces as many of `items` as fit; returns how many.
+    #[inline(always)]
+    pub fn produce(&mut self, items: &[T]) -> usize {
+        let n = self.free(items.len() as u32).min(items.len() as u32);
+        for (i, item) in items.iter().take(n as usize).enumerate() {
+            let idx = self.0.ours.wrapping_add(i as u32) & self.0.mask;
+            // SAFETY: idx < size entries in the mapping; the slot is free (not yet
+            // published to the kernel).
+            unsafe { self.0.entries.as_ptr().add(idx as usize).write(*item) };
+        }
+        if n > 0 {
+            self.0.ours = self.0.ours.wrapping_add(n);
+            // SAFETY: the index word is in our mapping.
+            unsafe { self.0.producer.as_ref() }.store(self.0.ours, Ordering::Release);
+        }
+        n as usize
+    }
+
+    /// Whether the kernel asks to be woken (need_wakeup) for this ring.
+    #[inline(always)]
+    pub fn needs_wakeup(&self) -> bool {
+        // SAFETY: the flags word is in our mapping.
+        unsafe { self.0.flags.as_ref() }.load(Ordering::Relaxed) & XDP_RING_NEED_WAKEUP != 0
+    }
+
+    /// Entries on the ring right now (slow; for accounting and tests).
+    pub fn occupancy(&self) -> u32 {
+        self.0.occupancy()
+    }
 
     /// Ring size in entries.
     pub fn size(&self) -> u32 {
-        self.size
+        self.0.size
     }
 }
 
@@ -238,13 +260,13 @@ pub struct XskSocket {
     /// The socket (closing it unbinds the queue once the rings are unmapped too).
     pub fd: OwnedFd,
     /// Rx ring (descriptors of received frames).
-    pub rx: Ring<XdpDesc>,
+    pub rx: ConsRing<XdpDesc>,
     /// Fill ring (frame addresses for the kernel to receive into).
-    pub fill: Ring<u64>,
+    pub fill: ProdRing<u64>,
     /// Tx ring (descriptors to transmit).
-    pub tx: Ring<XdpDesc>,
+    pub tx: ProdRing<XdpDesc>,
     /// Completion ring (addresses of transmitted frames).
-    pub comp: Ring<u64>,
+    pub comp: ConsRing<u64>,
 }
 
 /// A step of socket setup that failed, with the OS error.
@@ -447,10 +469,10 @@ impl XskSocket {
         }
         Ok(XskSocket {
             fd,
-            rx,
-            fill,
-            tx,
-            comp,
+            rx: ConsRing(rx),
+            fill: ProdRing(fill),
+            tx: ProdRing(tx),
+            comp: ConsRing(comp),
         })
     }
 }

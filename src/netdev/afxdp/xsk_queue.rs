@@ -27,7 +27,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::xsk::{xdp_statistics, BindOptions, Ring, XdpDesc, XskSocket};
+use super::xsk::{xdp_statistics, BindOptions, ConsRing, ProdRing, XdpDesc, XskSocket};
 use crate::dpif::PortStats;
 use crate::packet::buffer::MAX_FRAME;
 use crate::packet::frames::{FrameStore, FRAME_SIZE};
@@ -97,8 +97,8 @@ impl UmemFrames {
 
 /// The receive half of a queue: the rx and fill rings, owned by the open `Rxq`.
 pub struct RxSide {
-    rx: Ring<XdpDesc>,
-    fill: Ring<u64>,
+    rx: ConsRing<XdpDesc>,
+    fill: ProdRing<u64>,
     scratch: [XdpDesc; MAX_BURST],
     refill: Vec<u64>,
     /// Rx descriptors consumed since the fill ring was last topped up.
@@ -108,8 +108,8 @@ pub struct RxSide {
 }
 
 struct TxSide {
-    tx: Ring<XdpDesc>,
-    comp: Ring<u64>,
+    tx: ProdRing<XdpDesc>,
+    comp: ConsRing<u64>,
     descs: Vec<XdpDesc>,
     /// Frame indices of `descs` (to give back those the ring did not take).
     frames: Vec<u32>,
@@ -285,8 +285,7 @@ impl RxSide {
         let mut bytes = 0u64;
         let mut dropped = 0u64;
         for d in &self.scratch[..n] {
-            let idx = (d.addr / FRAME_SIZE as u64) as u32;
-            let start = (d.addr % FRAME_SIZE as u64) as usize;
+            let (idx, start) = frame_of(d.addr);
             let len = d.len as usize;
             store.set_owner(idx, 0);
             if len == 0 || len > MAX_FRAME {
@@ -354,7 +353,7 @@ impl RxSide {
             match pool.get_frame(q.store) {
                 Some(f) => {
                     q.store.set_owner(f, q.slot);
-                    self.refill.push(f as u64 * FRAME_SIZE as u64);
+                    self.refill.push(umem_addr(f, 0));
                 }
                 None => break,
             }
@@ -362,7 +361,7 @@ impl RxSide {
         let n = self.fill.produce(&self.refill);
         // `want` never exceeds the free slots, so the ring takes them all.
         for &a in &self.refill[n..] {
-            let f = (a / FRAME_SIZE as u64) as u32;
+            let (f, _) = frame_of(a);
             q.store.set_owner(f, 0);
             pool.put_frame(f);
         }
@@ -406,7 +405,7 @@ impl XskQueue {
             if let Some((idx, start, len)) = p.lent_frame() {
                 p.take_frame();
                 side.descs.push(XdpDesc {
-                    addr: idx as u64 * FRAME_SIZE as u64 + start as u64,
+                    addr: umem_addr(idx, start),
                     len: len as u32,
                     options: 0,
                 });
@@ -428,7 +427,7 @@ impl XskQueue {
                             );
                         }
                         side.descs.push(XdpDesc {
-                            addr: idx as u64 * FRAME_SIZE as u64 + start as u64,
+                            addr: umem_addr(idx, start),
                             len: frame.len() as u32,
                             options: 0,
                         });
@@ -548,6 +547,21 @@ impl XskQueue {
     }
 }
 
+/// The frame a umem address falls in, and the offset in it.
+#[inline(always)]
+fn frame_of(addr: u64) -> (u32, usize) {
+    (
+        (addr / FRAME_SIZE as u64) as u32,
+        (addr % FRAME_SIZE as u64) as usize,
+    )
+}
+
+/// The umem address of byte `offset` of frame `idx`.
+#[inline(always)]
+fn umem_addr(idx: u32, offset: usize) -> u64 {
+    idx as u64 * FRAME_SIZE as u64 + offset as u64
+}
+
 /// Asks the CPU to start loading the first two cache lines of the frame at umem offset
 /// `addr` (the headers the parser reads).
 #[inline(always)]
@@ -591,7 +605,7 @@ impl TxSide {
         while self.in_flight > 0 {
             let n = self.comp.consume(&mut self.reaped);
             for &a in &self.reaped[..n] {
-                let f = (a / FRAME_SIZE as u64) as u32;
+                let (f, _) = frame_of(a);
                 store.set_owner(f, 0);
                 pool.put_frame(f);
             }
