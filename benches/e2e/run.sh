@@ -480,27 +480,28 @@ awk -F'\t' -v reps="$REPEAT" '
         off[$1, $2, k] = $3; del[$1, $2, k] = $4; cyc[$1, $2, k] = $5; usr[$1, $2, k] = u; cusr[$1, $2, k] = cu; cker[$1, $2, k] = ck
         if (!($1 in seen)) { seen[$1] = 1; order[++nw] = $1 }
     }
+    # Sorts v[1..m] in place and returns its median.
+    function median(v, m,   i, j, t) {
+        for (i = 2; i <= m; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
+        return (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
+    }
     # Median and range of the paired ratios x[w, rvswitch, k] / x[w, ovs, k].
-    function paired(x, w, suffix,   k, m, v, i, j, t) {
+    function paired(x, w, suffix,   k, m, v, t) {
         m = 0
         for (k = 1; k <= reps; k++)
             if (((w, "rvswitch", k) in x) && ((w, "ovs", k) in x) && x[w, "ovs", k] > 0 && x[w, "rvswitch", k] >= 0)
                 v[++m] = x[w, "rvswitch", k] / x[w, "ovs", k]
         if (m == 0) return "n/a"
-        for (i = 2; i <= m; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
-        t = (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
+        t = median(v, m)
         return m == 1 ? sprintf("%.2f%s", t, suffix) : sprintf("%.2f%s (%.2f-%.2f)", t, suffix, v[1], v[m])
     }
     # Median delivered/offered of rvswitch over the runs.
-    function delivered_share(w,   k, m, v, i, j, t) {
+    function delivered_share(w,   k, m, v) {
         m = 0
         for (k = 1; k <= reps; k++)
             if (((w, "rvswitch", k) in off) && off[w, "rvswitch", k] > 0)
                 v[++m] = del[w, "rvswitch", k] / off[w, "rvswitch", k]
-        if (m == 0) return "n/a"
-        for (i = 2; i <= m; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
-        t = (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
-        return sprintf("%.1f%%", 100 * t)
+        return m == 0 ? "n/a" : sprintf("%.1f%%", 100 * median(v, m))
     }
     END {
         print ""
