@@ -31,11 +31,12 @@ pub trait PollWork: Send + 'static {
     fn process_rx(&mut self, port: OdpPort, batch: &mut PacketBatch);
     /// Applies a control message.
     fn handle_ctl(&mut self, msg: Self::Ctl);
-    /// Called once per iteration before any `process_rx`, with the cycle counter the
-    /// loop read for its accounting: the work's clock for this iteration (output
-    /// deadlines, housekeeping), so it need not read the counter itself.
+    /// Called once per iteration before any `process_rx`, with the cycle counter read at
+    /// the end of the previous iteration: the work's clock for this iteration (output
+    /// deadlines, housekeeping), so that it never reads the counter itself: one read
+    /// per iteration serves the loop's accounting and the work alike.
     fn begin_iteration(&mut self, _tsc: u64) {}
-    /// Once per iteration after polling: flush the tx batches that are due.
+    /// Once per iteration after polling: flush tx batches, periodic housekeeping.
     /// Returns whether it transmitted anything (held output leaving after a flush
     /// interval makes an iteration busy even when it received nothing).
     fn end_iteration(&mut self) -> bool;
@@ -248,6 +249,9 @@ fn run<W: PollWork>(
     let mut pollfds: Vec<libc::pollfd> = Vec::new();
     let mut empty_run = 0u32;
     let mut next_sleep = FIRST_SLEEP;
+    // The cycle counter at the end of the previous iteration; re-read after a sleep or
+    // control messages, which are neither busy nor idle time.
+    let mut last = cycles::now();
     loop {
         // A `PollThenSleep` PMD that has been idle for a while sleeps between polls, each
         // sleep twice the last, up to its maximum; traffic resets both (below).
@@ -256,6 +260,7 @@ fn run<W: PollWork>(
                 std::thread::sleep(next_sleep);
                 counters.sleep_us.add(next_sleep.as_micros() as u64);
                 next_sleep = (next_sleep * 2).min(max);
+                last = cycles::now();
             }
         }
         // An idle `Wait` thread sleeps until a message, traffic on a queue with a
@@ -275,6 +280,7 @@ fn run<W: PollWork>(
                 poll_every
             };
             w.sleep(&wait_fds, timeout, &mut pollfds);
+            last = cycles::now();
         }
         // Control plane: never blocks on a PMD, and a burst of messages is spread over
         // iterations so it cannot stall forwarding. A busy-polling thread looks at the
@@ -301,31 +307,40 @@ fn run<W: PollWork>(
                 return;
             }
         }
-        // One TSC read per busy queue: a queue is charged the cycles since the previous
-        // stamp, so the cost of polling the empty queues before it (tens of cycles each)
-        // lands on it too. Reading the clock around every poll was 2 reads per queue per
-        // iteration, most of them for queues that had nothing. (perf puts 1.4-2.7% of a
-        // saturated PMD's samples on these reads, but skipping 7 in 8 of them changed its
-        // user cycles per packet by less than the run-to-run noise: the samples are
-        // stalls of the work before them, not the reads.)
-        let start = cycles::now();
-        work.begin_iteration(start);
+        if handled > 0 {
+            last = cycles::now();
+        }
+        // One TSC read per iteration (at its end, which is also where the next one
+        // starts), plus one per busy queue after the first: each busy queue is charged
+        // from the previous stamp up to the next busy queue's, and the last one up to
+        // the end of the iteration, so the empty polls around it and the transmit its
+        // packets caused land on it too. (perf puts 1.4-2.7% of a saturated PMD's
+        // samples on these reads, but skipping 7 in 8 of them changed its user cycles per
+        // packet by less than the run-to-run noise: the samples are stalls of the work
+        // before them, not the reads.)
+        work.begin_iteration(last);
+        let start = last;
         let mut stamp = start;
+        let mut charged: Option<usize> = None;
         let mut got = 0u64;
-        for q in rxqs.iter_mut() {
+        for i in 0..rxqs.len() {
+            let q = &mut rxqs[i];
             match q.rxq.recv(&mut batch, work.pool()) {
                 Ok(0) => {}
                 Ok(n) => {
                     counters.rx_packets.add(n as u64);
+                    q.counters.packets.add(n as u64);
                     work.process_rx(q.port, &mut batch);
                     let pool = work.pool();
                     for p in batch.pkts.drain(..) {
                         pool.put(p);
                     }
-                    let now = cycles::now();
-                    q.counters.packets.add(n as u64);
-                    q.counters.cycles.add(now.wrapping_sub(stamp));
-                    stamp = now;
+                    if let Some(prev) = charged {
+                        let now = cycles::now();
+                        rxqs[prev].counters.cycles.add(now.wrapping_sub(stamp));
+                        stamp = now;
+                    }
+                    charged = Some(i);
                     got += n as u64;
                 }
                 Err(e) => {
@@ -335,7 +350,12 @@ fn run<W: PollWork>(
             }
         }
         let sent = work.end_iteration();
-        let spent = cycles::now().wrapping_sub(start);
+        let end = cycles::now();
+        if let Some(prev) = charged {
+            rxqs[prev].counters.cycles.add(end.wrapping_sub(stamp));
+        }
+        let spent = end.wrapping_sub(start);
+        last = end;
         if got > 0 || sent {
             counters.cycles_busy.add(spent);
         } else {
