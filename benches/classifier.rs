@@ -4,9 +4,11 @@
 //! - `emc_hit`: EMC lookups of 32 resident keys;
 //! - `dpcls/N`: batch lookup of 32 packets in a classifier with N subtables, packets
 //!   spread evenly over the subtables (after the hit-count ranking);
-//! - `pipeline/emc_hit`: the full per-PMD path on one thread: dummy rx in replay mode
-//!   (copies each frame into a pool buffer) + parse + EMC + grouped execution of
-//!   `output` + tx flush to a dummy port in count-only mode.
+//! - `pipeline/emc_hit_output`: the full per-PMD path on one thread: dummy rx in replay
+//!   mode (copies each frame into a pool buffer) + parse + EMC + grouped execution of
+//!   `output` + tx flush to a dummy port in count-only mode;
+//! - `pipeline/10k_flows_output`: the same with 10,000 flows (the end-to-end bench's
+//!   workload b), where EMC slots are cache misses and some packets go to the dpcls.
 //!
 //! Run: `cargo bench --bench classifier`. Figures go to BENCHMARKS.md.
 //!
@@ -195,9 +197,18 @@ fn bench_dpcls(c: &mut Criterion) {
     g.finish();
 }
 
-fn bench_pipeline(c: &mut Criterion) {
-    let mut g = c.benchmark_group("pipeline");
-    g.throughput(Throughput::Elements(MAX_BURST as u64));
+/// A poll thread's datapath between two dummy ports: rx replays `frames` (in order,
+/// wrapping), one megaflow (`nw_dst` exact) outputs everything to port 2 in count-only
+/// mode. Returns the datapath, the ports, and one iteration (rx, process, flush).
+fn pipeline(
+    frames: Vec<Vec<u8>>,
+    emc_insert_inv_prob: u32,
+) -> (
+    PmdDatapath,
+    DummyNetdev,
+    DummyNetdev,
+    impl FnMut(&mut PmdDatapath, &mut PacketBatch),
+) {
     let spec = |name: &str| PortSpec {
         name: name.into(),
         port_type: "dummy".into(),
@@ -205,10 +216,10 @@ fn bench_pipeline(c: &mut Criterion) {
     };
     let rx_dev = DummyNetdev::new("bench-rx", &spec("bench-rx")).unwrap();
     let tx_dev = DummyNetdev::new("bench-tx", &spec("bench-tx")).unwrap();
-    rx_dev.set_rx_replay(0, frames(MAX_BURST)).unwrap();
+    rx_dev.set_rx_replay(0, frames).unwrap();
     tx_dev.set_tx_capture(false);
     let cfg = PmdDatapathConfig {
-        emc_insert_inv_prob: 1,
+        emc_insert_inv_prob,
         max_flows: 65_536,
         upcall_rate: 0,
         upcall_burst: 1,
@@ -236,14 +247,21 @@ fn bench_pipeline(c: &mut Criterion) {
     })
     .unwrap();
     let mut rxq = rx_dev.open_rxq(0).unwrap();
-    let mut batch = PacketBatch::new();
-    let mut iteration = |dp: &mut PmdDatapath, batch: &mut PacketBatch| {
+    let iteration = move |dp: &mut PmdDatapath, batch: &mut PacketBatch| {
         let n = rxq.recv(batch, dp.pool()).unwrap();
         debug_assert_eq!(n, MAX_BURST);
         dp.process_rx(1, batch);
         dp.flush_tx();
     };
-    // Warm the EMC (insertion probability 1) and the pools.
+    (dp, rx_dev, tx_dev, iteration)
+}
+
+fn bench_pipeline(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(MAX_BURST as u64));
+    // One batch of 32 flows, EMC insertion always: every packet an EMC hit.
+    let (mut dp, rx_dev, tx_dev, mut iteration) = pipeline(frames(MAX_BURST), 1);
+    let mut batch = PacketBatch::new();
     for _ in 0..100 {
         iteration(&mut dp, &mut batch);
     }
@@ -261,6 +279,37 @@ fn bench_pipeline(c: &mut Criterion) {
         rx_dev.stats().rx_packets,
         "every received packet was sent"
     );
+    // Workload b of the end-to-end bench: 10,000 flows with the default insertion
+    // probability (1/100), so the EMC is megabytes, mostly resident in no cache, and
+    // misses fall through to the dpcls.
+    let many: Vec<Vec<u8>> = (0..10_000u32)
+        .map(|i| {
+            let b = i.to_be_bytes();
+            udp_frame(
+                [10, 1, b[2], b[3]],
+                [10, 0, 1, 1],
+                1024 + (i % 50_000) as u16,
+                80,
+            )
+        })
+        .collect();
+    let (mut dp, rx_dev, tx_dev, mut iteration) = pipeline(many, 100);
+    for _ in 0..20_000 {
+        iteration(&mut dp, &mut batch);
+    }
+    let (emc_before, mf_before) = (
+        dp.counters().emc_hits.get(),
+        dp.counters().megaflow_hits.get(),
+    );
+    g.bench_function("10k_flows_output", |b| {
+        b.iter_custom(|iters| timed(iters, || iteration(&mut dp, &mut batch)))
+    });
+    let c = dp.counters().snapshot();
+    assert!(
+        c.emc_hits > emc_before && c.megaflow_hits > mf_before,
+        "10k flows must hit both the EMC and the dpcls"
+    );
+    assert_eq!(tx_dev.stats().tx_packets, rx_dev.stats().rx_packets);
     g.finish();
 }
 

@@ -115,6 +115,20 @@ fn forwards_and_learns(port_type: &str) {
     let (packets, lost) = udp_stream(&r.a, &r.b);
     assert!(packets > 2000, "iperf3 sent only {packets} packets");
     assert!(lost < 5.0, "UDP loss {lost}% over {port_type}");
+    // The kernel's share of the processing time, measured around each fast-path system
+    // call: every port type makes some (transmit kicks, tap reads and writes), and they
+    // cannot be all of it.
+    let s3 = d.ok(&["pmd-stats-show"]);
+    let busy = sum_counter(&s3, "processing cycles:");
+    let in_syscalls = sum_counter(&s3, "processing cycles in system calls:");
+    assert!(
+        in_syscalls > 0 && in_syscalls < busy,
+        "system call cycles out of range over {port_type}:\n{s3}"
+    );
+    assert!(
+        s3.contains("avg processing cycles per packet outside system calls:"),
+        "{s3}"
+    );
 
     let flows = d.ok(&["dpctl/dump-flows"]);
     assert!(flows.contains(MAC_A) && flows.contains(MAC_B), "{flows}");

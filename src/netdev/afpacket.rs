@@ -347,7 +347,7 @@ impl PacketSocket {
             return;
         }
         // SAFETY: a zero-length sendto on our socket: "transmit the ring".
-        let r = unsafe {
+        let r = crate::pmd::cycles::in_syscall(|| unsafe {
             libc::sendto(
                 self.fd.as_raw_fd(),
                 std::ptr::null(),
@@ -356,7 +356,7 @@ impl PacketSocket {
                 std::ptr::null(),
                 0,
             )
-        };
+        });
         if r >= 0 {
             tx.pending = 0;
         } else {

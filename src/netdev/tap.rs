@@ -111,7 +111,9 @@ impl TapDevice {
             let space = p.rx_space();
             let room = space.len().min(MAX_FRAME);
             // SAFETY: reads into the buffer's own writable space.
-            let r = unsafe { libc::read(self.fd.as_raw_fd(), space.as_mut_ptr().cast(), room) };
+            let r = crate::pmd::cycles::in_syscall(|| unsafe {
+                libc::read(self.fd.as_raw_fd(), space.as_mut_ptr().cast(), room)
+            });
             if r < 0 {
                 pool.put(p);
                 let e = std::io::Error::last_os_error().raw_os_error();
@@ -146,7 +148,9 @@ impl TapDevice {
         for p in batch.pkts.drain(..) {
             let f = p.data();
             // SAFETY: writes the frame bytes, which live across the call.
-            let r = unsafe { libc::write(self.fd.as_raw_fd(), f.as_ptr().cast(), f.len()) };
+            let r = crate::pmd::cycles::in_syscall(|| unsafe {
+                libc::write(self.fd.as_raw_fd(), f.as_ptr().cast(), f.len())
+            });
             if r == f.len() as isize {
                 n += 1;
                 bytes += f.len() as u64;

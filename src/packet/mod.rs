@@ -13,6 +13,7 @@ pub mod buffer;
 pub mod flow_key;
 pub mod frames;
 pub mod parse;
+pub mod prefetch;
 pub mod rewrite;
 pub mod tunnel;
 pub mod wire;

@@ -37,3 +37,29 @@ pub fn cycles_per_sec() -> u64 {
         ((c1.wrapping_sub(c0)) as u128 * 1_000_000_000 / dt).max(1) as u64
     })
 }
+
+thread_local! {
+    /// Cycles this thread spent inside fast-path system calls since the last `take`.
+    static IN_SYSCALLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `f`, one fast-path system call (a transmit kick, a fill-ring wakeup, a tap read
+/// or write), and adds the cycles it took to this thread's tally. The poll loop moves the
+/// tally into `PmdCounters::cycles_syscall`, so `pmd-stats-show` can split processing
+/// time into the switch's own work and the kernel's: in AF_XDP copy mode most of the
+/// kernel's transmit work runs inside the kick, on the PMD's core. Two TSC reads per
+/// call (one call per batch on afxdp), no system call of its own.
+#[inline(always)]
+pub fn in_syscall<R>(f: impl FnOnce() -> R) -> R {
+    let t0 = now();
+    let r = f();
+    let spent = now().wrapping_sub(t0);
+    IN_SYSCALLS.with(|c| c.set(c.get().wrapping_add(spent)));
+    r
+}
+
+/// Takes this thread's syscall tally (see `in_syscall`) and zeroes it.
+#[inline(always)]
+pub fn take_syscall_cycles() -> u64 {
+    IN_SYSCALLS.with(|c| c.replace(0))
+}

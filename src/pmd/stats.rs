@@ -108,6 +108,10 @@ pmd_counters! {
     cycles_idle,
     /// Cycles of iterations that processed packets.
     cycles_busy,
+    /// The part of `cycles_busy` spent inside fast-path system calls (transmit kicks,
+    /// fill-ring wakeups, tap reads and writes): the kernel's work on this core, which
+    /// in AF_XDP copy mode is most of the transmit path. The rest is the switch's own.
+    cycles_syscall,
     /// Poll loop iterations.
     iterations,
     /// Microseconds slept between polls (`PollThenSleep` PMDs only).

@@ -31,8 +31,9 @@ use super::xsk::{xdp_statistics, BindOptions, ConsRing, ProdRing, XdpDesc, XskSo
 use crate::dpif::PortStats;
 use crate::packet::buffer::MAX_FRAME;
 use crate::packet::frames::{FrameStore, FRAME_SIZE};
+use crate::packet::prefetch;
 use crate::packet::{PacketBatch, PacketPool, MAX_BURST};
-use crate::pmd::Counter;
+use crate::pmd::{cycles, Counter};
 
 /// Slots in the fill ring and in the rx ring.
 pub const RX_RING: u32 = 4096;
@@ -282,6 +283,7 @@ impl RxSide {
                 None => break,
             }
         }
+        self.rx.prefetch_slots(MAX_BURST as u32, MAX_BURST as u32);
         let mut bytes = 0u64;
         let mut dropped = 0u64;
         for d in &self.scratch[..n] {
@@ -325,7 +327,7 @@ impl RxSide {
             q.counters.wakeups.fetch_add(1, Ordering::Relaxed);
             // SAFETY: a zero-length recvfrom on a socket fd we own (the kernel's cue to
             // look at the fill ring).
-            unsafe {
+            cycles::in_syscall(|| unsafe {
                 libc::recvfrom(
                     q.fd(),
                     std::ptr::null_mut(),
@@ -333,8 +335,8 @@ impl RxSide {
                     libc::MSG_DONTWAIT,
                     std::ptr::null_mut(),
                     std::ptr::null_mut(),
-                );
-            }
+                )
+            });
         }
     }
 
@@ -490,7 +492,7 @@ impl XskQueue {
         // around the call, which showed up as ~1% of the PMD's samples. Errors are the
         // transient ones (EAGAIN, ENOBUFS, EBUSY, ENETDOWN): the next kick retries.
         // SAFETY: sendto with no buffer and no address on a socket fd we own.
-        unsafe {
+        cycles::in_syscall(|| unsafe {
             libc::syscall(
                 libc::SYS_sendto,
                 self.fd(),
@@ -499,8 +501,8 @@ impl XskQueue {
                 libc::MSG_DONTWAIT,
                 std::ptr::null::<u8>(),
                 0usize,
-            );
-        }
+            )
+        });
         self.tx_unsent
             .store(side.tx.occupancy() > 0, Ordering::Relaxed);
     }
@@ -566,37 +568,15 @@ fn umem_addr(idx: u32, offset: usize) -> u64 {
 /// `addr` (the headers the parser reads).
 #[inline(always)]
 fn prefetch(store: &FrameStore, addr: u64) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let p = store.base().as_ptr().wrapping_add(addr as usize);
-        // SAFETY: prefetch never faults and reads nothing architecturally.
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(p.cast());
-            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64).cast());
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (store, addr);
+    prefetch::range_to_l1(store.base().as_ptr().wrapping_add(addr as usize), 128);
 }
 
 /// Asks the CPU to bring the rest of a frame (past the two header lines) into L2, for
 /// the kernel's copy when the frame is transmitted from this core.
 #[inline(always)]
 fn prefetch_body(store: &FrameStore, addr: u64, len: u32) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
-        let p = store.base().as_ptr().wrapping_add(addr as usize);
-        let mut off = 128;
-        while off < len as usize {
-            // SAFETY: prefetch never faults and reads nothing architecturally.
-            unsafe { _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(off).cast()) };
-            off += 64;
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (store, addr, len);
+    let p = store.base().as_ptr().wrapping_add(addr as usize);
+    prefetch::range_to_l2(p.wrapping_add(128), (len as usize).saturating_sub(128));
 }
 
 impl TxSide {
