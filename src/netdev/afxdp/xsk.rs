@@ -19,7 +19,6 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::packet::frames::{FrameStore, FRAME_SIZE};
-use crate::packet::prefetch;
 
 const AF_XDP: libc::c_int = 44;
 const SOL_XDP: libc::c_int = 283;
@@ -187,21 +186,6 @@ impl<T: Copy> ConsRing<T> {
         let idx = self.0.ours.wrapping_add(i) & self.0.mask;
         // SAFETY: produced and not yet consumed, so the kernel leaves the slot alone.
         Some(unsafe { self.0.entries.as_ptr().add(idx as usize).read() })
-    }
-
-    /// Starts loading the slots of entries `from..from + count` past the ones consumed,
-    /// produced yet or not. The kernel writes descriptors from the core that received the
-    /// frames, so the first read of each slot line is a cross-core miss; asked for a
-    /// batch early, it overlaps with the work in between.
-    #[inline(always)]
-    pub fn prefetch_slots(&self, from: u32, count: u32) {
-        let per_line = (prefetch::LINE / core::mem::size_of::<T>()).max(1) as u32;
-        let mut i = from;
-        while i < from + count {
-            let idx = self.0.ours.wrapping_add(i) & self.0.mask;
-            prefetch::to_l1(self.0.entries.as_ptr().wrapping_add(idx as usize));
-            i += per_line;
-        }
     }
 
     /// Entries on the ring right now (slow; for accounting and tests).

@@ -283,7 +283,6 @@ impl RxSide {
                 None => break,
             }
         }
-        self.rx.prefetch_slots(MAX_BURST as u32, MAX_BURST as u32);
         let mut bytes = 0u64;
         let mut dropped = 0u64;
         for d in &self.scratch[..n] {
