@@ -29,7 +29,10 @@
 # more and scores worse. The table therefore also shows the PMD thread's on-CPU time per
 # packet (schedstat, in cycles of the nominal clock) split by the same user share: in
 # saturation mode (E2E_HOG_NICE, below) the PMD never idles and these are the per-packet
-# user and kernel costs. Then rvswitch/OVS ratios per workload.
+# user and kernel costs. Then rvswitch/OVS ratios per workload. Each rvswitch run's progress
+# line is followed by its own TSC accounting from pmd-stats-show (the share of processing
+# cycles spent inside its fast-path system calls, and the cycles per packet outside them),
+# which needs no sampling and cross-checks perf's split; OVS has no such counter.
 #
 # Usage: benches/e2e/run.sh [seconds] [workloads...]     (defaults: 10, a b c d)
 # Environment: E2E_SWITCHES ("rvswitch ovs rvs-afpacket"), RVS_XDP_MODE, OVS_XDP_MODE,
@@ -345,6 +348,11 @@ measure() { # workload label pid stats-command...
     tail -n 1 "$WORK/results.tsv" | awk -F'\t' '{
         printf "  %-2s %-13s offered %9d pps  delivered %9d pps (%5.1f%%)  proc cycles/pkt %7.0f  user %5.1f%%\n",
             $1, $2, $3, $4, ($3 > 0 ? 100 * $4 / $3 : 0), $5, $6 }'
+    # rvswitch also times its own system calls (no sampling): a cross-check of perf's split.
+    awk '/^[[:space:]]*pmd thread/ {pmd = 1} /^[[:space:]]*main thread/ {pmd = 0}
+         pmd && /processing cycles in system calls/ {share = $7; sub(/^\(/, "", share)}
+         pmd && /outside system calls/ {printf "     %-13s own TSC accounting: %s of processing cycles in system calls, %s cycles/pkt outside them\n", "", share, $9; exit}' \
+        "$WORK/pmd-stats.txt"
 }
 
 rvs_stats() { # socket clear|show
