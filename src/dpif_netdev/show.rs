@@ -100,28 +100,19 @@ pub fn format_pmd_stats(out: &mut String, title: &str, s: &PmdStats) {
         let _ = writeln!(out, "  sleep time: {} us (pmd_max_sleep_us)", s.sleep_us);
     }
     if s.rx_packets > 0 {
-        let _ = writeln!(
-            out,
-            "  avg cycles per packet: {:.2} ({}/{})",
-            ratio(total_cycles, s.rx_packets),
-            total_cycles,
-            s.rx_packets
-        );
-        let _ = writeln!(
-            out,
-            "  avg processing cycles per packet: {:.2} ({}/{})",
-            ratio(s.cycles_busy, s.rx_packets),
-            s.cycles_busy,
-            s.rx_packets
-        );
         let own = s.cycles_busy.saturating_sub(s.cycles_syscall);
-        let _ = writeln!(
-            out,
-            "  avg processing cycles per packet outside system calls: {:.2} ({}/{})",
-            ratio(own, s.rx_packets),
-            own,
-            s.rx_packets
-        );
+        for (label, cycles) in [
+            ("avg cycles per packet", total_cycles),
+            ("avg processing cycles per packet", s.cycles_busy),
+            ("avg processing cycles per packet outside system calls", own),
+        ] {
+            let _ = writeln!(
+                out,
+                "  {label}: {:.2} ({cycles}/{})",
+                ratio(cycles, s.rx_packets),
+                s.rx_packets
+            );
+        }
     }
 }
 

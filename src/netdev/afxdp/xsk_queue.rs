@@ -567,7 +567,11 @@ fn umem_addr(idx: u32, offset: usize) -> u64 {
 /// `addr` (the headers the parser reads).
 #[inline(always)]
 fn prefetch(store: &FrameStore, addr: u64) {
-    prefetch::range_to_l1(store.base().as_ptr().wrapping_add(addr as usize), 128);
+    prefetch::range(
+        store.base().as_ptr().wrapping_add(addr as usize),
+        128,
+        prefetch::Level::L1,
+    );
 }
 
 /// Asks the CPU to bring the rest of a frame (past the two header lines) into L2, for
@@ -575,7 +579,11 @@ fn prefetch(store: &FrameStore, addr: u64) {
 #[inline(always)]
 fn prefetch_body(store: &FrameStore, addr: u64, len: u32) {
     let p = store.base().as_ptr().wrapping_add(addr as usize);
-    prefetch::range_to_l2(p.wrapping_add(128), (len as usize).saturating_sub(128));
+    prefetch::range(
+        p.wrapping_add(128),
+        (len as usize).saturating_sub(128),
+        prefetch::Level::L2,
+    );
 }
 
 impl TxSide {
