@@ -202,3 +202,45 @@ impl DpifNetdev {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_system_call_share_and_the_cycles_outside_come_from_the_counters() {
+        let s = PmdStats {
+            rx_packets: 1000,
+            cycles_idle: 500_000,
+            cycles_busy: 4_000_000,
+            cycles_syscall: 3_600_000,
+            ..Default::default()
+        };
+        let mut out = String::new();
+        format_pmd_stats(&mut out, "pmd thread numa_id 0 core_id 1:", &s);
+        assert!(
+            out.contains("  processing cycles in system calls: 3600000 (90.00% of processing)\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "  avg processing cycles per packet outside system calls: 400.00 (400000/1000)\n"
+            ),
+            "{out}"
+        );
+        // OVS's own lines are still there, unchanged, for the parsers that read them.
+        assert!(
+            out.contains("  avg processing cycles per packet: 4000.00 (4000000/1000)\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("  avg cycles per packet: 4500.00 (4500000/1000)\n"),
+            "{out}"
+        );
+
+        // A thread that processed nothing prints no share and no per-packet lines.
+        let mut idle = String::new();
+        format_pmd_stats(&mut idle, "main thread:", &PmdStats::default());
+        assert!(!idle.contains("system calls"), "{idle}");
+    }
+}
