@@ -2,7 +2,9 @@
 //!
 //! Layers, top to bottom (dependencies point downwards only; see DESIGN.md):
 //! `bridge` -> `ofproto` -> `dpif` -> {`dpif_netdev`, `dpif_netlink`};
-//! `dpif_netdev` -> {`pmd`, `netdev`, `packet`}; `netdev` -> `packet`.
+//! `dpif_netdev` -> {`pmd`, `netdev`, `packet`}; `netdev` -> `packet`. The exceptions are
+//! `pmd::cycles` and `pmd::Counter`: leaves that depend on nothing in the crate, which the
+//! netdevs use to count and to time their system calls for the poll thread.
 #![warn(missing_docs)]
 
 pub mod appctl;
