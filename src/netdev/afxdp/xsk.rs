@@ -1,4 +1,5 @@
-//! An AF_XDP socket and its four rings, straight on the kernel ABI (`<linux/if_xdp.h>`).
+//! An AF_XDP socket and its four rings, straight on the kernel ABI (`<linux/if_xdp.h>`, whose
+//! structs and constants the `libc` crate carries).
 //!
 //! We do this ourselves rather than through libxdp (xsk-rs) because every socket here
 //! registers the process's one `FrameStore` region as its umem (see `packet::frames`):
@@ -20,74 +21,15 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::packet::frames::{FrameStore, FRAME_SIZE};
 
-const AF_XDP: libc::c_int = 44;
-const SOL_XDP: libc::c_int = 283;
-const XDP_MMAP_OFFSETS: libc::c_int = 1;
-const XDP_RX_RING: libc::c_int = 2;
-const XDP_TX_RING: libc::c_int = 3;
-const XDP_UMEM_REG: libc::c_int = 4;
-const XDP_UMEM_FILL_RING: libc::c_int = 5;
-const XDP_UMEM_COMPLETION_RING: libc::c_int = 6;
-const XDP_PGOFF_RX_RING: libc::off_t = 0;
-const XDP_PGOFF_TX_RING: libc::off_t = 0x8000_0000;
-const XDP_UMEM_PGOFF_FILL_RING: libc::off_t = 0x1_0000_0000;
-const XDP_UMEM_PGOFF_COMPLETION_RING: libc::off_t = 0x1_8000_0000;
-const XDP_COPY: u16 = 1 << 1;
-const XDP_ZEROCOPY: u16 = 1 << 2;
-const XDP_USE_NEED_WAKEUP: u16 = 1 << 3;
-const XDP_RING_NEED_WAKEUP: u32 = 1;
+/// `struct xdp_desc`: one rx or tx descriptor (offset in the umem, length, flags).
+pub use libc::xdp_desc as XdpDesc;
 
-/// `struct xdp_desc`: one rx or tx descriptor.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct XdpDesc {
-    /// Offset of the packet's first byte in the umem.
-    pub addr: u64,
-    /// Packet length.
-    pub len: u32,
-    /// Flags (unused here).
-    pub options: u32,
-}
-
-/// `struct xdp_umem_reg` (the form without tx metadata; the kernel accepts it).
-#[repr(C)]
-struct XdpUmemReg {
-    addr: u64,
-    len: u64,
-    chunk_size: u32,
-    headroom: u32,
-    flags: u32,
-}
-
-/// `struct xdp_ring_offset`.
-#[repr(C)]
-#[derive(Default, Clone, Copy)]
-struct XdpRingOffset {
-    producer: u64,
-    consumer: u64,
-    desc: u64,
-    flags: u64,
-}
-
-/// `struct xdp_mmap_offsets`.
-#[repr(C)]
-#[derive(Default)]
-struct XdpMmapOffsets {
-    rx: XdpRingOffset,
-    tx: XdpRingOffset,
-    fr: XdpRingOffset,
-    cr: XdpRingOffset,
-}
-
-/// `struct sockaddr_xdp`.
-#[repr(C)]
-struct SockaddrXdp {
-    family: u16,
-    flags: u16,
-    ifindex: u32,
-    queue_id: u32,
-    shared_umem_fd: u32,
-}
+/// A descriptor of nothing, to initialise scratch arrays with.
+pub const EMPTY_DESC: XdpDesc = XdpDesc {
+    addr: 0,
+    len: 0,
+    options: 0,
+};
 
 /// A ring's mapping; unmapped on drop.
 struct RingMap {
@@ -230,7 +172,7 @@ impl<T: Copy> ProdRing<T> {
     #[inline(always)]
     pub fn needs_wakeup(&self) -> bool {
         // SAFETY: the flags word is in our mapping.
-        unsafe { self.0.flags.as_ref() }.load(Ordering::Relaxed) & XDP_RING_NEED_WAKEUP != 0
+        unsafe { self.0.flags.as_ref() }.load(Ordering::Relaxed) & libc::XDP_RING_NEED_WAKEUP != 0
     }
 
     /// Entries on the ring right now (slow; for accounting and tests).
@@ -298,7 +240,7 @@ fn sockopt<T>(fd: RawFd, opt: libc::c_int, val: &T, what: &'static str) -> Resul
     let r = unsafe {
         libc::setsockopt(
             fd,
-            SOL_XDP,
+            libc::SOL_XDP,
             opt,
             (val as *const T).cast(),
             std::mem::size_of::<T>() as libc::socklen_t,
@@ -310,18 +252,17 @@ fn sockopt<T>(fd: RawFd, opt: libc::c_int, val: &T, what: &'static str) -> Resul
     Ok(())
 }
 
-/// Reads socket option `opt` into a `T`; `None` if the kernel refuses.
-fn getsockopt<T: Default>(fd: RawFd, opt: libc::c_int) -> Option<T> {
-    let mut val = T::default();
+/// Reads socket option `opt` into `val`; `false` if the kernel refuses.
+fn getsockopt<T>(fd: RawFd, opt: libc::c_int, val: &mut T) -> bool {
     let mut len = std::mem::size_of::<T>() as libc::socklen_t;
     // SAFETY: `val` is writable for `len` bytes.
-    let r = unsafe { libc::getsockopt(fd, SOL_XDP, opt, (&mut val as *mut T).cast(), &mut len) };
-    (r == 0).then_some(val)
+    let r = unsafe { libc::getsockopt(fd, libc::SOL_XDP, opt, (val as *mut T).cast(), &mut len) };
+    r == 0
 }
 
 fn map_ring<T>(
     fd: RawFd,
-    off: &XdpRingOffset,
+    off: &libc::xdp_ring_offset,
     size: u32,
     pgoff: libc::off_t,
     what: &'static str,
@@ -385,83 +326,92 @@ impl XskSocket {
         opts: BindOptions,
     ) -> Result<XskSocket, XskError> {
         // SAFETY: plain socket creation.
-        let raw = unsafe { libc::socket(AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
             return Err(XskError::last("creating the AF_XDP socket"));
         }
         // SAFETY: a descriptor we just created and own.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let s = fd.as_raw_fd();
-        let reg = XdpUmemReg {
+        let reg = libc::xdp_umem_reg {
             addr: store.base().as_ptr() as u64,
             len: store.len() as u64,
             chunk_size: FRAME_SIZE as u32,
             headroom: 0,
             flags: 0,
+            tx_metadata_len: 0,
         };
         sockopt(
             s,
-            XDP_UMEM_REG,
+            libc::XDP_UMEM_REG,
             &reg,
             "registering the frame region as umem",
         )?;
-        sockopt(s, XDP_UMEM_FILL_RING, &opts.rx_ring, "sizing the fill ring")?;
         sockopt(
             s,
-            XDP_UMEM_COMPLETION_RING,
+            libc::XDP_UMEM_FILL_RING,
+            &opts.rx_ring,
+            "sizing the fill ring",
+        )?;
+        sockopt(
+            s,
+            libc::XDP_UMEM_COMPLETION_RING,
             &opts.tx_ring,
             "sizing the completion ring",
         )?;
-        sockopt(s, XDP_RX_RING, &opts.rx_ring, "sizing the rx ring")?;
-        sockopt(s, XDP_TX_RING, &opts.tx_ring, "sizing the tx ring")?;
-        let off: XdpMmapOffsets = getsockopt(s, XDP_MMAP_OFFSETS)
-            .ok_or_else(|| XskError::last("reading the ring offsets"))?;
+        sockopt(s, libc::XDP_RX_RING, &opts.rx_ring, "sizing the rx ring")?;
+        sockopt(s, libc::XDP_TX_RING, &opts.tx_ring, "sizing the tx ring")?;
+        // SAFETY: an integer-only C struct, for which all zeros is a valid value.
+        let mut off: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
+        if !getsockopt(s, libc::XDP_MMAP_OFFSETS, &mut off) {
+            return Err(XskError::last("reading the ring offsets"));
+        }
         let rx = map_ring(
             s,
             &off.rx,
             opts.rx_ring,
-            XDP_PGOFF_RX_RING,
+            libc::XDP_PGOFF_RX_RING as libc::off_t,
             "mapping the rx ring",
         )?;
         let tx = map_ring(
             s,
             &off.tx,
             opts.tx_ring,
-            XDP_PGOFF_TX_RING,
+            libc::XDP_PGOFF_TX_RING as libc::off_t,
             "mapping the tx ring",
         )?;
         let fill = map_ring(
             s,
             &off.fr,
             opts.rx_ring,
-            XDP_UMEM_PGOFF_FILL_RING,
+            libc::XDP_UMEM_PGOFF_FILL_RING as libc::off_t,
             "mapping the fill ring",
         )?;
         let comp = map_ring(
             s,
             &off.cr,
             opts.tx_ring,
-            XDP_UMEM_PGOFF_COMPLETION_RING,
+            libc::XDP_UMEM_PGOFF_COMPLETION_RING as libc::off_t,
             "mapping the completion ring",
         )?;
-        let sa = SockaddrXdp {
-            family: AF_XDP as u16,
-            flags: XDP_USE_NEED_WAKEUP
+        let sa = libc::sockaddr_xdp {
+            sxdp_family: libc::AF_XDP as u16,
+            sxdp_flags: libc::XDP_USE_NEED_WAKEUP
                 | if opts.zero_copy {
-                    XDP_ZEROCOPY
+                    libc::XDP_ZEROCOPY
                 } else {
-                    XDP_COPY
+                    libc::XDP_COPY
                 },
-            ifindex,
-            queue_id: qid,
-            shared_umem_fd: 0,
+            sxdp_ifindex: ifindex,
+            sxdp_queue_id: qid,
+            sxdp_shared_umem_fd: 0,
         };
         // SAFETY: `sa` is a valid sockaddr_xdp of the size passed.
         let r = unsafe {
             libc::bind(
                 s,
-                (&sa as *const SockaddrXdp).cast(),
-                std::mem::size_of::<SockaddrXdp>() as libc::socklen_t,
+                (&sa as *const libc::sockaddr_xdp).cast(),
+                std::mem::size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
             )
         };
         if r != 0 {
@@ -477,26 +427,10 @@ impl XskSocket {
     }
 }
 
-/// `struct xdp_statistics` from `<linux/if_xdp.h>`.
-#[repr(C)]
-#[derive(Default)]
-pub struct XdpStatistics {
-    /// Frames dropped for reasons other than a full rx ring or an invalid descriptor.
-    pub rx_dropped: u64,
-    /// Rx descriptors the kernel found invalid.
-    pub rx_invalid_descs: u64,
-    /// Tx descriptors the kernel found invalid.
-    pub tx_invalid_descs: u64,
-    /// Frames dropped because the rx ring was full.
-    pub rx_ring_full: u64,
-    /// Times the fill ring was empty when a frame arrived.
-    pub rx_fill_ring_empty_descs: u64,
-    /// Times the tx ring was empty when the kernel looked.
-    pub tx_ring_empty_descs: u64,
-}
-
-/// The socket's kernel counters (`XDP_STATISTICS`), `None` if the kernel refuses.
-pub fn xdp_statistics(fd: RawFd) -> Option<XdpStatistics> {
-    const XDP_STATISTICS: libc::c_int = 7;
-    getsockopt(fd, XDP_STATISTICS)
+/// The socket's kernel counters (`XDP_STATISTICS`: frames dropped with the rx ring full
+/// or for other reasons, invalid descriptors), `None` if the kernel refuses.
+pub fn xdp_statistics(fd: RawFd) -> Option<libc::xdp_statistics> {
+    // SAFETY: an integer-only C struct, for which all zeros is a valid value.
+    let mut st: libc::xdp_statistics = unsafe { std::mem::zeroed() };
+    getsockopt(fd, libc::XDP_STATISTICS, &mut st).then_some(st)
 }

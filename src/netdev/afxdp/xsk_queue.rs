@@ -178,7 +178,7 @@ impl XskQueue {
             rx: Mutex::new(Some(RxSide {
                 rx,
                 fill,
-                scratch: [XdpDesc::default(); MAX_BURST],
+                scratch: [super::xsk::EMPTY_DESC; MAX_BURST],
                 refill: Vec::with_capacity(RX_RING as usize),
                 since_refill: 0,
                 empty_polls: 0,
