@@ -84,11 +84,13 @@ pub trait Rxq: Send {
 pub trait Txq: Send {
     /// Queues every packet of `batch` for transmission (draining it and returning the
     /// buffers to `pool`); packets that can't be queued are dropped and counted.
-    /// Returns the number queued. A device may start transmitting here (afxdp kicks the
-    /// kernel once per call, which saves `flush` a second pass over the ring); callers
-    /// still call `flush` before they stop sending.
+    /// Returns the number queued. A device may start transmitting here (tap writes each
+    /// packet; afxdp kicks when its ring is full); the rest leaves at `flush`, which
+    /// callers call once they have queued what they have (a poll thread: once per
+    /// iteration).
     fn send(&mut self, batch: &mut PacketBatch, pool: &mut PacketPool) -> usize;
-    /// Kicks the device so queued packets leave now (one syscall per flush at most).
+    /// Kicks the device so queued packets leave now (afxdp: one `sendto` for everything
+    /// queued, on kernels that let a call transmit the whole ring).
     fn flush(&mut self);
 }
 

@@ -13,6 +13,7 @@
 //! its tx lock once per batch. The XDP program is attached through a BPF link, so it goes
 //! away with the port and, if we die, with the process.
 
+mod umem_addr;
 mod xdp_prog;
 mod xsk;
 mod xsk_queue;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 pub use xsk_queue::{UmemFrames, IDLE_CHECK_EVERY, RX_RING, TX_RING};
 
+use self::umem_addr::{ALIGNED_RX_MAX, STAGGERED_RX_MAX};
 use self::xdp_prog::{XdpRedirect, XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE};
 use self::xsk_queue::{BindMode, RxSide, XskQueue};
 use super::{linux, Netdev, NetdevError, Rxq, Txq};
@@ -56,9 +58,10 @@ impl XdpMode {
         }
     }
 
-    fn bind(self) -> BindMode {
+    fn bind(self, stagger: bool) -> BindMode {
         BindMode {
             zero_copy: self == XdpMode::NativeZeroCopy,
+            stagger,
         }
     }
 }
@@ -124,15 +127,25 @@ impl AfxdpNetdev {
         linux::set_up(name).map_err(|e| {
             NetdevError::Xdp(format!("afxdp port {name}: bringing the interface up: {e}"))
         })?;
-        if let Ok(mtu) = linux::mtu(name) {
-            // Ethernet header + one VLAN tag on top of the MTU must fit in a umem frame.
-            if mtu as usize + 18 > crate::packet::buffer::MAX_FRAME {
-                tracing::warn!(
-                    "afxdp port {name}: MTU {mtu} is larger than a umem frame holds ({}); \
-                     longer frames will be dropped",
-                    crate::packet::buffer::MAX_FRAME - 18
-                );
-            }
+        // Ethernet header + one VLAN tag on top of the MTU must fit in a received frame.
+        // Staggered frames (`umem_addr`) hold up to STAGGERED_RX_MAX bytes: a device
+        // whose MTU needs more gets aligned ones.
+        let frame_need = linux::mtu(name).map_or(0, |mtu| mtu as usize + 18);
+        let stagger = frame_need <= STAGGERED_RX_MAX;
+        if frame_need > ALIGNED_RX_MAX {
+            tracing::warn!(
+                "afxdp port {name}: MTU {} is larger than a umem frame holds ({}); \
+                 longer frames will be dropped",
+                frame_need - 18,
+                ALIGNED_RX_MAX - 18
+            );
+        } else if !stagger {
+            tracing::info!(
+                "afxdp port {name}: MTU {} is above {}, so received frames are not \
+                 staggered in their umem slots (slower at high packet rates)",
+                frame_need - 18,
+                STAGGERED_RX_MAX - 18
+            );
         }
         // A switch port must see frames for every MAC, not just the interface's own.
         let promisc = linux::PromiscGuard::new(ifindex).map_err(|e| {
@@ -147,7 +160,7 @@ impl AfxdpNetdev {
                 .map_err(|e| format!("{} mode: {e}", mode.as_str()))?;
             let mut queues = Vec::with_capacity(n_rxq);
             for qid in 0..n_rxq {
-                let q = XskQueue::create(ifindex, qid, mode.bind())
+                let q = XskQueue::create(ifindex, qid, mode.bind(stagger))
                     .map_err(|e| format!("binding queue {qid} in {} mode: {e}", mode.as_str()))?;
                 prog.insert_socket(qid as u32, q.fd())
                     .map_err(|e| format!("{} mode: {e}", mode.as_str()))?;
@@ -170,6 +183,8 @@ impl AfxdpNetdev {
                         port = name,
                         mode = mode.as_str(),
                         n_rxq,
+                        rx_frame_max = queues.first().map_or(0, |q| q.rx_frame_max()),
+                        one_sendto_per_ring = queues.iter().all(|q| q.tx_budget_raised()),
                         "afxdp port opened"
                     );
                     return Ok(AfxdpNetdev {
@@ -194,6 +209,22 @@ impl AfxdpNetdev {
     /// The mode the port ended up in.
     pub fn mode(&self) -> XdpMode {
         self.mode
+    }
+
+    /// The longest frame the port receives (its sockets' smallest limit): 3,392 bytes
+    /// with staggered frames, 3,840 without.
+    pub fn rx_frame_max(&self) -> usize {
+        self.queues
+            .iter()
+            .map(|q| q.rx_frame_max())
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Whether every socket transmits its whole tx ring in one `sendto` (the kernel took
+    /// `XDP_MAX_TX_SKB_BUDGET`; before Linux 6.17 a call sends 32 descriptors).
+    pub fn tx_budget_raised(&self) -> bool {
+        self.queues.iter().all(|q| q.tx_budget_raised())
     }
 
     /// Where each queue's frames are (index = queue id). Completions reaped on the way

@@ -19,6 +19,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use super::umem_addr::STAGGERED_CHUNK;
 use crate::packet::frames::{FrameStore, FRAME_SIZE};
 
 /// `struct xdp_desc`: one rx or tx descriptor (offset in the umem, length, flags).
@@ -195,6 +196,9 @@ pub struct BindOptions {
     pub rx_ring: u32,
     /// Tx and completion ring slots.
     pub tx_ring: u32,
+    /// Register unaligned chunks so fill addresses can be staggered (see `umem_addr`);
+    /// a kernel that refuses gets aligned ones.
+    pub stagger: bool,
 }
 
 /// A bound AF_XDP socket, split into the parts its two users own.
@@ -209,6 +213,10 @@ pub struct XskSocket {
     pub tx: ProdRing<XdpDesc>,
     /// Completion ring (addresses of transmitted frames).
     pub comp: ConsRing<u64>,
+    /// The umem has unaligned chunks: fill addresses are staggered (`umem_addr`).
+    pub staggered: bool,
+    /// One `sendto` may transmit the whole tx ring (`XDP_MAX_TX_SKB_BUDGET` took).
+    pub tx_budget_raised: bool,
 }
 
 /// A step of socket setup that failed, with the OS error.
@@ -333,20 +341,10 @@ impl XskSocket {
         // SAFETY: a descriptor we just created and own.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let s = fd.as_raw_fd();
-        let reg = libc::xdp_umem_reg {
-            addr: store.base().as_ptr() as u64,
-            len: store.len() as u64,
-            chunk_size: FRAME_SIZE as u32,
-            headroom: 0,
-            flags: 0,
-            tx_metadata_len: 0,
-        };
-        sockopt(
-            s,
-            libc::XDP_UMEM_REG,
-            &reg,
-            "registering the frame region as umem",
-        )?;
+        let staggered = opts.stagger && register_umem(s, store, true).is_ok();
+        if !staggered {
+            register_umem(s, store, false)?;
+        }
         sockopt(
             s,
             libc::XDP_UMEM_FILL_RING,
@@ -361,6 +359,15 @@ impl XskSocket {
         )?;
         sockopt(s, libc::XDP_RX_RING, &opts.rx_ring, "sizing the rx ring")?;
         sockopt(s, libc::XDP_TX_RING, &opts.tx_ring, "sizing the tx ring")?;
+        // Let one copy-mode `sendto` transmit the whole ring rather than 32 descriptors
+        // (Linux 6.17 and later; older kernels keep 32 and `XskQueue::flush` kicks again).
+        let tx_budget_raised = sockopt(
+            s,
+            XDP_MAX_TX_SKB_BUDGET,
+            &opts.tx_ring,
+            "raising the tx budget",
+        )
+        .is_ok();
         // SAFETY: an integer-only C struct, for which all zeros is a valid value.
         let mut off: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
         if !getsockopt(s, libc::XDP_MMAP_OFFSETS, &mut off) {
@@ -423,8 +430,42 @@ impl XskSocket {
             fill: ProdRing(fill),
             tx: ProdRing(tx),
             comp: ConsRing(comp),
+            staggered,
+            tx_budget_raised,
         })
     }
+}
+
+/// `XDP_MAX_TX_SKB_BUDGET` (Linux 6.17's `<linux/if_xdp.h>`; older libc crates lack it):
+/// how many descriptors one copy-mode `sendto` transmits, 32 by default, up to the tx
+/// ring's size.
+const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+
+/// Registers `store`'s region as the socket's umem, with unaligned chunks (a slot minus
+/// the largest stagger, `umem_addr::STAGGERED_CHUNK`) or aligned 4 KiB ones.
+fn register_umem(s: RawFd, store: &FrameStore, unaligned: bool) -> Result<(), XskError> {
+    let reg = libc::xdp_umem_reg {
+        addr: store.base().as_ptr() as u64,
+        len: store.len() as u64,
+        chunk_size: if unaligned {
+            STAGGERED_CHUNK as u32
+        } else {
+            FRAME_SIZE as u32
+        },
+        headroom: 0,
+        flags: if unaligned {
+            libc::XDP_UMEM_UNALIGNED_CHUNK_FLAG
+        } else {
+            0
+        },
+        tx_metadata_len: 0,
+    };
+    sockopt(
+        s,
+        libc::XDP_UMEM_REG,
+        &reg,
+        "registering the frame region as umem",
+    )
 }
 
 /// The socket's kernel counters (`XDP_STATISTICS`: frames dropped with the rx ring full
