@@ -17,6 +17,7 @@ mod umem_addr;
 mod xdp_prog;
 mod xsk;
 mod xsk_queue;
+mod xsk_tx;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -8,7 +8,8 @@
 //! - tx: `send` puts a packet that holds a lent frame on the tx ring as it is (its bytes
 //!   are already in the region every socket registered), and copies only packets whose
 //!   bytes are on the heap (from a tap or afpacket port, or a flood copy) into a free
-//!   frame. Completed frames go back to the sending thread's cache.
+//!   frame, and `flush` kicks the kernel once for everything queued (`xsk_tx`).
+//!   Completed frames go back to the sending thread's cache.
 //!
 //! The ring words the kernel writes from another core (the rx producer, the fill ring's
 //! consumer and flags, which share a cache line) cost a cache miss each time they are
@@ -28,10 +29,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::umem_addr::{
-    fill_addr, frame_of, prefetch_body, prefetch_header, umem_addr, ALIGNED_RX_MAX,
-    STAGGERED_RX_MAX,
+    fill_addr, frame_of, prefetch_body, prefetch_header, ALIGNED_RX_MAX, STAGGERED_RX_MAX,
 };
 use super::xsk::{xdp_statistics, BindOptions, ConsRing, ProdRing, XdpDesc, XskSocket};
+use super::xsk_tx::TxSide;
 use crate::dpif::PortStats;
 use crate::packet::buffer::MAX_FRAME;
 use crate::packet::frames::FrameStore;
@@ -49,12 +50,6 @@ const FILL_BATCH: usize = 64;
 /// Consecutive empty polls between two looks at the fill ring while idle (a zero-copy
 /// driver that ran dry and asks for a wakeup), and between two `publish`es.
 pub const IDLE_CHECK_EVERY: u32 = 64;
-/// Frames in flight above which `send` reaps the completion ring first.
-const TX_REAP_ABOVE: usize = TX_RING as usize / 2;
-/// `sendto`s one `flush` makes at most: a kernel that keeps the 32-descriptor budget
-/// needs `TX_RING / 32` for a full ring; one that stops making progress (a full
-/// completion ring, its socket buffer spent) is left to the next iteration's flush.
-const MAX_KICKS_PER_FLUSH: usize = TX_RING as usize / 32;
 
 /// How a socket is bound: whether the driver DMAs straight into the frames, and whether
 /// received frames are staggered in their slots.
@@ -75,9 +70,9 @@ pub struct QueueCounters {
     rx_packets: Counter,
     rx_bytes: Counter,
     rx_dropped: Counter,
-    tx_packets: Counter,
-    tx_bytes: Counter,
-    tx_dropped: Counter,
+    pub(super) tx_packets: Counter,
+    pub(super) tx_bytes: Counter,
+    pub(super) tx_dropped: Counter,
     /// Packets transmitted by handing over the frame they were received in (no copy).
     pub tx_zero_copy: Counter,
     /// Wakeup syscalls made (rx fill-ring kicks and tx sendto kicks); two writers.
@@ -123,31 +118,21 @@ pub struct RxSide {
     prefetched: u32,
 }
 
-struct TxSide {
-    tx: ProdRing<XdpDesc>,
-    comp: ConsRing<u64>,
-    descs: Vec<XdpDesc>,
-    /// Frame indices of `descs` (to give back those the ring did not take).
-    frames: Vec<u32>,
-    reaped: Vec<u64>,
-    in_flight: usize,
-}
-
 /// An AF_XDP socket on one queue of a device.
 pub struct XskQueue {
     qid: usize,
-    store: &'static FrameStore,
+    pub(super) store: &'static FrameStore,
     /// This socket's tag in the store.
-    slot: u32,
+    pub(super) slot: u32,
     /// The rx side while no `Rxq` holds it.
     rx: Mutex<Option<RxSide>>,
     /// Where the rx frames were after the holder's last poll: fill ring, rx ring.
     rx_published: [AtomicUsize; 2],
-    tx: Mutex<Option<TxSide>>,
+    pub(super) tx: Mutex<Option<TxSide>>,
     /// Set when descriptors wait on the tx ring for a kick: `send` queues, `flush` kicks
     /// (once per poll iteration, however many batches were queued); clear, `flush` costs
     /// one relaxed load.
-    tx_unsent: AtomicBool,
+    pub(super) tx_unsent: AtomicBool,
     /// Frames longer than this are dropped by the kernel on receive.
     rx_frame_max: usize,
     /// One `sendto` transmits the whole tx ring (else 32 descriptors).
@@ -427,147 +412,6 @@ impl RxSide {
 }
 
 impl XskQueue {
-    /// Queues the batch on the tx ring (a packet holding a lent frame as it is, others
-    /// copied into a free frame) and kicks the kernel (one `sendto`, if the ring asks for
-    /// it: copy mode transmits inside that call). Packets that find no free frame or
-    /// ring slot are dropped and counted.
-    pub fn send(&self, batch: &mut PacketBatch, pool: &mut PacketPool) -> usize {
-        let mut guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(side) = guard.as_mut() else {
-            return 0;
-        };
-        if side.in_flight + batch.len() > TX_REAP_ABOVE {
-            side.reap(self.store, pool);
-        }
-        // Batches wait on the ring for `flush`; a ring that cannot take this one is kicked
-        // now (the kernel empties it as it transmits) and what it sent is reaped.
-        if (side.tx.free(batch.len() as u32) as usize) < batch.len() {
-            self.kick(side);
-            side.reap(self.store, pool);
-        }
-        side.descs.clear();
-        side.frames.clear();
-        let store = self.store;
-        let mut dropped = 0u64;
-        let mut bytes = 0u64;
-        let mut zero_copy = 0u64;
-        for mut p in batch.pkts.drain(..) {
-            if let Some((idx, start, len)) = p.lent_frame() {
-                p.take_frame();
-                side.descs.push(XdpDesc {
-                    addr: umem_addr(idx, start),
-                    len: len as u32,
-                    options: 0,
-                });
-                side.frames.push(idx);
-                bytes += len as u64;
-                zero_copy += 1;
-            } else {
-                let frame = p.data();
-                match pool.get_frame(store) {
-                    Some(idx) if !frame.is_empty() && frame.len() <= MAX_FRAME => {
-                        let start = crate::packet::buffer::HEADROOM;
-                        // SAFETY: the frame came from the free list: neither the kernel
-                        // nor any buffer refers to it, and HEADROOM + MAX_FRAME fits.
-                        unsafe {
-                            std::ptr::copy_nonoverlapping(
-                                frame.as_ptr(),
-                                store.frame_ptr(idx).as_ptr().add(start),
-                                frame.len(),
-                            );
-                        }
-                        side.descs.push(XdpDesc {
-                            addr: umem_addr(idx, start),
-                            len: frame.len() as u32,
-                            options: 0,
-                        });
-                        side.frames.push(idx);
-                        bytes += frame.len() as u64;
-                    }
-                    Some(idx) => {
-                        pool.put_frame(idx);
-                        dropped += 1;
-                    }
-                    None => dropped += 1,
-                }
-            }
-            pool.put(p);
-        }
-        for &f in &side.frames {
-            store.set_owner(f, self.slot);
-        }
-        let queued = side.tx.produce(&side.descs);
-        for (d, &f) in side.descs[queued..].iter().zip(&side.frames[queued..]) {
-            bytes -= d.len as u64;
-            dropped += 1;
-            store.set_owner(f, 0);
-            pool.put_frame(f);
-        }
-        side.in_flight += queued;
-        if queued > 0 {
-            self.tx_unsent.store(true, Ordering::Relaxed);
-        }
-        let c = &self.counters;
-        c.tx_packets.add(queued as u64);
-        c.tx_bytes.add(bytes);
-        c.tx_zero_copy.add(zero_copy.min(queued as u64));
-        if dropped > 0 {
-            c.tx_dropped.add(dropped);
-        }
-        queued
-    }
-
-    /// Kicks the kernel for what `send` queued since the last flush: one `sendto` for the
-    /// whole ring where `XDP_MAX_TX_SKB_BUDGET` was raised, else one per 32 descriptors
-    /// for as long as each makes progress. Nothing queued: one relaxed load.
-    ///
-    /// Kicking once per poll iteration rather than once per batch lets an iteration that
-    /// drains several full batches (`RX_BURSTS_PER_VISIT`) run its user-space work back
-    /// to back instead of refilling its caches after the kernel's transmit path each
-    /// time: 4-8% fewer user cycles per packet at saturation (BENCHMARKS.md).
-    pub fn flush(&self) {
-        if !self.tx_unsent.load(Ordering::Relaxed) {
-            return;
-        }
-        let mut guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(side) = guard.as_mut() else {
-            return;
-        };
-        for _ in 0..MAX_KICKS_PER_FLUSH {
-            let before = side.tx.occupancy();
-            self.kick(side);
-            if !self.tx_unsent.load(Ordering::Relaxed) || side.tx.occupancy() >= before {
-                return;
-            }
-        }
-    }
-
-    /// One `sendto` if the ring asks for a wakeup; records whether descriptors remain.
-    fn kick(&self, side: &mut TxSide) {
-        if !side.tx.needs_wakeup() {
-            self.tx_unsent.store(false, Ordering::Relaxed);
-            return;
-        }
-        self.counters.wakeups.fetch_add(1, Ordering::Relaxed);
-        // A direct syscall: libc's `sendto` wrapper also toggles thread cancellation
-        // around the call, which showed up as ~1% of the PMD's samples. Errors are the
-        // transient ones (EAGAIN, ENOBUFS, EBUSY, ENETDOWN): the next kick retries.
-        // SAFETY: sendto with no buffer and no address on a socket fd we own.
-        cycles::in_syscall(|| unsafe {
-            libc::syscall(
-                libc::SYS_sendto,
-                self.fd(),
-                std::ptr::null::<u8>(),
-                0usize,
-                libc::MSG_DONTWAIT,
-                std::ptr::null::<u8>(),
-                0usize,
-            )
-        });
-        self.tx_unsent
-            .store(side.tx.occupancy() > 0, Ordering::Relaxed);
-    }
-
     /// Where this socket's frames are right now (reaping completions into `pool`).
     pub fn frames(&self, pool: &mut PacketPool) -> UmemFrames {
         // From the rx side itself when no `Rxq` holds it, else as its last poll left it.
@@ -606,24 +450,6 @@ impl XskQueue {
             s.rx_dropped += k.rx_dropped + k.rx_ring_full;
             s.rx_errors += k.rx_invalid_descs;
             s.tx_errors += k.tx_invalid_descs;
-        }
-    }
-}
-
-impl TxSide {
-    /// Moves completed frames to `pool`'s cache.
-    fn reap(&mut self, store: &FrameStore, pool: &mut PacketPool) {
-        while self.in_flight > 0 {
-            let n = self.comp.consume(&mut self.reaped);
-            for &a in &self.reaped[..n] {
-                let (f, _) = frame_of(a);
-                store.set_owner(f, 0);
-                pool.put_frame(f);
-            }
-            self.in_flight -= n;
-            if n < self.reaped.len() {
-                return;
-            }
         }
     }
 }
