@@ -96,13 +96,11 @@ fn same_key(a: &FlowKey, b: &FlowKey) -> bool {
     diff == 0
 }
 
-/// One cached exact match.
+/// One cached key, alone in its cache lines (3 of them for a 192-byte key) so that a
+/// hit reads nothing else: the hashes and flows it is found by sit in dense arrays.
+#[repr(C, align(64))]
 #[derive(Clone, Copy)]
-struct EmcEntry {
-    hash: u32,
-    flow: FlowRef,
-    key: FlowKey,
-}
+struct EmcKey(FlowKey);
 
 /// A xorshift32 generator: the insertion coin only needs to be cheap and unbiased enough.
 #[derive(Clone, Copy, Debug)]
@@ -126,8 +124,18 @@ impl XorShift32 {
 }
 
 /// The exact-match cache of one PMD thread.
+///
+/// Laid out as three parallel arrays rather than one of entries: a probe first compares
+/// the hash, and with the hashes dense (32 KiB) a probe that misses reads one line that
+/// is usually in L1 or L2, instead of a line of a 1.6 MiB entry array that is not. With
+/// 10,000 flows half the lookups miss, and those misses were 42% of the batch
+/// pipeline's samples. A hit then reads the key's three lines and the flow. (Prefetching
+/// the matching keys a batch ahead made the 10,000-flow pipeline bench 13% slower.)
 pub struct Emc {
-    entries: Box<[EmcEntry]>,
+    /// Per slot: the hash of the key cached there (0 and a dead flow when empty).
+    hashes: Box<[u32]>,
+    keys: Box<[EmcKey]>,
+    flows: Box<[FlowRef]>,
     /// Inserting when `rng <= insert_threshold`; `None` disables insertion.
     insert_threshold: Option<u32>,
     rng: XorShift32,
@@ -136,13 +144,10 @@ pub struct Emc {
 impl Emc {
     /// An empty cache inserting with probability 1/`inv_prob` (1 = always, 0 = never).
     pub fn new(inv_prob: u32, seed: u32) -> Self {
-        let empty = EmcEntry {
-            hash: 0,
-            flow: FlowRef::NONE,
-            key: FlowKey::default(),
-        };
         let mut emc = Emc {
-            entries: vec![empty; EMC_ENTRIES].into_boxed_slice(),
+            hashes: vec![0; EMC_ENTRIES].into_boxed_slice(),
+            keys: vec![EmcKey(FlowKey::default()); EMC_ENTRIES].into_boxed_slice(),
+            flows: vec![FlowRef::NONE; EMC_ENTRIES].into_boxed_slice(),
             insert_threshold: None,
             rng: XorShift32::new(seed),
         };
@@ -176,9 +181,11 @@ impl Emc {
     #[inline(always)]
     pub fn lookup(&self, key: &FlowKey, hash: u32, flows: &FlowTable) -> Option<FlowRef> {
         for pos in Self::positions(hash) {
-            let e = &self.entries[pos];
-            if e.hash == hash && same_key(&e.key, key) && flows.is_live(e.flow) {
-                return Some(e.flow);
+            if self.hashes[pos] == hash && same_key(&self.keys[pos].0, key) {
+                let f = self.flows[pos];
+                if flows.is_live(f) {
+                    return Some(f);
+                }
             }
         }
         None
@@ -205,47 +212,35 @@ impl Emc {
     /// smaller stored hash, an arbitrary but deterministic choice).
     pub fn insert(&mut self, key: &FlowKey, hash: u32, flow: FlowRef, flows: &FlowTable) {
         let [a, b] = Self::positions(hash);
-        let mut victim = None;
-        for pos in [a, b] {
-            let e = &self.entries[pos];
-            if e.hash == hash && same_key(&e.key, key) {
-                victim = Some(pos);
-                break;
-            }
-        }
+        let victim = [a, b]
+            .into_iter()
+            .find(|&pos| self.hashes[pos] == hash && same_key(&self.keys[pos].0, key));
         let pos = victim.unwrap_or_else(|| {
-            if !flows.is_live(self.entries[a].flow) {
+            if !flows.is_live(self.flows[a]) {
                 a
-            } else if !flows.is_live(self.entries[b].flow) {
+            } else if !flows.is_live(self.flows[b]) {
                 b
-            } else if self.entries[a].hash <= self.entries[b].hash {
+            } else if self.hashes[a] <= self.hashes[b] {
                 a
             } else {
                 b
             }
         });
-        self.entries[pos] = EmcEntry {
-            hash,
-            flow,
-            key: *key,
-        };
+        self.hashes[pos] = hash;
+        self.keys[pos] = EmcKey(*key);
+        self.flows[pos] = flow;
     }
 
     /// Number of entries that point at a live flow (for tests and `pmd-perf-show`-like
     /// insight; walks the whole cache).
     pub fn live_entries(&self, flows: &FlowTable) -> usize {
-        self.entries
-            .iter()
-            .filter(|e| flows.is_live(e.flow))
-            .count()
+        self.flows.iter().filter(|&&f| flows.is_live(f)).count()
     }
 
     /// Drops every entry.
     pub fn clear(&mut self) {
-        for e in self.entries.iter_mut() {
-            e.flow = FlowRef::NONE;
-            e.hash = 0;
-        }
+        self.hashes.fill(0);
+        self.flows.fill(FlowRef::NONE);
     }
 }
 
