@@ -29,7 +29,10 @@
 # more and scores worse. The table therefore also shows the PMD thread's on-CPU time per
 # packet (schedstat, in cycles of the nominal clock) split by the same user share: in
 # saturation mode (E2E_HOG_NICE, below) the PMD never idles and these are the per-packet
-# user and kernel costs. Then rvswitch/OVS ratios per workload. Each rvswitch run's progress
+# user and kernel costs. The last column is the machine's cross-core cache-line round
+# trip in TSC cycles, measured just before the switch starts (xcore_rtt.c): on a shared host it moves
+# between runs (177-737 seen), and with it both switches' cycles per packet, so compare
+# runs taken at similar figures. Then rvswitch/OVS ratios per workload. Each rvswitch run's progress
 # line is followed by its own TSC accounting from pmd-stats-show (the share of processing
 # cycles spent inside its fast-path system calls, and the cycles per packet outside them),
 # which needs no sampling and cross-checks perf's split; OVS has no such counter.
@@ -67,7 +70,7 @@ TX_FLUSH_US=${E2E_TX_FLUSH_US:-0}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SRC_NS=e2e-src DST_NS=e2e-dst
 SRC_MAC=02:00:0e:2e:00:01 DST_MAC=02:00:0e:2e:00:02
-SWITCH_PID="" PERF_PID="" TRAFGEN_PID="" HOG_PID="" WORK=""
+SWITCH_PID="" PERF_PID="" TRAFGEN_PID="" HOG_PID="" WORK="" RTT=nan
 HOG_NICE=${E2E_HOG_NICE:-}
 REPEAT=${E2E_REPEAT:-1}
 PMD_QUOTA=${E2E_PMD_QUOTA:-}
@@ -164,6 +167,7 @@ topology() {
     setup_side $SRC_NS e2e-s0 e2e-s1 $SRC_MAC
     setup_side $DST_NS e2e-d0 e2e-d1 $DST_MAC
     clang -O2 -target bpf -c "$ROOT/benches/e2e/xdp_drop.c" -o "$WORK/xdp_drop.o"
+    clang -O2 -pthread "$ROOT/benches/e2e/xcore_rtt.c" -o "$WORK/xcore_rtt"
     ip -n $DST_NS link set dev e2e-d1 xdp obj "$WORK/xdp_drop.o" sec xdp 2>/dev/null ||
         ip -n $DST_NS link set dev e2e-d1 xdpgeneric obj "$WORK/xdp_drop.o" sec xdp
 }
@@ -300,7 +304,7 @@ measure() { # workload label pid stats-command...
     ip netns exec $SRC_NS taskset -c 0 trafgen --dev e2e-s1 --conf "$WORK/pkt.cfg" -n 30000 \
         -P 1 --no-sock-mem -Q -C >/dev/null 2>&1 || die "trafgen warm-up failed"
     sleep 1
-    local tid
+    local tid rtt=$RTT
     tid=$(pmd_tid "$pid") || die "$label: no PMD thread in process $pid"
     local rx0 tx0 rx1 tx1
     rx0=$(cat /sys/class/net/e2e-s0/statistics/rx_packets)
@@ -342,12 +346,12 @@ measure() { # workload label pid stats-command...
         cp "$WORK/perf.data" "$E2E_KEEP_PERF/$wl-$label.perf.data"
         cp "$WORK/pmd-stats.txt" "$E2E_KEEP_PERF/$wl-$label.pmd-stats.txt"
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$wl" "$label" $(( (rx1 - rx0) / DURATION )) \
-        $(( (tx1 - tx0) / DURATION )) "${cyc:-nan}" "$user" "${all:-nan}" "$cpu_cyc" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$wl" "$label" $(( (rx1 - rx0) / DURATION )) \
+        $(( (tx1 - tx0) / DURATION )) "${cyc:-nan}" "$user" "${all:-nan}" "$cpu_cyc" "$rtt" \
         >> "$WORK/results.tsv"
     tail -n 1 "$WORK/results.tsv" | awk -F'\t' '{
-        printf "  %-2s %-13s offered %9d pps  delivered %9d pps (%5.1f%%)  proc cycles/pkt %7.0f  user %5.1f%%\n",
-            $1, $2, $3, $4, ($3 > 0 ? 100 * $4 / $3 : 0), $5, $6 }'
+        printf "  %-2s %-13s offered %9d pps  delivered %9d pps (%5.1f%%)  proc cycles/pkt %7.0f  user %5.1f%%  core-to-core rtt %s\n",
+            $1, $2, $3, $4, ($3 > 0 ? 100 * $4 / $3 : 0), $5, $6, $9 }'
     # rvswitch also times its own system calls (no sampling): a cross-check of perf's split.
     awk '/^[[:space:]]*pmd thread/ {pmd = 1} /^[[:space:]]*main thread/ {pmd = 0}
          pmd && /processing cycles in system calls/ {share = $7; sub(/^\(/, "", share)}
@@ -369,8 +373,16 @@ ovs_stats() { # ctl clear|show
     esac
 }
 
+# The machine's cross-core latency (xcore_rtt.c), taken before a switch starts: once a
+# PMD busy-polls core 1 the probe would measure the scheduler instead.
+probe_rtt() {
+    sleep 1 # the previous switch's teardown (socket and XDP release) settles first
+    RTT=$("$WORK/xcore_rtt" 2>/dev/null) || RTT=nan
+}
+
 run_rvswitch() { # workload label port-type
     local wl=$1 label=$2 type=$3 opts flows=""
+    probe_rtt
     if [ "$type" = afxdp ]; then
         opts="{ xdp_mode = \"$RVS_XDP_MODE\", n_rxq = 1 }"
     else
@@ -421,6 +433,7 @@ EOF
 
 run_ovs() { # workload
     local wl=$1 d="$WORK/ovs"
+    probe_rtt
     mkdir -p "$d"
     export OVS_RUNDIR=$d OVS_LOGDIR=$d OVS_DBDIR=$d OVS_SYSCONFDIR=$d
     ovsdb-tool create "$d/conf.db" /usr/share/openvswitch/vswitch.ovsschema
@@ -471,8 +484,8 @@ for rep in $(seq 1 "$REPEAT"); do
 done
 
 echo
-echo "| workload | switch | offered pps | delivered pps | delivered/offered | PMD proc cycles/pkt | user / kernel | user cycles/pkt (issue formula) | PMD CPU cycles/pkt | user CPU cycles/pkt | kernel CPU cycles/pkt |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| workload | switch | offered pps | delivered pps | delivered/offered | PMD proc cycles/pkt | user / kernel | user cycles/pkt (issue formula) | PMD CPU cycles/pkt | user CPU cycles/pkt | kernel CPU cycles/pkt | core-to-core RTT |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 awk -F'\t' -v reps="$REPEAT" '
     BEGIN { n["a"] = "a: 1 flow, 64 B"; n["b"] = "b: 10k flows, 64 B"; n["c"] = "c: 1 flow, 1518 B"; n["d"] = "d: 100 rules + NORMAL, 10k flows" }
     function num(x) { return x != "nan" && x != "" }
@@ -483,8 +496,8 @@ awk -F'\t' -v reps="$REPEAT" '
         c = num($8) ? $8 : -1
         cu = (c >= 0 && num($6)) ? c * $6 / 100 : -1
         ck = (c >= 0 && num($6)) ? c * (100 - $6) / 100 : -1
-        printf "| %s | %s | %d | %d | %.1f%% | %.0f | %.0f%% / %.0f%% | %s | %s | %s | %s |\n", n[$1], $2 (reps > 1 ? " #" k : ""),
-            $3, $4, ($3 > 0 ? 100 * $4 / $3 : 0), $5, $6, 100 - $6, fmt(u), fmt(c), fmt(cu), fmt(ck)
+        printf "| %s | %s | %d | %d | %.1f%% | %.0f | %.0f%% / %.0f%% | %s | %s | %s | %s | %s |\n", n[$1], $2 (reps > 1 ? " #" k : ""),
+            $3, $4, ($3 > 0 ? 100 * $4 / $3 : 0), $5, $6, 100 - $6, fmt(u), fmt(c), fmt(cu), fmt(ck), $9
         off[$1, $2, k] = $3; del[$1, $2, k] = $4; cyc[$1, $2, k] = $5; usr[$1, $2, k] = u; cusr[$1, $2, k] = cu; cker[$1, $2, k] = ck
         if (!($1 in seen)) { seen[$1] = 1; order[++nw] = $1 }
     }
