@@ -233,8 +233,9 @@ fn handle<W: PollWork>(msg: PmdMsg<W::Ctl>, work: &mut W, rxqs: &mut Vec<PolledR
 /// Full batches taken from one rx queue per visit. Under load (the queue hands over full
 /// batches) an iteration then processes up to 128 packets before its one transmit flush,
 /// so the user-space work runs back to back rather than after every kernel transmit
-/// (which evicts the switch's code and data from L1): measured at saturation on veth,
-/// 4-8% fewer user cycles per packet than one batch per visit (BENCHMARKS.md). It
+/// (which evicts the switch's code and data from L1): with the one kick per iteration
+/// (`XskQueue::flush`), a median 296 -> 258 user cycles per packet at saturation on
+/// veth, four pairs; 8 batches per visit measured no better (BENCHMARKS.md). It
 /// costs the first packet of an iteration the processing time of up to three more
 /// batches (a few microseconds) before it leaves, and only when packets queue up
 /// anyway; a queue that returns a partial batch is left at once. Other queues of the
