@@ -113,8 +113,10 @@ fn packets_are_held_until_the_interval_ends_then_sent_together() {
             assert!(out.take_sent().is_empty());
         }
     }
+    // Deadlines are in TSC cycles at a rate measured once over 10 ms: allow 1% for that
+    // measurement against the wall clock.
     assert!(
-        first.elapsed() >= interval,
+        first.elapsed() >= interval * 99 / 100,
         "sent after {:?}",
         first.elapsed()
     );
