@@ -137,17 +137,29 @@ fn receive_pings(v: &VethNs, port: &AfxdpNetdev, payload: usize) -> Vec<(usize, 
     seen
 }
 
+/// A veth pair at `mtu` and our end opened in generic mode, which must report `rx_max`.
+fn port_at_mtu(tag: &str, mtu: u32, rx_max: usize) -> (VethNs, AfxdpNetdev) {
+    let v = VethNs::new(tag, 1);
+    set_mtu(&v, mtu);
+    let port = open_generic(&v);
+    assert_eq!(port.rx_frame_max(), rx_max);
+    (v, port)
+}
+
+/// Pings filling the MTU (IPv4 20 + ICMP 8 + payload) must all arrive whole; returns
+/// their lengths and slot offsets.
+fn full_size_pings(v: &VethNs, port: &AfxdpNetdev, mtu: usize) -> Vec<(usize, usize)> {
+    let seen = receive_pings(v, port, mtu - 28);
+    assert!(seen.len() >= 5, "{seen:?} {:?}", port.stats());
+    assert!(seen.iter().all(|&(len, _)| len == 14 + mtu), "{seen:?}");
+    seen
+}
+
 #[test]
 fn frames_up_to_the_staggered_limit_arrive_whole() {
-    let v = VethNs::new("lm", 1);
     // 3,374 + 18 (Ethernet, one VLAN tag) = 3,392: the largest MTU staggered slots hold.
-    set_mtu(&v, 3374);
-    let port = open_generic(&v);
-    assert_eq!(port.rx_frame_max(), 3392);
-    // IPv4 (20) + ICMP (8) + payload = the MTU.
-    let seen = receive_pings(&v, &port, 3374 - 28);
-    assert!(seen.len() >= 5, "{seen:?} {:?}", port.stats());
-    assert!(seen.iter().all(|&(len, _)| len == 14 + 3374), "{seen:?}");
+    let (v, port) = port_at_mtu("lm", 3374, 3392);
+    full_size_pings(&v, &port, 3374);
     // Raised after the port opened, the MTU lets through frames its slots cannot hold:
     // the kernel drops them (counted), it does not write past the slot.
     set_mtu(&v, 3500);
@@ -159,15 +171,10 @@ fn frames_up_to_the_staggered_limit_arrive_whole() {
 
 #[test]
 fn a_device_whose_mtu_needs_more_gets_unstaggered_slots() {
-    let v = VethNs::new("la", 1);
-    set_mtu(&v, 3600);
-    let port = open_generic(&v);
-    assert_eq!(port.rx_frame_max(), 3840);
-    let seen = receive_pings(&v, &port, 3600 - 28);
-    assert!(seen.len() >= 5, "{seen:?} {:?}", port.stats());
+    let (v, port) = port_at_mtu("la", 3600, 3840);
+    let seen = full_size_pings(&v, &port, 3600);
     assert!(
-        seen.iter()
-            .all(|&(len, start)| len == 14 + 3600 && start == KERNEL_HEADROOM),
+        seen.iter().all(|&(_, start)| start == KERNEL_HEADROOM),
         "{seen:?}"
     );
 }

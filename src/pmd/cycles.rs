@@ -42,17 +42,16 @@ pub fn cycles_per_sec() -> u64 {
 /// reads of a single try (a busy CI host) would skew the rate by the preemption over the
 /// 10 ms window: one such run sent output held for 200 ms after 199.987 ms.
 fn clock_pair() -> (Instant, u64) {
-    let mut best = (Instant::now(), now(), u64::MAX);
-    for _ in 0..5 {
-        let before = now();
-        let t = Instant::now();
-        let after = now();
-        let spread = after.wrapping_sub(before);
-        if spread < best.2 {
-            best = (t, before + spread / 2, spread);
-        }
-    }
-    (best.0, best.1)
+    (0..5)
+        .map(|_| {
+            let before = now();
+            let t = Instant::now();
+            let spread = now().wrapping_sub(before);
+            (spread, t, before.wrapping_add(spread / 2))
+        })
+        .min_by_key(|&(spread, _, _)| spread)
+        .map(|(_, t, c)| (t, c))
+        .expect("five tries")
 }
 
 thread_local! {

@@ -2,10 +2,11 @@
 //!
 //! Each iteration: drain control messages (non-blocking `try_recv`), poll every owned rx
 //! queue once (again while it hands over full batches, up to `RX_BURSTS_PER_VISIT`), hand
-//! each non-empty batch to the `PollWork`, let the work flush its tx batches, and charge the iteration's cycles to "busy" or "idle". The loop owns its rx
-//! queues outright; they arrive and leave only through messages, so nothing on this path
-//! takes a lock or waits for the control plane. A PMD busy-polls; the non-PMD thread
-//! sleeps in poll(2) when an iteration found nothing (see `waker`).
+//! each non-empty batch to the `PollWork`, let the work flush its tx batches, and charge
+//! the iteration's cycles to "busy" or "idle". The loop owns its rx queues outright; they
+//! arrive and leave only through messages, so nothing on this path takes a lock or waits
+//! for the control plane. A PMD busy-polls; the non-PMD thread sleeps in poll(2) when an
+//! iteration found nothing (see `waker`).
 
 use std::cell::Cell;
 use std::os::fd::RawFd;

@@ -180,21 +180,22 @@ impl AfxdpNetdev {
         for (i, &mode) in order.iter().enumerate() {
             match attempt(mode) {
                 Ok((prog, queues)) => {
-                    tracing::info!(
-                        port = name,
-                        mode = mode.as_str(),
-                        n_rxq,
-                        rx_frame_max = queues.first().map_or(0, |q| q.rx_frame_max()),
-                        one_sendto_per_ring = queues.iter().all(|q| q.tx_budget_raised()),
-                        "afxdp port opened"
-                    );
-                    return Ok(AfxdpNetdev {
+                    let port = AfxdpNetdev {
                         name: name.to_string(),
                         mode,
                         queues,
                         _promisc: promisc,
                         prog: Some(prog),
-                    });
+                    };
+                    tracing::info!(
+                        port = name,
+                        mode = mode.as_str(),
+                        n_rxq,
+                        rx_frame_max = port.rx_frame_max(),
+                        one_sendto_per_ring = port.tx_budget_raised(),
+                        "afxdp port opened"
+                    );
+                    return Ok(port);
                 }
                 Err(e) => {
                     if let Some(next) = order.get(i + 1) {

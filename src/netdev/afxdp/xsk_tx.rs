@@ -145,20 +145,22 @@ impl XskQueue {
         let Some(side) = guard.as_mut() else {
             return;
         };
+        let mut left = side.tx.occupancy();
         for _ in 0..MAX_KICKS_PER_FLUSH {
-            let before = side.tx.occupancy();
-            self.kick(side);
-            if !self.tx_unsent.load(Ordering::Relaxed) || side.tx.occupancy() >= before {
+            let now_left = self.kick(side);
+            if now_left == 0 || now_left >= left {
                 return;
             }
+            left = now_left;
         }
     }
 
-    /// One `sendto` if the ring asks for a wakeup; records whether descriptors remain.
-    fn kick(&self, side: &mut TxSide) {
+    /// One `sendto` if the ring asks for a wakeup; records whether descriptors remain and
+    /// returns how many (0 when the ring needs no wakeup: the driver is transmitting).
+    fn kick(&self, side: &mut TxSide) -> u32 {
         if !side.tx.needs_wakeup() {
             self.tx_unsent.store(false, Ordering::Relaxed);
-            return;
+            return 0;
         }
         self.counters.wakeups.fetch_add(1, Ordering::Relaxed);
         // A direct syscall: libc's `sendto` wrapper also toggles thread cancellation
@@ -176,8 +178,9 @@ impl XskQueue {
                 0usize,
             )
         });
-        self.tx_unsent
-            .store(side.tx.occupancy() > 0, Ordering::Relaxed);
+        let left = side.tx.occupancy();
+        self.tx_unsent.store(left > 0, Ordering::Relaxed);
+        left
     }
 }
 
