@@ -126,6 +126,11 @@ trap cleanup EXIT
 trap 'echo "e2e: interrupted, cleaning up" >&2; exit 130' INT TERM
 
 stop_switch() {
+    # Best effort, with errexit off; restored only if the caller had it (cleanup, the
+    # EXIT trap, runs without it: turning it back on there made the first failing
+    # `ip link del` of an early exit abort the cleanup and leave the work directory).
+    local errexit=""
+    case $- in *e*) errexit=1 ;; esac
     set +e
     if [ -n "$SWITCH_PID" ]; then
         kill -INT "$SWITCH_PID" 2>/dev/null
@@ -147,7 +152,8 @@ stop_switch() {
         rm -f "$WORK/ovs/ovsdb.pid"
     fi
     rm -rf "$WORK/ovs" "$WORK/rvs"
-    set -e
+    if [ -n "$errexit" ]; then set -e; fi
+    return 0
 }
 
 setup_side() { # ns host peer mac
