@@ -44,7 +44,10 @@
 #   perf.data there as <workload>-<switch>.perf.data, for `perf report -i`), E2E_PERF_ARGS
 #   (extra `perf record` arguments, e.g. "--call-graph dwarf"), E2E_TX_FLUSH_US (output
 #   batching interval in microseconds for both switches: rvswitch tx_flush_interval_us,
-#   OVS other_config:tx-flush-interval; default 0, both switches' default), E2E_HOG_NICE
+#   OVS other_config:tx-flush-interval; default 0, both switches' default), E2E_PMD_MAXSLEEP
+#   (load-based PMD sleeping, the longest sleep in microseconds for both switches:
+#   rvswitch pmd_max_sleep_us, OVS other_config:pmd-maxsleep; default 0, both switches'
+#   default: always busy-poll), E2E_HOG_NICE
 #   (saturation mode: a busy loop shares the PMD's core, its autogroup at this nice
 #   value, e.g. -5, so the PMD falls behind the offered load and never idles), E2E_REPEAT
 #   (run every workload and switch N times, the switches taking turns; the first table
@@ -67,6 +70,8 @@ RVS_XDP_MODE=${RVS_XDP_MODE:-generic}
 OVS_XDP_MODE=${OVS_XDP_MODE:-generic}
 RVS_AFPACKET_OPTS=${RVS_AFPACKET_OPTS:-qdisc_bypass = true}
 TX_FLUSH_US=${E2E_TX_FLUSH_US:-0}
+PMD_MAXSLEEP=${E2E_PMD_MAXSLEEP:-0}
+case $PMD_MAXSLEEP in [0-9]|[1-9][0-9]|[1-9][0-9][0-9]|[1-9][0-9][0-9][0-9]|10000) ;; *) echo "e2e: E2E_PMD_MAXSLEEP=$PMD_MAXSLEEP: expected microseconds from 0 to 10000" >&2; exit 1 ;; esac
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SRC_NS=e2e-src DST_NS=e2e-dst
@@ -415,6 +420,7 @@ pmd_cores = [1]
 run_dir = "$WORK/rvs"
 log_level = "warn"
 tx_flush_interval_us = $TX_FLUSH_US
+pmd_max_sleep_us = $PMD_MAXSLEEP
 
 [[bridge]]
 name = "br0"
@@ -459,7 +465,7 @@ run_ovs() { # workload
     local vsctl="ovs-vsctl --db=unix:$d/db.sock"
     $vsctl --no-wait init
     $vsctl --no-wait set Open_vSwitch . other_config:pmd-cpu-mask=0x2 \
-        other_config:tx-flush-interval="$TX_FLUSH_US"
+        other_config:tx-flush-interval="$TX_FLUSH_US" other_config:pmd-maxsleep="$PMD_MAXSLEEP"
     ovs-vswitchd "unix:$d/db.sock" --pidfile="$d/vswitchd.pid" --detach \
         --log-file="$d/vswitchd.log" -vconsole:off 2>/dev/null
     $vsctl add-br br0 -- set bridge br0 datapath_type=netdev fail_mode=standalone
@@ -486,7 +492,7 @@ run_ovs() { # workload
 MHZ=$(awk -F': ' '/^cpu MHz/ {print $2; exit}' /proc/cpuinfo)
 topology
 echo "e2e: $(date -u '+%F %H:%M UTC'), $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "e2e: ${DURATION}s per run; trafgen on core 0, one PMD on core 1; workloads: $WORKLOADS; tx flush interval ${TX_FLUSH_US} us${HOG_NICE:+; saturation mode: busy loop on core 1 at autogroup nice $HOG_NICE}${PMD_QUOTA:+; saturation mode: PMD limited to ${PMD_QUOTA}% of core 1}"
+echo "e2e: ${DURATION}s per run; trafgen on core 0, one PMD on core 1; workloads: $WORKLOADS; tx flush interval ${TX_FLUSH_US} us; PMD max sleep ${PMD_MAXSLEEP} us${HOG_NICE:+; saturation mode: busy loop on core 1 at autogroup nice $HOG_NICE}${PMD_QUOTA:+; saturation mode: PMD limited to ${PMD_QUOTA}% of core 1}"
 : > "$WORK/results.tsv"
 for rep in $(seq 1 "$REPEAT"); do
     for wl in $WORKLOADS; do

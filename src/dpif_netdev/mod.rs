@@ -213,7 +213,7 @@ impl DpifNetdev {
         for &c in &config.pmd_cores {
             let idle = match config.pmd_max_sleep_us {
                 0 => IdlePolicy::BusyPoll,
-                us => IdlePolicy::PollThenSleep(Duration::from_micros(u64::from(us))),
+                us => IdlePolicy::LoadBasedSleep(Duration::from_micros(u64::from(us))),
             };
             spawn(Some(c), idle)?;
         }

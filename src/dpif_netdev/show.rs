@@ -97,7 +97,18 @@ pub fn format_pmd_stats(out: &mut String, title: &str, s: &PmdStats) {
     }
     if s.sleep_us > 0 {
         // Not in the cycle counts above: a sleeping PMD is not running.
-        let _ = writeln!(out, "  sleep time: {} us (pmd_max_sleep_us)", s.sleep_us);
+        let _ = writeln!(
+            out,
+            "  sleep iterations: {} ({:.1}% of iterations)",
+            s.sleep_iterations,
+            100.0 * ratio(s.sleep_iterations, s.iterations)
+        );
+        let _ = writeln!(
+            out,
+            "  sleep time: {} us ({:.1} us per sleep, pmd_max_sleep_us)",
+            s.sleep_us,
+            s.sleep_us as f64 / s.sleep_iterations.max(1) as f64
+        );
     }
     if s.rx_packets > 0 {
         let own = s.cycles_busy.saturating_sub(s.cycles_syscall);

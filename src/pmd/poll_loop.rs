@@ -91,12 +91,16 @@ pub enum PmdMsg<C> {
 /// A busy-polling thread checks its control channel once per this many iterations.
 const CTL_POLL_EVERY: u32 = 8;
 
-/// Empty iterations in a row before a `PollThenSleep` thread starts sleeping (about
-/// 100 us of polling an empty queue).
-pub const SLEEP_AFTER_IDLE: u32 = 1024;
+/// A `LoadBasedSleep` PMD keeps polling without a pause after an iteration in which some
+/// queue handed over at least this many packets (half a batch, OVS's threshold).
+pub const SLEEP_LOAD_THRESHOLD: usize = MAX_BURST / 2;
 
-/// First sleep of a `PollThenSleep` thread; each further empty poll doubles it.
-const FIRST_SLEEP: Duration = Duration::from_micros(10);
+/// How much longer a `LoadBasedSleep` PMD sleeps after each further light iteration.
+const SLEEP_STEP: Duration = Duration::from_micros(1);
+
+/// Timer slack of a sleeping PMD: the kernel's default of 50 us would turn every short
+/// sleep into a 50 us one.
+const PMD_TIMER_SLACK_NS: libc::c_ulong = 1_000;
 
 /// Longest sleep of an idle `Wait` thread whose queues all have a `wait_fd` (it wakes for
 /// traffic and messages anyway; this bounds how stale its clock and housekeeping get).
@@ -107,11 +111,13 @@ pub const IDLE_SLEEP_MAX: Duration = Duration::from_millis(100);
 pub enum IdlePolicy {
     /// Busy-poll (a PMD thread on a dedicated core).
     BusyPoll,
-    /// Busy-poll while there is traffic; after `SLEEP_AFTER_IDLE` empty iterations in a
-    /// row, sleep between polls, for twice as long each time up to this (a PMD on a host
-    /// that would rather save power than a few microseconds of latency; OVS's
-    /// `pmd-maxsleep`). The first packet received ends the sleeping.
-    PollThenSleep(Duration),
+    /// Sleep between polls while the load is light: after an iteration in which no queue
+    /// handed over `SLEEP_LOAD_THRESHOLD` packets, sleep, `SLEEP_STEP` longer after each
+    /// such iteration in a row, up to this; an iteration at or above the threshold
+    /// resets the sleep to nothing. OVS 3.1's `pmd-maxsleep` (same name, same rule). At
+    /// partial load it trades up to this much latency for fewer, fuller batches (the
+    /// per-iteration costs shared by more packets) and an idle PMD's core for nothing.
+    LoadBasedSleep(Duration),
     /// Sleep when idle (the non-PMD thread, which serves devices that cannot be
     /// busy-polled and executes packets for the control plane): in poll(2) on a waker the
     /// control plane signals and on the rx queues' `wait_fd`s, for up to `IDLE_SLEEP_MAX`,
@@ -150,7 +156,7 @@ impl<C: Send + 'static> PollThread<C> {
     ) -> std::io::Result<Self> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let waker = match idle {
-            IdlePolicy::BusyPoll | IdlePolicy::PollThenSleep(_) => None,
+            IdlePolicy::BusyPoll | IdlePolicy::LoadBasedSleep(_) => None,
             IdlePolicy::Wait(_) => Some(Arc::new(Waker::new()?)),
         };
         let w2 = waker.clone();
@@ -260,21 +266,24 @@ fn run<W: PollWork>(
     let mut iteration = 0u32;
     let mut wait_fds: Vec<RawFd> = Vec::new();
     let mut pollfds: Vec<libc::pollfd> = Vec::new();
-    let mut empty_run = 0u32;
-    let mut next_sleep = FIRST_SLEEP;
+    let mut sleep = Duration::ZERO;
+    if let IdlePolicy::LoadBasedSleep(_) = idle {
+        // SAFETY: sets this thread's timer slack; no memory is passed.
+        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, PMD_TIMER_SLACK_NS, 0, 0, 0) };
+    }
     // The cycle counter at the end of the previous iteration; re-read after a sleep or
     // control messages, which are neither busy nor idle time.
     let mut last = cycles::now();
     loop {
-        // A `PollThenSleep` PMD that has been idle for a while sleeps between polls, each
-        // sleep twice the last, up to its maximum; traffic resets both (below).
-        if let IdlePolicy::PollThenSleep(max) = idle {
-            if empty_run >= SLEEP_AFTER_IDLE {
-                std::thread::sleep(next_sleep);
-                counters.sleep_us.add(next_sleep.as_micros() as u64);
-                next_sleep = (next_sleep * 2).min(max);
-                last = cycles::now();
-            }
+        // A `LoadBasedSleep` PMD whose last iteration was light sleeps first (the length
+        // is set at the end of the iteration). What it slept is measured, not assumed.
+        let slept = !sleep.is_zero();
+        if slept {
+            let t0 = std::time::Instant::now();
+            std::thread::sleep(sleep);
+            counters.sleep_us.add(t0.elapsed().as_micros() as u64);
+            counters.sleep_iterations.add(1);
+            last = cycles::now();
         }
         // An idle `Wait` thread sleeps until a message, traffic on a queue with a
         // descriptor, or the timeout; then looks at everything once.
@@ -298,10 +307,11 @@ fn run<W: PollWork>(
         // Control plane: never blocks on a PMD, and a burst of messages is spread over
         // iterations so it cannot stall forwarding. A busy-polling thread looks at the
         // channel every CTL_POLL_EVERY iterations only (a few microseconds): checking an
-        // empty channel each time was ~4% of the PMD's time.
+        // empty channel each time was ~4% of the PMD's time. After a sleep it looks every
+        // time (so a message waits at most one sleep).
         iteration = iteration.wrapping_add(1);
         let busy_polling = !matches!(idle, IdlePolicy::Wait(_));
-        let ctl_budget = if busy_polling && iteration % CTL_POLL_EVERY != 0 {
+        let ctl_budget = if busy_polling && !slept && iteration % CTL_POLL_EVERY != 0 {
             0
         } else {
             MAX_CTL_PER_ITERATION
@@ -339,6 +349,7 @@ fn run<W: PollWork>(
         let mut stamp = start;
         let mut charged: Option<usize> = None;
         let mut got = 0u64;
+        let mut busiest = 0usize;
         for i in 0..rxqs.len() {
             // A queue that hands over a full batch is polled again, up to
             // RX_BURSTS_PER_VISIT times, before the iteration's output is flushed.
@@ -367,6 +378,7 @@ fn run<W: PollWork>(
                 }
                 charged = Some(i);
                 got += n as u64;
+                busiest = busiest.max(n);
                 if n < MAX_BURST {
                     break;
                 }
@@ -388,11 +400,14 @@ fn run<W: PollWork>(
         }
         counters.iterations.add(1);
         idle_streak = got == 0 && !sent && handled == 0;
-        if idle_streak {
-            empty_run = empty_run.saturating_add(1);
-        } else {
-            empty_run = 0;
-            next_sleep = FIRST_SLEEP;
+        if let IdlePolicy::LoadBasedSleep(max) = idle {
+            // Control messages often come in a row (a flow-table change, then a sync):
+            // the next poll of the channel does not wait.
+            sleep = if busiest >= SLEEP_LOAD_THRESHOLD || handled > 0 {
+                Duration::ZERO
+            } else {
+                (sleep + SLEEP_STEP).min(max)
+            };
         }
     }
 }
@@ -401,6 +416,7 @@ fn run<W: PollWork>(
 mod tests {
     use super::*;
     use crate::netdev::NetdevError;
+    use crate::pmd::stats::PmdStats;
 
     /// A queue with endless traffic, handing over `per_call` packets each time.
     struct EndlessRxq {
@@ -506,5 +522,56 @@ mod tests {
         assert!(st.rx_packets > 0 && st.cycles_busy > 0, "{st:?}");
         // Each queue is charged for its own visits.
         assert!(full_cycles.cycles.get() > 0 && partial_cycles.cycles.get() > 0);
+    }
+
+    /// Runs a `LoadBasedSleep(max)` thread on one queue handing over `per_call` packets
+    /// for `ms` milliseconds; returns its counters.
+    fn run_sleeping(per_call: usize, max: Duration, ms: u64) -> PmdStats {
+        let work = Recorder {
+            pool: PacketPool::new(256),
+            this_iteration: Vec::new(),
+            log: Arc::new(Mutex::new(Vec::new())),
+        };
+        let counters = Arc::new(PmdCounters::default());
+        let t = PollThread::spawn(
+            "sleep-test".into(),
+            None,
+            work,
+            counters.clone(),
+            IdlePolicy::LoadBasedSleep(max),
+        )
+        .unwrap();
+        assert!(t.send(PmdMsg::AddRxq(polled(1, per_call))));
+        std::thread::sleep(Duration::from_millis(ms));
+        t.stop();
+        counters.snapshot()
+    }
+
+    #[test]
+    fn light_load_sleeps_longer_each_iteration_up_to_the_maximum() {
+        let st = run_sleeping(SLEEP_LOAD_THRESHOLD - 1, Duration::from_micros(200), 300);
+        assert!(st.rx_packets > 0, "{st:?}");
+        assert!(st.sleep_iterations > 0 && st.sleep_us > 0, "{st:?}");
+        // Every iteration is light: all begin with a sleep but the first and the one
+        // after the queue's message was handled.
+        assert!(st.iterations - st.sleep_iterations <= 3, "{st:?}");
+        // 300 ms of sleeps stepping 1 us up to 200 us: after the ramp (200 iterations,
+        // 20 ms) each one asks for 200 us, so far fewer iterations than a busy poll's
+        // millions, and never more than one per microsecond slept.
+        assert!(st.iterations < st.sleep_us, "{st:?}");
+        let avg = st.sleep_us / st.sleep_iterations;
+        assert!(
+            avg >= 100,
+            "average sleep {avg} us with a 200 us maximum: {st:?}"
+        );
+    }
+
+    #[test]
+    fn half_a_batch_or_more_never_sleeps() {
+        let st = run_sleeping(SLEEP_LOAD_THRESHOLD, Duration::from_micros(200), 100);
+        assert!(st.rx_packets > 0, "{st:?}");
+        // Only the empty iterations before the queue arrived may have slept.
+        assert!(st.sleep_iterations <= 10, "{st:?}");
+        assert!(st.iterations > 1000, "{st:?}");
     }
 }

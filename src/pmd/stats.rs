@@ -114,8 +114,11 @@ pmd_counters! {
     cycles_syscall,
     /// Poll loop iterations.
     iterations,
-    /// Microseconds slept between polls (`PollThenSleep` PMDs only).
+    /// Microseconds slept between polls, as measured (`LoadBasedSleep` PMDs only; the
+    /// cycle counts leave them out).
     sleep_us,
+    /// Iterations that began with a sleep.
+    sleep_iterations,
     /// Megaflows installed (gauge).
     n_flows,
     /// dpcls subtables over all in_ports (gauge).
