@@ -70,8 +70,9 @@ pub struct GlobalConfig {
     /// Microseconds a PMD may hold output packets to send them in bigger batches (OVS's
     /// `tx-flush-interval`); 0 sends at the end of every poll iteration.
     pub tx_flush_interval_us: u32,
-    /// Longest a PMD may sleep when it has found nothing to do for a while, in
-    /// microseconds (OVS's `pmd-maxsleep`); 0 busy-polls always.
+    /// Longest a PMD may sleep between polls while its load is light (no rx queue hands
+    /// over half a batch), in microseconds (OVS's `pmd-maxsleep`): spends latency to save
+    /// the core and batch more; 0 busy-polls always.
     pub pmd_max_sleep_us: u32,
     /// Frames (4 KiB each) in the region every AF_XDP socket receives into and transmits
     /// from; fixed once the first afxdp port opens. More frames give each socket's fill

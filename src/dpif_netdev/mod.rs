@@ -75,7 +75,7 @@ pub struct DpNetdevConfig {
     /// `tx-flush-interval`, default 0: flush every iteration). Fewer, fuller transmit
     /// kicks for up to this much added latency.
     pub tx_flush_interval_us: u32,
-    /// Longest a PMD thread sleeps after finding nothing to do for a while, in
+    /// Longest a PMD thread sleeps between polls while its load is light, in
     /// microseconds (OVS `pmd-maxsleep`, default 0: always busy-poll).
     pub pmd_max_sleep_us: u32,
 }

@@ -113,16 +113,36 @@ pub enum IdlePolicy {
     BusyPoll,
     /// Sleep between polls while the load is light: after an iteration in which no queue
     /// handed over `SLEEP_LOAD_THRESHOLD` packets, sleep, `SLEEP_STEP` longer after each
-    /// such iteration in a row, up to this; an iteration at or above the threshold
-    /// resets the sleep to nothing. OVS 3.1's `pmd-maxsleep` (same name, same rule). At
-    /// partial load it trades up to this much latency for fewer, fuller batches (the
-    /// per-iteration costs shared by more packets) and an idle PMD's core for nothing.
+    /// such iteration, up to this; a full batch resets the sleep to nothing, one in
+    /// between keeps it (`next_sleep`). OVS 3.1's `pmd-maxsleep`, with a steadier reset.
+    /// At partial load it trades up to this much latency for fewer, fuller batches (the
+    /// per-iteration costs shared by more packets), and an idle PMD's core for nothing.
     LoadBasedSleep(Duration),
     /// Sleep when idle (the non-PMD thread, which serves devices that cannot be
     /// busy-polled and executes packets for the control plane): in poll(2) on a waker the
     /// control plane signals and on the rx queues' `wait_fd`s, for up to `IDLE_SLEEP_MAX`,
     /// or for up to this long when a queue has no descriptor to wait on.
     Wait(Duration),
+}
+
+/// The sleep before a `LoadBasedSleep` thread's next iteration, from the last one's and
+/// what that iteration saw: the most packets one rx queue handed over in one call, and
+/// how many control messages it handled.
+///
+/// OVS resets the sleep whenever a queue hands over half a batch, so the iteration after
+/// every reset finds only what arrived while it processed: measured here at 0.39 Mpps
+/// with a 50 us maximum, 16.7 packets per output batch. Holding the sleep while batches
+/// are between half and full, and resetting it only on a full one (the load is
+/// outrunning the sleep), gave 21.9. Control messages often come in a row (a flow-table
+/// change, then a sync), so one handled means the next poll of the channel does not wait.
+fn next_sleep(last: Duration, busiest: usize, handled: usize, max: Duration) -> Duration {
+    if busiest >= MAX_BURST || handled > 0 {
+        Duration::ZERO
+    } else if busiest < SLEEP_LOAD_THRESHOLD {
+        (last + SLEEP_STEP).min(max)
+    } else {
+        last
+    }
 }
 
 static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
@@ -401,13 +421,7 @@ fn run<W: PollWork>(
         counters.iterations.add(1);
         idle_streak = got == 0 && !sent && handled == 0;
         if let IdlePolicy::LoadBasedSleep(max) = idle {
-            // Control messages often come in a row (a flow-table change, then a sync):
-            // the next poll of the channel does not wait.
-            sleep = if busiest >= SLEEP_LOAD_THRESHOLD || handled > 0 {
-                Duration::ZERO
-            } else {
-                (sleep + SLEEP_STEP).min(max)
-            };
+            sleep = next_sleep(sleep, busiest, handled, max);
         }
     }
 }
@@ -567,8 +581,24 @@ mod tests {
     }
 
     #[test]
-    fn half_a_batch_or_more_never_sleeps() {
-        let st = run_sleeping(SLEEP_LOAD_THRESHOLD, Duration::from_micros(200), 100);
+    fn the_sleep_ramps_on_light_load_holds_on_medium_and_resets_on_full_or_messages() {
+        let max = Duration::from_micros(5);
+        let us = Duration::from_micros;
+        let mut s = Duration::ZERO;
+        for want in 1..=5 {
+            s = next_sleep(s, SLEEP_LOAD_THRESHOLD - 1, 0, max);
+            assert_eq!(s, us(want));
+        }
+        assert_eq!(next_sleep(s, 0, 0, max), max, "capped");
+        assert_eq!(next_sleep(us(3), SLEEP_LOAD_THRESHOLD, 0, max), us(3));
+        assert_eq!(next_sleep(us(3), MAX_BURST - 1, 0, max), us(3));
+        assert_eq!(next_sleep(us(3), MAX_BURST, 0, max), Duration::ZERO);
+        assert_eq!(next_sleep(us(3), 0, 1, max), Duration::ZERO);
+    }
+
+    #[test]
+    fn full_batches_never_sleep() {
+        let st = run_sleeping(MAX_BURST, Duration::from_micros(200), 100);
         assert!(st.rx_packets > 0, "{st:?}");
         // Only the empty iterations before the queue arrived may have slept.
         assert!(st.sleep_iterations <= 10, "{st:?}");
