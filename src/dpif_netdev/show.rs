@@ -95,7 +95,9 @@ pub fn format_pmd_stats(out: &mut String, title: &str, s: &PmdStats) {
             100.0 * ratio(s.cycles_syscall, s.cycles_busy)
         );
     }
-    if s.sleep_us > 0 {
+    if s.sleep_cycles > 0 {
+        let sleep_us = (s.sleep_cycles as u128 * 1_000_000
+            / u128::from(crate::pmd::cycles::cycles_per_sec())) as u64;
         // Not in the cycle counts above: a sleeping PMD is not running.
         let _ = writeln!(
             out,
@@ -106,8 +108,8 @@ pub fn format_pmd_stats(out: &mut String, title: &str, s: &PmdStats) {
         let _ = writeln!(
             out,
             "  sleep time: {} us ({:.1} us per sleep, pmd_max_sleep_us)",
-            s.sleep_us,
-            s.sleep_us as f64 / s.sleep_iterations.max(1) as f64
+            sleep_us,
+            sleep_us as f64 / s.sleep_iterations.max(1) as f64
         );
     }
     if s.rx_packets > 0 {

@@ -114,9 +114,9 @@ pmd_counters! {
     cycles_syscall,
     /// Poll loop iterations.
     iterations,
-    /// Microseconds slept between polls, as measured (`LoadBasedSleep` PMDs only; the
-    /// cycle counts leave them out).
-    sleep_us,
+    /// Cycles slept between polls, as measured (`LoadBasedSleep` PMDs only; the busy
+    /// and idle counts leave them out).
+    sleep_cycles,
     /// Iterations that began with a sleep.
     sleep_iterations,
     /// Megaflows installed (gauge).
