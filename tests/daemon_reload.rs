@@ -124,12 +124,14 @@ fn sighup_and_reload_apply_the_file_and_keep_runtime_changes() {
     );
     assert_eq!(layout(&d.ok(&["dpif/show"])), before);
 
-    // [global]: the EMC and tx flush settings change live, the others are reported.
+    // [global]: the EMC, tx flush and PMD sleep settings change live, the others are
+    // reported.
     let text = std::fs::read_to_string(&d.config).unwrap();
     let text = text
         .replace(
             "pmd_cores = [0]",
-            "pmd_cores = [1]\nemc_insert_inv_prob = 7\ntx_flush_interval_us = 40",
+            "pmd_cores = [1]\nemc_insert_inv_prob = 7\ntx_flush_interval_us = 40\n\
+             pmd_max_sleep_us = 2000",
         )
         .replace("tag = 5000\n", "");
     std::fs::write(&d.config, text).unwrap();
@@ -140,15 +142,37 @@ fn sighup_and_reload_apply_the_file_and_keep_runtime_changes() {
     );
     assert!(
         reply.contains("applied: [global] emc_insert_inv_prob = 7")
-            && reply.contains("applied: [global] tx_flush_interval_us = 40"),
+            && reply.contains("applied: [global] tx_flush_interval_us = 40")
+            && reply.contains("applied: [global] pmd_max_sleep_us = 2000"),
         "{reply}"
     );
+    // The idle PMD now sleeps between polls.
+    std::thread::sleep(Duration::from_millis(200));
+    let stats = d.ok(&["pmd-stats-show"]);
+    let pmd = &stats[stats.find("pmd thread").expect("a pmd thread")..];
+    assert!(pmd.contains("sleep iterations:"), "{stats}");
     let reply = d.ok(&["reload"]);
     assert!(
         !reply.contains("applied:") && reply.contains("[global] pmd_cores"),
         "applied settings are not applied again: {reply}"
     );
     assert!(d.ok(&["pmd-stats-show"]).contains("core_id 0"));
+    // And back to busy polling: no sleep after the change has reached the PMD.
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(
+        &d.config,
+        text.replace("pmd_max_sleep_us = 2000", "pmd_max_sleep_us = 0"),
+    )
+    .unwrap();
+    assert!(d
+        .ok(&["reload"])
+        .contains("applied: [global] pmd_max_sleep_us = 0"));
+    std::thread::sleep(Duration::from_millis(50));
+    d.ok(&["pmd-stats-clear"]);
+    std::thread::sleep(Duration::from_millis(200));
+    let stats = d.ok(&["pmd-stats-show"]);
+    let pmd = &stats[stats.find("pmd thread").expect("a pmd thread")..];
+    assert!(!pmd.contains("sleep iterations:"), "{stats}");
 }
 
 #[test]

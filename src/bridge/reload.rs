@@ -113,6 +113,11 @@ fn apply_live(
             dp.inspect(|d| d.set_tx_flush_interval_us(new.tx_flush_interval_us));
             Some(format!("{key} = {}", new.tx_flush_interval_us))
         }
+        "pmd_max_sleep_us" => {
+            running.pmd_max_sleep_us = new.pmd_max_sleep_us;
+            dp.inspect(|d| d.set_pmd_max_sleep_us(new.pmd_max_sleep_us));
+            Some(format!("{key} = {}", new.pmd_max_sleep_us))
+        }
         _ => None,
     }
 }

@@ -159,6 +159,14 @@ fn timeout_err(what: &str) -> DpifError {
     ))
 }
 
+/// How a PMD thread waits at light load for a `pmd_max_sleep_us` setting.
+fn pmd_idle_policy(max_sleep_us: u32) -> IdlePolicy {
+    match max_sleep_us {
+        0 => IdlePolicy::BusyPoll,
+        us => IdlePolicy::LoadBasedSleep(Duration::from_micros(u64::from(us))),
+    }
+}
+
 impl DpifNetdev {
     /// Creates the datapath and starts its threads.
     pub fn new(name: &str, config: DpNetdevConfig) -> Result<Arc<DpifNetdev>, DpifError> {
@@ -211,11 +219,7 @@ impl DpifNetdev {
         };
         spawn(None, IdlePolicy::Wait(MAIN_IDLE_WAIT))?;
         for &c in &config.pmd_cores {
-            let idle = match config.pmd_max_sleep_us {
-                0 => IdlePolicy::BusyPoll,
-                us => IdlePolicy::LoadBasedSleep(Duration::from_micros(u64::from(us))),
-            };
-            spawn(Some(c), idle)?;
+            spawn(Some(c), pmd_idle_policy(config.pmd_max_sleep_us))?;
         }
         let n = threads.len();
         Ok(Arc::new(DpifNetdev {
@@ -332,6 +336,14 @@ impl DpifNetdev {
     pub fn set_tx_flush_interval_us(&self, us: u32) {
         for t in &self.threads {
             t.send(PmdMsg::Work(DpCtl::SetTxFlushIntervalUs(us)));
+        }
+    }
+
+    /// Changes how long PMD threads may sleep at light load (`pmd_max_sleep_us`) at run
+    /// time; 0 makes them busy-poll. The non-PMD thread keeps waiting as it does.
+    pub fn set_pmd_max_sleep_us(&self, us: u32) {
+        for t in self.threads.iter().filter(|t| t.core.is_some()) {
+            t.send(PmdMsg::SetIdle(pmd_idle_policy(us)));
         }
     }
 

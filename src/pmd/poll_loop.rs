@@ -82,6 +82,9 @@ pub enum PmdMsg<C> {
     },
     /// Reply once every earlier message has been applied.
     Sync(Sender<()>),
+    /// Wait this way from now on when the load is light (a PMD's `pmd_max_sleep_us`
+    /// changed by a reload: `BusyPoll` or `LoadBasedSleep`).
+    SetIdle(IdlePolicy),
     /// A message for the work.
     Work(C),
     /// Exit the loop.
@@ -146,8 +149,15 @@ fn next_sleep(last: Duration, busiest: usize, max: Duration) -> Duration {
     } else if busiest < SLEEP_LOAD_THRESHOLD {
         (last + SLEEP_STEP).min(max)
     } else {
-        last
+        // A lowered maximum (a reload) applies at once.
+        last.min(max)
     }
+}
+
+/// Gives the calling thread the timer slack of a sleeping PMD.
+fn set_sleep_timer_slack() {
+    // SAFETY: sets this thread's timer slack; no memory is passed.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, PMD_TIMER_SLACK_NS, 0, 0, 0) };
 }
 
 static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
@@ -237,7 +247,12 @@ impl<C: Send + 'static> Drop for PollThread<C> {
     }
 }
 
-fn handle<W: PollWork>(msg: PmdMsg<W::Ctl>, work: &mut W, rxqs: &mut Vec<PolledRxq>) -> bool {
+fn handle<W: PollWork>(
+    msg: PmdMsg<W::Ctl>,
+    work: &mut W,
+    rxqs: &mut Vec<PolledRxq>,
+    idle: &mut IdlePolicy,
+) -> bool {
     match msg {
         PmdMsg::AddRxq(q) => rxqs.push(q),
         PmdMsg::TakeRxq { port, qid, reply } => {
@@ -255,6 +270,12 @@ fn handle<W: PollWork>(msg: PmdMsg<W::Ctl>, work: &mut W, rxqs: &mut Vec<PolledR
         }
         PmdMsg::Sync(reply) => {
             let _ = reply.send(());
+        }
+        PmdMsg::SetIdle(p) => {
+            if let IdlePolicy::LoadBasedSleep(_) = p {
+                set_sleep_timer_slack();
+            }
+            *idle = p;
         }
         PmdMsg::Work(c) => work.handle_ctl(c),
         PmdMsg::Quit => return false,
@@ -282,7 +303,7 @@ fn run<W: PollWork>(
     mut work: W,
     rx: Receiver<PmdMsg<W::Ctl>>,
     counters: Arc<PmdCounters>,
-    idle: IdlePolicy,
+    mut idle: IdlePolicy,
     waker: Option<Arc<Waker>>,
 ) {
     let mut rxqs: Vec<PolledRxq> = Vec::new();
@@ -294,8 +315,7 @@ fn run<W: PollWork>(
     let mut sleep = Duration::ZERO;
     let mut skip_sleep = false;
     if let IdlePolicy::LoadBasedSleep(_) = idle {
-        // SAFETY: sets this thread's timer slack; no memory is passed.
-        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, PMD_TIMER_SLACK_NS, 0, 0, 0) };
+        set_sleep_timer_slack();
     }
     // The cycle counter at the end of the previous iteration; re-read after a sleep or
     // control messages, which are neither busy nor idle time.
@@ -356,7 +376,7 @@ fn run<W: PollWork>(
                 Err(TryRecvError::Disconnected) => return,
             };
             handled += 1;
-            if !handle(msg, &mut work, &mut rxqs) {
+            if !handle(msg, &mut work, &mut rxqs, &mut idle) {
                 return;
             }
         }
@@ -430,10 +450,11 @@ fn run<W: PollWork>(
         }
         counters.iterations.add(1);
         idle_streak = got == 0 && !sent && handled == 0;
-        if let IdlePolicy::LoadBasedSleep(max) = idle {
-            sleep = next_sleep(sleep, busiest, max);
-            skip_sleep = handled > 0;
-        }
+        sleep = match idle {
+            IdlePolicy::LoadBasedSleep(max) => next_sleep(sleep, busiest, max),
+            _ => Duration::ZERO,
+        };
+        skip_sleep = handled > 0;
     }
 }
 
