@@ -8,6 +8,7 @@ pub mod affinity;
 pub mod assign;
 pub mod cycles;
 pub mod poll_loop;
+pub mod sleep;
 pub mod stats;
 pub mod waker;
 

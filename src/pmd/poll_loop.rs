@@ -18,6 +18,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::cycles;
+use super::sleep::{next_sleep, set_sleep_timer_slack};
 use super::stats::{PmdCounters, RxqCounters};
 use super::waker::Waker;
 use crate::netdev::Rxq;
@@ -94,17 +95,6 @@ pub enum PmdMsg<C> {
 /// A busy-polling thread checks its control channel once per this many iterations.
 const CTL_POLL_EVERY: u32 = 8;
 
-/// A `LoadBasedSleep` PMD keeps polling without a pause after an iteration in which some
-/// queue handed over at least this many packets (half a batch, OVS's threshold).
-pub const SLEEP_LOAD_THRESHOLD: usize = MAX_BURST / 2;
-
-/// How much longer a `LoadBasedSleep` PMD sleeps after each further light iteration.
-const SLEEP_STEP: Duration = Duration::from_micros(1);
-
-/// Timer slack of a sleeping PMD: the kernel's default of 50 us would turn every short
-/// sleep into a 50 us one.
-const PMD_TIMER_SLACK_NS: libc::c_ulong = 1_000;
-
 /// Longest sleep of an idle `Wait` thread whose queues all have a `wait_fd` (it wakes for
 /// traffic and messages anyway; this bounds how stale its clock and housekeeping get).
 pub const IDLE_SLEEP_MAX: Duration = Duration::from_millis(100);
@@ -117,7 +107,7 @@ pub enum IdlePolicy {
     /// Sleep between polls while the load is light: after an iteration in which no queue
     /// handed over `SLEEP_LOAD_THRESHOLD` packets, sleep, `SLEEP_STEP` longer after each
     /// such iteration (twice as long after an empty one), up to this; a full batch resets
-    /// the sleep to nothing, one in between keeps it (`next_sleep`). OVS 3.1's
+    /// the sleep to nothing, one in between keeps it (`sleep::next_sleep`). OVS 3.1's
     /// `pmd-maxsleep`, with a steadier reset and a faster ramp when idle.
     /// At partial load it trades up to this much latency for fewer, fuller batches (the
     /// per-iteration costs shared by more packets), and an idle PMD's core for nothing.
@@ -127,37 +117,6 @@ pub enum IdlePolicy {
     /// control plane signals and on the rx queues' `wait_fd`s, for up to `IDLE_SLEEP_MAX`,
     /// or for up to this long when a queue has no descriptor to wait on.
     Wait(Duration),
-}
-
-/// The sleep level of a `LoadBasedSleep` thread after an iteration, from the level before
-/// it and the most packets one rx queue handed over in one call during it.
-///
-/// OVS resets the sleep whenever a queue hands over half a batch, so the iteration after
-/// every reset finds only what arrived while it processed: measured here at 0.39 Mpps
-/// with a 50 us maximum, 16.7 packets per output batch. Holding the sleep while batches
-/// are between half and full, and resetting it only on a full one (the load is
-/// outrunning the sleep), gave 21.9. An empty iteration doubles the sleep: OVS's 1 us
-/// steps take 2,000 iterations (2 s, most of them short sleeps that cost more to enter
-/// than they save) to reach a 2 ms maximum, and an idle PMD here then averaged 553 us
-/// per sleep and 6.9% of its core, since control messages (each of which skips one
-/// sleep, see the poll loop) kept restarting the ramp under the old reset.
-fn next_sleep(last: Duration, busiest: usize, max: Duration) -> Duration {
-    if busiest >= MAX_BURST {
-        Duration::ZERO
-    } else if busiest == 0 {
-        (last * 2).max(last + SLEEP_STEP).min(max)
-    } else if busiest < SLEEP_LOAD_THRESHOLD {
-        (last + SLEEP_STEP).min(max)
-    } else {
-        // A lowered maximum (a reload) applies at once.
-        last.min(max)
-    }
-}
-
-/// Gives the calling thread the timer slack of a sleeping PMD.
-fn set_sleep_timer_slack() {
-    // SAFETY: sets this thread's timer slack; no memory is passed.
-    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, PMD_TIMER_SLACK_NS, 0, 0, 0) };
 }
 
 static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
@@ -462,6 +421,7 @@ fn run<W: PollWork>(
 mod tests {
     use super::*;
     use crate::netdev::NetdevError;
+    use crate::pmd::sleep::SLEEP_LOAD_THRESHOLD;
     use crate::pmd::stats::PmdStats;
 
     /// A queue with endless traffic, handing over `per_call` packets each time.
@@ -511,6 +471,23 @@ mod tests {
         }
     }
 
+    /// The ports of each busy iteration's batches, as a `Recorder` logs them.
+    type IterationLog = Arc<Mutex<Vec<Vec<OdpPort>>>>;
+
+    /// A poll thread running a `Recorder` with no queues yet: the thread, its counters
+    /// and its log.
+    fn spawn_recorder(idle: IdlePolicy) -> (PollThread<()>, Arc<PmdCounters>, IterationLog) {
+        let log = IterationLog::default();
+        let work = Recorder {
+            pool: PacketPool::new(256),
+            this_iteration: Vec::new(),
+            log: log.clone(),
+        };
+        let counters = Arc::new(PmdCounters::default());
+        let t = PollThread::spawn("poll-test".into(), None, work, counters.clone(), idle).unwrap();
+        (t, counters, log)
+    }
+
     fn polled(port: OdpPort, per_call: usize) -> PolledRxq {
         PolledRxq {
             port,
@@ -522,21 +499,7 @@ mod tests {
 
     #[test]
     fn a_queue_with_full_batches_is_drained_up_to_four_times_per_iteration() {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let work = Recorder {
-            pool: PacketPool::new(256),
-            this_iteration: Vec::new(),
-            log: log.clone(),
-        };
-        let counters = Arc::new(PmdCounters::default());
-        let t = PollThread::spawn(
-            "poll-test".into(),
-            None,
-            work,
-            counters.clone(),
-            IdlePolicy::BusyPoll,
-        )
-        .unwrap();
+        let (t, counters, log) = spawn_recorder(IdlePolicy::BusyPoll);
         let (full, partial) = (polled(1, MAX_BURST), polled(2, 5));
         let (full_cycles, partial_cycles) = (full.counters.clone(), partial.counters.clone());
         assert!(t.send(PmdMsg::AddRxq(full)));
@@ -572,20 +535,7 @@ mod tests {
 
     /// A `LoadBasedSleep(max)` thread with no queues yet, and its counters.
     fn spawn_sleeping(max: Duration) -> (PollThread<()>, Arc<PmdCounters>) {
-        let work = Recorder {
-            pool: PacketPool::new(256),
-            this_iteration: Vec::new(),
-            log: Arc::new(Mutex::new(Vec::new())),
-        };
-        let counters = Arc::new(PmdCounters::default());
-        let t = PollThread::spawn(
-            "sleep-test".into(),
-            None,
-            work,
-            counters.clone(),
-            IdlePolicy::LoadBasedSleep(max),
-        )
-        .unwrap();
+        let (t, counters, _) = spawn_recorder(IdlePolicy::LoadBasedSleep(max));
         (t, counters)
     }
 
@@ -617,26 +567,6 @@ mod tests {
             avg >= 100,
             "average sleep {avg} us with a 200 us maximum: {st:?}"
         );
-    }
-
-    #[test]
-    fn the_sleep_ramps_on_light_load_doubles_when_idle_holds_on_medium_resets_on_full() {
-        let max = Duration::from_micros(5);
-        let us = Duration::from_micros;
-        let mut s = Duration::ZERO;
-        for want in 1..=5 {
-            s = next_sleep(s, SLEEP_LOAD_THRESHOLD - 1, max);
-            assert_eq!(s, us(want));
-        }
-        assert_eq!(next_sleep(s, 1, max), max, "capped");
-        let mut s = Duration::ZERO;
-        for want in [1, 2, 4, 8, 16] {
-            s = next_sleep(s, 0, us(16));
-            assert_eq!(s, us(want), "doubling when idle");
-        }
-        assert_eq!(next_sleep(us(3), SLEEP_LOAD_THRESHOLD, max), us(3));
-        assert_eq!(next_sleep(us(3), MAX_BURST - 1, max), us(3));
-        assert_eq!(next_sleep(us(3), MAX_BURST, max), Duration::ZERO);
     }
 
     /// An idle PMD reaches its maximum sleep within a few iterations and keeps it while
