@@ -77,27 +77,29 @@ pub fn fill_addr(idx: u32, staggered: bool) -> u64 {
     umem_addr(idx, stagger)
 }
 
+/// Where the bytes of descriptor address `addr` start in `store` (for prefetch hints,
+/// which may point anywhere).
+#[inline(always)]
+fn frame_start(store: &FrameStore, addr: u64) -> *const u8 {
+    store
+        .base()
+        .as_ptr()
+        .wrapping_add(region_offset(addr) as usize)
+}
+
 /// Asks for the cache line holding the start of the frame at descriptor address `addr`
 /// (Ethernet, IPv4 and UDP or TCP headers: all the parser reads of most frames).
 #[inline(always)]
 pub fn prefetch_header(store: &FrameStore, addr: u64) {
-    let p = store
-        .base()
-        .as_ptr()
-        .wrapping_add(region_offset(addr) as usize);
-    prefetch::line(p, prefetch::Level::L1);
+    prefetch::line(frame_start(store, addr), prefetch::Level::L1);
 }
 
 /// Asks for the rest of a frame (past its first line) in L2: longer headers for the
 /// parser, and the bytes the kernel copies when it transmits the frame from this core.
 #[inline(always)]
 pub fn prefetch_body(store: &FrameStore, addr: u64, len: u32) {
-    let p = store
-        .base()
-        .as_ptr()
-        .wrapping_add(region_offset(addr) as usize);
     prefetch::range(
-        p.wrapping_add(prefetch::LINE),
+        frame_start(store, addr).wrapping_add(prefetch::LINE),
         (len as usize).saturating_sub(prefetch::LINE),
         prefetch::Level::L2,
     );

@@ -66,8 +66,9 @@ struct Ring<T> {
 unsafe impl<T: Send> Send for Ring<T> {}
 
 impl<T> Ring<T> {
-    /// Entries on the ring right now, by both indices freshly read (slow; for
-    /// accounting and tests).
+    /// Entries on the ring right now, by both indices freshly read: a cross-core miss
+    /// when the kernel's index moved on another core (accounting, and the tx ring after
+    /// a kick, whose consumer index the kernel just wrote on this core).
     fn occupancy(&self) -> u32 {
         // SAFETY: the index words are in our mapping.
         let (p, c) = unsafe {
@@ -131,7 +132,7 @@ impl<T: Copy> ConsRing<T> {
         Some(unsafe { self.0.entries.as_ptr().add(idx as usize).read() })
     }
 
-    /// Entries on the ring right now (slow; for accounting and tests).
+    /// Entries on the ring right now (both indices freshly read, see `Ring::occupancy`).
     pub fn occupancy(&self) -> u32 {
         self.0.occupancy()
     }
@@ -176,7 +177,7 @@ impl<T: Copy> ProdRing<T> {
         unsafe { self.0.flags.as_ref() }.load(Ordering::Relaxed) & libc::XDP_RING_NEED_WAKEUP != 0
     }
 
-    /// Entries on the ring right now (slow; for accounting and tests).
+    /// Entries on the ring right now (both indices freshly read, see `Ring::occupancy`).
     pub fn occupancy(&self) -> u32 {
         self.0.occupancy()
     }
