@@ -18,10 +18,10 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::cycles;
-use super::sleep::{next_sleep, set_sleep_timer_slack};
+use super::sleep::{next_sleep, set_sleep_timer_slack, SleepCpuClock};
 use super::stats::{PmdCounters, RxqCounters};
 use super::waker::Waker;
-use crate::netdev::Rxq;
+use crate::netdev::{Rxq, SleepKicks};
 use crate::packet::{OdpPort, PacketBatch, PacketPool, MAX_BURST};
 
 /// The datapath work a poll thread performs on what it receives.
@@ -40,8 +40,12 @@ pub trait PollWork: Send + 'static {
     fn begin_iteration(&mut self, _tsc: u64) {}
     /// Once per iteration after polling: flush the tx batches that are due.
     /// Returns whether it transmitted anything (held output leaving after a flush
-    /// interval makes an iteration busy even when it received nothing).
-    fn end_iteration(&mut self) -> bool;
+    /// interval makes an iteration busy even when it received nothing). `kicks` is given
+    /// when the thread sleeps right after: devices may leave their kick to the sleep
+    /// (`Txq::flush_into`).
+    fn end_iteration(&mut self, kicks: Option<&mut SleepKicks>) -> bool;
+    /// After a sleep that made kicks left to it by `end_iteration`.
+    fn after_sleep_kicks(&mut self) {}
     /// Drops everything that refers to `port` (its tx queue), before its rx queues go.
     fn port_removed(&mut self, port: OdpPort);
     /// The thread's buffer pool.
@@ -222,7 +226,7 @@ fn handle<W: PollWork>(
         }
         PmdMsg::DelPort { port, reply } => {
             // Flush what is queued for the port first, then forget it.
-            work.end_iteration();
+            work.end_iteration(None);
             work.port_removed(port);
             rxqs.retain(|q| q.port != port);
             let _ = reply.send(());
@@ -272,7 +276,8 @@ fn run<W: PollWork>(
     let mut wait_fds: Vec<RawFd> = Vec::new();
     let mut pollfds: Vec<libc::pollfd> = Vec::new();
     let mut sleep = Duration::ZERO;
-    let mut skip_sleep = false;
+    let mut kicks = SleepKicks::with_capacity(4);
+    let mut cpu_clock = SleepCpuClock::default();
     if let IdlePolicy::LoadBasedSleep(_) = idle {
         set_sleep_timer_slack();
     }
@@ -280,19 +285,6 @@ fn run<W: PollWork>(
     // control messages, which are neither busy nor idle time.
     let mut last = cycles::now();
     loop {
-        // A `LoadBasedSleep` PMD whose last iteration was light sleeps first (the length
-        // is set at the end of the iteration). What it slept is measured, not assumed,
-        // from the counter read that ended the last iteration and the one that starts
-        // this (two clock reads per sleep cost ~3% of the PMD's user time at 0.35 Mpps).
-        // Control messages often come in a row (a flow-table change, then a sync): after
-        // one, the next poll of the channel does not wait, though the level stays.
-        if !sleep.is_zero() && !skip_sleep {
-            std::thread::sleep(sleep);
-            let now = cycles::now();
-            counters.sleep_cycles.add(now.wrapping_sub(last));
-            counters.sleep_iterations.add(1);
-            last = now;
-        }
         // An idle `Wait` thread sleeps until a message, traffic on a queue with a
         // descriptor, or the timeout; then looks at everything once.
         if let (IdlePolicy::Wait(poll_every), true, Some(w)) = (idle, idle_streak, &waker) {
@@ -311,6 +303,7 @@ fn run<W: PollWork>(
             };
             w.sleep(&wait_fds, timeout, &mut pollfds);
             last = cycles::now();
+            cpu_clock.forget();
         }
         // Control plane: never blocks on a PMD, and a burst of messages is spread over
         // iterations so it cannot stall forwarding. A busy-polling thread looks at the
@@ -341,6 +334,7 @@ fn run<W: PollWork>(
         }
         if handled > 0 {
             last = cycles::now();
+            cpu_clock.forget();
         }
         // One TSC read per iteration (at its end, which is also where the next one
         // starts), plus one per busy queue after the first: each busy queue is charged
@@ -393,14 +387,51 @@ fn run<W: PollWork>(
                 }
             }
         }
-        let sent = work.end_iteration();
-        let end = cycles::now();
+        // A `LoadBasedSleep` PMD whose iteration was light sleeps at its end, in the
+        // system call that makes its transmit kicks where the devices allow
+        // (`SleepKicks`). Control messages often come in a row (a flow-table change,
+        // then a sync): after one, the next poll of the channel does not wait, though
+        // the level stays.
+        sleep = match idle {
+            IdlePolicy::LoadBasedSleep(max) => next_sleep(sleep, busiest, max),
+            _ => Duration::ZERO,
+        };
+        let sleeping = !sleep.is_zero() && handled == 0;
+        let sent = work.end_iteration(if sleeping { Some(&mut kicks) } else { None });
+        let mut end = cycles::now();
+        let mut kick_cycles = 0;
+        last = end;
+        if sleeping {
+            // What it slept is measured, not assumed, from the counter reads around the
+            // sleep (clock reads cost ~3% of the PMD's user time at 0.35 Mpps); the
+            // on-CPU part of a sleep that kicked belongs to this iteration.
+            let cpu_before = (!kicks.is_empty()).then(|| cpu_clock.before_sleep(end));
+            kicks.sleep(sleep);
+            match cpu_before {
+                Some(before) => {
+                    work.after_sleep_kicks();
+                    let (now, on_cpu) = cpu_clock.on_cpu_since(before);
+                    last = now;
+                    kick_cycles = on_cpu.min(last.wrapping_sub(end));
+                    counters.sleep_kicks.add(1);
+                    counters.sleep_kick_cycles.add(kick_cycles);
+                }
+                None => {
+                    last = cycles::now();
+                    cpu_clock.forget();
+                }
+            }
+            counters
+                .sleep_cycles
+                .add(last.wrapping_sub(end) - kick_cycles);
+            counters.sleep_iterations.add(1);
+            end = end.wrapping_add(kick_cycles);
+        }
         if let Some(prev) = charged {
             rxqs[prev].counters.cycles.add(end.wrapping_sub(stamp));
         }
         let spent = end.wrapping_sub(start);
-        last = end;
-        let in_syscalls = cycles::take_syscall_cycles();
+        let in_syscalls = cycles::take_syscall_cycles() + kick_cycles;
         if got > 0 || sent {
             counters.cycles_busy.add(spent);
             counters.cycles_syscall.add(in_syscalls);
@@ -409,194 +440,9 @@ fn run<W: PollWork>(
         }
         counters.iterations.add(1);
         idle_streak = got == 0 && !sent && handled == 0;
-        sleep = match idle {
-            IdlePolicy::LoadBasedSleep(max) => next_sleep(sleep, busiest, max),
-            _ => Duration::ZERO,
-        };
-        skip_sleep = handled > 0;
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::netdev::NetdevError;
-    use crate::pmd::sleep::SLEEP_LOAD_THRESHOLD;
-    use crate::pmd::stats::PmdStats;
-
-    /// A queue with endless traffic, handing over `per_call` packets each time.
-    struct EndlessRxq {
-        per_call: usize,
-    }
-
-    impl Rxq for EndlessRxq {
-        fn recv(
-            &mut self,
-            batch: &mut PacketBatch,
-            pool: &mut PacketPool,
-        ) -> Result<usize, NetdevError> {
-            for _ in 0..self.per_call {
-                batch.pkts.push(pool.get());
-            }
-            Ok(self.per_call)
-        }
-        fn qid(&self) -> usize {
-            0
-        }
-    }
-
-    /// Records, per iteration that received anything, the ports of its batches in order.
-    struct Recorder {
-        pool: PacketPool,
-        this_iteration: Vec<OdpPort>,
-        log: Arc<Mutex<Vec<Vec<OdpPort>>>>,
-    }
-
-    impl PollWork for Recorder {
-        type Ctl = ();
-        fn process_rx(&mut self, port: OdpPort, _batch: &mut PacketBatch) {
-            self.this_iteration.push(port);
-        }
-        fn handle_ctl(&mut self, _msg: ()) {}
-        fn end_iteration(&mut self) -> bool {
-            if !self.this_iteration.is_empty() {
-                let it = std::mem::take(&mut self.this_iteration);
-                self.log.lock().unwrap().push(it);
-            }
-            false
-        }
-        fn port_removed(&mut self, _port: OdpPort) {}
-        fn pool(&mut self) -> &mut PacketPool {
-            &mut self.pool
-        }
-    }
-
-    /// The ports of each busy iteration's batches, as a `Recorder` logs them.
-    type IterationLog = Arc<Mutex<Vec<Vec<OdpPort>>>>;
-
-    /// A poll thread running a `Recorder` with no queues yet: the thread, its counters
-    /// and its log.
-    fn spawn_recorder(idle: IdlePolicy) -> (PollThread<()>, Arc<PmdCounters>, IterationLog) {
-        let log = IterationLog::default();
-        let work = Recorder {
-            pool: PacketPool::new(256),
-            this_iteration: Vec::new(),
-            log: log.clone(),
-        };
-        let counters = Arc::new(PmdCounters::default());
-        let t = PollThread::spawn("poll-test".into(), None, work, counters.clone(), idle).unwrap();
-        (t, counters, log)
-    }
-
-    fn polled(port: OdpPort, per_call: usize) -> PolledRxq {
-        PolledRxq {
-            port,
-            port_name: format!("q{port}"),
-            rxq: Box::new(EndlessRxq { per_call }),
-            counters: Arc::new(RxqCounters::default()),
-        }
-    }
-
-    #[test]
-    fn a_queue_with_full_batches_is_drained_up_to_four_times_per_iteration() {
-        let (t, counters, log) = spawn_recorder(IdlePolicy::BusyPoll);
-        let (full, partial) = (polled(1, MAX_BURST), polled(2, 5));
-        let (full_cycles, partial_cycles) = (full.counters.clone(), partial.counters.clone());
-        assert!(t.send(PmdMsg::AddRxq(full)));
-        assert!(t.send(PmdMsg::AddRxq(partial)));
-        let start = std::time::Instant::now();
-        while log.lock().unwrap().len() < 50 && start.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        t.stop();
-        let log = log.lock().unwrap();
-        // Skip the iterations before both queues had arrived.
-        let both: Vec<&Vec<OdpPort>> = log.iter().filter(|it| it.contains(&2)).collect();
-        assert!(
-            both.len() >= 20,
-            "{} iterations with both queues",
-            both.len()
-        );
-        for it in both {
-            assert_eq!(
-                it,
-                &vec![1; RX_BURSTS_PER_VISIT]
-                    .into_iter()
-                    .chain([2])
-                    .collect::<Vec<_>>(),
-                "the full queue four times, the partial one once"
-            );
-        }
-        let st = counters.snapshot();
-        assert!(st.rx_packets > 0 && st.cycles_busy > 0, "{st:?}");
-        // Each queue is charged for its own visits.
-        assert!(full_cycles.cycles.get() > 0 && partial_cycles.cycles.get() > 0);
-    }
-
-    /// A `LoadBasedSleep(max)` thread with no queues yet, and its counters.
-    fn spawn_sleeping(max: Duration) -> (PollThread<()>, Arc<PmdCounters>) {
-        let (t, counters, _) = spawn_recorder(IdlePolicy::LoadBasedSleep(max));
-        (t, counters)
-    }
-
-    /// Runs a `LoadBasedSleep(max)` thread on one queue handing over `per_call` packets
-    /// for `ms` milliseconds; returns its counters.
-    fn run_sleeping(per_call: usize, max: Duration, ms: u64) -> PmdStats {
-        let (t, counters) = spawn_sleeping(max);
-        assert!(t.send(PmdMsg::AddRxq(polled(1, per_call))));
-        std::thread::sleep(Duration::from_millis(ms));
-        t.stop();
-        counters.snapshot()
-    }
-
-    #[test]
-    fn light_load_sleeps_longer_each_iteration_up_to_the_maximum() {
-        let st = run_sleeping(SLEEP_LOAD_THRESHOLD - 1, Duration::from_micros(200), 300);
-        assert!(st.rx_packets > 0, "{st:?}");
-        let sleep_us = st.sleep_cycles * 1_000_000 / cycles::cycles_per_sec();
-        assert!(st.sleep_iterations > 0 && sleep_us > 0, "{st:?}");
-        // Every iteration is light: all begin with a sleep but the first and the one
-        // after the queue's message was handled.
-        assert!(st.iterations - st.sleep_iterations <= 3, "{st:?}");
-        // 300 ms of sleeps stepping 1 us up to 200 us: after the ramp (200 iterations,
-        // 20 ms) each one asks for 200 us, so far fewer iterations than a busy poll's
-        // millions, and never more than one per microsecond slept.
-        assert!(st.iterations < sleep_us, "{st:?}");
-        let avg = sleep_us / st.sleep_iterations;
-        assert!(
-            avg >= 100,
-            "average sleep {avg} us with a 200 us maximum: {st:?}"
-        );
-    }
-
-    /// An idle PMD reaches its maximum sleep within a few iterations and keeps it while
-    /// control messages arrive (each skips one sleep but does not restart the ramp).
-    #[test]
-    fn an_idle_pmd_sleeps_near_its_maximum_despite_control_messages() {
-        let (t, counters) = spawn_sleeping(Duration::from_millis(2));
-        for _ in 0..20 {
-            std::thread::sleep(Duration::from_millis(20));
-            assert!(t.send(PmdMsg::Work(())));
-        }
-        t.stop();
-        let st = counters.snapshot();
-        let sleep_us = st.sleep_cycles * 1_000_000 / cycles::cycles_per_sec();
-        // 400 ms idle with a message every 20 ms: about 200 sleeps of 2 ms. Restarting
-        // the ramp at each message (OVS's 1 us steps) would have made thousands.
-        assert!(st.sleep_iterations > 20, "{st:?}");
-        assert!(
-            st.sleep_iterations < 600,
-            "{} sleeps in {sleep_us} us: {st:?}",
-            st.sleep_iterations
-        );
-    }
-
-    #[test]
-    fn full_batches_never_sleep() {
-        let st = run_sleeping(MAX_BURST, Duration::from_micros(200), 100);
-        assert!(st.rx_packets > 0, "{st:?}");
-        // Only the empty iterations before the queue arrived may have slept.
-        assert!(st.sleep_iterations <= 10, "{st:?}");
-        assert!(st.iterations > 1000, "{st:?}");
-    }
-}
+#[path = "poll_loop_tests.rs"]
+mod tests;

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::cycles;
 use crate::packet::MAX_BURST;
 
 /// A `LoadBasedSleep` PMD keeps polling without a pause after an iteration in which some
@@ -42,6 +43,63 @@ pub fn next_sleep(last: Duration, busiest: usize, max: Duration) -> Duration {
     }
 }
 
+/// Tells the on-CPU part of a sleep that made transmit kicks (`SleepKicks`) from the
+/// rest: the kicks' kernel work is processing, as it is when a `sendto` makes it, while
+/// the off-CPU part is sleep. The thread's CPU clock is a system call (~1,400 cycles
+/// here), so it is read once per such sleep, after it; the reading before it is
+/// extrapolated from the previous one with the cycle counter, valid while the thread
+/// stayed on its CPU in between (`forget` after anything that may block; preemption in
+/// between would shorten the on-CPU part, never lengthen it). What is on CPU includes
+/// the sleep's own entry and exit, which `sendto` and `nanosleep` apart would put in
+/// neither.
+#[derive(Debug, Default)]
+pub struct SleepCpuClock {
+    /// A cycle count and the thread's CPU time in nanoseconds at that count.
+    mark: Option<(u64, u64)>,
+}
+
+impl SleepCpuClock {
+    /// The thread's CPU time at cycle count `tsc` (just before a sleep).
+    pub fn before_sleep(&mut self, tsc: u64) -> u64 {
+        match self.mark {
+            Some((at, ns)) => ns.wrapping_add(cycles_to_ns(tsc.wrapping_sub(at))),
+            None => thread_cpu_ns(),
+        }
+    }
+
+    /// The cycle count now and the cycles on CPU since `before` (what `before_sleep`
+    /// returned), the clock read included; remembers the reading.
+    pub fn on_cpu_since(&mut self, before: u64) -> (u64, u64) {
+        let ns = thread_cpu_ns();
+        let tsc = cycles::now();
+        self.mark = Some((tsc, ns));
+        (tsc, ns_to_cycles(ns.saturating_sub(before)))
+    }
+
+    /// Drops the reading: the thread may have left its CPU since.
+    pub fn forget(&mut self) {
+        self.mark = None;
+    }
+}
+
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes the calling thread's CPU time into `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn cycles_to_ns(c: u64) -> u64 {
+    (u128::from(c) * 1_000_000_000 / u128::from(cycles::cycles_per_sec())) as u64
+}
+
+fn ns_to_cycles(ns: u64) -> u64 {
+    (u128::from(ns) * u128::from(cycles::cycles_per_sec()) / 1_000_000_000) as u64
+}
+
 /// Gives the calling thread the timer slack of a sleeping PMD.
 pub fn set_sleep_timer_slack() {
     // SAFETY: sets this thread's timer slack; no memory is passed.
@@ -51,6 +109,39 @@ pub fn set_sleep_timer_slack() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Cycles spent spinning count as on CPU, cycles asleep do not, with the reading
+    /// before extrapolated from a mark or taken afresh.
+    #[test]
+    fn the_on_cpu_part_of_an_interval_counts_spinning_not_sleeping() {
+        let hz = cycles::cycles_per_sec();
+        let spin = |ms: u64| {
+            let t0 = std::time::Instant::now();
+            while t0.elapsed() < Duration::from_millis(ms) {
+                std::hint::spin_loop();
+            }
+        };
+        let mut clock = SleepCpuClock::default();
+        // No mark: a fresh reading.
+        let before = clock.before_sleep(cycles::now());
+        std::thread::sleep(Duration::from_millis(30));
+        let (_, asleep) = clock.on_cpu_since(before);
+        assert!(
+            asleep < hz / 200,
+            "{asleep} cycles on CPU over a 30 ms sleep"
+        );
+        // A mark, then 30 ms spinning before and after the "sleep" reading.
+        spin(30);
+        let before = clock.before_sleep(cycles::now());
+        spin(30);
+        let (_, spun) = clock.on_cpu_since(before);
+        assert!(
+            spun > hz * 20 / 1000 && spun < hz * 45 / 1000,
+            "{spun} cycles on CPU over 30 ms spinning ({hz} per second)"
+        );
+        clock.forget();
+        assert!(clock.mark.is_none());
+    }
 
     #[test]
     fn the_sleep_ramps_on_light_load_doubles_when_idle_holds_on_medium_resets_on_full() {

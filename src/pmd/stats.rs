@@ -115,10 +115,17 @@ pmd_counters! {
     /// Poll loop iterations.
     iterations,
     /// Cycles slept between polls, as measured (`LoadBasedSleep` PMDs only; the busy
-    /// and idle counts leave them out).
+    /// and idle counts leave them out): off-CPU time.
     sleep_cycles,
-    /// Iterations that began with a sleep.
+    /// Iterations that ended with a sleep (counted with the iterations after them).
     sleep_iterations,
+    /// Sleeps that made the iteration's transmit kicks (`SleepKicks`): their on-CPU time,
+    /// the kernel's transmit work, is in `cycles_busy` and `cycles_syscall`, not in
+    /// `sleep_cycles`.
+    sleep_kicks,
+    /// The on-CPU cycles of those sleeps (the kicks, the clock read that measures them,
+    /// and the sleeps' own entry and exit), counted in `cycles_busy`.
+    sleep_kick_cycles,
     /// Megaflows installed (gauge).
     n_flows,
     /// dpcls subtables over all in_ports (gauge).

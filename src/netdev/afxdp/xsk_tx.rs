@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 use super::umem_addr::{frame_of, umem_addr};
 use super::xsk::{ConsRing, ProdRing, XdpDesc};
 use super::xsk_queue::{XskQueue, TX_RING};
+use crate::netdev::SleepKicks;
 use crate::packet::buffer::MAX_FRAME;
 use crate::packet::frames::FrameStore;
 use crate::packet::{PacketBatch, PacketPool};
@@ -153,6 +154,40 @@ impl XskQueue {
             }
             left = now_left;
         }
+    }
+
+    /// As `flush`, leaving the kick to the `ppoll` the thread sleeps in next
+    /// (`SleepKicks`): true when it did. Only where one transmit call takes the whole
+    /// ring (`tx_budget_raised`): the sleep polls the socket twice at most (before and
+    /// after sleeping), so an older kernel's 32 descriptors per call keep the `sendto`
+    /// loop of `flush`.
+    pub fn flush_into(&self, kicks: &mut SleepKicks) -> bool {
+        if !self.tx_unsent.load(Ordering::Relaxed) {
+            return false;
+        }
+        if !self.tx_budget_raised() {
+            self.flush();
+            return false;
+        }
+        let guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(side) = guard.as_ref() else {
+            return false;
+        };
+        if !side.tx.needs_wakeup() {
+            self.tx_unsent.store(false, Ordering::Relaxed);
+            return false;
+        }
+        self.counters.wakeups.fetch_add(1, Ordering::Relaxed);
+        kicks.push(self.fd());
+        true
+    }
+
+    /// After the sleep that made `flush_into`'s kick: whatever the kernel did not take
+    /// (a busy device, a full completion ring) is kicked by the next `flush`.
+    pub fn after_sleep_kick(&self) {
+        let guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        let left = guard.as_ref().map_or(0, |side| side.tx.occupancy());
+        self.tx_unsent.store(left > 0, Ordering::Relaxed);
     }
 
     /// One `sendto` if the ring asks for a wakeup; records whether descriptors remain and
