@@ -289,6 +289,15 @@ fn cpu_ns(pid: u32, comm_prefix: &str) -> u64 {
     panic!("no thread named {comm_prefix}* in {pid}");
 }
 
+/// The number that starts the `pmd-stats-show` line beginning with `label`.
+fn leading_number(section: &str, label: &str) -> u64 {
+    section
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no '{label}' line:\n{section}"))
+}
+
 /// `pmd_max_sleep_us`: an idle PMD sleeps instead of spinning (its CPU time drops far below
 /// a busy-polling core's), forwards as soon as traffic comes, and keeps sleeping between
 /// polls under light load without losing packets.
@@ -314,20 +323,12 @@ fn a_pmd_with_max_sleep_rests_when_idle_and_still_forwards() {
     assert!(lost < 1.0, "{lost}% lost by a PMD sleeping up to 2 ms");
     let stats = r.daemon.ok(&["pmd-stats-show"]);
     let pmd = &stats[stats.find("pmd thread").expect("a pmd thread section")..];
-    let sleeps: u64 = pmd
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("sleep iterations: "))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no sleep iterations for the PMD:\n{stats}"));
+    let sleeps = leading_number(pmd, "sleep iterations: ");
     assert!(sleeps > 100, "{sleeps} sleeps:\n{stats}");
     assert!(pmd.contains("sleep time:"), "{stats}");
     // Where one transmit call takes the whole ring (Linux 6.17 and later), the output
     // of a light iteration leaves in the ppoll the PMD sleeps in, not in a sendto.
-    let kicking: u64 = pmd
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("sleeps that made the transmit kicks: "))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no kicking sleeps line for the PMD:\n{stats}"));
+    let kicking = leading_number(pmd, "sleeps that made the transmit kicks: ");
     if r.daemon.log().contains("one_sendto_per_ring=true") {
         assert!(kicking > 50, "{kicking} sleeps made kicks:\n{stats}");
     } else {
