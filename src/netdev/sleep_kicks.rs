@@ -10,8 +10,8 @@
 //! no sleep after it), and the thread enters and leaves the kernel once per iteration
 //! rather than twice. Returning from the kernel's transmit path costs the switch its
 //! caches, which is most of what the second entry cost in user time: 64-byte UDP at
-//! 0.38 Mpps, 50 us sleeps, 357 -> 301 user cycles per packet (medians of three pairs;
-//! BENCHMARKS.md).
+//! 0.36-0.43 Mpps, 50 us sleeps, 354 -> 232 user cycles per packet (medians of three
+//! alternating pairs; 11-35% less over the four workloads of BENCHMARKS.md).
 //!
 //! With no events requested, `ppoll` ignores the socket's receive wakeups (the kernel
 //! filters a waiter's wakeups by the events it asked for), so arriving frames do not cut
@@ -58,7 +58,7 @@ impl SleepKicks {
             tv_nsec: d.subsec_nanos() as libc::c_long,
         };
         // Direct system calls: libc's wrappers also toggle thread cancellation around
-        // them (std's `thread::sleep` adds a loop of its own), about 10% of a sleeping
+        // them (std's `thread::sleep` adds a loop of its own), about 9% of a sleeping
         // PMD's user time at 0.36 Mpps.
         if self.fds.is_empty() {
             // SAFETY: a relative sleep on the monotonic clock; `ts` outlives the call and
