@@ -11,11 +11,6 @@ use rvswitch::netdev::afxdp::{AfxdpNetdev, XdpMode, IDLE_CHECK_EVERY, RX_RING};
 use rvswitch::netdev::{self, Netdev, NetdevError};
 use rvswitch::packet::{PacketBatch, PacketBuf, PacketPool};
 
-fn open_generic(v: &VethNs) -> AfxdpNetdev {
-    AfxdpNetdev::open(&spec(&v.host, "afxdp", &[("xdp_mode", "generic")]))
-        .expect("opening afxdp port in generic mode")
-}
-
 /// A one-queue veth in a namespace, our end open in generic mode with its rx queue, and a
 /// buffer pool.
 fn generic_rx(tag: &str) -> (VethNs, AfxdpNetdev, Box<dyn netdev::Rxq>, PacketPool) {

@@ -31,11 +31,6 @@ fn set_mtu(v: &VethNs, mtu: u32) {
     );
 }
 
-fn open_generic(v: &VethNs) -> AfxdpNetdev {
-    AfxdpNetdev::open(&spec(&v.host, "afxdp", &[("xdp_mode", "generic")]))
-        .expect("opening afxdp port in generic mode")
-}
-
 /// Sends `count` copies of `frame` from the peer with trafgen and returns, for every copy
 /// received intact, the offset of its bytes in their umem slot.
 fn receive_offsets(v: &VethNs, rxq: &mut dyn Rxq, frame: &[u8], count: u64) -> Vec<usize> {

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use rvswitch::dpif::PortSpec;
+use rvswitch::netdev::afxdp::AfxdpNetdev;
 use rvswitch::packet::{PacketBatch, PacketPool};
 
 #[path = "../common/netns.rs"]
@@ -373,4 +374,10 @@ pub fn promiscuity(dev: &str) -> u32 {
         .nth(1)
         .expect("ip -d shows promiscuity");
     after.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// Our end of `v` as an afxdp port in generic (SKB) mode, the mode veth supports well.
+pub fn open_generic(v: &VethNs) -> AfxdpNetdev {
+    AfxdpNetdev::open(&spec(&v.host, "afxdp", &[("xdp_mode", "generic")]))
+        .expect("opening afxdp port in generic mode")
 }
