@@ -96,8 +96,7 @@ pub fn format_pmd_stats(out: &mut String, title: &str, s: &PmdStats) {
         );
     }
     if s.sleep_cycles > 0 {
-        let sleep_us = (s.sleep_cycles as u128 * 1_000_000
-            / u128::from(crate::pmd::cycles::cycles_per_sec())) as u64;
+        let sleep_us = crate::pmd::cycles::to_ns(s.sleep_cycles) / 1000;
         // Not in the cycle counts above: a sleeping PMD is not running.
         let _ = writeln!(
             out,

@@ -18,7 +18,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::cycles;
-use super::sleep::{next_sleep, set_sleep_timer_slack, SleepCpuClock};
+use super::sleep::{next_sleep, set_sleep_timer_slack, IterationSleep};
 use super::stats::{PmdCounters, RxqCounters};
 use super::waker::Waker;
 use crate::netdev::{Rxq, SleepKicks};
@@ -276,8 +276,7 @@ fn run<W: PollWork>(
     let mut wait_fds: Vec<RawFd> = Vec::new();
     let mut pollfds: Vec<libc::pollfd> = Vec::new();
     let mut sleep = Duration::ZERO;
-    let mut kicks = SleepKicks::with_capacity(4);
-    let mut cpu_clock = SleepCpuClock::default();
+    let mut rest = IterationSleep::default();
     if let IdlePolicy::LoadBasedSleep(_) = idle {
         set_sleep_timer_slack();
     }
@@ -303,7 +302,7 @@ fn run<W: PollWork>(
             };
             w.sleep(&wait_fds, timeout, &mut pollfds);
             last = cycles::now();
-            cpu_clock.forget();
+            rest.forget();
         }
         // Control plane: never blocks on a PMD, and a burst of messages is spread over
         // iterations so it cannot stall forwarding. A busy-polling thread looks at the
@@ -334,7 +333,7 @@ fn run<W: PollWork>(
         }
         if handled > 0 {
             last = cycles::now();
-            cpu_clock.forget();
+            rest.forget();
         }
         // One TSC read per iteration (at its end, which is also where the next one
         // starts), plus one per busy queue after the first: each busy queue is charged
@@ -390,41 +389,21 @@ fn run<W: PollWork>(
         // A `LoadBasedSleep` PMD whose iteration was light sleeps at its end, in the
         // system call that makes its transmit kicks where the devices allow
         // (`SleepKicks`). Control messages often come in a row (a flow-table change,
-        // then a sync): after one, the next poll of the channel does not wait, though
-        // the level stays.
+        // then a sync): an iteration that handled one does not sleep, so the next poll
+        // of the channel comes at once, though the level stays.
         sleep = match idle {
             IdlePolicy::LoadBasedSleep(max) => next_sleep(sleep, busiest, max),
             _ => Duration::ZERO,
         };
         let sleeping = !sleep.is_zero() && handled == 0;
-        let sent = work.end_iteration(if sleeping { Some(&mut kicks) } else { None });
+        let sent = work.end_iteration(sleeping.then(|| rest.kicks()));
         let mut end = cycles::now();
         let mut kick_cycles = 0;
         last = end;
         if sleeping {
             // What it slept is measured, not assumed, from the counter reads around the
-            // sleep (clock reads cost ~3% of the PMD's user time at 0.35 Mpps); the
-            // on-CPU part of a sleep that kicked belongs to this iteration.
-            let cpu_before = (!kicks.is_empty()).then(|| cpu_clock.before_sleep(end));
-            kicks.sleep(sleep);
-            match cpu_before {
-                Some(before) => {
-                    work.after_sleep_kicks();
-                    let (now, on_cpu) = cpu_clock.on_cpu_since(before);
-                    last = now;
-                    kick_cycles = on_cpu.min(last.wrapping_sub(end));
-                    counters.sleep_kicks.add(1);
-                    counters.sleep_kick_cycles.add(kick_cycles);
-                }
-                None => {
-                    last = cycles::now();
-                    cpu_clock.forget();
-                }
-            }
-            counters
-                .sleep_cycles
-                .add(last.wrapping_sub(end) - kick_cycles);
-            counters.sleep_iterations.add(1);
+            // sleep; the on-CPU part of a sleep that kicked belongs to this iteration.
+            (last, kick_cycles) = rest.sleep(sleep, end, &counters, || work.after_sleep_kicks());
             end = end.wrapping_add(kick_cycles);
         }
         if let Some(prev) = charged {

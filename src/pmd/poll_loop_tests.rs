@@ -167,7 +167,7 @@ fn run_sleeping(per_call: usize, max: Duration, ms: u64) -> PmdStats {
 fn light_load_sleeps_longer_each_iteration_up_to_the_maximum() {
     let st = run_sleeping(SLEEP_LOAD_THRESHOLD - 1, Duration::from_micros(200), 300);
     assert!(st.rx_packets > 0, "{st:?}");
-    let sleep_us = st.sleep_cycles * 1_000_000 / cycles::cycles_per_sec();
+    let sleep_us = cycles::to_ns(st.sleep_cycles) / 1000;
     assert!(st.sleep_iterations > 0 && sleep_us > 0, "{st:?}");
     // Every iteration is light: all begin with a sleep but the first and the one
     // after the queue's message was handled.
@@ -194,7 +194,7 @@ fn an_idle_pmd_sleeps_near_its_maximum_despite_control_messages() {
     }
     t.stop();
     let st = counters.snapshot();
-    let sleep_us = st.sleep_cycles * 1_000_000 / cycles::cycles_per_sec();
+    let sleep_us = cycles::to_ns(st.sleep_cycles) / 1000;
     // 400 ms idle with a message every 20 ms: about 200 sleeps of 2 ms. Restarting
     // the ramp at each message (OVS's 1 us steps) would have made thousands.
     assert!(st.sleep_iterations > 20, "{st:?}");

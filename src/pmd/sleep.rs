@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use super::cycles;
+use super::stats::PmdCounters;
+use crate::netdev::SleepKicks;
 use crate::packet::MAX_BURST;
 
 /// A `LoadBasedSleep` PMD keeps polling without a pause after an iteration in which some
@@ -43,6 +45,68 @@ pub fn next_sleep(last: Duration, busiest: usize, max: Duration) -> Duration {
     }
 }
 
+/// A `LoadBasedSleep` thread's sleep at the end of a light iteration: the transmit kicks
+/// the iteration's flush left to it (`SleepKicks`) and the clock that books their
+/// on-CPU time to the iteration.
+pub struct IterationSleep {
+    kicks: SleepKicks,
+    cpu: SleepCpuClock,
+}
+
+impl Default for IterationSleep {
+    /// Room for four kicking ports before the list grows (once).
+    fn default() -> Self {
+        IterationSleep {
+            kicks: SleepKicks::with_capacity(4),
+            cpu: SleepCpuClock::default(),
+        }
+    }
+}
+
+impl IterationSleep {
+    /// Where the iteration's flush leaves its kicks (`PollWork::end_iteration`).
+    pub fn kicks(&mut self) -> &mut SleepKicks {
+        &mut self.kicks
+    }
+
+    /// The thread may have left its CPU since the last sleep (see `SleepCpuClock`).
+    pub fn forget(&mut self) {
+        self.cpu.forget();
+    }
+
+    /// Sleeps `d` from the iteration's last cycle count `end`, making the kicks left to
+    /// it; `after_kicks` runs once they are made. Counts the sleep (its off-CPU part) in
+    /// `counters` and returns the cycle count after it and the cycles it spent on CPU
+    /// making kicks, which belong to the iteration's processing.
+    pub fn sleep(
+        &mut self,
+        d: Duration,
+        end: u64,
+        counters: &PmdCounters,
+        after_kicks: impl FnOnce(),
+    ) -> (u64, u64) {
+        let cpu_before = (!self.kicks.is_empty()).then(|| self.cpu.before_sleep(end));
+        self.kicks.sleep(d);
+        let (resume, on_cpu) = match cpu_before {
+            Some(before) => {
+                after_kicks();
+                let (now, on_cpu) = self.cpu.on_cpu_since(before);
+                let on_cpu = on_cpu.min(now.wrapping_sub(end));
+                counters.sleep_kicks.add(1);
+                counters.sleep_kick_cycles.add(on_cpu);
+                (now, on_cpu)
+            }
+            None => {
+                self.cpu.forget();
+                (cycles::now(), 0)
+            }
+        };
+        counters.sleep_cycles.add(resume.wrapping_sub(end) - on_cpu);
+        counters.sleep_iterations.add(1);
+        (resume, on_cpu)
+    }
+}
+
 /// Tells the on-CPU part of a sleep that made transmit kicks (`SleepKicks`) from the
 /// rest: the kicks' kernel work is processing, as it is when a `sendto` makes it, while
 /// the off-CPU part is sleep. The thread's CPU clock is a system call (~1,400 cycles
@@ -53,31 +117,31 @@ pub fn next_sleep(last: Duration, busiest: usize, max: Duration) -> Duration {
 /// the sleep's own entry and exit, which `sendto` and `nanosleep` apart would put in
 /// neither.
 #[derive(Debug, Default)]
-pub struct SleepCpuClock {
+struct SleepCpuClock {
     /// A cycle count and the thread's CPU time in nanoseconds at that count.
     mark: Option<(u64, u64)>,
 }
 
 impl SleepCpuClock {
     /// The thread's CPU time at cycle count `tsc` (just before a sleep).
-    pub fn before_sleep(&mut self, tsc: u64) -> u64 {
+    fn before_sleep(&mut self, tsc: u64) -> u64 {
         match self.mark {
-            Some((at, ns)) => ns.wrapping_add(cycles_to_ns(tsc.wrapping_sub(at))),
+            Some((at, ns)) => ns.wrapping_add(cycles::to_ns(tsc.wrapping_sub(at))),
             None => thread_cpu_ns(),
         }
     }
 
     /// The cycle count now and the cycles on CPU since `before` (what `before_sleep`
     /// returned), the clock read included; remembers the reading.
-    pub fn on_cpu_since(&mut self, before: u64) -> (u64, u64) {
+    fn on_cpu_since(&mut self, before: u64) -> (u64, u64) {
         let ns = thread_cpu_ns();
         let tsc = cycles::now();
         self.mark = Some((tsc, ns));
-        (tsc, ns_to_cycles(ns.saturating_sub(before)))
+        (tsc, cycles::from_ns(ns.saturating_sub(before)))
     }
 
     /// Drops the reading: the thread may have left its CPU since.
-    pub fn forget(&mut self) {
+    fn forget(&mut self) {
         self.mark = None;
     }
 }
@@ -97,14 +161,6 @@ fn thread_cpu_ns() -> u64 {
         )
     };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-fn cycles_to_ns(c: u64) -> u64 {
-    (u128::from(c) * 1_000_000_000 / u128::from(cycles::cycles_per_sec())) as u64
-}
-
-fn ns_to_cycles(ns: u64) -> u64 {
-    (u128::from(ns) * u128::from(cycles::cycles_per_sec()) / 1_000_000_000) as u64
 }
 
 /// Gives the calling thread the timer slack of a sleeping PMD.

@@ -173,12 +173,21 @@ impl XskQueue {
         let Some(side) = guard.as_ref() else {
             return false;
         };
+        if !self.wants_kick(side) {
+            return false;
+        }
+        kicks.push(self.fd());
+        true
+    }
+
+    /// Whether the ring asks for a wakeup, counting the kick that will answer it; when
+    /// it does not (the driver is transmitting), nothing waits for a kick any more.
+    fn wants_kick(&self, side: &TxSide) -> bool {
         if !side.tx.needs_wakeup() {
             self.tx_unsent.store(false, Ordering::Relaxed);
             return false;
         }
         self.counters.wakeups.fetch_add(1, Ordering::Relaxed);
-        kicks.push(self.fd());
         true
     }
 
@@ -193,11 +202,9 @@ impl XskQueue {
     /// One `sendto` if the ring asks for a wakeup; records whether descriptors remain and
     /// returns how many (0 when the ring needs no wakeup: the driver is transmitting).
     fn kick(&self, side: &mut TxSide) -> u32 {
-        if !side.tx.needs_wakeup() {
-            self.tx_unsent.store(false, Ordering::Relaxed);
+        if !self.wants_kick(side) {
             return 0;
         }
-        self.counters.wakeups.fetch_add(1, Ordering::Relaxed);
         // A direct syscall: libc's `sendto` wrapper also toggles thread cancellation
         // around the call, which showed up as ~1% of the PMD's samples. Errors are the
         // transient ones (EAGAIN, ENOBUFS, EBUSY, ENETDOWN): the next kick retries.
