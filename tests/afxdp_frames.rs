@@ -141,7 +141,7 @@ fn forwarding_between_afxdp_ports_copies_nothing_and_every_frame_comes_back() {
         forwarded + 10
     );
 
-    // Census: every frame is on the free list, in this thread's cache, or tagged as one
+    // Census: every frame is on the free list, in this thread's cache, or held by one
     // of the two sockets' (fill, rx, tx and completion rings, and the kernel's own
     // cache of fill frames). `umem_frames` reaps completions back to the store first.
     let (fa, fb) = (pa.umem_frames()[0], pb.umem_frames()[0]);
@@ -149,7 +149,7 @@ fn forwarding_between_afxdp_ports_copies_nothing_and_every_frame_comes_back() {
     assert_eq!(fb.tx_in_flight, 0, "{fb:?}");
     assert!(fa.rx_in_fill_ring > 0, "{fa:?}");
     assert_eq!(
-        store.free_frames() + pool.cached_frames() + fa.tagged + fb.tagged,
+        store.free_frames() + pool.cached_frames() + fa.held + fb.held,
         total,
         "free {} + cached {} + {fa:?} + {fb:?}",
         store.free_frames(),

@@ -11,12 +11,12 @@
 //! to every socket, which is all zero-copy forwarding needs.
 //!
 //! Frames are handed out by index. Each is in exactly one place: the store's free list, a
-//! thread's `PacketPool` cache, a `PacketBuf`, or one socket's rings. `owner` records
-//! which socket's rings hold a frame (0: none), so that when a socket closes, the frames
-//! the kernel still had (fill ring, rx ring, tx ring, completion ring) come back instead
-//! of leaking. The region is never unmapped: a `PacketBuf` may point into it from any
-//! thread at any time, and the kernel may still finish a transmit from it after a socket
-//! is gone.
+//! thread's `PacketPool` cache, a `PacketBuf`, or one socket's rings. Each socket keeps
+//! the set of frames its rings hold (`netdev::afxdp::FrameSet`) and gives them back to
+//! the store when it closes (`close_socket`), so the frames the kernel still had come
+//! back instead of leaking. The region is never unmapped: a `PacketBuf` may point into it
+//! from any thread at any time, and the kernel may still finish a transmit from it after
+//! a socket is gone.
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -46,15 +46,13 @@ pub struct FrameStore {
     n_frames: u32,
     huge_pages: bool,
     free: Mutex<Vec<u32>>,
-    /// Per frame: the socket slot whose rings hold it, 0 if none.
-    owner: Box<[AtomicU32]>,
-    next_slot: AtomicU32,
-    live_slots: AtomicU32,
+    /// AF_XDP sockets open on the region.
+    live_sockets: AtomicU32,
 }
 
 // SAFETY: the region is plain memory that lives for the whole process; which thread may
 // touch which frame is governed by frame ownership (one holder at a time), and the free
-// list and owner tags are synchronised.
+// list is synchronised.
 unsafe impl Send for FrameStore {}
 // SAFETY: as above.
 unsafe impl Sync for FrameStore {}
@@ -148,9 +146,7 @@ impl FrameStore {
             huge_pages,
             // Low indices on top: handed out first.
             free: Mutex::new((0..n_frames).rev().collect()),
-            owner: (0..n_frames).map(|_| AtomicU32::new(0)).collect(),
-            next_slot: AtomicU32::new(1),
-            live_slots: AtomicU32::new(0),
+            live_sockets: AtomicU32::new(0),
         })
     }
 
@@ -202,53 +198,29 @@ impl FrameStore {
         self.free.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// A new owner id for a socket's rings (never 0, never reused).
-    pub fn new_slot(&self) -> u32 {
-        self.live_slots.fetch_add(1, Ordering::Relaxed);
-        self.next_slot.fetch_add(1, Ordering::Relaxed)
+    /// Counts a socket opened on the region: the fill-ring share (`fill_target`)
+    /// divides the region among the open ones.
+    pub fn open_socket(&self) {
+        self.live_sockets.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Sockets open now: the fill-ring share (`fill_target`) divides the region among
-    /// them.
-    pub fn live_slots(&self) -> u32 {
-        self.live_slots.load(Ordering::Relaxed)
+    /// Sockets open now.
+    pub fn live_sockets(&self) -> u32 {
+        self.live_sockets.load(Ordering::Relaxed)
     }
 
     /// How many frames one socket should keep in its fill ring, at most `ring`: an
     /// equal share of a quarter of the region (the rest is for rx rings, packets in
     /// flight and caches), so idle sockets cannot park every frame.
     pub fn fill_target(&self, ring: u32) -> u32 {
-        let share = self.n_frames / (4 * self.live_slots().max(1));
+        let share = self.n_frames / (4 * self.live_sockets().max(1));
         share.clamp(64.min(ring), ring)
     }
 
-    /// Records that `slot`'s rings now hold frame `idx` (0: nobody's rings).
-    #[inline(always)]
-    pub fn set_owner(&self, idx: u32, slot: u32) {
-        self.owner[idx as usize].store(slot, Ordering::Relaxed);
-    }
-
-    /// Frames `slot`'s rings hold, by the owner tags.
-    pub fn owned_by(&self, slot: u32) -> usize {
-        self.owner
-            .iter()
-            .filter(|o| o.load(Ordering::Relaxed) == slot)
-            .count()
-    }
-
-    /// Takes back every frame `slot`'s rings held: called once the socket is closed and
-    /// the kernel no longer receives into them. Returns how many came back.
-    pub fn release_slot(&self, slot: u32) -> usize {
-        let mut back = Vec::new();
-        for (i, o) in self.owner.iter().enumerate() {
-            if o.load(Ordering::Relaxed) == slot {
-                o.store(0, Ordering::Relaxed);
-                back.push(i as u32);
-            }
-        }
-        let n = back.len();
-        self.give(back);
-        self.live_slots.fetch_sub(1, Ordering::Relaxed);
-        n
+    /// Takes back the frames a closed socket's rings held (the kernel no longer
+    /// receives into or transmits from them) and stops counting the socket.
+    pub fn close_socket(&self, frames: Vec<u32>) {
+        self.give(frames);
+        self.live_sockets.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -13,6 +13,7 @@
 //! its tx lock once per batch. The XDP program is attached through a BPF link, so it goes
 //! away with the port and, if we die, with the process.
 
+mod frame_set;
 mod umem_addr;
 mod xdp_prog;
 mod xsk;
@@ -22,6 +23,7 @@ mod xsk_tx;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+pub use frame_set::FrameSet;
 pub use xsk_queue::{UmemFrames, IDLE_CHECK_EVERY, RX_RING, TX_RING};
 
 use self::umem_addr::{ALIGNED_RX_MAX, STAGGERED_RX_MAX};

@@ -16,8 +16,9 @@
 //! read, so the busy path reads the fill ring's side only once per `FILL_BATCH` frames,
 //! and an empty poll reads nothing but the rx producer.
 //!
-//! The frames this socket's rings hold are tagged with its slot in the store, so they
-//! come back when it closes, wherever the kernel left them.
+//! Each side keeps the set of frames it handed to the kernel and has not had back
+//! (`FrameSet`), so they come back to the store when the socket closes, wherever the
+//! kernel left them.
 //!
 //! The rx side belongs to the one open `Rxq`, which takes it out of the queue while it
 //! exists (no lock per poll: the lock/unlock pair was ~80% of an empty poll's time); the
@@ -28,6 +29,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use super::frame_set::FrameSet;
 use super::umem_addr::{
     fill_addr, frame_of, prefetch_body, prefetch_header, ALIGNED_RX_MAX, STAGGERED_RX_MAX,
 };
@@ -88,17 +90,17 @@ pub struct UmemFrames {
     pub rx_in_rx_ring: usize,
     /// Frames handed to the kernel for transmit and not yet reaped.
     pub tx_in_flight: usize,
-    /// Frames the store has tagged as this socket's. The kernel may hold a few more than
-    /// its rings show: frames it took from the fill ring and could not deliver (rx ring
-    /// full) wait in its own cache for the next packet.
-    pub tagged: usize,
+    /// Frames the socket handed to the kernel and has not had back (its two
+    /// `FrameSet`s). The kernel may hold a few more than its rings show: frames it took
+    /// from the fill ring and could not deliver (rx ring full) wait in its own cache for
+    /// the next packet.
+    pub held: usize,
 }
 
 impl UmemFrames {
-    /// Whether every frame the rings hold is tagged as this socket's (none lent out
-    /// twice, none lost track of).
+    /// Whether every frame the rings hold is in the socket's sets (none lost track of).
     pub fn all_accounted(&self) -> bool {
-        self.rx_in_fill_ring + self.rx_in_rx_ring + self.tx_in_flight <= self.tagged
+        self.rx_in_fill_ring + self.rx_in_rx_ring + self.tx_in_flight <= self.held
     }
 }
 
@@ -116,18 +118,20 @@ pub struct RxSide {
     staggered: bool,
     /// Descriptors past the consumed ones whose frames the last `recv` prefetched.
     prefetched: u32,
+    /// Frames put on the fill ring and not yet received: on the fill ring, in the
+    /// kernel's cache, or on the rx ring.
+    held: FrameSet,
 }
 
 /// An AF_XDP socket on one queue of a device.
 pub struct XskQueue {
     qid: usize,
     pub(super) store: &'static FrameStore,
-    /// This socket's tag in the store.
-    pub(super) slot: u32,
     /// The rx side while no `Rxq` holds it.
     rx: Mutex<Option<RxSide>>,
-    /// Where the rx frames were after the holder's last poll: fill ring, rx ring.
-    rx_published: [AtomicUsize; 2],
+    /// Where the rx frames were after the holder's last poll: fill ring, rx ring, and
+    /// how many the rx side held in all.
+    rx_published: [AtomicUsize; 3],
     pub(super) tx: Mutex<Option<TxSide>>,
     /// Set when descriptors wait on the tx ring for a kick: `send` queues, `flush` kicks
     /// (once per poll iteration, however many batches were queued); clear, `flush` costs
@@ -179,10 +183,10 @@ impl XskQueue {
             staggered,
             tx_budget_raised,
         } = sock;
+        store.open_socket();
         let q = XskQueue {
             qid,
             store,
-            slot: store.new_slot(),
             rx: Mutex::new(Some(RxSide {
                 rx,
                 fill,
@@ -192,6 +196,7 @@ impl XskQueue {
                 empty_polls: 0,
                 staggered,
                 prefetched: 0,
+                held: FrameSet::new(store.n_frames()),
             })),
             rx_published: Default::default(),
             tx: Mutex::new(Some(TxSide {
@@ -201,6 +206,7 @@ impl XskQueue {
                 frames: Vec::with_capacity(MAX_BURST),
                 reaped: vec![0; 4 * MAX_BURST],
                 in_flight: 0,
+                held: FrameSet::new(store.n_frames()),
             })),
             tx_unsent: AtomicBool::new(false),
             tx_budget_raised,
@@ -261,11 +267,15 @@ impl XskQueue {
 impl Drop for XskQueue {
     fn drop(&mut self) {
         // Unmap the rings, close the socket (the kernel unbinds the queue once both are
-        // gone), then take back every frame the kernel still had.
-        drop(self.rx.get_mut().unwrap_or_else(|e| e.into_inner()).take());
-        drop(self.tx.get_mut().unwrap_or_else(|e| e.into_inner()).take());
+        // gone), then take back every frame the kernel still had. The rx side is here:
+        // an `Rxq` holds the queue until it has given its side back.
+        let mut rx = self.rx.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        let mut tx = self.tx.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        let mut back = rx.as_mut().map(|s| s.held.take_all()).unwrap_or_default();
+        back.extend(tx.as_mut().map(|s| s.held.take_all()).unwrap_or_default());
+        drop((rx, tx));
         drop(self.fd.take());
-        self.store.release_slot(self.slot);
+        self.store.close_socket(back);
     }
 }
 
@@ -316,7 +326,7 @@ impl RxSide {
         for d in &self.scratch[..n] {
             let (idx, start) = frame_of(d.addr);
             let len = d.len as usize;
-            store.set_owner(idx, 0);
+            self.held.remove(idx);
             if len == 0 || len > MAX_FRAME {
                 dropped += 1;
                 pool.put_frame(idx);
@@ -380,25 +390,27 @@ impl RxSide {
         self.refill.clear();
         for _ in 0..want {
             match pool.get_frame(q.store) {
-                Some(f) => {
-                    q.store.set_owner(f, q.slot);
-                    self.refill.push(fill_addr(f, self.staggered));
-                }
+                Some(f) => self.refill.push(fill_addr(f, self.staggered)),
                 None => break,
             }
         }
         let n = self.fill.produce(&self.refill);
+        for &a in &self.refill[..n] {
+            self.held.insert(frame_of(a).0);
+        }
         // `want` never exceeds the free slots, so the ring takes them all.
         for &a in &self.refill[n..] {
-            let (f, _) = frame_of(a);
-            q.store.set_owner(f, 0);
-            pool.put_frame(f);
+            pool.put_frame(frame_of(a).0);
         }
     }
 
-    /// Where this side's frames are: fill ring, rx ring.
-    fn whereabouts(&self) -> [usize; 2] {
-        [self.fill.occupancy() as usize, self.rx.occupancy() as usize]
+    /// Where this side's frames are: fill ring, rx ring, and how many it holds in all.
+    fn whereabouts(&self) -> [usize; 3] {
+        [
+            self.fill.occupancy() as usize,
+            self.rx.occupancy() as usize,
+            self.held.len(),
+        ]
     }
 
     /// Publishes `whereabouts` for `XskQueue::frames` (plain stores, no locked op). Done
@@ -415,25 +427,26 @@ impl XskQueue {
     /// Where this socket's frames are right now (reaping completions into `pool`).
     pub fn frames(&self, pool: &mut PacketPool) -> UmemFrames {
         // From the rx side itself when no `Rxq` holds it, else as its last poll left it.
-        let [in_fill, in_rx] = match self.rx.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            Some(rx) => rx.whereabouts(),
-            None => [0, 1].map(|i| self.rx_published[i].load(Ordering::Relaxed)),
-        };
-        let in_flight = {
+        let [in_fill, in_rx, rx_held] =
+            match self.rx.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                Some(rx) => rx.whereabouts(),
+                None => [0, 1, 2].map(|i| self.rx_published[i].load(Ordering::Relaxed)),
+            };
+        let (in_flight, tx_held) = {
             let mut tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
             match tx.as_mut() {
                 Some(side) => {
-                    side.reap(self.store, pool);
-                    side.in_flight
+                    side.reap(pool);
+                    (side.in_flight, side.held.len())
                 }
-                None => 0,
+                None => (0, 0),
             }
         };
         UmemFrames {
             rx_in_fill_ring: in_fill,
             rx_in_rx_ring: in_rx,
             tx_in_flight: in_flight,
-            tagged: self.store.owned_by(self.slot),
+            held: rx_held + tx_held,
         }
     }
 

@@ -9,12 +9,12 @@
 
 use std::sync::atomic::Ordering;
 
+use super::frame_set::FrameSet;
 use super::umem_addr::{frame_of, umem_addr};
 use super::xsk::{ConsRing, ProdRing, XdpDesc};
 use super::xsk_queue::{XskQueue, TX_RING};
 use crate::netdev::SleepKicks;
 use crate::packet::buffer::MAX_FRAME;
-use crate::packet::frames::FrameStore;
 use crate::packet::{PacketBatch, PacketPool};
 use crate::pmd::cycles;
 
@@ -36,6 +36,8 @@ pub(super) struct TxSide {
     pub(super) reaped: Vec<u64>,
     /// Frames queued and not yet reaped (on the tx ring, with the kernel, or completed).
     pub(super) in_flight: usize,
+    /// Which frames those are (given back to the store if the socket closes first).
+    pub(super) held: FrameSet,
 }
 
 impl XskQueue {
@@ -49,13 +51,13 @@ impl XskQueue {
             return 0;
         };
         if side.in_flight + batch.len() > TX_REAP_ABOVE {
-            side.reap(self.store, pool);
+            side.reap(pool);
         }
         // Batches wait on the ring for `flush`; a ring that cannot take this one is kicked
         // now (the kernel empties it as it transmits) and what it sent is reaped.
         if (side.tx.free(batch.len() as u32) as usize) < batch.len() {
             self.kick(side);
-            side.reap(self.store, pool);
+            side.reap(pool);
         }
         side.descs.clear();
         side.frames.clear();
@@ -105,14 +107,13 @@ impl XskQueue {
             }
             pool.put(p);
         }
-        for &f in &side.frames {
-            store.set_owner(f, self.slot);
-        }
         let queued = side.tx.produce(&side.descs);
+        for &f in &side.frames[..queued] {
+            side.held.insert(f);
+        }
         for (d, &f) in side.descs[queued..].iter().zip(&side.frames[queued..]) {
             bytes -= d.len as u64;
             dropped += 1;
-            store.set_owner(f, 0);
             pool.put_frame(f);
         }
         side.in_flight += queued;
@@ -228,12 +229,12 @@ impl XskQueue {
 
 impl TxSide {
     /// Moves completed frames to `pool`'s cache.
-    pub(super) fn reap(&mut self, store: &FrameStore, pool: &mut PacketPool) {
+    pub(super) fn reap(&mut self, pool: &mut PacketPool) {
         while self.in_flight > 0 {
             let n = self.comp.consume(&mut self.reaped);
             for &a in &self.reaped[..n] {
                 let (f, _) = frame_of(a);
-                store.set_owner(f, 0);
+                self.held.remove(f);
                 pool.put_frame(f);
             }
             self.in_flight -= n;
