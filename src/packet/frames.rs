@@ -12,7 +12,7 @@
 //!
 //! Frames are handed out by index. Each is in exactly one place: the store's free list, a
 //! thread's `PacketPool` cache, a `PacketBuf`, or one socket's rings. Each socket keeps
-//! the set of frames its rings hold (`netdev::afxdp::FrameSet`) and gives them back to
+//! the set of frames its rings hold (`FrameSet`, in `netdev::afxdp`) and gives them back to
 //! the store when it closes (`close_socket`), so the frames the kernel still had come
 //! back instead of leaking. The region is never unmapped: a `PacketBuf` may point into it
 //! from any thread at any time, and the kernel may still finish a transmit from it after

@@ -23,7 +23,6 @@ mod xsk_tx;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-pub use frame_set::FrameSet;
 pub use xsk_queue::{UmemFrames, IDLE_CHECK_EVERY, RX_RING, TX_RING};
 
 use self::umem_addr::{ALIGNED_RX_MAX, STAGGERED_RX_MAX};

@@ -205,7 +205,6 @@ impl XskQueue {
                 descs: Vec::with_capacity(MAX_BURST),
                 frames: Vec::with_capacity(MAX_BURST),
                 reaped: vec![0; 4 * MAX_BURST],
-                in_flight: 0,
                 held: FrameSet::new(store.n_frames()),
             })),
             tx_unsent: AtomicBool::new(false),
@@ -432,21 +431,19 @@ impl XskQueue {
                 Some(rx) => rx.whereabouts(),
                 None => [0, 1, 2].map(|i| self.rx_published[i].load(Ordering::Relaxed)),
             };
-        let (in_flight, tx_held) = {
+        // The tx side's set is exactly its frames in flight.
+        let in_flight = {
             let mut tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-            match tx.as_mut() {
-                Some(side) => {
-                    side.reap(pool);
-                    (side.in_flight, side.held.len())
-                }
-                None => (0, 0),
-            }
+            tx.as_mut().map_or(0, |side| {
+                side.reap(pool);
+                side.held.len()
+            })
         };
         UmemFrames {
             rx_in_fill_ring: in_fill,
             rx_in_rx_ring: in_rx,
             tx_in_flight: in_flight,
-            held: rx_held + tx_held,
+            held: rx_held + in_flight,
         }
     }
 

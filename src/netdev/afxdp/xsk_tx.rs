@@ -34,9 +34,8 @@ pub(super) struct TxSide {
     /// Frame indices of `descs` (to give back those the ring did not take).
     pub(super) frames: Vec<u32>,
     pub(super) reaped: Vec<u64>,
-    /// Frames queued and not yet reaped (on the tx ring, with the kernel, or completed).
-    pub(super) in_flight: usize,
-    /// Which frames those are (given back to the store if the socket closes first).
+    /// Frames queued and not yet reaped (on the tx ring, with the kernel, or completed):
+    /// given back to the store if the socket closes first.
     pub(super) held: FrameSet,
 }
 
@@ -50,7 +49,7 @@ impl XskQueue {
         let Some(side) = guard.as_mut() else {
             return 0;
         };
-        if side.in_flight + batch.len() > TX_REAP_ABOVE {
+        if side.held.len() + batch.len() > TX_REAP_ABOVE {
             side.reap(pool);
         }
         // Batches wait on the ring for `flush`; a ring that cannot take this one is kicked
@@ -116,7 +115,6 @@ impl XskQueue {
             dropped += 1;
             pool.put_frame(f);
         }
-        side.in_flight += queued;
         if queued > 0 {
             self.tx_unsent.store(true, Ordering::Relaxed);
         }
@@ -230,14 +228,13 @@ impl XskQueue {
 impl TxSide {
     /// Moves completed frames to `pool`'s cache.
     pub(super) fn reap(&mut self, pool: &mut PacketPool) {
-        while self.in_flight > 0 {
+        while !self.held.is_empty() {
             let n = self.comp.consume(&mut self.reaped);
             for &a in &self.reaped[..n] {
                 let (f, _) = frame_of(a);
                 self.held.remove(f);
                 pool.put_frame(f);
             }
-            self.in_flight -= n;
             if n < self.reaped.len() {
                 return;
             }
