@@ -105,7 +105,7 @@ fn allocations_in_steady_state(emc_inv_prob: u32, masks: usize, actions: Vec<DpA
             dp.begin_iteration(rvswitch::pmd::cycles::now());
             rxq.recv(&mut batch, dp.pool()).unwrap();
             dp.process_rx(1, &mut batch);
-            dp.end_iteration(None);
+            dp.end_iteration();
         }
     };
     run(&mut dp, 500);

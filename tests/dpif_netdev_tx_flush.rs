@@ -80,7 +80,7 @@ fn receive(dp: &mut PmdDatapath, n: usize) {
 /// The end of a poll-loop iteration, with the clock the loop would give it.
 fn end_iteration(dp: &mut PmdDatapath) -> bool {
     dp.begin_iteration(cycles::now());
-    dp.end_iteration(None)
+    dp.end_iteration()
 }
 
 #[test]

@@ -95,10 +95,11 @@ fn txq_frames_reach_the_peer() {
     assert!(port.stats().tx_packets >= 3);
 }
 
-/// A flush left to the sleep that follows (`Txq::flush_into`, the sleeping PMD's way)
-/// sends nothing by itself in copy mode, and the sleep's `ppoll` transmits it all.
+/// In copy mode queued frames leave only at the kick: `send` alone transmits nothing
+/// (that is what lets a poll thread kick once per iteration), and one `flush` sends
+/// all of them.
 #[test]
-fn frames_left_to_a_sleep_leave_during_the_sleep() {
+fn queued_frames_leave_at_the_flush_and_not_before() {
     let v = VethNs::new("xk", 1);
     let port = open_generic(&v);
     let mut txq = port.open_txq(0).unwrap();
@@ -106,30 +107,17 @@ fn frames_left_to_a_sleep_leave_during_the_sleep() {
     let before = v.peer_counter("rx_packets");
     let mut batch = PacketBatch::new();
     for seq in 0..20 {
-        let f = test_frame(port.mac(), b"afxdp-sleep-kick", seq, 80);
+        let f = test_frame(port.mac(), b"afxdp-flush-kick", seq, 80);
         batch.pkts.push(PacketBuf::from_frame(&f));
     }
     assert_eq!(txq.send(&mut batch, &mut pool), 20);
-    let mut kicks = netdev::SleepKicks::with_capacity(1);
-    let left = txq.flush_into(&mut kicks);
-    // Linux 6.17 and later let one transmit call take the whole ring; older kernels keep
-    // the sendto loop, so flush_into kicks at once there.
+    std::thread::sleep(Duration::from_millis(50));
     assert_eq!(
-        left,
-        port.tx_budget_raised(),
-        "flush_into left the kick: {left}"
+        v.peer_counter("rx_packets"),
+        before,
+        "copy mode sends nothing before the kick"
     );
-    assert_eq!(left, !kicks.is_empty());
-    if left {
-        std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(
-            v.peer_counter("rx_packets"),
-            before,
-            "copy mode sends nothing before the kick"
-        );
-        kicks.sleep(Duration::from_millis(5));
-        txq.after_sleep_kick();
-    }
+    txq.flush();
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
     while v.peer_counter("rx_packets") < before + 20 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));

@@ -26,11 +26,11 @@
 # `perf record -e cpu-clock -t <pmd tid>` over the measurement, and user cycles per packet
 # = processing cycles x user share (the formula). That formula also counts idle
 # polling, which is all user time, so a switch that needs fewer cycles per packet idles
-# more and scores worse. With E2E_PMD_MAXSLEEP, rvswitch's processing cycles also hold
-# the on-CPU part of the sleeps that made its transmit kicks (the kick, and the sleep's
-# own entry and exit, which OVS's leave out with the rest of its sleeps: ~107,000 of
-# the ~167,000 cycles such a sleep spends on CPU on the development VM, see BENCHMARKS.md),
-# so there its processing cycles and formula read high against OVS's. The table therefore also shows the PMD thread's on-CPU time per
+# more and scores worse. With E2E_PMD_MAXSLEEP both switches kick with `sendto` and then
+# sleep, and book the kick as processing and the sleep as sleep; the on-CPU cost of
+# blocking and waking (29-35 us of CPU per 50 us sleep on the development VM) is then in
+# neither's processing cycles but in the thread's CPU time and its kernel share. The
+# table therefore also shows the PMD thread's on-CPU time per
 # packet (schedstat, in cycles of the nominal clock) split by the same user share: in
 # saturation mode (E2E_HOG_NICE, below) the PMD never idles and these are the per-packet
 # user and kernel costs. The last column is the machine's cross-core cache-line round

@@ -20,7 +20,7 @@ use super::upcall_limit::TokenBucket;
 use crate::dpif::{
     DpAction, DpActions, DpFlow, DpFlowStats, DpifError, FlowPut, FlowPutMode, UpcallHandler,
 };
-use crate::netdev::{SleepKicks, Txq};
+use crate::netdev::Txq;
 use crate::packet::{FlowKey, FlowMask, OdpPort, PacketBatch, PacketMeta, PacketPool, MAX_BURST};
 use crate::pmd::{PmdCounters, PollWork};
 
@@ -111,8 +111,6 @@ pub(super) struct TxPort {
     pub(super) txq: Box<dyn Txq>,
     pub(super) pending: PacketBatch,
     pub(super) dirty: bool,
-    /// Its kick was left to the sleep that follows this iteration (`Txq::flush_into`).
-    pub(super) kick_in_sleep: bool,
     /// TSC value by which `pending` must be sent (set when its first packet arrives).
     pub(super) deadline: u64,
     pub(super) info: TxPortInfo,
@@ -240,7 +238,6 @@ impl PmdDatapath {
             port,
             txq,
             pending: PacketBatch::new(),
-            kick_in_sleep: false,
             dirty: false,
             deadline: 0,
             info,
@@ -379,7 +376,7 @@ impl PmdDatapath {
     /// Sends every pending tx batch now, flush interval or not, and kicks the devices
     /// (the end of each iteration sends only what is due: `flush_tx_due`).
     pub fn flush_tx(&mut self) {
-        self.flush_tx_due(true, None);
+        self.flush_tx_due(true);
     }
 
     /// Output packets waiting for their flush deadline (for tests and introspection).
@@ -389,9 +386,8 @@ impl PmdDatapath {
 
     /// Sends the pending batches whose deadline has passed (all of them when `force` or
     /// when no flush interval is set), then kicks the ports that were sent to. Returns
-    /// whether anything was sent. With `kicks` (the thread sleeps next), a port whose
-    /// kick the sleep can make leaves it to the sleep.
-    fn flush_tx_due(&mut self, force: bool, mut kicks: Option<&mut SleepKicks>) -> bool {
+    /// whether anything was sent.
+    fn flush_tx_due(&mut self, force: bool) -> bool {
         let mut sent = false;
         let (pool, counters) = (&mut self.pool, &self.counters);
         let hold = self.tx_flush_cycles != 0 && !force;
@@ -409,10 +405,7 @@ impl PmdDatapath {
                 sent = true;
             }
             if t.dirty {
-                match kicks.as_deref_mut() {
-                    Some(k) => t.kick_in_sleep = t.txq.flush_into(k),
-                    None => t.txq.flush(),
-                }
+                t.txq.flush();
                 t.dirty = false;
             }
         }
@@ -518,15 +511,8 @@ impl PollWork for PmdDatapath {
     }
 
     #[inline]
-    fn end_iteration(&mut self, kicks: Option<&mut SleepKicks>) -> bool {
-        self.flush_tx_due(false, kicks)
-    }
-
-    fn after_sleep_kicks(&mut self) {
-        for t in self.tx_ports.iter_mut().filter(|t| t.kick_in_sleep) {
-            t.txq.after_sleep_kick();
-            t.kick_in_sleep = false;
-        }
+    fn end_iteration(&mut self) -> bool {
+        self.flush_tx_due(false)
     }
 
     fn port_removed(&mut self, port: OdpPort) {

@@ -110,16 +110,6 @@ pub fn format_pmd_stats(out: &mut String, title: &str, s: &PmdStats) {
             sleep_us,
             sleep_us as f64 / s.sleep_iterations.max(1) as f64
         );
-        // Their on-CPU time is in the processing cycles above: the kicks, and the
-        // sleeps' own entry and exit, which OVS counts as sleep.
-        let _ = writeln!(
-            out,
-            "  sleeps that made the transmit kicks: {} ({:.1}% of sleeps), on CPU {} cycles ({:.2}% of processing)",
-            s.sleep_kicks,
-            100.0 * ratio(s.sleep_kicks, s.sleep_iterations),
-            s.sleep_kick_cycles,
-            100.0 * ratio(s.sleep_kick_cycles, s.cycles_busy)
-        );
     }
     if s.rx_packets > 0 {
         let own = s.cycles_busy.saturating_sub(s.cycles_syscall);

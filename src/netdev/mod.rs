@@ -9,7 +9,6 @@ pub mod afpacket;
 pub mod afxdp;
 pub mod dummy;
 pub mod linux;
-pub mod sleep_kicks;
 pub mod tap;
 pub mod tunnel;
 
@@ -17,7 +16,6 @@ use std::sync::Arc;
 
 use crate::dpif::{PortSpec, PortStats};
 use crate::packet::{PacketBatch, PacketPool};
-pub use sleep_kicks::SleepKicks;
 
 /// Errors from opening or using a device.
 #[derive(Debug, thiserror::Error)]
@@ -94,17 +92,6 @@ pub trait Txq: Send {
     /// Kicks the device so queued packets leave now (afxdp: one `sendto` for everything
     /// queued, on kernels that let a call transmit the whole ring).
     fn flush(&mut self);
-    /// As `flush`, for a poll thread that sleeps next: a device whose kick the sleep's
-    /// `ppoll` can make (afxdp in copy mode) adds its socket to `kicks` and returns true,
-    /// and gets `after_sleep_kick` once the sleep is over; any other flushes now.
-    fn flush_into(&mut self, kicks: &mut SleepKicks) -> bool {
-        let _ = kicks;
-        self.flush();
-        false
-    }
-    /// After the sleep that made the kick `flush_into` left to it: notes what is still
-    /// queued, for the next `flush`.
-    fn after_sleep_kick(&mut self) {}
 }
 
 /// A network device.

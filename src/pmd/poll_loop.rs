@@ -18,10 +18,10 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::cycles;
-use super::sleep::{next_sleep, set_sleep_timer_slack, IterationSleep};
+use super::sleep::{next_sleep, set_sleep_timer_slack, sleep_for};
 use super::stats::{PmdCounters, RxqCounters};
 use super::waker::Waker;
-use crate::netdev::{Rxq, SleepKicks};
+use crate::netdev::Rxq;
 use crate::packet::{OdpPort, PacketBatch, PacketPool, MAX_BURST};
 
 /// The datapath work a poll thread performs on what it receives.
@@ -40,12 +40,8 @@ pub trait PollWork: Send + 'static {
     fn begin_iteration(&mut self, _tsc: u64) {}
     /// Once per iteration after polling: flush the tx batches that are due.
     /// Returns whether it transmitted anything (held output leaving after a flush
-    /// interval makes an iteration busy even when it received nothing). `kicks` is given
-    /// when the thread sleeps right after: devices may leave their kick to the sleep
-    /// (`Txq::flush_into`).
-    fn end_iteration(&mut self, kicks: Option<&mut SleepKicks>) -> bool;
-    /// After a sleep that made kicks left to it by `end_iteration`.
-    fn after_sleep_kicks(&mut self) {}
+    /// interval makes an iteration busy even when it received nothing).
+    fn end_iteration(&mut self) -> bool;
     /// Drops everything that refers to `port` (its tx queue), before its rx queues go.
     fn port_removed(&mut self, port: OdpPort);
     /// The thread's buffer pool.
@@ -226,7 +222,7 @@ fn handle<W: PollWork>(
         }
         PmdMsg::DelPort { port, reply } => {
             // Flush what is queued for the port first, then forget it.
-            work.end_iteration(None);
+            work.end_iteration();
             work.port_removed(port);
             rxqs.retain(|q| q.port != port);
             let _ = reply.send(());
@@ -276,7 +272,6 @@ fn run<W: PollWork>(
     let mut wait_fds: Vec<RawFd> = Vec::new();
     let mut pollfds: Vec<libc::pollfd> = Vec::new();
     let mut sleep = Duration::ZERO;
-    let mut rest = IterationSleep::default();
     if let IdlePolicy::LoadBasedSleep(_) = idle {
         set_sleep_timer_slack();
     }
@@ -302,7 +297,6 @@ fn run<W: PollWork>(
             };
             w.sleep(&wait_fds, timeout, &mut pollfds);
             last = cycles::now();
-            rest.forget();
         }
         // Control plane: never blocks on a PMD, and a burst of messages is spread over
         // iterations so it cannot stall forwarding. A busy-polling thread looks at the
@@ -333,7 +327,6 @@ fn run<W: PollWork>(
         }
         if handled > 0 {
             last = cycles::now();
-            rest.forget();
         }
         // One TSC read per iteration (at its end, which is also where the next one
         // starts), plus one per busy queue after the first: each busy queue is charged
@@ -386,31 +379,29 @@ fn run<W: PollWork>(
                 }
             }
         }
-        // A `LoadBasedSleep` PMD whose iteration was light sleeps at its end, in the
-        // system call that makes its transmit kicks where the devices allow
-        // (`SleepKicks`). Control messages often come in a row (a flow-table change,
-        // then a sync): an iteration that handled one does not sleep, so the next poll
-        // of the channel comes at once, though the level stays.
+        let sent = work.end_iteration();
+        let end = cycles::now();
+        last = end;
+        // A `LoadBasedSleep` PMD whose iteration was light sleeps at its end, after the
+        // flush made its transmit kicks. Control messages often come in a row (a
+        // flow-table change, then a sync): an iteration that handled one does not sleep,
+        // so the next poll of the channel comes at once, though the level stays.
         sleep = match idle {
             IdlePolicy::LoadBasedSleep(max) => next_sleep(sleep, busiest, max),
             _ => Duration::ZERO,
         };
-        let sleeping = !sleep.is_zero() && handled == 0;
-        let sent = work.end_iteration(sleeping.then(|| rest.kicks()));
-        let mut end = cycles::now();
-        let mut kick_cycles = 0;
-        last = end;
-        if sleeping {
-            // What it slept is measured, not assumed, from the counter reads around the
-            // sleep; the on-CPU part of a sleep that kicked belongs to this iteration.
-            (last, kick_cycles) = rest.sleep(sleep, end, &counters, || work.after_sleep_kicks());
-            end = end.wrapping_add(kick_cycles);
+        if !sleep.is_zero() && handled == 0 {
+            // What it slept is measured, not assumed, from the counter reads around it.
+            sleep_for(sleep);
+            last = cycles::now();
+            counters.sleep_cycles.add(last.wrapping_sub(end));
+            counters.sleep_iterations.add(1);
         }
         if let Some(prev) = charged {
             rxqs[prev].counters.cycles.add(end.wrapping_sub(stamp));
         }
         let spent = end.wrapping_sub(start);
-        let in_syscalls = cycles::take_syscall_cycles() + kick_cycles;
+        let in_syscalls = cycles::take_syscall_cycles();
         if got > 0 || sent {
             counters.cycles_busy.add(spent);
             counters.cycles_syscall.add(in_syscalls);

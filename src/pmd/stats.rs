@@ -119,13 +119,6 @@ pmd_counters! {
     sleep_cycles,
     /// Iterations that ended with a sleep (counted with the iterations after them).
     sleep_iterations,
-    /// Sleeps that made the iteration's transmit kicks (`SleepKicks`): their on-CPU time,
-    /// the kernel's transmit work, is in `cycles_busy` and `cycles_syscall`, not in
-    /// `sleep_cycles`.
-    sleep_kicks,
-    /// The on-CPU cycles of those sleeps (the kicks, the clock read that measures them,
-    /// and the sleeps' own entry and exit), counted in `cycles_busy`.
-    sleep_kick_cycles,
     /// Megaflows installed (gauge).
     n_flows,
     /// dpcls subtables over all in_ports (gauge).

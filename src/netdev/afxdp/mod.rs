@@ -306,14 +306,6 @@ impl Txq for AfxdpTxq {
     fn flush(&mut self) {
         self.queue.flush()
     }
-
-    fn flush_into(&mut self, kicks: &mut crate::netdev::SleepKicks) -> bool {
-        self.queue.flush_into(kicks)
-    }
-
-    fn after_sleep_kick(&mut self) {
-        self.queue.after_sleep_kick()
-    }
 }
 
 impl Netdev for AfxdpNetdev {

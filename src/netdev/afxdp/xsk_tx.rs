@@ -13,7 +13,6 @@ use super::frame_set::FrameSet;
 use super::umem_addr::{frame_of, umem_addr};
 use super::xsk::{ConsRing, ProdRing, XdpDesc};
 use super::xsk_queue::{XskQueue, TX_RING};
-use crate::netdev::SleepKicks;
 use crate::packet::buffer::MAX_FRAME;
 use crate::packet::{PacketBatch, PacketPool};
 use crate::pmd::cycles;
@@ -155,55 +154,15 @@ impl XskQueue {
         }
     }
 
-    /// As `flush`, leaving the kick to the `ppoll` the thread sleeps in next
-    /// (`SleepKicks`): true when it did. Only where one transmit call takes the whole
-    /// ring (`tx_budget_raised`): the sleep polls the socket twice at most (before and
-    /// after sleeping), so an older kernel's 32 descriptors per call keep the `sendto`
-    /// loop of `flush`.
-    pub fn flush_into(&self, kicks: &mut SleepKicks) -> bool {
-        if !self.tx_unsent.load(Ordering::Relaxed) {
-            return false;
-        }
-        if !self.tx_budget_raised() {
-            self.flush();
-            return false;
-        }
-        let guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(side) = guard.as_ref() else {
-            return false;
-        };
-        if !self.wants_kick(side) {
-            return false;
-        }
-        kicks.push(self.fd());
-        true
-    }
-
-    /// Whether the ring asks for a wakeup, counting the kick that will answer it; when
-    /// it does not (the driver is transmitting), nothing waits for a kick any more.
-    fn wants_kick(&self, side: &TxSide) -> bool {
-        if !side.tx.needs_wakeup() {
-            self.tx_unsent.store(false, Ordering::Relaxed);
-            return false;
-        }
-        self.counters.wakeups.fetch_add(1, Ordering::Relaxed);
-        true
-    }
-
-    /// After the sleep that made `flush_into`'s kick: whatever the kernel did not take
-    /// (a busy device, a full completion ring) is kicked by the next `flush`.
-    pub fn after_sleep_kick(&self) {
-        let guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-        let left = guard.as_ref().map_or(0, |side| side.tx.occupancy());
-        self.tx_unsent.store(left > 0, Ordering::Relaxed);
-    }
-
     /// One `sendto` if the ring asks for a wakeup; records whether descriptors remain and
     /// returns how many (0 when the ring needs no wakeup: the driver is transmitting).
     fn kick(&self, side: &mut TxSide) -> u32 {
-        if !self.wants_kick(side) {
+        if !side.tx.needs_wakeup() {
+            // The driver is transmitting: nothing waits for a kick any more.
+            self.tx_unsent.store(false, Ordering::Relaxed);
             return 0;
         }
+        self.counters.wakeups.fetch_add(1, Ordering::Relaxed);
         // A direct syscall: libc's `sendto` wrapper also toggles thread cancellation
         // around the call, which showed up as ~1% of the PMD's samples. Errors are the
         // transient ones (EAGAIN, ENOBUFS, EBUSY, ENETDOWN): the next kick retries.
