@@ -13,6 +13,7 @@
 //! its tx lock once per batch. The XDP program is attached through a BPF link, so it goes
 //! away with the port and, if we die, with the process.
 
+mod fill_depth;
 mod frame_set;
 mod umem_addr;
 mod xdp_prog;

@@ -29,6 +29,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use super::fill_depth::FillDepth;
 use super::frame_set::FrameSet;
 use super::umem_addr::{
     fill_addr, frame_of, prefetch_body, prefetch_header, ALIGNED_RX_MAX, STAGGERED_RX_MAX,
@@ -121,6 +122,8 @@ pub struct RxSide {
     /// Frames put on the fill ring and not yet received: on the fill ring, in the
     /// kernel's cache, or on the rx ring.
     held: FrameSet,
+    /// How many frames the fill ring is topped up to.
+    depth: FillDepth,
 }
 
 /// An AF_XDP socket on one queue of a device.
@@ -197,6 +200,7 @@ impl XskQueue {
                 staggered,
                 prefetched: 0,
                 held: FrameSet::new(store.n_frames()),
+                depth: FillDepth::new(store.fill_target(RX_RING)),
             })),
             rx_published: Default::default(),
             tx: Mutex::new(Some(TxSide {
@@ -221,7 +225,7 @@ impl XskQueue {
         // The first fill comes from the store directly (no thread cache yet).
         let mut pool = PacketPool::new(0);
         if let Some(side) = q.rx.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            side.top_up_fill_ring(&q, &mut pool);
+            side.top_up_fill_ring(&q, &mut pool, false);
             if side.fill.occupancy() == 0 {
                 return Err(format!(
                     "no free frames for the fill ring ({} frames in the region, all in use)",
@@ -294,7 +298,7 @@ impl RxSide {
             // alternate, and each look at the fill ring is a cross-core cache miss.
             self.empty_polls = self.empty_polls.wrapping_add(1);
             if self.empty_polls % IDLE_CHECK_EVERY == 0 {
-                self.refill(q, pool);
+                self.refill(q, pool, false);
                 self.publish(q);
             }
             return 0;
@@ -343,7 +347,7 @@ impl RxSide {
         }
         self.since_refill += n;
         if self.since_refill >= FILL_BATCH {
-            self.refill(q, pool);
+            self.refill(q, pool, true);
         }
         let c = &q.counters;
         let got = n as u64 - dropped;
@@ -355,9 +359,10 @@ impl RxSide {
         got as usize
     }
 
-    /// Tops the fill ring up from the pool's frames and kicks the kernel if it asks.
-    fn refill(&mut self, q: &XskQueue, pool: &mut PacketPool) {
-        self.top_up_fill_ring(q, pool);
+    /// Tops the fill ring up from the pool's frames and kicks the kernel if it asks;
+    /// `received`: after receiving (else while idle, see `FillDepth::current`).
+    fn refill(&mut self, q: &XskQueue, pool: &mut PacketPool, received: bool) {
+        self.top_up_fill_ring(q, pool, received);
         self.since_refill = 0;
         if self.fill.needs_wakeup() {
             q.counters.wakeups.fetch_add(1, Ordering::Relaxed);
@@ -376,12 +381,18 @@ impl RxSide {
         }
     }
 
-    /// Puts free frames into the fill ring up to this socket's share of the region.
-    fn top_up_fill_ring(&mut self, q: &XskQueue, pool: &mut PacketPool) {
-        let target = q.store.fill_target(RX_RING);
+    /// Puts free frames into the fill ring up to its depth (`FillDepth`), at most this
+    /// socket's share of the region.
+    fn top_up_fill_ring(&mut self, q: &XskQueue, pool: &mut PacketPool, received: bool) {
         let size = self.fill.size();
         let free = self.fill.free(size);
         let held = size - free;
+        let cap = q.store.fill_target(RX_RING);
+        let target = if received {
+            self.depth.next(held, cap)
+        } else {
+            self.depth.current(cap)
+        };
         let want = target.saturating_sub(held).min(free) as usize;
         if want == 0 {
             return;
