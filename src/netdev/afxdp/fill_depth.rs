@@ -10,18 +10,19 @@
 //! PMD's user CPU cycles per packet (64-byte UDP at 0.35-0.43 Mpps, 50 us sleeps) from a
 //! median 397 to 330 in seven alternating pairs at 256 frames and to 331 in three at
 //! 1,024 (BENCHMARKS.md). A fixed small ring loses frames when the thread stops for a
-//! while: under a CPU quota (3 ms off in every 5) a fixed 256 delivered a fifth less. So the depth adapts: it doubles as soon as the kernel used more than
-//! half of it between two top-ups, and halves only after a long run of top-ups after
-//! receiving that each found less than a quarter used; an idle queue keeps its depth
-//! for the next burst.
+//! while: under a CPU quota (3 ms off in every 5) a fixed 256 delivered a fifth less.
+//! So the depth adapts: it doubles as soon as the kernel used more than half of it
+//! between two top-ups, and halves only after a long run of top-ups after receiving
+//! that each found less than a quarter used; an idle queue keeps its depth for the next
+//! burst.
 
 /// The depth a light socket settles at (when its share of the region allows).
 pub const FILL_DEPTH_MIN: u32 = 1024;
 
-/// Consecutive light top-ups (each every 64 received frames, or every few microseconds
-/// of idle polling) before the depth halves: about 130,000 frames, a third of a second
-/// at 0.4 Mpps. A thread that stops now and then (a quota, a busy core) sees the kernel
-/// use half its depth at least once in such a run, and keeps the depth.
+/// Consecutive light top-ups after receiving (one every 64 received frames) before the
+/// depth halves: about 130,000 frames, a third of a second at 0.4 Mpps. A thread that
+/// stops now and then (a quota, a busy core) sees the kernel use half its depth at least
+/// once in such a run, and keeps the depth.
 const SHRINK_AFTER: u32 = 2048;
 
 /// One socket's fill depth and the evidence for shrinking it.
