@@ -24,6 +24,7 @@ mod xsk_tx;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+pub use fill_depth::FILL_DEPTH_MIN;
 pub use xsk_queue::{UmemFrames, IDLE_CHECK_EVERY, RX_RING, TX_RING};
 
 use self::umem_addr::{ALIGNED_RX_MAX, STAGGERED_RX_MAX};

@@ -1,0 +1,162 @@
+//! An AF_XDP socket's fill ring on a real veth pair (root): under a steady light load it
+//! settles at `FILL_DEPTH_MIN` frames, and a burst that finds the thread away deepens it
+//! again at the next top-up, with no frame lost on the way.
+//!
+//! A test binary of its own: the depth is bounded by the socket's share of the process's
+//! one frame region, which falls as other tests' sockets open on it. The region is sized
+//! here so that the socket's share is twice the minimum: one halving, not two, before
+//! the ring reaches it.
+
+mod netdev_support;
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use netdev_support::*;
+use rvswitch::netdev::afxdp::{AfxdpNetdev, UmemFrames, FILL_DEPTH_MIN, IDLE_CHECK_EVERY};
+use rvswitch::netdev::{Netdev, Rxq};
+use rvswitch::packet::frames::FrameStore;
+use rvswitch::packet::{PacketBatch, PacketPool};
+
+/// Frames one fill-ring top-up follows (the rx side tops up every 64 received frames): a
+/// top-up can find the ring this many frames below its depth without the load being
+/// heavy, and the published level can be this much below the depth it was topped up to.
+const TOP_UP_EVERY: usize = 64;
+
+/// Frames for the depth to halve once (2,048 -> 1,024): 2,048 light top-ups in a row,
+/// one every 64 frames, with a margin.
+const LIGHT_LOAD_FRAMES: u64 = 2048 * 64 + 20_000;
+
+/// trafgen's gap after each frame for the light load: it paces trafgen at tens of
+/// thousands of frames a second, which a debug build's polling keeps up with easily (at
+/// full speed it sometimes fell a quarter of the ring behind, which is not light).
+const LIGHT_GAP: &str = "1us";
+
+/// How long the receiver naps after an empty poll during the light load. Frames then
+/// arrive between polls, as at a PMD under load: a queue polled empty
+/// `IDLE_CHECK_EVERY` times in a row is idle, and idle top-ups leave the depth alone.
+const NAP: Duration = Duration::from_micros(100);
+
+/// Polls `rxq` until `want` matching frames have arrived or `timeout` passes, napping for
+/// `nap` after each empty poll; returns how many arrived.
+fn receive(
+    rxq: &mut dyn Rxq,
+    pool: &mut PacketPool,
+    frame: &[u8],
+    want: u64,
+    timeout: Duration,
+    nap: Duration,
+) -> u64 {
+    let mut got = 0u64;
+    let mut batch = PacketBatch::new();
+    let start = Instant::now();
+    while got < want && start.elapsed() < timeout {
+        if rxq.recv(&mut batch, pool).unwrap() == 0 && !nap.is_zero() {
+            std::thread::sleep(nap);
+        }
+        for p in batch.pkts.drain(..) {
+            got += (p.data() == frame) as u64;
+            pool.put(p);
+        }
+    }
+    got
+}
+
+/// Where the socket's frames are, after enough empty polls for it to publish them.
+fn frames_when_quiet(port: &AfxdpNetdev, rxq: &mut dyn Rxq, pool: &mut PacketPool) -> UmemFrames {
+    let mut batch = PacketBatch::new();
+    for _ in 0..IDLE_CHECK_EVERY {
+        assert_eq!(rxq.recv(&mut batch, pool).unwrap(), 0, "the queue is quiet");
+    }
+    let frames = port.umem_frames()[0];
+    assert!(frames.all_accounted(), "{frames:?}");
+    frames
+}
+
+#[test]
+fn fill_ring_settles_at_its_minimum_under_light_load_and_deepens_for_a_burst() {
+    // A socket's share is a quarter of the region: twice the minimum.
+    FrameStore::set_size(8 * FILL_DEPTH_MIN);
+    let v = VethNs::new("fd", 1);
+    let port = open_generic(&v);
+    let min = FILL_DEPTH_MIN as usize;
+    let mut rxq = port.open_rxq(0).unwrap();
+    let mut pool = PacketPool::new(256);
+    let frame = test_frame(port.mac(), b"depth", 3, 64);
+
+    // A fresh socket keeps its whole share on the ring.
+    let start = frames_when_quiet(&port, rxq.as_mut(), &mut pool);
+    assert_eq!(start.rx_in_fill_ring, 2 * min, "{start:?}");
+
+    // trafgen sends, paced, while this thread keeps up: every top-up finds only the
+    // frames received since the last one taken, a light load.
+    let (done_tx, done_rx) = mpsc::channel();
+    let got = std::thread::scope(|s| {
+        let (rxq, pool, frame) = (&mut rxq, &mut pool, &frame);
+        let h = s.spawn(move || {
+            let mut got = 0;
+            loop {
+                let quiet = Duration::from_millis(50);
+                got += receive(rxq.as_mut(), pool, frame, u64::MAX, quiet, NAP);
+                if done_rx.try_recv().is_ok() {
+                    let rest = Duration::from_millis(500);
+                    return got + receive(rxq.as_mut(), pool, frame, u64::MAX, rest, NAP);
+                }
+            }
+        });
+        let out = trafgen_with(&v, frame, LIGHT_LOAD_FRAMES, &["-t", LIGHT_GAP]);
+        done_tx.send(()).unwrap();
+        assert!(
+            out.status.success(),
+            "trafgen failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        h.join().unwrap()
+    });
+    let st = port.stats();
+    assert_eq!(st.rx_packets + st.rx_dropped, LIGHT_LOAD_FRAMES, "{st:?}");
+    assert_eq!(got, st.rx_packets, "{st:?}");
+    assert!(
+        st.rx_dropped <= LIGHT_LOAD_FRAMES / 100,
+        "a shallower ring lost frames: {st:?}"
+    );
+    let light = frames_when_quiet(&port, rxq.as_mut(), &mut pool);
+    assert!(
+        light.rx_in_fill_ring <= min && light.rx_in_fill_ring + TOP_UP_EVERY >= min,
+        "after {got} frames at a light load the fill ring holds {} frames, not about {min}: {light:?}",
+        light.rx_in_fill_ring
+    );
+
+    // A burst while nobody polls takes most of the shallow ring: the first top-up after
+    // it finds more than half the depth used and doubles it. The burst fits in what the
+    // ring held, so nothing is dropped.
+    let burst = (min - 2 * TOP_UP_EVERY) as u64;
+    let dropped_before = port.stats().rx_dropped;
+    let out = trafgen(&v, &frame, burst);
+    assert!(
+        out.status.success(),
+        "trafgen failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = receive(
+        rxq.as_mut(),
+        &mut pool,
+        &frame,
+        burst,
+        Duration::from_secs(5),
+        Duration::ZERO,
+    );
+    assert_eq!(got, burst, "{:?}", port.stats());
+    assert_eq!(
+        port.stats().rx_dropped,
+        dropped_before,
+        "the burst fitted in the ring"
+    );
+    let deeper = frames_when_quiet(&port, rxq.as_mut(), &mut pool);
+    assert!(
+        deeper.rx_in_fill_ring > min + TOP_UP_EVERY && deeper.rx_in_fill_ring <= 2 * min,
+        "after a burst of {burst} the fill ring holds {} frames, not about {}: {deeper:?}",
+        deeper.rx_in_fill_ring,
+        2 * min
+    );
+}
