@@ -7,6 +7,8 @@
 //! - `pipeline/emc_hit_output`: the full per-PMD path on one thread: dummy rx in replay
 //!   mode (copies each frame into a pool buffer) + parse + EMC + grouped execution of
 //!   `output` + tx flush to a dummy port in count-only mode;
+//! - `pipeline/one_flow_output`: the same with one flow (the end-to-end bench's workload
+//!   a), where every packet after a batch's first repeats its predecessor's key;
 //! - `pipeline/10k_flows_output`: the same with 10,000 flows (the end-to-end bench's
 //!   workload b), where EMC slots are cache misses and some packets go to the dpcls.
 //!
@@ -279,6 +281,20 @@ fn bench_pipeline(c: &mut Criterion) {
         rx_dev.stats().rx_packets,
         "every received packet was sent"
     );
+    // Workload a of the end-to-end bench: one flow, so every packet after a batch's
+    // first takes its predecessor's hash and EMC result.
+    let one = vec![udp_frame([10, 0, 0, 1], [10, 0, 1, 1], 1000, 80); MAX_BURST];
+    let (mut dp, rx_dev, tx_dev, mut iteration) = pipeline(one, 1);
+    for _ in 0..100 {
+        iteration(&mut dp, &mut batch);
+    }
+    let emc_before = dp.counters().emc_hits.get();
+    g.bench_function("one_flow_output", |b| {
+        b.iter_custom(|iters| timed(iters, || iteration(&mut dp, &mut batch)))
+    });
+    let c = dp.counters().snapshot();
+    assert!(c.emc_hits > emc_before, "one flow runs on EMC hits");
+    assert_eq!(tx_dev.stats().tx_packets, rx_dev.stats().rx_packets);
     // Workload b of the end-to-end bench: 10,000 flows with the default insertion
     // probability (1/100), so the EMC is megabytes, mostly resident in no cache, and
     // misses fall through to the dpcls.

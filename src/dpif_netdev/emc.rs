@@ -87,7 +87,7 @@ pub fn packet_hash(key: &FlowKey, rss: Option<u32>) -> u32 {
 /// Whole-key equality as one branch-free pass over the words (vectorisable), instead of
 /// a call to `memcmp` per probe.
 #[inline(always)]
-fn same_key(a: &FlowKey, b: &FlowKey) -> bool {
+pub(super) fn same_key(a: &FlowKey, b: &FlowKey) -> bool {
     let (a, b) = (a.words(), b.words());
     let mut diff = 0u64;
     for i in 0..FLOW_WORDS {

@@ -1,0 +1,171 @@
+//! Runs of one flow inside a batch: a packet whose key repeats its predecessor's takes the
+//! predecessor's hash and EMC result instead of its own lookup. These drive one
+//! `PmdDatapath` directly with hand-built batches (dummy ports, in memory), so the order
+//! of packets in a batch is exactly the test's: runs, a run whose first packet missed the
+//! EMC, keys that differ only in a port, a run of a deleted flow.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rvswitch::dpif::{DpAction, FlowPut, FlowPutMode, PortSpec};
+use rvswitch::dpif_netdev::{PmdDatapath, PmdDatapathConfig};
+use rvswitch::netdev::dummy::DummyNetdev;
+use rvswitch::netdev::Netdev;
+use rvswitch::packet::{ethertype, FlowKey, FlowMask, PacketBatch, PacketBuf};
+use rvswitch::pmd::{PmdCounters, PmdStats, PollWork};
+
+/// A 60-byte UDP/IPv4 frame to 10.0.1.`dst` from port `sport`; `id` goes in the IPv4
+/// identification field, which is not part of the flow key.
+fn udp_frame(dst: u8, sport: u16, id: u16) -> Vec<u8> {
+    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+    f.extend_from_slice(&[0x45, 0, 0, 46]);
+    f.extend_from_slice(&id.to_be_bytes());
+    f.extend_from_slice(&[0x40, 0, 64, 17, 0, 0]);
+    f.extend_from_slice(&[10, 0, 0, 1, 10, 0, 1, dst]);
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&80u16.to_be_bytes());
+    f.extend_from_slice(&26u16.to_be_bytes());
+    f.extend_from_slice(&[0u8; 20]);
+    f
+}
+
+fn spec(name: &str) -> PortSpec {
+    PortSpec {
+        name: name.into(),
+        port_type: "dummy".into(),
+        options: BTreeMap::new(),
+    }
+}
+
+/// Megaflow `nw_dst = 10.0.1.<dst>` (everything else wildcarded) -> output `port`.
+fn put_flow(dp: &mut PmdDatapath, dst: u8, port: u32) -> (FlowKey, FlowMask) {
+    let mut m = FlowMask::default();
+    m.0.dl_type = u16::MAX;
+    m.0.nw_dst = u32::MAX;
+    let k = FlowKey {
+        in_port: 1,
+        dl_type: ethertype::IPV4,
+        nw_dst: u32::from_be_bytes([10, 0, 1, dst]),
+        ..Default::default()
+    };
+    dp.flow_put(&FlowPut {
+        key: k,
+        mask: m,
+        actions: Arc::from(vec![DpAction::Output(port)]),
+        mode: FlowPutMode::Create,
+        clear_stats: false,
+    })
+    .unwrap();
+    (k, m)
+}
+
+struct Bench {
+    dp: PmdDatapath,
+    counters: Arc<PmdCounters>,
+    to_a: DummyNetdev,
+    to_b: DummyNetdev,
+}
+
+impl Bench {
+    fn new() -> Self {
+        let to_a = DummyNetdev::new("runs-a", &spec("runs-a")).unwrap();
+        let to_b = DummyNetdev::new("runs-b", &spec("runs-b")).unwrap();
+        let cfg = PmdDatapathConfig {
+            // Every megaflow hit inserts into the EMC: the second pass of a batch hits it.
+            emc_insert_inv_prob: 1,
+            max_flows: 1024,
+            upcall_rate: 0,
+            upcall_burst: 1,
+            pool_size: 256,
+            max_recirc_depth: 6,
+            tx_flush_interval_us: 0,
+        };
+        let counters = Arc::new(PmdCounters::default());
+        let mut dp = PmdDatapath::new(None, &cfg, counters.clone());
+        dp.add_tx_port(2, to_a.open_txq(0).unwrap());
+        dp.add_tx_port(3, to_b.open_txq(0).unwrap());
+        Bench {
+            dp,
+            counters,
+            to_a,
+            to_b,
+        }
+    }
+
+    /// Runs `frames` as one batch from port 1; returns the counters' change and what each
+    /// output port sent.
+    fn run(&mut self, frames: &[Vec<u8>]) -> (PmdStats, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let before = self.counters.snapshot();
+        let mut batch = PacketBatch::new();
+        batch
+            .pkts
+            .extend(frames.iter().map(|f| PacketBuf::from_frame(f)));
+        self.dp.begin_iteration(rvswitch::pmd::cycles::now());
+        self.dp.process_rx(1, &mut batch);
+        self.dp.end_iteration();
+        let after = self.counters.snapshot();
+        let delta = PmdStats {
+            emc_hits: after.emc_hits - before.emc_hits,
+            megaflow_hits: after.megaflow_hits - before.megaflow_hits,
+            ..after
+        };
+        (delta, self.to_a.take_sent(), self.to_b.take_sent())
+    }
+}
+
+#[test]
+fn repeated_keys_share_their_predecessors_result_and_nothing_else() {
+    let mut b = Bench::new();
+    let (ka, ma) = put_flow(&mut b.dp, 1, 2);
+    put_flow(&mut b.dp, 2, 3);
+    // Runs of A (to port 2; identification varies, the key does not), a run of B (to
+    // port 3), A again with another source port (a key of its own, the same megaflow),
+    // and a run to 10.0.1.9, which no megaflow matches.
+    let frames = vec![
+        udp_frame(1, 1000, 1),
+        udp_frame(1, 1000, 2),
+        udp_frame(1, 1000, 3),
+        udp_frame(2, 1000, 4),
+        udp_frame(2, 1000, 5),
+        udp_frame(1, 1000, 6),
+        udp_frame(1, 1001, 7),
+        udp_frame(1, 1001, 8),
+        udp_frame(9, 1000, 9),
+        udp_frame(9, 1000, 10),
+        udp_frame(1, 1000, 11),
+    ];
+    let to_a: Vec<Vec<u8>> = [0, 1, 2, 5, 6, 7, 10]
+        .iter()
+        .map(|&i| frames[i].clone())
+        .collect();
+    let to_b = vec![frames[3].clone(), frames[4].clone()];
+
+    // First pass, empty EMC: a repeat of a packet that missed it misses too (it must not
+    // take a result its predecessor did not have) and goes to the megaflows.
+    let (d, a, bb) = b.run(&frames);
+    assert_eq!(d.emc_hits, 0, "{d:?}");
+    assert_eq!(d.megaflow_hits, 9, "{d:?}");
+    assert_eq!(a, to_a, "port 2 got A's packets, in order");
+    assert_eq!(bb, to_b, "port 3 got B's");
+
+    // Second pass: the three keys with megaflows are in the EMC; the two unmatched
+    // packets miss both.
+    let (d, a, bb) = b.run(&frames);
+    assert_eq!(d.emc_hits, 9, "{d:?}");
+    assert_eq!(d.megaflow_hits, 0, "{d:?}");
+    assert_eq!(a, to_a);
+    assert_eq!(bb, to_b);
+
+    // A deleted megaflow's EMC entries are dead: a run of A finds nothing, first packet
+    // or repeat, and only B still goes out.
+    assert!(b.dp.flow_del(&ka, &ma).is_some());
+    let (d, a, bb) = b.run(&frames);
+    assert_eq!(d.emc_hits, 2, "only B's run hits: {d:?}");
+    assert_eq!(d.megaflow_hits, 0, "{d:?}");
+    assert!(
+        a.is_empty(),
+        "A's flow is gone, yet port 2 sent {} packets",
+        a.len()
+    );
+    assert_eq!(bb, to_b);
+}
