@@ -8,6 +8,7 @@ use std::ptr::NonNull;
 
 use super::flow_key::OdpPort;
 use super::frames::{FrameStore, FRAME_BULK, FRAME_SIZE};
+use super::prefetch::{self, LINE};
 
 /// Bytes reserved in front of a received frame for pushes and tunnel headers
 /// (outer Ethernet 14 + IPv6 40 + UDP 8 + Geneve with options 8+ fits comfortably).
@@ -107,7 +108,9 @@ const NO_FRAME: u32 = u32::MAX;
 /// to batch and back (those moves were `memcpy` calls and ~3% of a saturated PMD).
 pub struct PacketBuf(Box<PacketBody>);
 
-/// What a `PacketBuf` points to: the bytes' whereabouts and the metadata.
+/// What a `PacketBuf` points to: the bytes' whereabouts and the metadata. Line-aligned:
+/// its 128 bytes then take two cache lines, not three, on every rx and tx.
+#[repr(align(64))]
 pub struct PacketBody {
     /// Start of the current storage: `heap`, or the lent frame.
     ptr: NonNull<u8>,
@@ -121,6 +124,11 @@ pub struct PacketBody {
     /// Metadata travelling with the frame.
     pub meta: PacketMeta,
 }
+
+const _: () = assert!(
+    core::mem::size_of::<PacketBody>() <= 2 * LINE,
+    "a packet's body fits in two cache lines"
+);
 
 // SAFETY: `ptr` points at `heap` (owned) or into a frame of the process-lifetime
 // `FrameStore` that this buffer exclusively holds until it gives it back.
@@ -432,6 +440,21 @@ impl PacketPool {
         }
         self.free.push(p);
     }
+    /// Asks for the lines of the next `n` buffers `get` will return, to be written. An rx
+    /// path that knows how many frames it is about to lend calls this first: the
+    /// buffers came back after the last transmit, and the kernel's transmit path (and a
+    /// sleep) ran on the core since. One 64-byte flow end to end: 2-7% fewer user cycles
+    /// per iteration in six interleaved A/B runs (BENCHMARKS.md, tenth session).
+    #[inline]
+    pub fn prefetch_next(&self, n: usize) {
+        let len = self.free.len();
+        for b in &self.free[len.saturating_sub(n)..] {
+            let p: *const u8 = (&*b.0 as *const PacketBody).cast();
+            for off in (0..std::mem::size_of::<PacketBody>()).step_by(LINE) {
+                prefetch::line_w(p.wrapping_add(off));
+            }
+        }
+    }
     /// Buffers currently free.
     pub fn available(&self) -> usize {
         self.free.len()
@@ -477,6 +500,22 @@ impl Drop for PacketPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefetching_more_buffers_than_the_pool_has_is_harmless() {
+        let mut pool = PacketPool::new(4);
+        pool.prefetch_next(32);
+        pool.prefetch_next(0);
+        assert_eq!(pool.available(), 4);
+        let p = pool.get();
+        assert_eq!(
+            (&*p.0 as *const PacketBody as usize) % LINE,
+            0,
+            "line-aligned"
+        );
+        pool.put(p);
+        assert_eq!(pool.available(), 4);
+    }
 
     #[test]
     fn gap_insert_and_remove_round_trip() {
