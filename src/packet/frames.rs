@@ -43,9 +43,10 @@ pub struct FrameStoreError {
 /// What backs the frame region. Each received frame's first touch is a TLB miss as well
 /// as a cache miss when frames sit on 4 KiB pages of their own; with 2 MiB pages the
 /// frames in circulation fit in the TLB. Measured end to end (one 64-byte flow, 50 us
-/// sleeps, the PMD's own cycle counts): 2 MiB pages took 25 cycles per packet off the rx
-/// ring's header prefetches and 20 off lending the frames, ~11% of the PMD's user
-/// cycles per iteration (BENCHMARKS.md, tenth session).
+/// sleeps, the PMD's own cycle counts, five pairs): the rx function took 18-89 fewer
+/// cycles per packet, the parser then waited longer for the same header lines (13-27
+/// more), and the iteration's user cycles came out 2% higher to 15% lower
+/// (BENCHMARKS.md, tenth session).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RegionPages {
     /// Reserved 2 MiB huge pages (`vm.nr_hugepages`).
