@@ -4,37 +4,28 @@
 //! of packets in a batch is exactly the test's: runs, a run whose first packet missed the
 //! EMC, keys that differ only in a port, a run of a deleted flow.
 
-use std::collections::BTreeMap;
+mod dpif_netdev_support;
+
 use std::sync::Arc;
 
-use rvswitch::dpif::{DpAction, FlowPut, FlowPutMode, PortSpec};
+use dpif_netdev_support::{dummy, udp_frame};
+use rvswitch::dpif::{DpAction, FlowPut, FlowPutMode};
 use rvswitch::dpif_netdev::{PmdDatapath, PmdDatapathConfig};
 use rvswitch::netdev::dummy::DummyNetdev;
 use rvswitch::netdev::Netdev;
 use rvswitch::packet::{ethertype, FlowKey, FlowMask, PacketBatch, PacketBuf};
 use rvswitch::pmd::{PmdCounters, PmdStats, PollWork};
 
-/// A 60-byte UDP/IPv4 frame to 10.0.1.`dst` from port `sport`; `id` goes in the IPv4
-/// identification field, which is not part of the flow key.
-fn udp_frame(dst: u8, sport: u16, id: u16) -> Vec<u8> {
-    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
-    f.extend_from_slice(&[0x45, 0, 0, 46]);
-    f.extend_from_slice(&id.to_be_bytes());
-    f.extend_from_slice(&[0x40, 0, 64, 17, 0, 0]);
-    f.extend_from_slice(&[10, 0, 0, 1, 10, 0, 1, dst]);
-    f.extend_from_slice(&sport.to_be_bytes());
-    f.extend_from_slice(&80u16.to_be_bytes());
-    f.extend_from_slice(&26u16.to_be_bytes());
-    f.extend_from_slice(&[0u8; 20]);
-    f
-}
-
-fn spec(name: &str) -> PortSpec {
-    PortSpec {
-        name: name.into(),
-        port_type: "dummy".into(),
-        options: BTreeMap::new(),
-    }
+/// A UDP/IPv4 frame to 10.0.1.`dst` from port `sport`, carrying `tag` (the payload is
+/// not part of the flow key: frames of one key differ in their bytes).
+fn frame(dst: u8, sport: u16, tag: u16) -> Vec<u8> {
+    udp_frame(
+        [10, 0, 0, 1],
+        [10, 0, 1, dst],
+        sport,
+        80,
+        &tag.to_be_bytes(),
+    )
 }
 
 /// Megaflow `nw_dst = 10.0.1.<dst>` (everything else wildcarded) -> output `port`.
@@ -68,8 +59,8 @@ struct Bench {
 
 impl Bench {
     fn new() -> Self {
-        let to_a = DummyNetdev::new("runs-a", &spec("runs-a")).unwrap();
-        let to_b = DummyNetdev::new("runs-b", &spec("runs-b")).unwrap();
+        let to_a = DummyNetdev::new("runs-a", &dummy("runs-a")).unwrap();
+        let to_b = DummyNetdev::new("runs-b", &dummy("runs-b")).unwrap();
         let cfg = PmdDatapathConfig {
             // Every megaflow hit inserts into the EMC: the second pass of a batch hits it.
             emc_insert_inv_prob: 1,
@@ -118,21 +109,21 @@ fn repeated_keys_share_their_predecessors_result_and_nothing_else() {
     let mut b = Bench::new();
     let (ka, ma) = put_flow(&mut b.dp, 1, 2);
     put_flow(&mut b.dp, 2, 3);
-    // Runs of A (to port 2; identification varies, the key does not), a run of B (to
+    // Runs of A (to port 2; the payload varies, the key does not), a run of B (to
     // port 3), A again with another source port (a key of its own, the same megaflow),
     // and a run to 10.0.1.9, which no megaflow matches.
     let frames = vec![
-        udp_frame(1, 1000, 1),
-        udp_frame(1, 1000, 2),
-        udp_frame(1, 1000, 3),
-        udp_frame(2, 1000, 4),
-        udp_frame(2, 1000, 5),
-        udp_frame(1, 1000, 6),
-        udp_frame(1, 1001, 7),
-        udp_frame(1, 1001, 8),
-        udp_frame(9, 1000, 9),
-        udp_frame(9, 1000, 10),
-        udp_frame(1, 1000, 11),
+        frame(1, 1000, 1),
+        frame(1, 1000, 2),
+        frame(1, 1000, 3),
+        frame(2, 1000, 4),
+        frame(2, 1000, 5),
+        frame(1, 1000, 6),
+        frame(1, 1001, 7),
+        frame(1, 1001, 8),
+        frame(9, 1000, 9),
+        frame(9, 1000, 10),
+        frame(1, 1000, 11),
     ];
     let to_a: Vec<Vec<u8>> = [0, 1, 2, 5, 6, 7, 10]
         .iter()

@@ -305,52 +305,35 @@ unsafe fn populate(p: *mut u8, len: usize) {
 /// Bytes of the mapping that starts at `start` that the kernel backs with transparent
 /// huge pages (`AnonHugePages` in /proc/self/smaps; 0 if it cannot tell).
 fn transparent_huge_bytes(start: usize) -> usize {
-    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
-        return 0;
-    };
+    smaps_field(start, "AnonHugePages:")
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// The rest of the line `field` (e.g. "AnonHugePages:") of the mapping that starts at
+/// `start`, from /proc/self/smaps.
+fn smaps_field(start: usize, field: &str) -> Option<String> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
     let mut in_region = false;
     for line in smaps.lines() {
-        if let Some((range, _)) = line.split_once(' ') {
-            if let Some((from, _)) = range.split_once('-') {
-                if let Ok(from) = usize::from_str_radix(from, 16) {
-                    in_region = from == start;
-                    continue;
-                }
-            }
-        }
-        if in_region {
-            if let Some(kb) = line.strip_prefix("AnonHugePages:") {
-                let kb = kb.trim().trim_end_matches("kB").trim();
-                return kb.parse::<usize>().unwrap_or(0) * 1024;
+        // A mapping's first line starts with its address range, "from-to perms ...".
+        let from = line
+            .split_once('-')
+            .and_then(|(from, _)| usize::from_str_radix(from, 16).ok());
+        if let Some(from) = from {
+            in_region = from == start;
+        } else if in_region {
+            if let Some(rest) = line.strip_prefix(field) {
+                return Some(rest.to_string());
             }
         }
     }
-    0
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The VmFlags line of the mapping that starts at `start`.
-    fn vm_flags(start: usize) -> String {
-        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-        let mut in_region = false;
-        for line in smaps.lines() {
-            if let Some((from, _)) = line.split_once('-') {
-                if let Ok(from) = usize::from_str_radix(from, 16) {
-                    in_region = from == start;
-                    continue;
-                }
-            }
-            if in_region {
-                if let Some(flags) = line.strip_prefix("VmFlags:") {
-                    return flags.to_string();
-                }
-            }
-        }
-        panic!("no mapping at {start:#x} in /proc/self/smaps");
-    }
 
     #[test]
     fn the_region_is_on_huge_pages_where_the_kernel_allows() {
@@ -366,7 +349,7 @@ mod tests {
                     "{huge_bytes} of {} bytes on huge pages",
                     store.len()
                 );
-                let flags = vm_flags(start);
+                let flags = smaps_field(start, "VmFlags:").expect("the region's VmFlags");
                 assert!(flags.contains(" hg"), "MADV_HUGEPAGE: {flags}");
             }
             RegionPages::Small => assert!(
