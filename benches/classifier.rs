@@ -222,12 +222,9 @@ fn pipeline(
     tx_dev.set_tx_capture(false);
     let cfg = PmdDatapathConfig {
         emc_insert_inv_prob,
-        max_flows: 65_536,
         upcall_rate: 0,
-        upcall_burst: 1,
         pool_size: 1024,
-        max_recirc_depth: 6,
-        tx_flush_interval_us: 0,
+        ..Default::default()
     };
     let mut dp = PmdDatapath::new(None, &cfg, Arc::new(PmdCounters::default()));
     dp.add_tx_port(2, tx_dev.open_txq(0).unwrap());

@@ -53,12 +53,9 @@ fn allocations_in_steady_state(emc_inv_prob: u32, masks: usize, actions: Vec<DpA
     tx.set_tx_capture(false);
     let cfg = PmdDatapathConfig {
         emc_insert_inv_prob: emc_inv_prob,
-        max_flows: 1024,
         upcall_rate: 0,
-        upcall_burst: 1,
         pool_size: 1024,
-        max_recirc_depth: 6,
-        tx_flush_interval_us: 0,
+        ..Default::default()
     };
     let counters = Arc::new(PmdCounters::default());
     let mut dp = PmdDatapath::new(None, &cfg, counters.clone());

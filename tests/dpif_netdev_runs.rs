@@ -64,12 +64,9 @@ impl Bench {
         let cfg = PmdDatapathConfig {
             // Every megaflow hit inserts into the EMC: the second pass of a batch hits it.
             emc_insert_inv_prob: 1,
-            max_flows: 1024,
             upcall_rate: 0,
-            upcall_burst: 1,
             pool_size: 256,
-            max_recirc_depth: 6,
-            tx_flush_interval_us: 0,
+            ..Default::default()
         };
         let counters = Arc::new(PmdCounters::default());
         let mut dp = PmdDatapath::new(None, &cfg, counters.clone());

@@ -35,12 +35,10 @@ fn datapath_on(core: Option<usize>, interval_us: u32) -> (PmdDatapath, Arc<Dummy
     let out = Arc::new(DummyNetdev::new("tf-out", &spec).unwrap());
     let cfg = PmdDatapathConfig {
         emc_insert_inv_prob: 1,
-        max_flows: 1024,
         upcall_rate: 0,
-        upcall_burst: 1,
         pool_size: 256,
-        max_recirc_depth: 6,
         tx_flush_interval_us: interval_us,
+        ..Default::default()
     };
     let mut dp = PmdDatapath::new(core, &cfg, Arc::new(PmdCounters::default()));
     dp.add_tx_port(2, out.open_txq(0).unwrap());

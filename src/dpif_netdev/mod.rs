@@ -87,17 +87,18 @@ impl Default for DpNetdevConfig {
             .into_iter()
             .max()
             .unwrap_or(0);
+        let per_thread = PmdDatapathConfig::default();
         DpNetdevConfig {
             pmd_cores: vec![last],
-            emc_insert_inv_prob: emc::DEFAULT_EMC_INSERT_INV_PROB,
-            max_flows: DEFAULT_MAX_FLOWS,
+            emc_insert_inv_prob: per_thread.emc_insert_inv_prob,
+            max_flows: per_thread.max_flows,
             rxq_assign: RxqAssignPolicy::Cycles,
-            upcall_rate: upcall_limit::DEFAULT_UPCALL_RATE,
-            upcall_burst: upcall_limit::DEFAULT_UPCALL_BURST,
-            pool_size: 2048,
-            max_recirc_depth: 6,
+            upcall_rate: per_thread.upcall_rate,
+            upcall_burst: per_thread.upcall_burst,
+            pool_size: per_thread.pool_size,
+            max_recirc_depth: per_thread.max_recirc_depth,
             ctl_timeout: Duration::from_secs(5),
-            tx_flush_interval_us: 0,
+            tx_flush_interval_us: per_thread.tx_flush_interval_us,
             pmd_max_sleep_us: 0,
         }
     }

@@ -47,6 +47,22 @@ pub struct PmdDatapathConfig {
     pub tx_flush_interval_us: u32,
 }
 
+impl Default for PmdDatapathConfig {
+    /// The daemon's defaults (`DpNetdevConfig::default`), so that a test or bench states
+    /// only what it depends on.
+    fn default() -> Self {
+        PmdDatapathConfig {
+            emc_insert_inv_prob: super::emc::DEFAULT_EMC_INSERT_INV_PROB,
+            max_flows: super::DEFAULT_MAX_FLOWS,
+            upcall_rate: super::upcall_limit::DEFAULT_UPCALL_RATE,
+            upcall_burst: super::upcall_limit::DEFAULT_UPCALL_BURST,
+            pool_size: 2048,
+            max_recirc_depth: 6,
+            tx_flush_interval_us: 0,
+        }
+    }
+}
+
 /// Control messages for one thread's datapath state.
 pub enum DpCtl {
     /// Install or modify a megaflow.
