@@ -106,11 +106,7 @@ fn fill_ring_settles_at_its_minimum_under_light_load_and_deepens_for_a_burst() {
         });
         let out = trafgen_with(&v, frame, LIGHT_LOAD_FRAMES, &["-t", LIGHT_GAP]);
         done_tx.send(()).unwrap();
-        assert!(
-            out.status.success(),
-            "trafgen failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_trafgen_ok(&out);
         h.join().unwrap()
     });
     let st = port.stats();
@@ -133,11 +129,7 @@ fn fill_ring_settles_at_its_minimum_under_light_load_and_deepens_for_a_burst() {
     let burst = (min - 2 * TOP_UP_EVERY) as u64;
     let dropped_before = port.stats().rx_dropped;
     let out = trafgen(&v, &frame, burst);
-    assert!(
-        out.status.success(),
-        "trafgen failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_trafgen_ok(&out);
     let got = receive(
         rxq.as_mut(),
         &mut pool,

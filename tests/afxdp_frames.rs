@@ -81,11 +81,7 @@ fn forwarding_between_afxdp_ports_copies_nothing_and_every_frame_comes_back() {
         });
         let out = trafgen(&a, frame, SENT);
         done_tx.send(()).unwrap();
-        assert!(
-            out.status.success(),
-            "trafgen failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_trafgen_ok(&out);
         h.join().unwrap()
     });
     assert_eq!(wrong, 0, "received frames differ from trafgen's");

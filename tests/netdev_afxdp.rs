@@ -167,11 +167,7 @@ fn umem_frames_recycled_after_bursts() {
         let out = trafgen(&v, frame, 20000);
         tx_done.send(()).unwrap();
         let got = h.join().unwrap();
-        assert!(
-            out.status.success(),
-            "trafgen failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_trafgen_ok(&out);
         got
     });
     let st = port.stats();
@@ -449,11 +445,7 @@ fn rx_ring_absorbs_a_burst_while_not_polled() {
     let host_mac = port.mac();
     let frame = test_frame(host_mac, b"late", 9, 64);
     let out = trafgen(&v, &frame, 3000);
-    assert!(
-        out.status.success(),
-        "trafgen failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_trafgen_ok(&out);
     let mut got = 0usize;
     let mut batch = PacketBatch::new();
     let start = std::time::Instant::now();

@@ -36,11 +36,7 @@ fn set_mtu(v: &VethNs, mtu: u32) {
 fn receive_offsets(v: &VethNs, rxq: &mut dyn Rxq, frame: &[u8], count: u64) -> Vec<usize> {
     let mut pool = PacketPool::new(256);
     let out = trafgen(v, frame, count);
-    assert!(
-        out.status.success(),
-        "trafgen failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_trafgen_ok(&out);
     let mut offsets = Vec::new();
     let mut batch = PacketBatch::new();
     let deadline = Instant::now() + Duration::from_secs(5);

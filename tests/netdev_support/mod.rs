@@ -371,6 +371,16 @@ pub fn trafgen_with(v: &VethNs, frame: &[u8], count: u64, extra: &[&str]) -> Out
         .expect("running trafgen")
 }
 
+/// Fails the test with trafgen's own error when it did not run to the end (a test that
+/// counts what arrived must not blame the switch for frames never sent).
+pub fn assert_trafgen_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "trafgen failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The kernel's count of promiscuous users of an interface (`ip -d link` prints it;
 /// SIOCGIFFLAGS only shows the administrator's IFF_PROMISC).
 pub fn promiscuity(dev: &str) -> u32 {
