@@ -8,7 +8,7 @@ use std::ptr::NonNull;
 
 use super::flow_key::OdpPort;
 use super::frames::{FrameStore, FRAME_BULK, FRAME_SIZE};
-use super::prefetch::{self, LINE};
+use super::prefetch::LINE;
 
 /// Bytes reserved in front of a received frame for pushes and tunnel headers
 /// (outer Ethernet 14 + IPv6 40 + UDP 8 + Geneve with options 8+ fits comfortably).
@@ -435,10 +435,10 @@ impl PacketPool {
         self.free.pop().unwrap_or_default()
     }
     /// Returns a buffer to the pool (its metadata cleared), and the frame it holds to the
-    /// frame cache. Clearing here, where the buffer was just used, rather than when an
-    /// rx path lends it a frame (after the kernel's transmit path and a sleep ran on the
-    /// core): one 64-byte flow end to end, 4-9% fewer user cycles per iteration in three
-    /// interleaved A/B runs (BENCHMARKS.md, tenth session).
+    /// frame cache. Clearing here rather than when an rx path lends the buffer a frame
+    /// means every path that takes a buffer from a pool gets clean metadata without
+    /// having to remember to reset it (no measurable cost difference either way:
+    /// BENCHMARKS.md, eleventh session).
     #[inline]
     pub fn put(&mut self, mut p: PacketBuf) {
         if let Some(f) = p.take_frame() {
@@ -446,21 +446,6 @@ impl PacketPool {
         }
         p.meta = PacketMeta::default();
         self.free.push(p);
-    }
-    /// Asks for the lines of the next `n` buffers `get` will return, to be written. An rx
-    /// path that knows how many frames it is about to lend calls this first: the
-    /// buffers came back after the last transmit, and the kernel's transmit path (and a
-    /// sleep) ran on the core since. One 64-byte flow end to end: 2-7% fewer user cycles
-    /// per iteration in six interleaved A/B runs (BENCHMARKS.md, tenth session).
-    #[inline]
-    pub fn prefetch_next(&self, n: usize) {
-        let len = self.free.len();
-        for b in &self.free[len.saturating_sub(n)..] {
-            let p: *const u8 = (&*b.0 as *const PacketBody).cast();
-            for off in (0..std::mem::size_of::<PacketBody>()).step_by(LINE) {
-                prefetch::line_w(p.wrapping_add(off));
-            }
-        }
     }
     /// Buffers currently free.
     pub fn available(&self) -> usize {
@@ -529,11 +514,8 @@ mod tests {
     }
 
     #[test]
-    fn prefetching_more_buffers_than_the_pool_has_is_harmless() {
+    fn pool_buffers_are_line_aligned() {
         let mut pool = PacketPool::new(4);
-        pool.prefetch_next(32);
-        pool.prefetch_next(0);
-        assert_eq!(pool.available(), 4);
         let p = pool.get();
         assert_eq!(
             (&*p.0 as *const PacketBody as usize) % LINE,

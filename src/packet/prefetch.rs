@@ -36,19 +36,6 @@ pub fn line<T>(p: *const T, level: Level) {
     let _ = (p, level);
 }
 
-/// Asks for the line holding `p`, to write it.
-#[inline(always)]
-pub fn line_w<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
-        // SAFETY: prefetch never faults and reads nothing architecturally.
-        unsafe { _mm_prefetch::<_MM_HINT_ET0>(p.cast()) }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
 /// Asks for every line of the `len` bytes at `p`.
 #[inline(always)]
 pub fn range(p: *const u8, len: usize, level: Level) {

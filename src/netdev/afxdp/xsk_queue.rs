@@ -304,10 +304,6 @@ impl RxSide {
             return 0;
         }
         self.empty_polls = 0;
-        // The buffers these frames are lent to were last written before the kernel's
-        // transmit path and a sleep ran on this core; ask for their lines now, while the
-        // headers are being fetched.
-        pool.prefetch_next(n);
         // The kernel wrote these frames from the core that received them, so each first
         // touch (the parser's) is a cache miss. Prefetching a batch just before parsing
         // it left the parser stalled on the first header load, so the frames of the
