@@ -27,6 +27,10 @@ const TOP_UP_EVERY: usize = 64;
 /// one every 64 frames, with a margin.
 const LIGHT_LOAD_FRAMES: u64 = 2048 * 64 + 20_000;
 
+/// Light loads sent at most before the depth must have halved (one suffices on a quiet
+/// host; a stall of the receiving thread restarts the count).
+const LIGHT_ROUNDS: usize = 3;
+
 /// trafgen's gap after each frame for the light load: it paces trafgen at tens of
 /// thousands of frames a second, which a debug build's polling keeps up with easily (at
 /// full speed it sometimes fell a quarter of the ring behind, which is not light).
@@ -62,6 +66,29 @@ fn receive(
     got
 }
 
+/// Sends `LIGHT_LOAD_FRAMES` paced frames while another thread receives them, napping
+/// between empty polls; returns how many matching frames it received.
+fn light_load(v: &VethNs, rxq: &mut dyn Rxq, pool: &mut PacketPool, frame: &[u8]) -> u64 {
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::scope(|s| {
+        let h = s.spawn(move || {
+            let mut got = 0;
+            loop {
+                let quiet = Duration::from_millis(50);
+                got += receive(rxq, pool, frame, u64::MAX, quiet, NAP);
+                if done_rx.try_recv().is_ok() {
+                    let rest = Duration::from_millis(500);
+                    return got + receive(rxq, pool, frame, u64::MAX, rest, NAP);
+                }
+            }
+        });
+        let out = trafgen_with(v, frame, LIGHT_LOAD_FRAMES, &["-t", LIGHT_GAP]);
+        done_tx.send(()).unwrap();
+        assert_trafgen_ok(&out);
+        h.join().unwrap()
+    })
+}
+
 /// Where the socket's frames are, after enough empty polls for it to publish them.
 fn frames_when_quiet(port: &AfxdpNetdev, rxq: &mut dyn Rxq, pool: &mut PacketPool) -> UmemFrames {
     let mut batch = PacketBatch::new();
@@ -89,34 +116,27 @@ fn fill_ring_settles_at_its_minimum_under_light_load_and_deepens_for_a_burst() {
     assert_eq!(start.rx_in_fill_ring, 2 * min, "{start:?}");
 
     // trafgen sends, paced, while this thread keeps up: every top-up finds only the
-    // frames received since the last one taken, a light load.
-    let (done_tx, done_rx) = mpsc::channel();
-    let got = std::thread::scope(|s| {
-        let (rxq, pool, frame) = (&mut rxq, &mut pool, &frame);
-        let h = s.spawn(move || {
-            let mut got = 0;
-            loop {
-                let quiet = Duration::from_millis(50);
-                got += receive(rxq.as_mut(), pool, frame, u64::MAX, quiet, NAP);
-                if done_rx.try_recv().is_ok() {
-                    let rest = Duration::from_millis(500);
-                    return got + receive(rxq.as_mut(), pool, frame, u64::MAX, rest, NAP);
-                }
-            }
-        });
-        let out = trafgen_with(&v, frame, LIGHT_LOAD_FRAMES, &["-t", LIGHT_GAP]);
-        done_tx.send(()).unwrap();
-        assert_trafgen_ok(&out);
-        h.join().unwrap()
-    });
+    // frames received since the last one taken, a light load. One stall of this thread
+    // (a busy CI host) restarts the run of light top-ups, so the load is sent again, up
+    // to LIGHT_ROUNDS times, until the depth has halved; with halving broken it never
+    // does.
+    let (mut sent, mut got) = (0u64, 0u64);
+    let mut light = start;
+    for _ in 0..LIGHT_ROUNDS {
+        got += light_load(&v, rxq.as_mut(), &mut pool, &frame);
+        sent += LIGHT_LOAD_FRAMES;
+        light = frames_when_quiet(&port, rxq.as_mut(), &mut pool);
+        if light.rx_in_fill_ring <= min {
+            break;
+        }
+    }
     let st = port.stats();
-    assert_eq!(st.rx_packets + st.rx_dropped, LIGHT_LOAD_FRAMES, "{st:?}");
+    assert_eq!(st.rx_packets + st.rx_dropped, sent, "{st:?}");
     assert_eq!(got, st.rx_packets, "{st:?}");
     assert!(
-        st.rx_dropped <= LIGHT_LOAD_FRAMES / 100,
+        st.rx_dropped <= sent / 100,
         "a shallower ring lost frames: {st:?}"
     );
-    let light = frames_when_quiet(&port, rxq.as_mut(), &mut pool);
     assert!(
         light.rx_in_fill_ring <= min && light.rx_in_fill_ring + TOP_UP_EVERY >= min,
         "after {got} frames at a light load the fill ring holds {} frames, not about {min}: {light:?}",
