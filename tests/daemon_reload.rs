@@ -161,12 +161,18 @@ fn sighup_and_reload_apply_the_file_and_keep_runtime_changes() {
     let text = std::fs::read_to_string(&d.config).unwrap();
     std::fs::write(
         &d.config,
-        text.replace("pmd_max_sleep_us = 2000", "pmd_max_sleep_us = 0"),
+        text.replace(
+            "pmd_max_sleep_us = 2000",
+            "pmd_max_sleep_us = 0\npmd_batch_wait_us = 0",
+        ),
     )
     .unwrap();
-    assert!(d
-        .ok(&["reload"])
-        .contains("applied: [global] pmd_max_sleep_us = 0"));
+    let reply = d.ok(&["reload"]);
+    assert!(
+        reply.contains("applied: [global] pmd_max_sleep_us = 0")
+            && reply.contains("applied: [global] pmd_batch_wait_us = 0"),
+        "{reply}"
+    );
     std::thread::sleep(Duration::from_millis(50));
     d.ok(&["pmd-stats-clear"]);
     std::thread::sleep(Duration::from_millis(200));

@@ -373,3 +373,27 @@ fn two_pmds_pass_frames_between_afxdp_ports_both_ways() {
     assert_eq!(per_pmd.len(), 2, "{stats}");
     assert!(per_pmd.iter().all(|&n| n > 1000), "{stats}");
 }
+
+/// `pmd_batch_wait_us` (default 10): a busy-polling PMD under a light stream spins
+/// between its light iterations, so that the next poll finds more packets, and loses
+/// nothing to it; with 0 it polls again at once and never waits.
+#[test]
+fn a_busy_polling_pmd_waits_for_fuller_batches_and_loses_nothing() {
+    for (extra, waits) in [("", true), ("pmd_batch_wait_us = 0\n", false)] {
+        let r = rig_with("afxdp", extra);
+        let (sent, got) = r.a.ping(&r.b.ip, 5, "0.1");
+        assert_eq!((sent, got), (5, 5), "log:\n{}", r.daemon.log());
+        let (packets, lost) = udp_stream(&r.a, &r.b);
+        assert!(packets > 1000, "iperf3 sent {packets} packets");
+        assert!(lost < 1.0, "{lost}% lost with '{extra}'");
+        let stats = r.daemon.ok(&["pmd-stats-show"]);
+        let pmd = &stats[stats.find("pmd thread").expect("a pmd thread section")..];
+        if waits {
+            let n = leading_number(pmd, "batch waits: ");
+            assert!(n > 100, "{n} batch waits by default:\n{stats}");
+            assert!(!pmd.contains("sleep iterations:"), "{stats}");
+        } else {
+            assert!(!pmd.contains("batch waits:"), "{stats}");
+        }
+    }
+}

@@ -43,6 +43,7 @@ impl DatapathRuntime {
                     max_flows: global.max_flows,
                     tx_flush_interval_us: global.tx_flush_interval_us,
                     pmd_max_sleep_us: global.pmd_max_sleep_us,
+                    pmd_batch_wait_us: global.pmd_batch_wait_us,
                     rxq_assign: match global.rxq_assign {
                         RxqAssign::Cycles => RxqAssignPolicy::Cycles,
                         RxqAssign::RoundRobin => RxqAssignPolicy::RoundRobin,

@@ -67,6 +67,7 @@ fn global_differences(old: &GlobalConfig, new: &GlobalConfig) -> Vec<&'static st
         rxq_assign,
         tx_flush_interval_us,
         pmd_max_sleep_us,
+        pmd_batch_wait_us,
         afxdp_frames,
     } = old;
     [
@@ -86,6 +87,10 @@ fn global_differences(old: &GlobalConfig, new: &GlobalConfig) -> Vec<&'static st
         (
             "pmd_max_sleep_us",
             *pmd_max_sleep_us != new.pmd_max_sleep_us,
+        ),
+        (
+            "pmd_batch_wait_us",
+            *pmd_batch_wait_us != new.pmd_batch_wait_us,
         ),
         ("afxdp_frames", *afxdp_frames != new.afxdp_frames),
     ]
@@ -115,8 +120,13 @@ fn apply_live(
         }
         "pmd_max_sleep_us" => {
             running.pmd_max_sleep_us = new.pmd_max_sleep_us;
-            dp.inspect(|d| d.set_pmd_max_sleep_us(new.pmd_max_sleep_us));
+            dp.inspect(|d| d.set_pmd_idle(new.pmd_max_sleep_us, running.pmd_batch_wait_us));
             Some(format!("{key} = {}", new.pmd_max_sleep_us))
+        }
+        "pmd_batch_wait_us" => {
+            running.pmd_batch_wait_us = new.pmd_batch_wait_us;
+            dp.inspect(|d| d.set_pmd_idle(running.pmd_max_sleep_us, new.pmd_batch_wait_us));
+            Some(format!("{key} = {}", new.pmd_batch_wait_us))
         }
         _ => None,
     }

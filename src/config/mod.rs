@@ -74,6 +74,12 @@ pub struct GlobalConfig {
     /// over half a batch), in microseconds (OVS's `pmd-maxsleep`): spends latency to save
     /// the core and batch more; 0 busy-polls always.
     pub pmd_max_sleep_us: u32,
+    /// Longest a busy-polling PMD spins after a light iteration (no rx queue handed over
+    /// a full batch) so that its next poll finds more packets, in microseconds: one
+    /// transmit kick and one iteration's overhead then serve more packets, for up to
+    /// this much latency under load; 0 polls again at once (as OVS does). Not used while
+    /// `pmd_max_sleep_us` is set.
+    pub pmd_batch_wait_us: u32,
     /// Frames (4 KiB each) in the region every AF_XDP socket receives into and transmits
     /// from; fixed once the first afxdp port opens. More frames give each socket's fill
     /// ring a larger share when there are many queues.
@@ -91,6 +97,7 @@ impl Default for GlobalConfig {
             rxq_assign: RxqAssign::Cycles,
             tx_flush_interval_us: 0,
             pmd_max_sleep_us: 0,
+            pmd_batch_wait_us: crate::pmd::sleep::DEFAULT_BATCH_WAIT_US,
             afxdp_frames: crate::packet::frames::STORE_FRAMES,
         }
     }

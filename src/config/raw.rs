@@ -30,6 +30,7 @@ pub(crate) struct RawGlobal {
     pub rxq_assign: Option<Spanned<RawRxqAssign>>,
     pub tx_flush_interval_us: Option<Spanned<i64>>,
     pub pmd_max_sleep_us: Option<Spanned<i64>>,
+    pub pmd_batch_wait_us: Option<Spanned<i64>>,
     pub afxdp_frames: Option<Spanned<i64>>,
 }
 

@@ -32,6 +32,7 @@ max_flows = 1000
 rxq_assign = "roundrobin"
 tx_flush_interval_us = 50
 pmd_max_sleep_us = 500
+pmd_batch_wait_us = 25
 afxdp_frames = 131072
 
 [[bridge]]
@@ -75,6 +76,7 @@ fn good_config_is_typed() {
     assert_eq!(c.global.rxq_assign, RxqAssign::RoundRobin);
     assert_eq!(c.global.tx_flush_interval_us, 50);
     assert_eq!(c.global.pmd_max_sleep_us, 500);
+    assert_eq!(c.global.pmd_batch_wait_us, 25);
     assert_eq!(c.global.afxdp_frames, 131072);
     assert_eq!(c.bridges.len(), 2);
     let br0 = &c.bridges[0];
@@ -263,6 +265,11 @@ fn bad_global_values() {
         "[global]\npmd_max_sleep_us = 10001\n",
         2,
         "pmd_max_sleep_us = 10001 is out of range",
+    );
+    assert_err(
+        "[global]\npmd_batch_wait_us = 1001\n",
+        2,
+        "pmd_batch_wait_us = 1001 is out of range",
     );
     assert_err(
         "[global]\n\ntx_flush_interval_us = 2000000\n",

@@ -138,6 +138,9 @@ fn global(map: &SourceMap<'_>, g: RawGlobal) -> Result<GlobalConfig, ConfigError
     if let Some(t) = g.pmd_max_sleep_us {
         out.pmd_max_sleep_us = ranged(map, &t, 0, 10_000, "pmd_max_sleep_us")? as u32;
     }
+    if let Some(t) = g.pmd_batch_wait_us {
+        out.pmd_batch_wait_us = ranged(map, &t, 0, 1_000, "pmd_batch_wait_us")? as u32;
+    }
     if let Some(f) = g.afxdp_frames {
         let n = ranged(map, &f, 4096, 1 << 20, "afxdp_frames")?;
         if n % FRAMES_PER_HUGE_PAGE != 0 {

@@ -78,6 +78,10 @@ pub struct DpNetdevConfig {
     /// Longest a PMD thread sleeps between polls while its load is light, in
     /// microseconds (OVS `pmd-maxsleep`, default 0: always busy-poll).
     pub pmd_max_sleep_us: u32,
+    /// Longest a busy-polling PMD thread spins after a light iteration for a fuller next
+    /// batch, in microseconds (`sleep::DEFAULT_BATCH_WAIT_US`; 0: poll again at once).
+    /// Ignored while `pmd_max_sleep_us` is set: a sleeping PMD batches by sleeping.
+    pub pmd_batch_wait_us: u32,
 }
 
 impl Default for DpNetdevConfig {
@@ -100,6 +104,7 @@ impl Default for DpNetdevConfig {
             ctl_timeout: Duration::from_secs(5),
             tx_flush_interval_us: per_thread.tx_flush_interval_us,
             pmd_max_sleep_us: 0,
+            pmd_batch_wait_us: crate::pmd::sleep::DEFAULT_BATCH_WAIT_US,
         }
     }
 }
@@ -160,11 +165,14 @@ fn timeout_err(what: &str) -> DpifError {
     ))
 }
 
-/// How a PMD thread waits at light load for a `pmd_max_sleep_us` setting.
-fn pmd_idle_policy(max_sleep_us: u32) -> IdlePolicy {
-    match max_sleep_us {
-        0 => IdlePolicy::BusyPoll,
-        us => IdlePolicy::LoadBasedSleep(Duration::from_micros(u64::from(us))),
+/// How a PMD thread waits at light load for its `pmd_max_sleep_us` and
+/// `pmd_batch_wait_us` settings (a sleep, if any, takes the place of the batch wait).
+fn pmd_idle_policy(max_sleep_us: u32, batch_wait_us: u32) -> IdlePolicy {
+    let us = |us: u32| Duration::from_micros(u64::from(us));
+    match (max_sleep_us, batch_wait_us) {
+        (0, 0) => IdlePolicy::BusyPoll,
+        (0, wait) => IdlePolicy::BatchWait(us(wait)),
+        (sleep, _) => IdlePolicy::LoadBasedSleep(us(sleep)),
     }
 }
 
@@ -220,7 +228,10 @@ impl DpifNetdev {
         };
         spawn(None, IdlePolicy::Wait(MAIN_IDLE_WAIT))?;
         for &c in &config.pmd_cores {
-            spawn(Some(c), pmd_idle_policy(config.pmd_max_sleep_us))?;
+            spawn(
+                Some(c),
+                pmd_idle_policy(config.pmd_max_sleep_us, config.pmd_batch_wait_us),
+            )?;
         }
         let n = threads.len();
         Ok(Arc::new(DpifNetdev {
@@ -340,11 +351,16 @@ impl DpifNetdev {
         }
     }
 
-    /// Changes how long PMD threads may sleep at light load (`pmd_max_sleep_us`) at run
-    /// time; 0 makes them busy-poll. The non-PMD thread keeps waiting as it does.
-    pub fn set_pmd_max_sleep_us(&self, us: u32) {
+    /// Changes how PMD threads wait at light load at run time: how long they may sleep
+    /// (`pmd_max_sleep_us`; 0 makes them busy-poll) and, busy-polling, how long they may
+    /// spin for a fuller batch (`pmd_batch_wait_us`). The non-PMD thread keeps waiting
+    /// as it does.
+    pub fn set_pmd_idle(&self, max_sleep_us: u32, batch_wait_us: u32) {
         for t in self.threads.iter().filter(|t| t.core.is_some()) {
-            t.send(PmdMsg::SetIdle(pmd_idle_policy(us)));
+            t.send(PmdMsg::SetIdle(pmd_idle_policy(
+                max_sleep_us,
+                batch_wait_us,
+            )));
         }
     }
 

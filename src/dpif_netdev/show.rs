@@ -111,6 +111,19 @@ pub fn format_pmd_stats(out: &mut String, title: &str, s: &PmdStats) {
             sleep_us as f64 / s.sleep_iterations.max(1) as f64
         );
     }
+    if s.batch_waits > 0 {
+        let wait_us = (crate::pmd::cycles::to_ns(s.batch_wait_cycles) + 500) / 1000;
+        // Not in OVS's output: the busy-poller's spins for fuller batches, part of the
+        // idle cycles above.
+        let _ = writeln!(
+            out,
+            "  batch waits: {} ({:.1}% of iterations), {} us ({:.1} us per wait, pmd_batch_wait_us; in idle cycles)",
+            s.batch_waits,
+            100.0 * ratio(s.batch_waits, s.iterations),
+            wait_us,
+            wait_us as f64 / s.batch_waits as f64
+        );
+    }
     if s.rx_packets > 0 {
         let own = s.cycles_busy.saturating_sub(s.cycles_syscall);
         for (label, cycles) in [
@@ -250,9 +263,31 @@ mod tests {
             "{out}"
         );
 
+        assert!(!out.contains("batch waits"), "{out}");
+
         // A thread that processed nothing prints no share and no per-packet lines.
         let mut idle = String::new();
         format_pmd_stats(&mut idle, "main thread:", &PmdStats::default());
         assert!(!idle.contains("system calls"), "{idle}");
+    }
+
+    #[test]
+    fn batch_waits_are_shown_with_their_time_per_wait() {
+        let hz = crate::pmd::cycles::cycles_per_sec();
+        let s = PmdStats {
+            rx_packets: 1000,
+            iterations: 400,
+            batch_waits: 100,
+            batch_wait_cycles: hz / 1000, // 1 ms
+            cycles_idle: hz / 1000,
+            cycles_busy: 4_000_000,
+            ..Default::default()
+        };
+        let mut out = String::new();
+        format_pmd_stats(&mut out, "pmd thread numa_id 0 core_id 1:", &s);
+        assert!(
+            out.contains("  batch waits: 100 (25.0% of iterations), 1000 us (10.0 us per wait"),
+            "{out}"
+        );
     }
 }

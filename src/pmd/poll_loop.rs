@@ -18,7 +18,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::cycles;
-use super::sleep::{next_sleep, set_sleep_timer_slack, sleep_for};
+use super::sleep::{next_sleep, set_sleep_timer_slack, sleep_for, spin_until, BatchWait};
 use super::stats::{PmdCounters, RxqCounters};
 use super::waker::Waker;
 use crate::netdev::Rxq;
@@ -84,7 +84,7 @@ pub enum PmdMsg<C> {
     /// Reply once every earlier message has been applied.
     Sync(Sender<()>),
     /// Wait this way from now on when the load is light (a PMD's `pmd_max_sleep_us`
-    /// changed by a reload: `BusyPoll` or `LoadBasedSleep`).
+    /// changed by a reload: `BusyPoll`, `BatchWait` or `LoadBasedSleep`).
     SetIdle(IdlePolicy),
     /// A message for the work.
     Work(C),
@@ -104,6 +104,12 @@ pub const IDLE_SLEEP_MAX: Duration = Duration::from_millis(100);
 pub enum IdlePolicy {
     /// Busy-poll (a PMD thread on a dedicated core).
     BusyPoll,
+    /// Busy-poll, but after an iteration in which no queue handed over a full batch, spin
+    /// before the next poll (without touching the rings), 1 us longer after each light
+    /// iteration up to this, so that packets gather into fuller batches; a full batch
+    /// resets the wait and an empty iteration does not wait (`sleep::BatchWait`). The
+    /// spin is booked as idle time: the PMD could have done other work in it.
+    BatchWait(Duration),
     /// Sleep between polls while the load is light: after an iteration in which no queue
     /// handed over `SLEEP_LOAD_THRESHOLD` packets, sleep, `SLEEP_STEP` longer after each
     /// such iteration (twice as long after an empty one), up to this; a full batch resets
@@ -150,7 +156,7 @@ impl<C: Send + 'static> PollThread<C> {
     ) -> std::io::Result<Self> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let waker = match idle {
-            IdlePolicy::BusyPoll | IdlePolicy::LoadBasedSleep(_) => None,
+            IdlePolicy::BusyPoll | IdlePolicy::BatchWait(_) | IdlePolicy::LoadBasedSleep(_) => None,
             IdlePolicy::Wait(_) => Some(Arc::new(Waker::new()?)),
         };
         let w2 = waker.clone();
@@ -257,6 +263,14 @@ pub const RX_BURSTS_PER_VISIT: usize = 4;
 /// Control messages applied per iteration at most.
 const MAX_CTL_PER_ITERATION: usize = 16;
 
+/// The batch-wait state of a thread that waits the `idle` way (none unless `BatchWait`).
+fn batch_wait_of(idle: IdlePolicy) -> Option<BatchWait> {
+    match idle {
+        IdlePolicy::BatchWait(max) => Some(BatchWait::new(max)),
+        _ => None,
+    }
+}
+
 /// The loop itself.
 fn run<W: PollWork>(
     mut work: W,
@@ -275,6 +289,7 @@ fn run<W: PollWork>(
     if let IdlePolicy::LoadBasedSleep(_) = idle {
         set_sleep_timer_slack();
     }
+    let mut batch_wait = batch_wait_of(idle);
     // The cycle counter at the end of the previous iteration; re-read after a sleep or
     // control messages, which are neither busy nor idle time.
     let mut last = cycles::now();
@@ -306,7 +321,8 @@ fn run<W: PollWork>(
         // none).
         iteration = iteration.wrapping_add(1);
         let busy_polling = !matches!(idle, IdlePolicy::Wait(_));
-        let ctl_budget = if busy_polling && sleep.is_zero() && iteration % CTL_POLL_EVERY != 0 {
+        let pausing = !sleep.is_zero() || batch_wait.is_some_and(|w| w.is_waiting());
+        let ctl_budget = if busy_polling && !pausing && iteration % CTL_POLL_EVERY != 0 {
             0
         } else {
             MAX_CTL_PER_ITERATION
@@ -314,6 +330,7 @@ fn run<W: PollWork>(
         // Any message handled means more may be queued (the budget ran out): no sleep
         // next iteration.
         let mut handled = 0;
+        let idle_before = idle;
         for _ in 0..ctl_budget {
             let msg = match rx.try_recv() {
                 Ok(m) => m,
@@ -326,6 +343,9 @@ fn run<W: PollWork>(
             }
         }
         if handled > 0 {
+            if idle != idle_before {
+                batch_wait = batch_wait_of(idle);
+            }
             last = cycles::now();
         }
         // One TSC read per iteration (at its end, which is also where the next one
@@ -397,6 +417,18 @@ fn run<W: PollWork>(
             counters.sleep_cycles.add(last.wrapping_sub(end));
             counters.sleep_iterations.add(1);
         }
+        // A `BatchWait` PMD spins after a light iteration's flush; the spin is idle time.
+        let mut waited = 0;
+        if let Some(w) = batch_wait.as_mut() {
+            let spin = w.after_iteration(busiest);
+            if spin > 0 && handled == 0 {
+                spin_until(end.wrapping_add(spin));
+                last = cycles::now();
+                waited = last.wrapping_sub(end);
+                counters.batch_wait_cycles.add(waited);
+                counters.batch_waits.add(1);
+            }
+        }
         if let Some(prev) = charged {
             rxqs[prev].counters.cycles.add(end.wrapping_sub(stamp));
         }
@@ -407,6 +439,9 @@ fn run<W: PollWork>(
             counters.cycles_syscall.add(in_syscalls);
         } else {
             counters.cycles_idle.add(spent);
+        }
+        if waited > 0 {
+            counters.cycles_idle.add(waited);
         }
         counters.iterations.add(1);
         idle_streak = got == 0 && !sent && handled == 0;

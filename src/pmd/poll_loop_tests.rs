@@ -202,3 +202,48 @@ fn sleeps_are_booked_as_sleep_and_the_books_cover_the_run() {
         "{booked} ns booked in a {elapsed} ns run: {st:?}"
     );
 }
+
+/// Runs a thread that starts busy-polling and is switched to `BatchWait(max)` by a
+/// message (as a reload does), on one queue handing over `per_call` packets (none: no
+/// queue) for `ms` milliseconds; returns its counters.
+fn run_batch_waiting(per_call: Option<usize>, max: Duration, ms: u64) -> PmdStats {
+    let (t, counters, _) = spawn_recorder(IdlePolicy::BusyPoll);
+    assert!(t.send(PmdMsg::SetIdle(IdlePolicy::BatchWait(max))));
+    if let Some(n) = per_call {
+        assert!(t.send(PmdMsg::AddRxq(polled(1, n))));
+    }
+    std::thread::sleep(Duration::from_millis(ms));
+    t.stop();
+    counters.snapshot()
+}
+
+/// Light batches make a `BatchWait` thread spin after each iteration, 1 us longer each
+/// time up to its maximum; the spins are idle time, not sleep or processing.
+#[test]
+fn light_batches_wait_up_to_the_maximum_and_the_wait_is_idle_time() {
+    let st = run_batch_waiting(Some(3), Duration::from_micros(50), 300);
+    assert!(st.rx_packets > 0 && st.batch_waits > 100, "{st:?}");
+    assert_eq!(st.sleep_iterations, 0, "a batch wait is no sleep: {st:?}");
+    let wait_us = cycles::to_ns(st.batch_wait_cycles) / 1000;
+    let avg = wait_us / st.batch_waits;
+    assert!(
+        (40..=200).contains(&avg),
+        "average wait {avg} us with a 50 us maximum: {st:?}"
+    );
+    assert!(
+        st.cycles_idle >= st.batch_wait_cycles && st.batch_wait_cycles > st.cycles_busy,
+        "{st:?}"
+    );
+}
+
+/// Full batches reset the wait (the load outruns it) and an idle thread never waits:
+/// a packet after a gap finds it polling.
+#[test]
+fn full_batches_and_empty_iterations_never_wait() {
+    let st = run_batch_waiting(Some(MAX_BURST), Duration::from_micros(50), 100);
+    assert!(st.rx_packets > 0 && st.iterations > 1000, "{st:?}");
+    assert_eq!(st.batch_waits, 0, "{st:?}");
+    let st = run_batch_waiting(None, Duration::from_micros(50), 100);
+    assert!(st.iterations > 1000, "{st:?}");
+    assert_eq!(st.batch_waits, 0, "{st:?}");
+}

@@ -119,6 +119,11 @@ pmd_counters! {
     sleep_cycles,
     /// Iterations that ended with a sleep (counted with the iterations after them).
     sleep_iterations,
+    /// Cycles a `BatchWait` PMD spun after light iterations waiting for fuller batches
+    /// (also in `cycles_idle`: on-CPU time not spent on packets).
+    batch_wait_cycles,
+    /// Iterations that ended with a batch wait.
+    batch_waits,
     /// Megaflows installed (gauge).
     n_flows,
     /// dpcls subtables over all in_ports (gauge).
