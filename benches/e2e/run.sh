@@ -18,6 +18,8 @@
 #   ovs          ovs-vswitchd, netdev bridge, afxdp ports (xdp-mode=$OVS_XDP_MODE, default
 #                generic), pmd-cpu-mask=0x2
 #   rvs-afpacket rvswitch with afpacket ports (tx ring, qdisc_bypass=true), for reference
+#   rvs-nowait   rvswitch, afxdp ports, pmd_batch_wait_us = 0 (a busy-polling PMD polls
+#                again at once after a light iteration, as OVS's does), for reference
 #
 # Per run: offered pps (frames received on the switch's input veth e2e-s0), delivered pps
 # (frames received on e2e-d1, dropped there by XDP), delivered/offered, the PMD's average
@@ -97,7 +99,7 @@ for w in $WORKLOADS; do
     case $w in a|b|c|d) ;; *) die "unknown workload '$w' (a, b, c or d)" ;; esac
 done
 for s in $SWITCHES; do
-    case $s in rvswitch|ovs|rvs-afpacket) ;; *) die "unknown switch '$s'" ;; esac
+    case $s in rvswitch|ovs|rvs-afpacket|rvs-nowait) ;; *) die "unknown switch '$s'" ;; esac
 done
 for t in ip trafgen clang taskset; do command -v $t >/dev/null || die "$t not found"; done
 if ! command -v perf >/dev/null; then
@@ -368,6 +370,10 @@ measure() { # workload label pid stats-command...
     tail -n 1 "$WORK/results.tsv" | awk -F'\t' '{
         printf "  %-2s %-13s offered %9d pps  delivered %9d pps (%5.1f%%)  proc cycles/pkt %7.0f  user %5.1f%%  core-to-core rtt %s\n",
             $1, $2, $3, $4, ($3 > 0 ? 100 * $4 / $3 : 0), $5, $6, $9 }'
+    # Both print their output batch size: what a transmit kick and an iteration serve.
+    awk '/^[[:space:]]*pmd thread/ {pmd = 1} /^[[:space:]]*main thread/ {pmd = 0}
+         pmd && /avg. packets per output batch/ {printf "     %-13s %s packets per output batch\n", "", $6; exit}' \
+        "$WORK/pmd-stats.txt"
     # rvswitch also times its own system calls (no sampling): a cross-check of perf's split.
     awk '/^[[:space:]]*pmd thread/ {pmd = 1} /^[[:space:]]*main thread/ {pmd = 0}
          pmd && /processing cycles in system calls/ {share = $7; sub(/^\(/, "", share)}
@@ -425,6 +431,7 @@ run_dir = "$WORK/rvs"
 log_level = "warn"
 tx_flush_interval_us = $TX_FLUSH_US
 pmd_max_sleep_us = $PMD_MAXSLEEP
+$([ "$label" = rvs-nowait ] && echo "pmd_batch_wait_us = 0")
 
 [[bridge]]
 name = "br0"
@@ -504,6 +511,7 @@ for rep in $(seq 1 "$REPEAT"); do
             case $s in
                 rvswitch) run_rvswitch "$wl" rvswitch afxdp ;;
                 rvs-afpacket) run_rvswitch "$wl" rvs-afpacket afpacket ;;
+                rvs-nowait) run_rvswitch "$wl" rvs-nowait afxdp ;;
                 ovs) run_ovs "$wl" ;;
             esac
         done
