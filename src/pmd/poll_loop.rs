@@ -5,8 +5,9 @@
 //! each non-empty batch to the `PollWork`, let the work flush its tx batches, and charge
 //! the iteration's cycles to "busy" or "idle". The loop owns its rx queues outright; they
 //! arrive and leave only through messages, so nothing on this path takes a lock or waits
-//! for the control plane. A PMD busy-polls; the non-PMD thread sleeps in poll(2) when an
-//! iteration found nothing (see `waker`).
+//! for the control plane. A PMD busy-polls (spinning briefly after light iterations with a
+//! batch wait, or sleeping with `pmd_max_sleep_us`); the non-PMD thread sleeps in poll(2)
+//! when an iteration found nothing (see `waker`).
 
 use std::cell::Cell;
 use std::os::fd::RawFd;
@@ -83,8 +84,9 @@ pub enum PmdMsg<C> {
     },
     /// Reply once every earlier message has been applied.
     Sync(Sender<()>),
-    /// Wait this way from now on when the load is light (a PMD's `pmd_max_sleep_us`
-    /// changed by a reload: `BusyPoll`, `BatchWait` or `LoadBasedSleep`).
+    /// Wait this way from now on when the load is light (a PMD's `pmd_max_sleep_us` or
+    /// `pmd_batch_wait_us` changed by a reload: `BusyPoll`, `BatchWait` or
+    /// `LoadBasedSleep`).
     SetIdle(IdlePolicy),
     /// A message for the work.
     Work(C),
