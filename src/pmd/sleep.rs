@@ -175,6 +175,8 @@ mod tests {
         assert!(w.is_waiting(), "but keeps its level");
         assert_eq!(w.after_iteration(SLEEP_LOAD_THRESHOLD), 2 * step, "held");
         assert_eq!(w.after_iteration(MAX_BURST - 1), 2 * step, "held");
+        // 3 us in cycles need not be three whole steps: the third step or the fourth caps.
+        assert_eq!(w.after_iteration(1), (3 * step).min(w.max));
         assert_eq!(w.after_iteration(1), w.max, "capped at 3 us");
         assert_eq!(w.after_iteration(1), w.max);
         assert_eq!(w.after_iteration(MAX_BURST), 0, "a full batch resets it");
