@@ -42,6 +42,11 @@ pub fn to_ns(c: u64) -> u64 {
     (u128::from(c) * 1_000_000_000 / u128::from(cycles_per_sec())) as u64
 }
 
+/// `d` in counter ticks (a deadline or a wait to set against `now`).
+pub fn from_duration(d: Duration) -> u64 {
+    (d.as_nanos() * u128::from(cycles_per_sec()) / 1_000_000_000) as u64
+}
+
 /// An `Instant` and the cycle count at that instant: of five tries, the one whose two
 /// counter reads around the clock read are closest. A thread preempted between the two
 /// reads of a single try (a busy CI host) would skew the rate by the preemption over the

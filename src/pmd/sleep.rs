@@ -87,49 +87,48 @@ pub fn sleep_for(d: Duration) {
 /// iteration never waits) does not.
 pub const DEFAULT_BATCH_WAIT_US: u32 = 10;
 
-/// A busy-polling PMD's batch wait (`IdlePolicy::BatchWait`), in cycles of
-/// `cycles::now`: the level it has reached and the per-step and maximum lengths.
+/// A busy-polling PMD's batch wait (`IdlePolicy::BatchWait`): the level it has reached
+/// (also in cycles of `cycles::now`, converted only when it changes) and its maximum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchWait {
-    level: u64,
-    step: u64,
-    max: u64,
+    level: Duration,
+    level_cycles: u64,
+    max: Duration,
 }
 
 impl BatchWait {
     /// A wait of at most `max`, starting at nothing.
     pub fn new(max: Duration) -> Self {
-        let hz = u128::from(crate::pmd::cycles::cycles_per_sec());
-        let cycles = |d: Duration| (d.as_nanos() * hz / 1_000_000_000) as u64;
         BatchWait {
-            level: 0,
-            step: cycles(SLEEP_STEP),
-            max: cycles(max),
+            level: Duration::ZERO,
+            level_cycles: 0,
+            max,
         }
     }
 
     /// The cycles to spin after an iteration whose busiest rx queue handed over
-    /// `busiest` packets in one call (0: none), and the level for the next one.
+    /// `busiest` packets in one call (0: none); moves the level for the next one.
     ///
-    /// The same ramp as the load-based sleep (1 us longer per light iteration, held at
-    /// half a batch or more, reset by a full one) with one difference: an empty
+    /// The load-based sleep's ramp (`next_sleep`: 1 us longer per light iteration, held
+    /// at half a batch or more, reset by a full one) with one difference: an empty
     /// iteration spins not at all and keeps the level, so the first packet after a gap
     /// finds the PMD polling and leaves without waiting.
     pub fn after_iteration(&mut self, busiest: usize) -> u64 {
-        if busiest >= MAX_BURST {
-            self.level = 0;
-        } else if busiest == 0 {
+        if busiest == 0 {
             return 0;
-        } else if busiest < SLEEP_LOAD_THRESHOLD {
-            self.level = (self.level + self.step).min(self.max);
         }
-        self.level
+        let next = next_sleep(self.level, busiest, self.max);
+        if next != self.level {
+            self.level = next;
+            self.level_cycles = crate::pmd::cycles::from_duration(next);
+        }
+        self.level_cycles
     }
 
     /// Whether the thread is waiting between polls at all (it then reads its control
     /// channel every iteration, as a sleeping one does).
     pub fn is_waiting(&self) -> bool {
-        self.level > 0
+        !self.level.is_zero()
     }
 }
 
@@ -165,20 +164,19 @@ mod tests {
 
     #[test]
     fn the_batch_wait_ramps_on_light_load_holds_on_medium_resets_on_full_and_skips_empty() {
+        let cycles = |us| crate::pmd::cycles::from_duration(Duration::from_micros(us));
         let mut w = BatchWait::new(Duration::from_micros(3));
-        let step = w.step;
-        assert!(step > 0 && !w.is_waiting());
+        assert!(cycles(1) > 0 && !w.is_waiting());
         assert_eq!(w.after_iteration(0), 0, "no traffic: no wait, no ramp");
-        assert_eq!(w.after_iteration(1), step);
-        assert_eq!(w.after_iteration(SLEEP_LOAD_THRESHOLD - 1), 2 * step);
+        assert_eq!(w.after_iteration(1), cycles(1));
+        assert_eq!(w.after_iteration(SLEEP_LOAD_THRESHOLD - 1), cycles(2));
         assert_eq!(w.after_iteration(0), 0, "an empty iteration never waits");
         assert!(w.is_waiting(), "but keeps its level");
-        assert_eq!(w.after_iteration(SLEEP_LOAD_THRESHOLD), 2 * step, "held");
-        assert_eq!(w.after_iteration(MAX_BURST - 1), 2 * step, "held");
-        // 3 us in cycles need not be three whole steps: the third step or the fourth caps.
-        assert_eq!(w.after_iteration(1), (3 * step).min(w.max));
-        assert_eq!(w.after_iteration(1), w.max, "capped at 3 us");
-        assert_eq!(w.after_iteration(1), w.max);
+        assert_eq!(w.after_iteration(SLEEP_LOAD_THRESHOLD), cycles(2), "held");
+        assert_eq!(w.after_iteration(MAX_BURST - 1), cycles(2), "held");
+        assert_eq!(w.after_iteration(1), cycles(3));
+        assert_eq!(w.after_iteration(1), cycles(3), "capped at 3 us");
+        assert_eq!(w.after_iteration(1), cycles(3));
         assert_eq!(w.after_iteration(MAX_BURST), 0, "a full batch resets it");
         assert!(!w.is_waiting());
     }
