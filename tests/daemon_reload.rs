@@ -130,8 +130,8 @@ fn sighup_and_reload_apply_the_file_and_keep_runtime_changes() {
     let text = text
         .replace(
             "pmd_cores = [0]",
-            "pmd_cores = [1]\nemc_insert_inv_prob = 7\ntx_flush_interval_us = 40\n\
-             pmd_max_sleep_us = 2000",
+            "pmd_cores = [1]\nemc_insert_inv_prob = 7\nemc_auto_bypass = false\n\
+             tx_flush_interval_us = 40\npmd_max_sleep_us = 2000",
         )
         .replace("tag = 5000\n", "");
     std::fs::write(&d.config, text).unwrap();
@@ -142,6 +142,7 @@ fn sighup_and_reload_apply_the_file_and_keep_runtime_changes() {
     );
     assert!(
         reply.contains("applied: [global] emc_insert_inv_prob = 7")
+            && reply.contains("applied: [global] emc_auto_bypass = false")
             && reply.contains("applied: [global] tx_flush_interval_us = 40")
             && reply.contains("applied: [global] pmd_max_sleep_us = 2000"),
         "{reply}"

@@ -1,5 +1,6 @@
 //! Runs of one flow inside a batch: a packet whose key repeats its predecessor's takes the
-//! predecessor's hash and EMC result instead of its own lookup. These drive one
+//! predecessor's result instead of its own lookup. And the EMC bypass: batches the EMC
+//! trial runs without EMC lookups forward the same packets the same way. These drive one
 //! `PmdDatapath` directly with hand-built batches (dummy ports, in memory), so the order
 //! of packets in a batch is exactly the test's: runs, a run whose first packet missed the
 //! EMC, keys that differ only in a port, a run of a deleted flow.
@@ -58,12 +59,18 @@ struct Bench {
 }
 
 impl Bench {
+    /// A datapath whose EMC is always consulted.
     fn new() -> Self {
+        Bench::with_auto_bypass(false)
+    }
+
+    fn with_auto_bypass(emc_auto_bypass: bool) -> Self {
         let to_a = DummyNetdev::new("runs-a", &dummy("runs-a")).unwrap();
         let to_b = DummyNetdev::new("runs-b", &dummy("runs-b")).unwrap();
         let cfg = PmdDatapathConfig {
             // Every megaflow hit inserts into the EMC: the second pass of a batch hits it.
             emc_insert_inv_prob: 1,
+            emc_auto_bypass,
             upcall_rate: 0,
             pool_size: 256,
             ..Default::default()
@@ -95,6 +102,9 @@ impl Bench {
         let delta = PmdStats {
             emc_hits: after.emc_hits - before.emc_hits,
             megaflow_hits: after.megaflow_hits - before.megaflow_hits,
+            subtable_lookups: after.subtable_lookups - before.subtable_lookups,
+            emc_bypassed: after.emc_bypassed - before.emc_bypassed,
+            emc_trials: after.emc_trials - before.emc_trials,
             ..after
         };
         (delta, self.to_a.take_sent(), self.to_b.take_sent())
@@ -156,4 +166,85 @@ fn repeated_keys_share_their_predecessors_result_and_nothing_else() {
         a.len()
     );
     assert_eq!(bb, to_b);
+}
+
+#[test]
+fn batches_that_bypass_the_emc_forward_the_same_and_count_as_megaflow_hits() {
+    use rvswitch::dpif_netdev::emc_bypass::{EPOCH_BATCHES, TRIAL_BATCHES};
+    let mut b = Bench::with_auto_bypass(true);
+    put_flow(&mut b.dp, 1, 2);
+    put_flow(&mut b.dp, 2, 3);
+    // Two keys of A, interleaved with B, and a run of each: 4 lookups, 4 repeats.
+    let frames = vec![
+        frame(1, 1000, 1),
+        frame(2, 1000, 2),
+        frame(1, 1001, 3),
+        frame(1, 1001, 4),
+        frame(1, 1001, 5),
+        frame(2, 1000, 6),
+        frame(2, 1000, 7),
+        frame(2, 1000, 8),
+    ];
+    let to_a: Vec<Vec<u8>> = [0, 2, 3, 4].iter().map(|&i| frames[i].clone()).collect();
+    let to_b: Vec<Vec<u8>> = [1, 5, 6, 7].iter().map(|&i| frames[i].clone()).collect();
+    let n = frames.len() as u64;
+    // The trial alternates runs of batches with and without EMC lookups; every batch
+    // of both kinds must forward all eight packets as the megaflows say.
+    let (mut with_emc, mut without_emc) = (0, 0);
+    for _ in 0..2 * TRIAL_BATCHES {
+        let (d, a, bb) = b.run(&frames);
+        assert_eq!(a, to_a);
+        assert_eq!(bb, to_b);
+        assert_eq!(
+            d.emc_hits + d.megaflow_hits,
+            n,
+            "every packet resolved: {d:?}"
+        );
+        if d.emc_bypassed == n {
+            without_emc += 1;
+            assert_eq!(d.emc_hits, 0, "a bypassed batch cannot hit the EMC: {d:?}");
+            assert_eq!(
+                d.subtable_lookups, n,
+                "repeats count the subtables their predecessor searched: {d:?}"
+            );
+        } else {
+            assert_eq!(d.emc_bypassed, 0, "{d:?}");
+            with_emc += 1;
+            if with_emc > 1 {
+                assert_eq!(d.emc_hits, n, "the EMC holds both keys of A and B: {d:?}");
+            }
+        }
+    }
+    assert_eq!((with_emc, without_emc), (TRIAL_BATCHES, TRIAL_BATCHES));
+    let s = b.counters.snapshot();
+    assert_eq!(s.emc_trials, 1, "the trial ended and decided");
+    // Until the next epoch's trial every batch follows that decision, whichever it was.
+    let bypassing = s.emc_trials_bypassing == 1;
+    for _ in 2 * TRIAL_BATCHES..EPOCH_BATCHES {
+        let (d, a, _) = b.run(&frames);
+        assert_eq!(a.len(), 4);
+        assert_eq!(d.emc_bypassed, if bypassing { n } else { 0 }, "{d:?}");
+        assert_eq!(d.emc_trials, 0);
+    }
+    // The next trial starts with EMC lookups.
+    let (d, _, _) = b.run(&frames);
+    assert_eq!(d.emc_bypassed, 0, "{d:?}");
+    assert_eq!(d.emc_hits, n, "{d:?}");
+}
+
+#[test]
+fn without_auto_bypass_every_batch_consults_the_emc() {
+    use rvswitch::dpif_netdev::emc_bypass::TRIAL_BATCHES;
+    let mut b = Bench::new();
+    put_flow(&mut b.dp, 1, 2);
+    let frames = vec![frame(1, 1000, 1), frame(1, 1001, 2)];
+    for i in 0..4 * TRIAL_BATCHES {
+        let (d, a, _) = b.run(&frames);
+        assert_eq!(a, frames);
+        assert_eq!(d.emc_bypassed, 0);
+        if i > 0 {
+            assert_eq!(d.emc_hits, 2, "{d:?}");
+        }
+    }
+    assert_eq!(b.counters.snapshot().emc_trials, 0);
 }

@@ -40,6 +40,7 @@ impl DatapathRuntime {
                 let cfg = DpNetdevConfig {
                     pmd_cores: global.pmd_cores.clone(),
                     emc_insert_inv_prob: global.emc_insert_inv_prob,
+                    emc_auto_bypass: global.emc_auto_bypass,
                     max_flows: global.max_flows,
                     tx_flush_interval_us: global.tx_flush_interval_us,
                     pmd_max_sleep_us: global.pmd_max_sleep_us,

@@ -63,6 +63,7 @@ fn global_differences(old: &GlobalConfig, new: &GlobalConfig) -> Vec<&'static st
         run_dir,
         log_level,
         emc_insert_inv_prob,
+        emc_auto_bypass,
         max_flows,
         rxq_assign,
         tx_flush_interval_us,
@@ -78,6 +79,7 @@ fn global_differences(old: &GlobalConfig, new: &GlobalConfig) -> Vec<&'static st
             "emc_insert_inv_prob",
             *emc_insert_inv_prob != new.emc_insert_inv_prob,
         ),
+        ("emc_auto_bypass", *emc_auto_bypass != new.emc_auto_bypass),
         ("max_flows", *max_flows != new.max_flows),
         ("rxq_assign", *rxq_assign != new.rxq_assign),
         (
@@ -112,6 +114,11 @@ fn apply_live(
             running.emc_insert_inv_prob = new.emc_insert_inv_prob;
             dp.inspect(|d| d.set_emc_insert_inv_prob(new.emc_insert_inv_prob));
             Some(format!("{key} = {}", new.emc_insert_inv_prob))
+        }
+        "emc_auto_bypass" => {
+            running.emc_auto_bypass = new.emc_auto_bypass;
+            dp.inspect(|d| d.set_emc_auto_bypass(new.emc_auto_bypass));
+            Some(format!("{key} = {}", new.emc_auto_bypass))
         }
         "tx_flush_interval_us" => {
             running.tx_flush_interval_us = new.tx_flush_interval_us;

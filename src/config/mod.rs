@@ -63,6 +63,12 @@ pub struct GlobalConfig {
     pub log_level: String,
     /// EMC insertion: 1 in N megaflow hits is inserted; 0 disables the EMC.
     pub emc_insert_inv_prob: u32,
+    /// Let every PMD time its lookups with and without the EMC (a few hundred batches
+    /// each way, every 16,384 batches) and skip EMC lookups while the dpcls alone is
+    /// cheaper, as with many more flows than the EMC holds and few megaflows. Not in
+    /// OVS, whose EMC is always consulted unless `emc-insert-inv-prob` is 0; false
+    /// does the same here.
+    pub emc_auto_bypass: bool,
     /// Megaflows per PMD before new ones are refused.
     pub max_flows: usize,
     /// How rx queues are spread over PMDs.
@@ -93,6 +99,7 @@ impl Default for GlobalConfig {
             run_dir: PathBuf::from(DEFAULT_RUN_DIR),
             log_level: "info".to_string(),
             emc_insert_inv_prob: DEFAULT_EMC_INSERT_INV_PROB,
+            emc_auto_bypass: true,
             max_flows: DEFAULT_MAX_FLOWS,
             rxq_assign: RxqAssign::Cycles,
             tx_flush_interval_us: 0,

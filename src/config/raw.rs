@@ -26,6 +26,7 @@ pub(crate) struct RawGlobal {
     pub run_dir: Option<Spanned<String>>,
     pub log_level: Option<Spanned<String>>,
     pub emc_insert_inv_prob: Option<Spanned<i64>>,
+    pub emc_auto_bypass: Option<bool>,
     pub max_flows: Option<Spanned<i64>>,
     pub rxq_assign: Option<Spanned<RawRxqAssign>>,
     pub tx_flush_interval_us: Option<Spanned<i64>>,

@@ -28,6 +28,7 @@ pmd_cores = [0]
 run_dir = "/tmp/rvs-test"
 log_level = "debug"
 emc_insert_inv_prob = 50
+emc_auto_bypass = false
 max_flows = 1000
 rxq_assign = "roundrobin"
 tx_flush_interval_us = 50
@@ -72,6 +73,7 @@ fn good_config_is_typed() {
     assert_eq!(c.global.pmd_cores, vec![0]);
     assert_eq!(c.global.run_dir, PathBuf::from("/tmp/rvs-test"));
     assert_eq!(c.global.emc_insert_inv_prob, 50);
+    assert!(!c.global.emc_auto_bypass);
     assert_eq!(c.global.max_flows, 1000);
     assert_eq!(c.global.rxq_assign, RxqAssign::RoundRobin);
     assert_eq!(c.global.tx_flush_interval_us, 50);
@@ -106,6 +108,7 @@ fn good_config_is_typed() {
 fn empty_file_gives_defaults() {
     let c = Config::parse("", None).unwrap();
     assert_eq!(c.global, GlobalConfig::default());
+    assert!(c.global.emc_auto_bypass, "the EMC trial runs by default");
     assert!(c.bridges.is_empty());
 }
 
@@ -266,6 +269,7 @@ fn bad_global_values() {
         2,
         "pmd_max_sleep_us = 10001 is out of range",
     );
+    assert_err("[global]\n\nemc_auto_bypass = 1\n", 3, "expected a boolean");
     assert_err(
         "[global]\npmd_batch_wait_us = 1001\n",
         2,

@@ -132,6 +132,9 @@ fn global(map: &SourceMap<'_>, g: RawGlobal) -> Result<GlobalConfig, ConfigError
         out.emc_insert_inv_prob =
             ranged(map, &p, 0, u32::MAX as i64, "emc_insert_inv_prob")? as u32;
     }
+    if let Some(b) = g.emc_auto_bypass {
+        out.emc_auto_bypass = b;
+    }
     if let Some(t) = g.tx_flush_interval_us {
         out.tx_flush_interval_us = ranged(map, &t, 0, 1_000_000, "tx_flush_interval_us")? as u32;
     }

@@ -27,6 +27,9 @@ pub struct BatchLookup {
     pub hit_bits: u32,
     /// Sum over matched packets of the 1-based rank of the subtable they matched in.
     pub subtables_searched: u64,
+    /// Per matched packet, that rank (0 for the others), so that a packet repeating a
+    /// matched one's key can be counted as if it had searched as far.
+    pub ranks: [u8; MAX_BURST],
 }
 
 impl Dpcls {
@@ -117,6 +120,7 @@ impl Dpcls {
                 bits &= bits - 1;
                 if let Some(f) = st.lookup_hashed(&keys[i], hashes[i]) {
                     out[i] = f;
+                    res.ranks[i] = (rank + 1).min(u8::MAX as usize) as u8;
                     remaining &= !(1 << i);
                     found += 1;
                 }

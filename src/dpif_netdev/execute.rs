@@ -8,8 +8,8 @@
 
 use std::sync::Arc;
 
-use super::emc::{packet_hash, same_key};
-use super::flow_table::{FlowRef, InsertError};
+use super::emc::packet_hash;
+use super::flow_table::InsertError;
 use super::pmd_datapath::{Disposition, PacketGroup, PmdDatapath};
 use super::tunnel_exec::exceeds_mtu;
 use crate::dpif::{
@@ -20,15 +20,6 @@ use crate::packet::parse::{flow_extract, parse_frame};
 use crate::packet::rewrite::{apply_set, pop_vlan, push_vlan};
 use crate::packet::tunnel::{tnl_pop_as, tnl_push};
 use crate::packet::{FlowKey, OdpPort, PacketBatch, PacketBuf, PacketPool, MAX_BURST};
-
-/// Whether `k` is the key `prev` is. The addresses and ports first, with an early exit:
-/// where flows interleave they differ there, and the whole-key compare is skipped.
-#[inline(always)]
-fn repeats_key(k: &FlowKey, prev: &FlowKey) -> bool {
-    (k.nw_src ^ prev.nw_src) | (k.nw_dst ^ prev.nw_dst) == 0
-        && (k.tp_src ^ prev.tp_src) | (k.tp_dst ^ prev.tp_dst) == 0
-        && same_key(k, prev)
-}
 
 #[inline(always)]
 fn copy_packet(pool: &mut PacketPool, p: &PacketBuf) -> PacketBuf {
@@ -60,96 +51,13 @@ impl PmdDatapath {
             key.in_port = p.meta.in_port;
             key.recirc_id = p.meta.recirc_id;
         }
-        // A packet whose key and port hash equal its predecessor's (a run of one flow, as
-        // a burst usually is) takes the predecessor's hash and EMC result: one key
-        // compare instead of a hash and a lookup. One 64-byte flow end to end: 26-29
-        // fewer cycles per packet in this function (BENCHMARKS.md, tenth session).
-        let mut repeats = 0u32;
-        let mut prev_rss = None;
-        for (i, p) in batch.pkts.iter().enumerate() {
-            let rss = p.meta.has_hash.then_some(p.meta.hash);
-            if i > 0 && rss == prev_rss && repeats_key(&self.keys[i], &self.keys[i - 1]) {
-                self.hashes[i] = self.hashes[i - 1];
-                repeats |= 1 << i;
-            } else {
-                self.hashes[i] = packet_hash(&self.keys[i], rss);
-            }
-            prev_rss = rss;
-        }
-        // 2. EMC.
-        let mut miss = if n == MAX_BURST {
-            u32::MAX
-        } else {
-            (1u32 << n) - 1
-        };
-        if self.emc.enabled() {
-            // Every candidate entry first, then the compares: with many flows the EMC is
-            // megabytes and its keys miss the caches. 10,000 flows end to end: 20-27
-            // fewer cycles per packet in this function (BENCHMARKS.md, tenth session).
-            for i in 0..n {
-                if repeats & (1 << i) == 0 {
-                    self.emc.prefetch(self.hashes[i]);
-                }
-            }
-            let mut hits = 0;
-            for i in 0..n {
-                let found = if repeats & (1 << i) != 0 {
-                    match self.disp[i - 1] {
-                        Disposition::Flow(r) if miss & (1 << (i - 1)) == 0 => Some(r),
-                        _ => None,
-                    }
-                } else {
-                    self.emc.lookup(&self.keys[i], self.hashes[i], &self.flows)
-                };
-                if let Some(r) = found {
-                    self.disp[i] = Disposition::Flow(r);
-                    miss &= !(1 << i);
-                    hits += 1;
-                }
-            }
-            self.counters.emc_hits.add(hits);
-        }
-        // 3. dpcls, one lookup per in_port present among the misses.
-        let mut pending = miss;
-        while pending != 0 {
-            let first = pending.trailing_zeros() as usize;
-            let port = self.keys[first].in_port;
-            let mut want = 0u32;
-            let mut bits = pending;
-            while bits != 0 {
-                let i = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                if self.keys[i].in_port == port {
-                    want |= 1 << i;
-                }
-            }
-            pending &= !want;
-            let Some(ci) = self.classifiers.iter().position(|(p, _)| *p == port) else {
-                continue;
-            };
-            let mut refs = [FlowRef::NONE; MAX_BURST];
-            let res = self.classifiers[ci]
-                .1
-                .lookup_batch(&self.keys[..n], want, &mut refs);
-            self.counters
-                .megaflow_hits
-                .add(res.hit_bits.count_ones() as u64);
-            self.counters.subtable_lookups.add(res.subtables_searched);
-            let mut bits = res.hit_bits;
-            while bits != 0 {
-                let i = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                self.disp[i] = Disposition::Flow(refs[i]);
-                self.emc
-                    .probabilistic_insert(&self.keys[i], self.hashes[i], refs[i], &self.flows);
-            }
-            miss &= !res.hit_bits;
-        }
-        // 4. Upcalls for the rest.
+        // 2. EMC and dpcls (`lookup.rs`).
+        let miss = self.lookup_batch(batch, n);
+        // 3. Upcalls for the rest.
         if miss != 0 {
             self.handle_misses(batch, miss);
         }
-        // 5. Group by disposition and execute each group's actions once. The common case,
+        // 4. Group by disposition and execute each group's actions once. The common case,
         // a whole batch of one flow, runs in place without moving any packet.
         let d0 = self.disp[0];
         if let Disposition::Flow(r) = d0 {
@@ -268,8 +176,11 @@ impl PmdDatapath {
                         match self.install(&key, &reply.mask, actions.clone()) {
                             Ok(r) | Err(InsertError::Exists(r)) => {
                                 installed = true;
-                                self.emc
-                                    .probabilistic_insert(&key, self.hashes[i], r, &self.flows);
+                                // Hashed here: the lookup stage hashes neither repeats
+                                // nor a batch that bypassed the EMC.
+                                let rss = pkt.meta.has_hash.then_some(pkt.meta.hash);
+                                let hash = packet_hash(&key, rss);
+                                self.emc.probabilistic_insert(&key, hash, r, &self.flows);
                                 self.disp[i] = Disposition::Flow(r);
                                 continue;
                             }

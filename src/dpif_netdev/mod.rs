@@ -16,8 +16,10 @@ pub mod dpcls;
 /// The datapath flow formatter now serves every datapath; kept here under its old path.
 pub use crate::dpif::dump_text;
 pub mod emc;
+pub mod emc_bypass;
 mod execute;
 pub mod flow_table;
+mod lookup;
 pub mod pmd_datapath;
 mod rxq_placement;
 mod show;
@@ -57,6 +59,9 @@ pub struct DpNetdevConfig {
     /// EMC insertion: 1 in N megaflow hits inserts (OVS `emc-insert-inv-prob`, default
     /// 100; 1 = always, 0 = EMC disabled).
     pub emc_insert_inv_prob: u32,
+    /// Let each thread time its lookups with and without the EMC and bypass the EMC
+    /// while the dpcls alone is cheaper (`emc_bypass`; default true). Not in OVS.
+    pub emc_auto_bypass: bool,
     /// Megaflows per PMD thread (OVS: 65,536).
     pub max_flows: usize,
     /// How rx queues are spread over PMDs.
@@ -95,6 +100,7 @@ impl Default for DpNetdevConfig {
         DpNetdevConfig {
             pmd_cores: vec![last],
             emc_insert_inv_prob: per_thread.emc_insert_inv_prob,
+            emc_auto_bypass: per_thread.emc_auto_bypass,
             max_flows: per_thread.max_flows,
             rxq_assign: RxqAssignPolicy::Cycles,
             upcall_rate: per_thread.upcall_rate,
@@ -208,6 +214,7 @@ impl DpifNetdev {
         }
         let pcfg = PmdDatapathConfig {
             emc_insert_inv_prob: config.emc_insert_inv_prob,
+            emc_auto_bypass: config.emc_auto_bypass,
             max_flows: config.max_flows,
             upcall_rate: config.upcall_rate,
             upcall_burst: config.upcall_burst,
@@ -340,6 +347,13 @@ impl DpifNetdev {
     pub fn set_emc_insert_inv_prob(&self, inv_prob: u32) {
         for t in &self.threads {
             t.send(PmdMsg::Work(DpCtl::SetEmcInsertInvProb(inv_prob)));
+        }
+    }
+
+    /// Turns the EMC bypass trials on or off on every thread at run time.
+    pub fn set_emc_auto_bypass(&self, on: bool) {
+        for t in &self.threads {
+            t.send(PmdMsg::Work(DpCtl::SetEmcAutoBypass(on)));
         }
     }
 

@@ -14,6 +14,7 @@ use crossbeam_channel::Sender;
 
 use super::dpcls::Dpcls;
 use super::emc::{Emc, XorShift32};
+use super::emc_bypass::EmcBypass;
 use super::flow_table::{normalize_mask, FlowRef, FlowTable, InsertError};
 pub use super::tunnel_exec::TxPortInfo;
 use super::upcall_limit::TokenBucket;
@@ -32,6 +33,9 @@ pub const SUBTABLE_SORT_INTERVAL: Duration = Duration::from_secs(1);
 pub struct PmdDatapathConfig {
     /// Inverse EMC insertion probability (1 = always, 0 = EMC off).
     pub emc_insert_inv_prob: u32,
+    /// Time EMC lookups against the dpcls alone and bypass the EMC while that is
+    /// cheaper (`EmcBypass`).
+    pub emc_auto_bypass: bool,
     /// Bound on megaflows.
     pub max_flows: usize,
     /// Sustained upcalls per second (0 = unlimited).
@@ -53,6 +57,7 @@ impl Default for PmdDatapathConfig {
     fn default() -> Self {
         PmdDatapathConfig {
             emc_insert_inv_prob: super::emc::DEFAULT_EMC_INSERT_INV_PROB,
+            emc_auto_bypass: true,
             max_flows: super::DEFAULT_MAX_FLOWS,
             upcall_rate: super::upcall_limit::DEFAULT_UPCALL_RATE,
             upcall_burst: super::upcall_limit::DEFAULT_UPCALL_BURST,
@@ -107,6 +112,8 @@ pub enum DpCtl {
     SetUpcallHandler(Arc<dyn UpcallHandler>),
     /// Change the EMC insertion probability.
     SetEmcInsertInvProb(u32),
+    /// Turn the EMC bypass trials on or off.
+    SetEmcAutoBypass(bool),
     /// Change the output batching interval, in microseconds.
     SetTxFlushIntervalUs(u32),
     /// Execute actions on one packet (the control plane's `Dpif::execute`).
@@ -157,6 +164,7 @@ pub struct PmdDatapath {
     pub(super) core: Option<usize>,
     pub(super) flows: FlowTable,
     pub(super) emc: Emc,
+    pub(super) emc_bypass: EmcBypass,
     pub(super) classifiers: Vec<(OdpPort, Dpcls)>,
     pub(super) tx_ports: Vec<TxPort>,
     pub(super) pool: PacketPool,
@@ -204,6 +212,7 @@ impl PmdDatapath {
             core,
             flows: FlowTable::new(cfg.max_flows),
             emc: Emc::new(cfg.emc_insert_inv_prob, seed),
+            emc_bypass: EmcBypass::new(cfg.emc_auto_bypass),
             classifiers: Vec::new(),
             tx_ports: Vec::new(),
             pool: PacketPool::new(cfg.pool_size),
@@ -501,6 +510,7 @@ impl PollWork for PmdDatapath {
             DpCtl::AddTxPort { port, txq, info } => self.add_tx_port_with(port, txq, info),
             DpCtl::SetUpcallHandler(h) => self.handler = Some(h),
             DpCtl::SetEmcInsertInvProb(n) => self.emc.set_insert_inv_prob(n),
+            DpCtl::SetEmcAutoBypass(on) => self.emc_bypass.set_auto(on),
             DpCtl::SetTxFlushIntervalUs(us) => {
                 self.tx_flush_cycles = tx_flush_cycles(self.core, us);
                 // Held batches keep their deadlines under a new nonzero interval; with

@@ -59,6 +59,17 @@ pub fn format_pmd_stats(out: &mut String, title: &str, s: &PmdStats) {
         "  avg. subtable lookups per megaflow hit: {:.2}",
         ratio(s.subtable_lookups, s.megaflow_hits)
     );
+    if s.emc_trials > 0 {
+        // Not in OVS's output: how often the EMC trial chose the dpcls alone.
+        let _ = writeln!(
+            out,
+            "  emc bypassed: {} packets ({:.1}% of passes), {} of {} trials chose the dpcls alone (emc_auto_bypass)",
+            s.emc_bypassed,
+            100.0 * ratio(s.emc_bypassed, passes),
+            s.emc_trials_bypassing,
+            s.emc_trials
+        );
+    }
     let _ = writeln!(out, "  miss with success upcall: {}", s.upcall_ok);
     let _ = writeln!(out, "  miss with failed upcall: {}", s.upcall_failed);
     if s.tnl_mtu_drops + s.tnl_push_errors + s.tnl_pop_errors > 0 {
@@ -264,6 +275,7 @@ mod tests {
         );
 
         assert!(!out.contains("batch waits"), "{out}");
+        assert!(!out.contains("emc bypassed"), "no trial, no line: {out}");
 
         // A thread that processed nothing prints no share and no per-packet lines.
         let mut idle = String::new();
@@ -287,6 +299,27 @@ mod tests {
         format_pmd_stats(&mut out, "pmd thread numa_id 0 core_id 1:", &s);
         assert!(
             out.contains("  batch waits: 100 (25.0% of iterations), 1000 us (10.0 us per wait"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn emc_trials_and_bypassed_packets_are_shown() {
+        let s = PmdStats {
+            rx_packets: 1000,
+            recirculations: 250,
+            emc_bypassed: 500,
+            emc_trials: 4,
+            emc_trials_bypassing: 3,
+            cycles_busy: 1,
+            ..Default::default()
+        };
+        let mut out = String::new();
+        format_pmd_stats(&mut out, "pmd thread numa_id 0 core_id 1:", &s);
+        assert!(
+            out.contains(
+                "  emc bypassed: 500 packets (40.0% of passes), 3 of 4 trials chose the dpcls alone"
+            ),
             "{out}"
         );
     }

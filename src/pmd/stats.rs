@@ -72,6 +72,13 @@ pmd_counters! {
     emc_hits,
     /// Lookups that hit a megaflow in the dpcls.
     megaflow_hits,
+    /// Packets looked up without the EMC because its trial found the dpcls alone
+    /// cheaper (`emc_auto_bypass`; includes the trials' own EMC-less batches).
+    emc_bypassed,
+    /// EMC trials completed (`EmcBypass`).
+    emc_trials,
+    /// Of those, the trials that chose to bypass the EMC.
+    emc_trials_bypassing,
     /// Sum over megaflow hits of the subtables searched to find them.
     subtable_lookups,
     /// Misses whose upcall returned actions.
