@@ -20,6 +20,10 @@
 #   rvs-afpacket rvswitch with afpacket ports (tx ring, qdisc_bypass=true), for reference
 #   rvs-nowait   rvswitch, afxdp ports, pmd_batch_wait_us = 0 (a busy-polling PMD polls
 #                again at once after a light iteration, as OVS's does), for reference
+#   rvs-alt      rvswitch, afxdp ports, from the binaries in $RVS_ALT_BIN_DIR (another
+#                checkout's target/release) and with $RVS_ALT_GLOBAL_EXTRA added to its
+#                [global] table: an A/B of two builds or settings that take turns in one
+#                invocation (compare its rows with rvswitch's)
 #
 # Per run: offered pps (frames received on the switch's input veth e2e-s0), delivered pps
 # (frames received on e2e-d1, dropped there by XDP), delivered/offered, the PMD's average
@@ -46,7 +50,9 @@
 #
 # Usage: benches/e2e/run.sh [seconds] [workloads...]     (defaults: 10, a b c d)
 # Environment: E2E_SWITCHES ("rvswitch ovs rvs-afpacket"), RVS_XDP_MODE, OVS_XDP_MODE,
-#   RVS_AFPACKET_OPTS (qdisc_bypass = true), E2E_KEEP_PERF (a directory: keep each run's
+#   RVS_AFPACKET_OPTS (qdisc_bypass = true), RVS_GLOBAL_EXTRA (lines added to rvswitch's
+#   [global] table, e.g. "emc_auto_bypass = false"), RVS_ALT_BIN_DIR and
+#   RVS_ALT_GLOBAL_EXTRA (for rvs-alt), E2E_KEEP_PERF (a directory: keep each run's
 #   perf.data there as <workload>-<switch>.perf.data, for `perf report -i`), E2E_PERF_ARGS
 #   (extra `perf record` arguments, e.g. "--call-graph dwarf"), E2E_TX_FLUSH_US (output
 #   batching interval in microseconds for both switches: rvswitch tx_flush_interval_us,
@@ -99,7 +105,10 @@ for w in $WORKLOADS; do
     case $w in a|b|c|d) ;; *) die "unknown workload '$w' (a, b, c or d)" ;; esac
 done
 for s in $SWITCHES; do
-    case $s in rvswitch|ovs|rvs-afpacket|rvs-nowait) ;; *) die "unknown switch '$s'" ;; esac
+    case $s in rvswitch|ovs|rvs-afpacket|rvs-nowait) ;;
+        rvs-alt) [ -x "${RVS_ALT_BIN_DIR:-}/rvswitch" ] && [ -x "$RVS_ALT_BIN_DIR/rvswitch-appctl" ] ||
+            die "rvs-alt needs RVS_ALT_BIN_DIR, a directory holding rvswitch and rvswitch-appctl (got '${RVS_ALT_BIN_DIR:-}')" ;;
+        *) die "unknown switch '$s'" ;; esac
 done
 for t in ip trafgen clang taskset; do command -v $t >/dev/null || die "$t not found"; done
 if ! command -v perf >/dev/null; then
@@ -383,8 +392,8 @@ measure() { # workload label pid stats-command...
 
 rvs_stats() { # socket clear|show
     case $2 in
-        clear) "$ROOT/target/release/rvswitch-appctl" -t "$1" pmd-stats-clear ;;
-        show) "$ROOT/target/release/rvswitch-appctl" -t "$1" pmd-stats-show ;;
+        clear) "$RVS_BIN/rvswitch-appctl" -t "$1" pmd-stats-clear ;;
+        show) "$RVS_BIN/rvswitch-appctl" -t "$1" pmd-stats-show ;;
     esac
 }
 
@@ -413,7 +422,12 @@ probe_rtt() {
 }
 
 run_rvswitch() { # workload label port-type
-    local wl=$1 label=$2 type=$3 opts flows=""
+    local wl=$1 label=$2 type=$3 opts flows="" extra=${RVS_GLOBAL_EXTRA:-}
+    RVS_BIN=$ROOT/target/release
+    if [ "$label" = rvs-alt ]; then
+        RVS_BIN=$RVS_ALT_BIN_DIR
+        extra=${RVS_ALT_GLOBAL_EXTRA:-}
+    fi
     probe_rtt
     if [ "$type" = afxdp ]; then
         opts="{ xdp_mode = \"$RVS_XDP_MODE\", n_rxq = 1 }"
@@ -432,6 +446,7 @@ log_level = "warn"
 tx_flush_interval_us = $TX_FLUSH_US
 pmd_max_sleep_us = $PMD_MAXSLEEP
 $([ "$label" = rvs-nowait ] && echo "pmd_batch_wait_us = 0")
+$extra
 
 [[bridge]]
 name = "br0"
@@ -454,7 +469,7 @@ EOF
     # In its own session, as ovs-vswitchd --detach is: with autogroup scheduling a process
     # left in this script's session shares one group weight with trafgen (busy on core 0),
     # which halves the PMD's share of core 1 whenever anything else runs there.
-    setsid "$ROOT/target/release/rvswitch" --config "$WORK/switch.toml" \
+    setsid "$RVS_BIN/rvswitch" --config "$WORK/switch.toml" \
         > "$WORK/rvswitch.log" 2>&1 &
     SWITCH_PID=$!
     wait_for 10 test -S "$WORK/rvs/rvswitch.ctl" ||
@@ -512,6 +527,7 @@ for rep in $(seq 1 "$REPEAT"); do
                 rvswitch) run_rvswitch "$wl" rvswitch afxdp ;;
                 rvs-afpacket) run_rvswitch "$wl" rvs-afpacket afpacket ;;
                 rvs-nowait) run_rvswitch "$wl" rvs-nowait afxdp ;;
+                rvs-alt) run_rvswitch "$wl" rvs-alt afxdp ;;
                 ovs) run_ovs "$wl" ;;
             esac
         done
