@@ -84,6 +84,10 @@ fn miss_upcalls_once_then_hits_emc_and_megaflow() {
         "dpn-up",
         DpNetdevConfig {
             emc_insert_inv_prob: 1,
+            // This test counts EMC hits: an auto-bypass trial starting on the first
+            // batches would send some of them to the dpcls (tests/dpif_netdev_runs.rs
+            // covers the bypass).
+            emc_auto_bypass: false,
             ..cfg()
         },
     );
