@@ -24,8 +24,12 @@ use rvswitch::packet::{PacketBatch, PacketPool};
 const TOP_UP_EVERY: usize = 64;
 
 /// Frames for the depth to halve once (2,048 -> 1,024): 2,048 light top-ups in a row,
-/// one every 64 frames, with a margin.
-const LIGHT_LOAD_FRAMES: u64 = 2048 * 64 + 20_000;
+/// with a margin. A top-up follows the poll that brings the count since the last one to
+/// 64 or more, and a poll takes up to a batch (32), so top-ups come every 64 to 95
+/// frames (at the light load's ~17 frames per poll, every 68: 2,048 top-ups took
+/// 140,000 frames, more than the 131,072 this once assumed, and one round never
+/// sufficed).
+const LIGHT_LOAD_FRAMES: u64 = 2048 * (64 + 31) + 20_000;
 
 /// Light loads sent at most before the depth must have halved (one suffices on a quiet
 /// host; a stall of the receiving thread restarts the count).
@@ -66,12 +70,24 @@ fn receive(
     got
 }
 
+/// Pins the calling thread to the last core, away from trafgen's (`-P 1` runs it on
+/// core 0): a receiver left to wake on trafgen's core can wait there for milliseconds,
+/// long enough for the kernel to use a quarter of the ring, a heavy top-up that
+/// restarts the run of light ones.
+fn pin_off_trafgens_core() {
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    if let Some(&last) = cores.iter().rfind(|c| c.id != 0) {
+        assert!(core_affinity::set_for_current(last), "pinning to {last:?}");
+    }
+}
+
 /// Sends `LIGHT_LOAD_FRAMES` paced frames while another thread receives them, napping
 /// between empty polls; returns how many matching frames it received.
 fn light_load(v: &VethNs, rxq: &mut dyn Rxq, pool: &mut PacketPool, frame: &[u8]) -> u64 {
     let (done_tx, done_rx) = mpsc::channel();
     std::thread::scope(|s| {
         let h = s.spawn(move || {
+            pin_off_trafgens_core();
             let mut got = 0;
             loop {
                 let quiet = Duration::from_millis(50);
