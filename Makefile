@@ -6,7 +6,7 @@ APT_PACKAGES := clang llvm pkg-config \
 	tcpdump procps
 STAMP := target/.deps-installed
 
-.PHONY: deps build release run test lint bench bench-e2e topology-up topology-down clean test-kernel
+.PHONY: deps build release run test lint bench bench-e2e bench-latency topology-up topology-down clean test-kernel
 
 # Installs the system packages the build and the tests need (once per machine).
 deps: $(STAMP)
@@ -58,6 +58,12 @@ bench: deps
 # the header of benches/e2e/run.sh for E2E_SWITCHES, E2E_TX_FLUSH_US, E2E_HOG_NICE, ...).
 bench-e2e: deps
 	benches/e2e/run.sh $(E2E_ARGS)
+
+# Round-trip latency through the switch (root): ping idle, beside a UDP and a TCP stream,
+# for rvswitch, rvswitch without the batch wait, and ovs-vswitchd. LAT_ARGS="pings
+# conditions...", e.g. LAT_ARGS="1000 idle udp" (see benches/e2e/latency.sh).
+bench-latency: deps
+	benches/e2e/latency.sh $(LAT_ARGS)
 
 clean:
 	$(CARGO) clean

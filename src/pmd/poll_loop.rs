@@ -109,7 +109,7 @@ pub enum IdlePolicy {
     /// Busy-poll, but after an iteration in which no queue handed over a full batch, spin
     /// before the next poll (without touching the rings), 1 us longer after each light
     /// iteration up to this, so that packets gather into fuller batches; a full batch
-    /// resets the wait and an empty iteration does not wait (`sleep::BatchWait`). The
+    /// or an empty iteration resets the wait (`sleep::BatchWait`). The
     /// spin is booked as idle time: the PMD could have done other work in it.
     BatchWait(Duration),
     /// Sleep between polls while the load is light: after an iteration in which no queue

@@ -82,9 +82,9 @@ pub fn sleep_for(d: Duration) {
 /// flow, 0.5-0.7 Mpps offered, `benches/e2e/run.sh`): 2.0-3.5 packets per output batch
 /// and 616-979 user cycles per packet without the wait; with at most 10 us, 16.3 per
 /// batch, 293 user cycles per packet and 23% fewer processing cycles per packet; with
-/// 20 us, 19.8 and 286. The price is latency under load only: a packet that arrives
-/// during a wait waits up to this long; one that finds the PMD polling (an empty
-/// iteration never waits) does not.
+/// 20 us, 19.8 and 286. The price is latency: a packet that arrives during a wait waits
+/// up to this long. An empty iteration starts the ramp over (`BatchWait`), so a light
+/// flow with gaps between its packets pays about 1 us, not this.
 pub const DEFAULT_BATCH_WAIT_US: u32 = 10;
 
 /// A busy-polling PMD's batch wait (`IdlePolicy::BatchWait`): the level it has reached
@@ -111,10 +111,20 @@ impl BatchWait {
     ///
     /// The load-based sleep's ramp (`next_sleep`: 1 us longer per light iteration, held
     /// at half a batch or more, reset by a full one) with one difference: an empty
-    /// iteration spins not at all and keeps the level, so the first packet after a gap
-    /// finds the PMD polling and leaves without waiting.
+    /// iteration spins not at all and resets the level, so the first packet after a gap
+    /// finds the PMD polling and the iteration that takes it waits 1 us, not the
+    /// maximum. An empty poll means the load fits in the gaps, with nothing to gather.
+    /// Keeping the level across empty iterations (as at first) cost a ping through two
+    /// idle afxdp ports about 10 us of its round trip: its reply, which the kernel
+    /// queues on the rx ring within the request's transmit call, waited out the whole
+    /// spin that followed (minimum RTT 26-32 us against 17-19 without the wait,
+    /// `benches/e2e/latency.sh`, BENCHMARKS.md).
     pub fn after_iteration(&mut self, busiest: usize) -> u64 {
         if busiest == 0 {
+            if !self.level.is_zero() {
+                self.level = Duration::ZERO;
+                self.level_cycles = 0;
+            }
             return 0;
         }
         let next = next_sleep(self.level, busiest, self.max);
@@ -163,7 +173,7 @@ mod tests {
     }
 
     #[test]
-    fn the_batch_wait_ramps_on_light_load_holds_on_medium_resets_on_full_and_skips_empty() {
+    fn the_batch_wait_ramps_on_light_load_holds_on_medium_resets_on_full_or_empty() {
         let cycles = |us| crate::pmd::cycles::from_duration(Duration::from_micros(us));
         let mut w = BatchWait::new(Duration::from_micros(3));
         assert!(cycles(1) > 0 && !w.is_waiting());
@@ -171,7 +181,9 @@ mod tests {
         assert_eq!(w.after_iteration(1), cycles(1));
         assert_eq!(w.after_iteration(SLEEP_LOAD_THRESHOLD - 1), cycles(2));
         assert_eq!(w.after_iteration(0), 0, "an empty iteration never waits");
-        assert!(w.is_waiting(), "but keeps its level");
+        assert!(!w.is_waiting(), "and starts the ramp over");
+        assert_eq!(w.after_iteration(1), cycles(1), "1 us after a gap");
+        assert_eq!(w.after_iteration(1), cycles(2));
         assert_eq!(w.after_iteration(SLEEP_LOAD_THRESHOLD), cycles(2), "held");
         assert_eq!(w.after_iteration(MAX_BURST - 1), cycles(2), "held");
         assert_eq!(w.after_iteration(1), cycles(3));
