@@ -60,33 +60,8 @@ case " $SWITCHES " in *" ovs "*)
 esac
 WORK=$(mktemp -d /tmp/rvs-lat.XXXXXX)
 
-kill_job() { # pid (of `ip netns exec`, which forks: signal its children too)
-    [ -n "$1" ] || return 0
-    pkill -TERM -P "$1" 2>/dev/null || true
-    kill -TERM "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-}
-
-stop_switch() {
-    if [ -n "$SWITCH_PID" ]; then
-        kill -INT "$SWITCH_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$SWITCH_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$SWITCH_PID" 2>/dev/null || true
-        wait "$SWITCH_PID" 2>/dev/null || true
-        SWITCH_PID=""
-    fi
-    if [ -f "$WORK/ovs/vswitchd.pid" ]; then
-        local p
-        p=$(cat "$WORK/ovs/vswitchd.pid")
-        ovs-appctl -t "$WORK/ovs/ovs-vswitchd.$p.ctl" exit >/dev/null 2>&1 || true
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-    fi
-    if [ -f "$WORK/ovs/ovsdb.pid" ]; then
-        kill "$(cat "$WORK/ovs/ovsdb.pid")" 2>/dev/null || true
-    fi
-    rm -rf "$WORK/ovs" "$WORK/rvs"
-}
+# shellcheck source=benches/e2e/common.sh
+. "$ROOT/benches/e2e/common.sh"
 
 cleanup() {
     set +e
@@ -104,22 +79,12 @@ trap cleanup EXIT
 trap 'echo "latency: interrupted, cleaning up" >&2; exit 130' INT TERM
 
 setup_side() { # ns host peer address
-    ip netns add "$1"
-    ip link add "$2" type veth peer name "$3" netns "$1"
-    ip link set "$2" up
-    sysctl -qw "net.ipv6.conf.$2.disable_ipv6=1" || true
-    ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+    veth_into_ns "$1" "$2" "$3"
     ip -n "$1" addr add "$4/24" dev "$3"
     # Frames cross the switch as raw bytes (AF_XDP): the sender computes its checksums.
     ip netns exec "$1" ethtool -K "$3" tx off > /dev/null
     ip -n "$1" link set "$3" up
     ip -n "$1" link set lo up
-}
-
-wait_for() { # seconds command...
-    local n=$(($1 * 10)); shift
-    for _ in $(seq $n); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-    return 1
 }
 
 start_rvswitch() { # label

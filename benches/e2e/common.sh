@@ -1,0 +1,59 @@
+# Shell functions shared by the end-to-end scripts (run.sh, latency.sh); sourced, not run.
+# They use the caller's globals SWITCH_PID (an rvswitch process, or empty) and WORK (the
+# run's scratch directory, where an ovs-vswitchd keeps its pid files under ovs/).
+
+kill_job() { # pid (of `ip netns exec`, which forks: signal its children too)
+    [ -n "$1" ] || return 0
+    pkill -TERM -P "$1" 2>/dev/null || true
+    kill -TERM "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+wait_for() { # seconds command...
+    local n=$(($1 * 10)); shift
+    for _ in $(seq $n); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+    return 1
+}
+
+# Stops whichever switch runs: rvswitch by SIGINT, ovs-vswitchd by `exit`, then its
+# ovsdb-server.
+stop_switch() {
+    # Best effort, with errexit off; restored only if the caller had it (cleanup, the
+    # EXIT trap, runs without it: turning it back on there made the first failing
+    # `ip link del` of an early exit abort the cleanup and leave the work directory).
+    local errexit=""
+    case $- in *e*) errexit=1 ;; esac
+    set +e
+    if [ -n "$SWITCH_PID" ]; then
+        kill -INT "$SWITCH_PID" 2>/dev/null
+        for _ in $(seq 50); do kill -0 "$SWITCH_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$SWITCH_PID" 2>/dev/null
+        wait "$SWITCH_PID" 2>/dev/null
+        SWITCH_PID=""
+    fi
+    if [ -f "$WORK/ovs/vswitchd.pid" ]; then
+        local p
+        p=$(cat "$WORK/ovs/vswitchd.pid")
+        ovs-appctl -t "$WORK/ovs/ovs-vswitchd.$p.ctl" exit >/dev/null 2>&1
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null
+        rm -f "$WORK/ovs/vswitchd.pid"
+    fi
+    if [ -f "$WORK/ovs/ovsdb.pid" ]; then
+        kill "$(cat "$WORK/ovs/ovsdb.pid")" 2>/dev/null
+        rm -f "$WORK/ovs/ovsdb.pid"
+    fi
+    rm -rf "$WORK/ovs" "$WORK/rvs"
+    if [ -n "$errexit" ]; then set -e; fi
+    return 0
+}
+
+# A namespace with one end of a veth pair in it (up, no IPv6) and the other end, the
+# switch's port, up on the host; the caller gives the inner end its MAC or address.
+veth_into_ns() { # ns host-end ns-end
+    ip netns add "$1"
+    ip link add "$2" type veth peer name "$3" netns "$1"
+    ip link set "$2" up
+    sysctl -qw "net.ipv6.conf.$2.disable_ipv6=1" || true
+    ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+}
