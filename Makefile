@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 APT_PACKAGES := clang llvm pkg-config \
 	iproute2 iputils-ping ethtool netsniff-ng iperf3 openvswitch-switch openvswitch-common \
-	tcpdump procps
+	tcpdump procps linux-perf
 STAMP := target/.deps-installed
 
 .PHONY: deps build release run test lint bench bench-e2e bench-latency topology-up topology-down clean test-kernel

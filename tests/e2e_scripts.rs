@@ -1,0 +1,127 @@
+//! The end-to-end benchmark scripts (root): `make bench-e2e` and `make bench-latency` must
+//! run start to finish from a clean checkout, against rvswitch and Debian's
+//! ovs-vswitchd, print their tables, and leave nothing behind. Short runs: this checks
+//! that the scripts work and that traffic really crossed both switches, not how fast
+//! (figures belong in BENCHMARKS.md).
+
+use std::path::Path;
+use std::process::Command;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs a script with `env`, failing with its whole output unless it exits 0; returns
+/// its stdout.
+fn run_script(script: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = Command::new(root().join(script))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(root())
+        .output()
+        .unwrap_or_else(|e| panic!("running {script}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{script} exited {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The cells of the Markdown table row that starts with `prefix`.
+fn row<'a>(table: &'a str, prefix: &str) -> Vec<&'a str> {
+    let line = table
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no row starting {prefix:?} in:\n{table}"));
+    line.trim_matches('|').split('|').map(str::trim).collect()
+}
+
+fn number(cell: &str) -> f64 {
+    cell.trim_end_matches(['%', 'x'])
+        .parse()
+        .unwrap_or_else(|_| panic!("not a number: {cell:?}"))
+}
+
+/// Namespaces and scratch directories named `prefix*` that are still there.
+fn leftovers(netns: &[&str], tmp_prefix: &str) -> Vec<String> {
+    let ns = String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    let mut left: Vec<String> = netns
+        .iter()
+        .filter(|n| ns.lines().any(|l| l.split_whitespace().next() == Some(n)))
+        .map(|n| format!("netns {n}"))
+        .collect();
+    for e in std::fs::read_dir("/tmp").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(tmp_prefix) {
+            left.push(format!("/tmp/{name}"));
+        }
+    }
+    left
+}
+
+#[test]
+fn throughput_script_forwards_a_workload_through_both_switches_and_cleans_up() {
+    let out = run_script(
+        "benches/e2e/run.sh",
+        &["2", "a"],
+        &[("E2E_SWITCHES", "rvswitch ovs")],
+    );
+    for sw in ["rvswitch", "ovs"] {
+        let r = row(&out, &format!("| a: 1 flow, 64 B | {sw} |"));
+        let (offered, delivered) = (number(r[2]), number(r[3]));
+        assert!(
+            offered > 10_000.0 && delivered > offered / 2.0,
+            "{sw}: offered {offered}, delivered {delivered}:\n{out}"
+        );
+        let cycles = number(r[5]);
+        assert!(cycles > 0.0, "{sw}: processing cycles {cycles}:\n{out}");
+    }
+    // The ratio table: delivered rvswitch/OVS first, e.g. "0.89x".
+    let ratio_row = out.lines().find(|l| {
+        l.starts_with("| a: 1 flow, 64 B | ")
+            && l.split('|').nth(2).is_some_and(|c| c.trim().ends_with('x'))
+    });
+    assert!(ratio_row.is_some(), "no ratio row:\n{out}");
+    assert!(out.contains("packets per output batch"), "{out}");
+    assert!(out.contains("own TSC accounting"), "{out}");
+    let left = leftovers(&["e2e-src", "e2e-dst"], "rvs-e2e.");
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn latency_script_pings_through_both_switches_and_cleans_up() {
+    let out = run_script(
+        "benches/e2e/latency.sh",
+        &["100", "idle", "udp"],
+        &[("LAT_SWITCHES", "rvswitch ovs"), ("LAT_INTERVAL", "0.01")],
+    );
+    for sw in ["rvswitch", "ovs"] {
+        for cond in ["idle", "udp"] {
+            let r = row(&out, &format!("| {sw} | {cond} |"));
+            assert_eq!(r[2], "100", "{sw} {cond}: pings:\n{out}");
+            let lost = number(r[3]);
+            assert!(lost <= 2.0, "{sw} {cond}: {lost} of 100 lost:\n{out}");
+            let (min, median, max) = (number(r[4]), number(r[5]), number(r[8]));
+            assert!(
+                min > 0.0 && min <= median && median <= max,
+                "{sw} {cond}: min {min} median {median} max {max}:\n{out}"
+            );
+        }
+        // The 100 Mbit/s UDP stream crossed the switch beside the pings.
+        let udp = row(&out, &format!("| {sw} | udp |"));
+        let mbps = number(udp[9]);
+        assert!(mbps > 50.0, "{sw}: udp stream {mbps} Mbit/s:\n{out}");
+    }
+    let left = leftovers(&["lat-a", "lat-b"], "rvs-lat.");
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
