@@ -62,7 +62,7 @@
 #   default: always busy-poll), E2E_HOG_NICE
 #   (saturation mode: a busy loop shares the PMD's core, its autogroup at this nice
 #   value, e.g. -5, so the PMD falls behind the offered load and never idles), E2E_REPEAT
-#   (run every workload and switch N times, the switches taking turns; the first table
+#   (run every workload and switch N times, the switches taking turns, in reverse order every other time; the first table
 #   then has a row per run, and the ratio table gives the median of the N paired
 #   rvswitch/OVS ratios with their range: on this shared machine OVS's own user cycles
 #   per packet varied by up to 2.4x between invocations), E2E_PMD_QUOTA (the other
@@ -476,8 +476,15 @@ echo "e2e: $(date -u '+%F %H:%M UTC'), $(uname -r), $(nproc) cores, load $(cut -
 echo "e2e: ${DURATION}s per run; trafgen on core 0, one PMD on core 1; workloads: $WORKLOADS; tx flush interval ${TX_FLUSH_US} us; PMD max sleep ${PMD_MAXSLEEP} us${HOG_NICE:+; saturation mode: busy loop on core 1 at autogroup nice $HOG_NICE}${PMD_QUOTA:+; saturation mode: PMD limited to ${PMD_QUOTA}% of core 1}"
 : > "$WORK/results.tsv"
 for rep in $(seq 1 "$REPEAT"); do
+    # Every other repetition runs the switches in reverse order, so that neither is
+    # always the one measured first (after the previous workload's teardown, or on a
+    # host that drifts within a pair).
+    order=$SWITCHES
+    if [ $((rep % 2)) -eq 0 ]; then
+        order=$(printf '%s\n' $SWITCHES | tac | paste -sd' ')
+    fi
     for wl in $WORKLOADS; do
-        for s in $SWITCHES; do
+        for s in $order; do
             case $s in
                 rvswitch) run_rvswitch "$wl" rvswitch afxdp ;;
                 rvs-afpacket) run_rvswitch "$wl" rvs-afpacket afpacket ;;
