@@ -57,3 +57,29 @@ veth_into_ns() { # ns host-end ns-end
     sysctl -qw "net.ipv6.conf.$2.disable_ipv6=1" || true
     ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
 }
+
+# Starts ovsdb-server and ovs-vswitchd with their files under $WORK/ovs (where
+# stop_switch finds them), pmd-cpu-mask=0x2 plus the other_config settings given
+# ("key=value ..."), and a standalone netdev bridge br0 with the named afxdp ports in the
+# given XDP mode. Exports OVS_RUNDIR and friends, so that ovs-ofctl and ovs-appctl in
+# the caller find this instance.
+start_ovs_netdev() { # xdp-mode "key=value ..." port...
+    local d="$WORK/ovs" mode=$1 settings=$2 kv p
+    shift 2
+    mkdir -p "$d"
+    export OVS_RUNDIR=$d OVS_LOGDIR=$d OVS_DBDIR=$d OVS_SYSCONFDIR=$d
+    ovsdb-tool create "$d/conf.db" /usr/share/openvswitch/vswitch.ovsschema
+    ovsdb-server "$d/conf.db" --remote="punix:$d/db.sock" --pidfile="$d/ovsdb.pid" \
+        --detach --log-file="$d/ovsdb.log" 2>/dev/null
+    local vsctl="ovs-vsctl --db=unix:$d/db.sock" other=(other_config:pmd-cpu-mask=0x2)
+    for kv in $settings; do other+=("other_config:$kv"); done
+    $vsctl --no-wait init
+    $vsctl --no-wait set Open_vSwitch . "${other[@]}"
+    ovs-vswitchd "unix:$d/db.sock" --pidfile="$d/vswitchd.pid" --detach \
+        --log-file="$d/vswitchd.log" -vconsole:off 2>/dev/null
+    $vsctl add-br br0 -- set bridge br0 datapath_type=netdev fail_mode=standalone
+    for p in "$@"; do
+        $vsctl add-port br0 "$p" -- set interface "$p" type=afxdp options:n_rxq=1 \
+            options:xdp-mode="$mode"
+    done
+}

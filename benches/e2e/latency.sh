@@ -119,24 +119,6 @@ EOF
     wait_for 10 test -S "$WORK/rvs/rvswitch.ctl" || { cat "$WORK/rvswitch.log"; die "rvswitch did not start"; }
 }
 
-start_ovs() {
-    local d="$WORK/ovs"
-    mkdir -p "$d"
-    export OVS_RUNDIR=$d OVS_LOGDIR=$d OVS_DBDIR=$d OVS_SYSCONFDIR=$d
-    ovsdb-tool create "$d/conf.db" /usr/share/openvswitch/vswitch.ovsschema
-    ovsdb-server "$d/conf.db" --remote="punix:$d/db.sock" --pidfile="$d/ovsdb.pid" \
-        --detach --log-file="$d/ovsdb.log" 2>/dev/null
-    local vsctl="ovs-vsctl --db=unix:$d/db.sock" p
-    $vsctl --no-wait init
-    $vsctl --no-wait set Open_vSwitch . other_config:pmd-cpu-mask=0x2
-    ovs-vswitchd "unix:$d/db.sock" --pidfile="$d/vswitchd.pid" --detach \
-        --log-file="$d/vswitchd.log" -vconsole:off 2>/dev/null
-    $vsctl add-br br0 -- set bridge br0 datapath_type=netdev fail_mode=standalone
-    for p in lat-a0 lat-b0; do
-        $vsctl add-port br0 $p -- set interface $p type=afxdp options:n_rxq=1 options:xdp-mode=generic
-    done
-}
-
 # RTT statistics in microseconds from ping's "time=X ms" lines on stdin:
 # "sent lost min p50 mean p99 max".
 rtt_summary() { # sent
@@ -199,7 +181,7 @@ echo "latency: $PINGS pings at ${INTERVAL}s per run, after 50 to warm up; condit
 for rep in $(seq 1 "$REPEAT"); do
     for s in $SWITCHES; do
         case $s in
-            ovs) start_ovs ;;
+            ovs) start_ovs_netdev generic "" lat-a0 lat-b0 ;;
             *) start_rvswitch "$s" ;;
         esac
         sleep 2

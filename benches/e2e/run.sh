@@ -438,23 +438,8 @@ EOF
 run_ovs() { # workload
     local wl=$1 d="$WORK/ovs"
     probe_rtt
-    mkdir -p "$d"
-    export OVS_RUNDIR=$d OVS_LOGDIR=$d OVS_DBDIR=$d OVS_SYSCONFDIR=$d
-    ovsdb-tool create "$d/conf.db" /usr/share/openvswitch/vswitch.ovsschema
-    ovsdb-server "$d/conf.db" --remote="punix:$d/db.sock" --pidfile="$d/ovsdb.pid" \
-        --detach --log-file="$d/ovsdb.log" 2>/dev/null
+    start_ovs_netdev "$OVS_XDP_MODE" "tx-flush-interval=$TX_FLUSH_US pmd-maxsleep=$PMD_MAXSLEEP" e2e-s0 e2e-d0
     local vsctl="ovs-vsctl --db=unix:$d/db.sock"
-    $vsctl --no-wait init
-    $vsctl --no-wait set Open_vSwitch . other_config:pmd-cpu-mask=0x2 \
-        other_config:tx-flush-interval="$TX_FLUSH_US" other_config:pmd-maxsleep="$PMD_MAXSLEEP"
-    ovs-vswitchd "unix:$d/db.sock" --pidfile="$d/vswitchd.pid" --detach \
-        --log-file="$d/vswitchd.log" -vconsole:off 2>/dev/null
-    $vsctl add-br br0 -- set bridge br0 datapath_type=netdev fail_mode=standalone
-    local p
-    for p in e2e-s0 e2e-d0; do
-        $vsctl add-port br0 $p -- set interface $p type=afxdp options:n_rxq=1 \
-            options:xdp-mode="$OVS_XDP_MODE"
-    done
     if [ "$wl" = d ]; then
         flow_table > "$WORK/flows.txt"
         ovs-ofctl add-flows br0 "$WORK/flows.txt"
