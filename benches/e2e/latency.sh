@@ -4,7 +4,8 @@
 # settings), rvswitch with pmd_batch_wait_us = 0, and Debian's ovs-vswitchd, one after
 # the other on the same topology. It prices the batch wait: a busy-polling rvswitch PMD
 # that found less than a full batch spins up to pmd_batch_wait_us (default 10) before
-# polling again, so a packet arriving in that spin waits for it.
+# polling again, so a packet arriving in that spin waits for it (an empty poll starts
+# the wait over at 1 us, so a sparse flow's packets wait about that).
 #
 #   [ns lat-a] lat-a1 10.203.0.1 --veth-- lat-a0 ==\          ping, iperf3 client: core 0
 #                                                    switch (one PMD, core 1)
@@ -143,14 +144,17 @@ measure() { # switch condition
     # Learn both MACs (and resolve ARP) before timing anything.
     wait_for 10 ip netns exec $NS_A ping -c 1 -W 1 10.203.0.2 ||
         { [ -f "$WORK/rvswitch.log" ] && cat "$WORK/rvswitch.log"; die "$sw: no ping reply through the switch"; }
-    IPERF_C=""
+    local stream=()
     case $cond in
-        udp) IPERF_C=x; ip netns exec $NS_A taskset -c 0 iperf3 -c 10.203.0.2 -u -b "$UDP_RATE" -l 256 -t "$secs" -f m \
-                 > "$WORK/iperf.out" 2>&1 & ;;
-        tcp) IPERF_C=x; ip netns exec $NS_A taskset -c 0 iperf3 -c 10.203.0.2 -t "$secs" -f m \
-                 > "$WORK/iperf.out" 2>&1 & ;;
+        udp) stream=(-u -b "$UDP_RATE" -l 256) ;;
+        tcp) stream=() ;;
     esac
-    [ -z "$IPERF_C" ] || { IPERF_C=$!; sleep 1; }
+    if [ "$cond" != idle ]; then
+        ip netns exec $NS_A taskset -c 0 iperf3 -c 10.203.0.2 "${stream[@]}" -t "$secs" -f m \
+            > "$WORK/iperf.out" 2>&1 &
+        IPERF_C=$!
+        sleep 1
+    fi
     # A warm-up: the stream's own slow start, and the first replies' cold paths.
     ip netns exec $NS_A taskset -c 0 ping -q -n -c 50 -i "$INTERVAL" -W 1 10.203.0.2 > /dev/null 2>&1 || true
     local stats mbps=-
