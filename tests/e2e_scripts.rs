@@ -1,11 +1,14 @@
 //! The end-to-end benchmark scripts (root): `make bench-e2e` and `make bench-latency` must
 //! run start to finish from a clean checkout, against rvswitch and Debian's
-//! ovs-vswitchd, print their tables, and leave nothing behind. Short runs: this checks
+//! ovs-vswitchd, print their tables, and leave nothing behind, also when interrupted.
+//! Short runs: this checks
 //! that the scripts work and that traffic really crossed both switches, not how fast
 //! (figures belong in BENCHMARKS.md).
 
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -124,4 +127,66 @@ fn latency_script_pings_through_both_switches_and_cleans_up() {
     }
     let left = leftovers(&["lat-a", "lat-b"], "rvs-lat.");
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// The rvswitch control socket of a run.sh invocation in progress, if one is up.
+fn e2e_switch_running() -> bool {
+    std::fs::read_dir("/tmp").unwrap().flatten().any(|e| {
+        e.file_name().to_string_lossy().starts_with("rvs-e2e.")
+            && e.path().join("rvs/rvswitch.ctl").exists()
+    })
+}
+
+#[test]
+fn throughput_script_interrupted_mid_run_cleans_up() {
+    // As Ctrl-C does: SIGINT to the script's whole process group, mid-measurement.
+    let mut child = Command::new(root().join("benches/e2e/run.sh"))
+        .args(["60", "a"])
+        .env("E2E_SWITCHES", "rvswitch")
+        .current_dir(root())
+        .process_group(0)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("starting run.sh");
+    let start = Instant::now();
+    while !e2e_switch_running() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "run.sh ended before its switch started"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "rvswitch never started"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    // SAFETY: signals the process group this test created for the script.
+    assert_eq!(unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) }, 0);
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(60),
+            "run.sh still running 60 s after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        status.code() == Some(130) || status.signal() == Some(libc::SIGINT),
+        "run.sh after SIGINT: {status:?}"
+    );
+    let left = leftovers(&["e2e-src", "e2e-dst"], "rvs-e2e.");
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let procs = Command::new("pgrep")
+        .args(["-f", "rvs-e2e"])
+        .output()
+        .unwrap();
+    assert!(
+        procs.stdout.is_empty(),
+        "processes of the run still alive: {}",
+        String::from_utf8_lossy(&procs.stdout)
+    );
 }
