@@ -5,7 +5,7 @@
 //! hint never faults and changes no state, so these are safe to call with any address;
 //! on other architectures they do nothing.
 
-/// Cache line size assumed for stepping through ranges.
+/// Cache line size assumed by the hints and by layouts that keep hot data a line apart.
 pub const LINE: usize = 64;
 
 /// How close to the core a prefetched line should go.
@@ -34,14 +34,4 @@ pub fn line<T>(p: *const T, level: Level) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (p, level);
-}
-
-/// Asks for every line of the `len` bytes at `p`.
-#[inline(always)]
-pub fn range(p: *const u8, len: usize, level: Level) {
-    let mut off = 0;
-    while off < len {
-        line(p.wrapping_add(off), level);
-        off += LINE;
-    }
 }

@@ -94,17 +94,6 @@ pub fn prefetch_header(store: &FrameStore, addr: u64) {
     prefetch::line(frame_start(store, addr), prefetch::Level::L1);
 }
 
-/// Asks for the rest of a frame (past its first line) in L2: longer headers for the
-/// parser, and the bytes the kernel copies when it transmits the frame from this core.
-#[inline(always)]
-pub fn prefetch_body(store: &FrameStore, addr: u64, len: u32) {
-    prefetch::range(
-        frame_start(store, addr).wrapping_add(prefetch::LINE),
-        (len as usize).saturating_sub(prefetch::LINE),
-        prefetch::Level::L2,
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
