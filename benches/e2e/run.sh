@@ -195,6 +195,25 @@ flow_table() {
     echo "priority=0,actions=NORMAL"
 }
 
+# Whether frames have reached the switch's input veth since its counter read $1.
+offered_since() { # rx_packets
+    [ "$(cat /sys/class/net/e2e-s0/statistics/rx_packets)" -gt $(($1 + 1000)) ]
+}
+
+# The offered and delivered counters and the time, as of one instant: reading the
+# receiver's counter enters its namespace, which takes milliseconds (at 1.5 Mpps,
+# thousands of frames), so the offered counter is read before and after it and
+# averaged, and so is the time.
+port_counters() {
+    local rx_a rx_b tx t_a t_b
+    t_a=$(date +%s%N)
+    rx_a=$(cat /sys/class/net/e2e-s0/statistics/rx_packets)
+    tx=$(counter $DST_NS e2e-d1 rx_packets)
+    rx_b=$(cat /sys/class/net/e2e-s0/statistics/rx_packets)
+    t_b=$(date +%s%N)
+    echo $(((rx_a + rx_b) / 2)) "$tx" $(((t_a + t_b) / 2))
+}
+
 counter() { # ns dev name
     ip netns exec "$1" cat "/sys/class/net/$2/statistics/$3"
 }
@@ -288,33 +307,48 @@ measure() { # workload label pid stats-command...
     sleep 1
     local tid rtt=$RTT
     tid=$(pmd_tid "$pid") || die "$label: no PMD thread in process $pid"
-    local rx0 tx0 rx1 tx1
+    local rx0 tx0 rx1 tx1 t0 t1 ns0 ns1
+    # trafgen starts first, and the window opens once its frames reach the switch: its
+    # setup (building and mapping its ring) takes a fraction of a second, in which a
+    # busy-polling PMD spins idle, all user time. Counted in, that idle spin raised the
+    # user share of both switches by the same absolute amount and so pushed their ratio
+    # toward 1, and ran the PMD's on-CPU time per packet about a tenth high. The PMD
+    # counters, the profile, the CPU time and the port counters then all cover the same
+    # window, with trafgen running throughout (it is stopped after the last read).
+    # While traffic flows, this script and what it starts (perf, the stats and counter
+    # reads) stay off the PMD's core: there each of them preempted the busy-polling PMD
+    # for milliseconds, and with the load running that dropped 0.2-0.8% of the frames
+    # in the window (none in the seconds after it). The switches started earlier keep
+    # their own affinity.
+    taskset -cp 0 $$ >/dev/null
+    ip netns exec $SRC_NS timeout -s INT $((DURATION + 30)) taskset -c 0 trafgen --dev e2e-s1 \
+        --conf "$WORK/pkt.cfg" -P 1 --no-sock-mem -Q -C >/dev/null 2>&1 &
+    TRAFGEN_PID=$!
     rx0=$(cat /sys/class/net/e2e-s0/statistics/rx_packets)
-    tx0=$(counter $DST_NS e2e-d1 rx_packets)
-    # The PMD counters cover the same window as the profile: cleared just before perf
-    # starts, read as soon as it stops (trafgen, started last, is still running then).
+    wait_for 10 offered_since "$rx0" || die "$label: trafgen offered nothing in 10 s"
     start_hog
     start_throttle "$tid"
-    local ns0 ns1
+    sleep 0.5 # the quota's and the hog's first periods pass; the rings reach their level
     "$@" clear >/dev/null 2>&1 || true
+    read -r rx0 tx0 t0 < <(port_counters)
     ns0=$(cpu_ns "$pid" "$tid")
     perf record -q -e cpu-clock ${E2E_PERF_ARGS:-} -t "$tid" -o "$WORK/perf.data" -- sleep "$DURATION" \
         >/dev/null 2>&1 &
     PERF_PID=$!
-    ip netns exec $SRC_NS timeout -s INT "$DURATION" taskset -c 0 trafgen --dev e2e-s1 \
-        --conf "$WORK/pkt.cfg" -P 1 --no-sock-mem -Q -C >/dev/null 2>&1 &
-    TRAFGEN_PID=$!
     wait "$PERF_PID" || true
     PERF_PID=""
     "$@" show > "$WORK/pmd-stats.txt" 2>&1 || true
     ns1=$(cpu_ns "$pid" "$tid")
+    read -r rx1 tx1 t1 < <(port_counters)
     stop_hog
     stop_throttle
+    kill -INT "$TRAFGEN_PID" 2>/dev/null || true
     wait "$TRAFGEN_PID" 2>/dev/null || true
     TRAFGEN_PID=""
+    taskset -cp "$SCRIPT_CPUS" $$ >/dev/null
     sleep 0.3
-    rx1=$(cat /sys/class/net/e2e-s0/statistics/rx_packets)
-    tx1=$(counter $DST_NS e2e-d1 rx_packets)
+    local secs
+    secs=$(awk -v d=$((t1 - t0)) 'BEGIN { printf "%.3f", d / 1e9 }')
     local cyc all user pkts cpu_cyc
     pkts=$(pmd_packets < "$WORK/pmd-stats.txt")
     # The PMD's on-CPU time per packet, in cycles of the nominal clock.
@@ -328,8 +362,9 @@ measure() { # workload label pid stats-command...
         cp "$WORK/perf.data" "$E2E_KEEP_PERF/$wl-$label.perf.data"
         cp "$WORK/pmd-stats.txt" "$E2E_KEEP_PERF/$wl-$label.pmd-stats.txt"
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$wl" "$label" $(( (rx1 - rx0) / DURATION )) \
-        $(( (tx1 - tx0) / DURATION )) "${cyc:-nan}" "$user" "${all:-nan}" "$cpu_cyc" "$rtt" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$wl" "$label" \
+        "$(awk -v n=$((rx1 - rx0)) -v s="$secs" 'BEGIN { printf "%.0f", n / s }')" \
+        "$(awk -v n=$((tx1 - tx0)) -v s="$secs" 'BEGIN { printf "%.0f", n / s }')" "${cyc:-nan}" "$user" "${all:-nan}" "$cpu_cyc" "$rtt" \
         >> "$WORK/results.tsv"
     tail -n 1 "$WORK/results.tsv" | awk -F'\t' '{
         printf "  %-2s %-13s offered %9d pps  delivered %9d pps (%5.1f%%)  proc cycles/pkt %7.0f  user %5.1f%%  core-to-core rtt %s\n",
@@ -456,6 +491,7 @@ run_ovs() { # workload
 
 (cd "$ROOT" && cargo build --release --bins -q) || die "building rvswitch failed"
 MHZ=$(awk -F': ' '/^cpu MHz/ {print $2; exit}' /proc/cpuinfo)
+SCRIPT_CPUS=$(taskset -cp $$ | awk '{print $NF}')
 topology
 echo "e2e: $(date -u '+%F %H:%M UTC'), $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "e2e: ${DURATION}s per run; trafgen on core 0, one PMD on core 1; workloads: $WORKLOADS; tx flush interval ${TX_FLUSH_US} us; PMD max sleep ${PMD_MAXSLEEP} us${HOG_NICE:+; saturation mode: busy loop on core 1 at autogroup nice $HOG_NICE}${PMD_QUOTA:+; saturation mode: PMD limited to ${PMD_QUOTA}% of core 1}"
