@@ -35,8 +35,8 @@ const LIGHT_CHUNK_FRAMES: u64 = 50_000;
 /// How long light loads are sent at most before the depth must have halved. One stall
 /// of the receiving thread long enough for the kernel to take a quarter of the depth
 /// (512 frames, 7-11 ms at the light load's 47,000-70,000 frames a second) restarts the
-/// run; a shared CI host stalled that often in each of three 214,560-frame rounds (about
-/// 3 s each) once, so the budget allows for many restarts. With halving broken it never
+/// run. In one CI run a shared host stalled it at least once in each of three rounds of
+/// 214,560 frames (about 3 s each), so the budget allows for many restarts. With halving broken it never
 /// happens and the test fails when the budget runs out.
 const LIGHT_BUDGET: Duration = Duration::from_secs(40);
 

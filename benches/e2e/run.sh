@@ -195,23 +195,26 @@ flow_table() {
     echo "priority=0,actions=NORMAL"
 }
 
-# Whether frames have reached the switch's input veth since its counter read $1.
-offered_since() { # rx_packets
-    [ "$(cat /sys/class/net/e2e-s0/statistics/rx_packets)" -gt $(($1 + 1000)) ]
+# Frames offered to the switch so far: its input veth's receive counter.
+offered() {
+    cat /sys/class/net/e2e-s0/statistics/rx_packets
 }
 
-# The offered and delivered counters and the time, as of one instant: reading the
-# receiver's counter enters its namespace, which takes milliseconds (at 1.5 Mpps,
-# thousands of frames), so the offered counter is read before and after it and
-# averaged, and so is the time.
+# Whether frames have reached the switch since `offered` read $1.
+offered_since() { # rx_packets
+    [ "$(offered)" -gt $(($1 + 1000)) ]
+}
+
+# The time, the offered and the delivered counters. Reading the receiver's counter
+# enters its namespace, which takes milliseconds (thousands of frames at 1.5 Mpps); read
+# in the same order at both ends of a window, that delay cancels out of both deltas.
 port_counters() {
-    local rx_a rx_b tx t_a t_b
-    t_a=$(date +%s%N)
-    rx_a=$(cat /sys/class/net/e2e-s0/statistics/rx_packets)
-    tx=$(counter $DST_NS e2e-d1 rx_packets)
-    rx_b=$(cat /sys/class/net/e2e-s0/statistics/rx_packets)
-    t_b=$(date +%s%N)
-    echo $(((rx_a + rx_b) / 2)) "$tx" $(((t_a + t_b) / 2))
+    echo "$(date +%s%N)" "$(offered)" "$(counter $DST_NS e2e-d1 rx_packets)"
+}
+
+# $1 packets in $2 nanoseconds, per second.
+per_sec() { # packets ns
+    awk -v n="$1" -v ns="$2" 'BEGIN { printf "%.0f", (ns > 0 ? n * 1e9 / ns : 0) }'
 }
 
 counter() { # ns dev name
@@ -324,13 +327,13 @@ measure() { # workload label pid stats-command...
     ip netns exec $SRC_NS timeout -s INT $((DURATION + 30)) taskset -c 0 trafgen --dev e2e-s1 \
         --conf "$WORK/pkt.cfg" -P 1 --no-sock-mem -Q -C >/dev/null 2>&1 &
     TRAFGEN_PID=$!
-    rx0=$(cat /sys/class/net/e2e-s0/statistics/rx_packets)
+    rx0=$(offered)
     wait_for 10 offered_since "$rx0" || die "$label: trafgen offered nothing in 10 s"
     start_hog
     start_throttle "$tid"
     sleep 0.5 # the quota's and the hog's first periods pass; the rings reach their level
     "$@" clear >/dev/null 2>&1 || true
-    read -r rx0 tx0 t0 < <(port_counters)
+    read -r t0 rx0 tx0 < <(port_counters)
     ns0=$(cpu_ns "$pid" "$tid")
     perf record -q -e cpu-clock ${E2E_PERF_ARGS:-} -t "$tid" -o "$WORK/perf.data" -- sleep "$DURATION" \
         >/dev/null 2>&1 &
@@ -339,7 +342,7 @@ measure() { # workload label pid stats-command...
     PERF_PID=""
     "$@" show > "$WORK/pmd-stats.txt" 2>&1 || true
     ns1=$(cpu_ns "$pid" "$tid")
-    read -r rx1 tx1 t1 < <(port_counters)
+    read -r t1 rx1 tx1 < <(port_counters)
     stop_hog
     stop_throttle
     kill -INT "$TRAFGEN_PID" 2>/dev/null || true
@@ -347,8 +350,6 @@ measure() { # workload label pid stats-command...
     TRAFGEN_PID=""
     taskset -cp "$SCRIPT_CPUS" $$ >/dev/null
     sleep 0.3
-    local secs
-    secs=$(awk -v d=$((t1 - t0)) 'BEGIN { printf "%.3f", d / 1e9 }')
     local cyc all user pkts cpu_cyc
     pkts=$(pmd_packets < "$WORK/pmd-stats.txt")
     # The PMD's on-CPU time per packet, in cycles of the nominal clock.
@@ -363,8 +364,7 @@ measure() { # workload label pid stats-command...
         cp "$WORK/pmd-stats.txt" "$E2E_KEEP_PERF/$wl-$label.pmd-stats.txt"
     fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$wl" "$label" \
-        "$(awk -v n=$((rx1 - rx0)) -v s="$secs" 'BEGIN { printf "%.0f", n / s }')" \
-        "$(awk -v n=$((tx1 - tx0)) -v s="$secs" 'BEGIN { printf "%.0f", n / s }')" "${cyc:-nan}" "$user" "${all:-nan}" "$cpu_cyc" "$rtt" \
+        "$(per_sec $((rx1 - rx0)) $((t1 - t0)))" "$(per_sec $((tx1 - tx0)) $((t1 - t0)))" "${cyc:-nan}" "$user" "${all:-nan}" "$cpu_cyc" "$rtt" \
         >> "$WORK/results.tsv"
     tail -n 1 "$WORK/results.tsv" | awk -F'\t' '{
         printf "  %-2s %-13s offered %9d pps  delivered %9d pps (%5.1f%%)  proc cycles/pkt %7.0f  user %5.1f%%  core-to-core rtt %s\n",
