@@ -76,9 +76,9 @@ pub struct GlobalConfig {
     /// Microseconds a PMD may hold output packets to send them in bigger batches (OVS's
     /// `tx-flush-interval`); 0 sends at the end of every poll iteration.
     pub tx_flush_interval_us: u32,
-    /// Longest a PMD may sleep between polls while its load is light (no rx queue hands
-    /// over half a batch), in microseconds (OVS's `pmd-maxsleep`): spends latency to save
-    /// the core and batch more; 0 busy-polls always.
+    /// Longest a PMD may sleep between polls while it keeps up with its load (its
+    /// iterations take in fewer than two to three batches), in microseconds (OVS's
+    /// `pmd-maxsleep`): spends latency to save the core and batch more; 0 busy-polls.
     pub pmd_max_sleep_us: u32,
     /// Longest a busy-polling PMD spins after a light iteration (no rx queue handed over
     /// a full batch) so that its next poll finds more packets, in microseconds: one

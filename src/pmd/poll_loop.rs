@@ -19,7 +19,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::cycles;
-use super::sleep::{next_sleep, set_sleep_timer_slack, sleep_for, spin_until, BatchWait};
+use super::sleep::{next_load_sleep, set_sleep_timer_slack, sleep_for, spin_until, BatchWait};
 use super::stats::{PmdCounters, RxqCounters};
 use super::waker::Waker;
 use crate::netdev::Rxq;
@@ -112,11 +112,12 @@ pub enum IdlePolicy {
     /// or an empty iteration resets the wait (`sleep::BatchWait`). The
     /// spin is booked as idle time: the PMD could have done other work in it.
     BatchWait(Duration),
-    /// Sleep between polls while the load is light: after an iteration in which no queue
-    /// handed over `SLEEP_LOAD_THRESHOLD` packets, sleep, `SLEEP_STEP` longer after each
-    /// such iteration (twice as long after an empty one), up to this; a full batch resets
-    /// the sleep to nothing, one in between keeps it (`sleep::next_sleep`). OVS 3.1's
-    /// `pmd-maxsleep`, with a steadier reset and a faster ramp when idle.
+    /// Sleep between polls while the PMD keeps up: after an iteration that took in fewer
+    /// packets than `SLEEP_TARGET` (two batches), sleep `SLEEP_STEP` longer than before
+    /// (twice as long after an empty one), up to this; above the target shorter, within
+    /// it the same; a queue that filled every batch of its visit ends the sleep
+    /// (`sleep::next_load_sleep`). OVS 3.1's `pmd-maxsleep`, which ends the sleep at
+    /// half a batch, aiming for fuller iterations and with a faster ramp when idle.
     /// At partial load it trades up to this much latency for fewer, fuller batches (the
     /// per-iteration costs shared by more packets), and an idle PMD's core for nothing.
     LoadBasedSleep(Duration),
@@ -367,10 +368,11 @@ fn run<W: PollWork>(
         let mut charged: Option<usize> = None;
         let mut got = 0u64;
         let mut busiest = 0usize;
+        let mut outran = false;
         for i in 0..rxqs.len() {
             // A queue that hands over a full batch is polled again, up to
             // RX_BURSTS_PER_VISIT times, before the iteration's output is flushed.
-            for _ in 0..RX_BURSTS_PER_VISIT {
+            for burst in 0..RX_BURSTS_PER_VISIT {
                 let q = &mut rxqs[i];
                 let n = match q.rxq.recv(&mut batch, work.pool()) {
                     Ok(0) => break,
@@ -399,6 +401,7 @@ fn run<W: PollWork>(
                 if n < MAX_BURST {
                     break;
                 }
+                outran |= burst + 1 == RX_BURSTS_PER_VISIT;
             }
         }
         let sent = work.end_iteration();
@@ -409,7 +412,7 @@ fn run<W: PollWork>(
         // flow-table change, then a sync): an iteration that handled one does not sleep,
         // so the next poll of the channel comes at once, though the level stays.
         sleep = match idle {
-            IdlePolicy::LoadBasedSleep(max) => next_sleep(sleep, busiest, max),
+            IdlePolicy::LoadBasedSleep(max) => next_load_sleep(sleep, got as usize, outran, max),
             _ => Duration::ZERO,
         };
         if !sleep.is_zero() && handled == 0 {
