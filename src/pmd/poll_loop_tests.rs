@@ -2,7 +2,6 @@
 
 use super::*;
 use crate::netdev::NetdevError;
-use crate::pmd::sleep::SLEEP_LOAD_THRESHOLD;
 use crate::pmd::stats::PmdStats;
 
 /// A queue with endless traffic, handing over `per_call` packets each time.
@@ -132,7 +131,7 @@ fn run_sleeping(per_call: usize, max: Duration, ms: u64) -> PmdStats {
 
 #[test]
 fn light_load_sleeps_longer_each_iteration_up_to_the_maximum() {
-    let st = run_sleeping(SLEEP_LOAD_THRESHOLD - 1, Duration::from_micros(200), 300);
+    let st = run_sleeping(MAX_BURST - 1, Duration::from_micros(200), 300);
     assert!(st.rx_packets > 0, "{st:?}");
     let sleep_us = cycles::to_ns(st.sleep_cycles) / 1000;
     assert!(st.sleep_iterations > 0 && sleep_us > 0, "{st:?}");
@@ -187,7 +186,7 @@ fn full_batches_never_sleep() {
 #[test]
 fn sleeps_are_booked_as_sleep_and_the_books_cover_the_run() {
     let t0 = std::time::Instant::now();
-    let st = run_sleeping(SLEEP_LOAD_THRESHOLD - 1, Duration::from_micros(200), 300);
+    let st = run_sleeping(MAX_BURST - 1, Duration::from_micros(200), 300);
     let elapsed = t0.elapsed().as_nanos() as u64;
     assert!(st.rx_packets > 0 && st.sleep_iterations > 100, "{st:?}");
     assert!(

@@ -7,35 +7,28 @@ use std::time::Duration;
 
 use crate::packet::MAX_BURST;
 
-/// A `LoadBasedSleep` PMD keeps polling without a pause after an iteration in which some
-/// queue handed over at least this many packets (half a batch, OVS's threshold).
-pub const SLEEP_LOAD_THRESHOLD: usize = MAX_BURST / 2;
+/// A `BatchWait` PMD stops lengthening its wait after an iteration in which some queue
+/// handed over at least this many packets (half a batch: OVS's threshold for its sleep).
+pub const WAIT_HOLD_THRESHOLD: usize = MAX_BURST / 2;
 
-/// How much longer a `LoadBasedSleep` PMD sleeps after each further light iteration.
+/// How much longer a PMD sleeps (or waits) after each further light iteration.
 const SLEEP_STEP: Duration = Duration::from_micros(1);
 
 /// Timer slack of a sleeping PMD: the kernel's default of 50 us would turn every short
 /// sleep into a 50 us one.
 const PMD_TIMER_SLACK_NS: libc::c_ulong = 1_000;
 
-/// The sleep level of a `LoadBasedSleep` thread after an iteration, from the level before
-/// it and the most packets one rx queue handed over in one call during it.
-///
-/// OVS resets the sleep whenever a queue hands over half a batch, so the iteration after
-/// every reset finds only what arrived while it processed: measured here at 0.39 Mpps
-/// with a 50 us maximum, 16.7 packets per output batch. Holding the sleep while batches
-/// are between half and full, and resetting it only on a full one (the load is
-/// outrunning the sleep), gave 21.9. An empty iteration doubles the sleep: OVS's 1 us
-/// steps take 2,000 iterations (2 s, most of them short sleeps that cost more to enter
-/// than they save) to reach a 2 ms maximum, and an idle PMD here then averaged 553 us
-/// per sleep and 6.9% of its core, since control messages (each of which skips one
-/// sleep, see the poll loop) kept restarting the ramp under the old reset.
-pub fn next_sleep(last: Duration, busiest: usize, max: Duration) -> Duration {
+/// The wait level of a `BatchWait` thread after an iteration that received something,
+/// from the level before it and the most packets one rx queue handed over in one call
+/// (`busiest`, at least 1): 1 us longer below half a batch, the same up to a full one,
+/// nothing after a full one (the load outruns the wait). OVS's sleep rule ends the
+/// pause at half a batch, so the iteration after every reset finds only what arrived
+/// while it processed: measured with it as a sleep at 0.39 Mpps and 50 us, 16.7
+/// packets per output batch, against 21.9 with this hold.
+fn next_wait(last: Duration, busiest: usize, max: Duration) -> Duration {
     if busiest >= MAX_BURST {
         Duration::ZERO
-    } else if busiest == 0 {
-        (last * 2).max(last + SLEEP_STEP).min(max)
-    } else if busiest < SLEEP_LOAD_THRESHOLD {
+    } else if busiest < WAIT_HOLD_THRESHOLD {
         (last + SLEEP_STEP).min(max)
     } else {
         // A lowered maximum (a reload) applies at once.
@@ -55,13 +48,18 @@ pub const SLEEP_TARGET: std::ops::Range<usize> = 2 * MAX_BURST..3 * MAX_BURST;
 /// Every iteration pays the same fixed costs, whatever it carries: the sleep's entry
 /// and exit, the look at the rx ring's producer index (a cross-core miss: the kernel
 /// writes it on the core that receives), one transmit kick (`sendto`) and its return
-/// into cold caches, the completion reap. A sleep that ended as soon as a queue handed
-/// over half a batch (`next_sleep`, OVS's rule) settled at 21.9 packets per output
-/// batch at 1.2 Mpps of one 64-byte flow, with 50 us allowed; aiming for two to three
-/// batches per iteration (here a sleep of about 10 us, since the PMD's own work takes
-/// most of the time between iterations) shares those costs among twice as many
-/// packets. It costs a packet up to the sleep it arrives in, within the maximum the
-/// operator chose.
+/// into cold caches, the completion reap. A sleep held from half a batch and ended by a
+/// full one (the batch wait's rule, `next_wait`) settled at one batch of 21.9 packets
+/// per iteration at 1.2 Mpps of one 64-byte flow with 50 us allowed; aiming at two to
+/// three batches shares those costs among more packets: 102-119 user cycles per packet
+/// against 147-154 (BENCHMARKS.md, sixteenth session). It costs a packet up to the
+/// sleep it arrives in, within the maximum the operator chose.
+///
+/// An empty iteration doubles the sleep: 1 us steps take 2,000 iterations (2 s, most
+/// of them short sleeps that cost more to enter than they save) to reach a 2 ms
+/// maximum, and an idle PMD here then averaged 553 us per sleep and 6.9% of its core,
+/// since control messages (each of which skips one sleep, see the poll loop) kept
+/// restarting the ramp.
 pub fn next_load_sleep(last: Duration, got: usize, outran: bool, max: Duration) -> Duration {
     if outran {
         Duration::ZERO
@@ -142,7 +140,7 @@ impl BatchWait {
     /// The cycles to spin after an iteration whose busiest rx queue handed over
     /// `busiest` packets in one call (0: none); moves the level for the next one.
     ///
-    /// The load-based sleep's ramp (`next_sleep`: 1 us longer per light iteration, held
+    /// The ramp of `next_wait` (1 us longer per light iteration, held
     /// at half a batch or more, reset by a full one) with one difference: an empty
     /// iteration spins not at all and resets the level, so the first packet after a gap
     /// finds the PMD polling and the iteration that takes it waits 1 us, not the
@@ -160,7 +158,7 @@ impl BatchWait {
             }
             return 0;
         }
-        let next = next_sleep(self.level, busiest, self.max);
+        let next = next_wait(self.level, busiest, self.max);
         if next != self.level {
             self.level = next;
             self.level_cycles = crate::pmd::cycles::from_duration(next);
@@ -212,12 +210,12 @@ mod tests {
         assert!(cycles(1) > 0 && !w.is_waiting());
         assert_eq!(w.after_iteration(0), 0, "no traffic: no wait, no ramp");
         assert_eq!(w.after_iteration(1), cycles(1));
-        assert_eq!(w.after_iteration(SLEEP_LOAD_THRESHOLD - 1), cycles(2));
+        assert_eq!(w.after_iteration(WAIT_HOLD_THRESHOLD - 1), cycles(2));
         assert_eq!(w.after_iteration(0), 0, "an empty iteration never waits");
         assert!(!w.is_waiting(), "and starts the ramp over");
         assert_eq!(w.after_iteration(1), cycles(1), "1 us after a gap");
         assert_eq!(w.after_iteration(1), cycles(2));
-        assert_eq!(w.after_iteration(SLEEP_LOAD_THRESHOLD), cycles(2), "held");
+        assert_eq!(w.after_iteration(WAIT_HOLD_THRESHOLD), cycles(2), "held");
         assert_eq!(w.after_iteration(MAX_BURST - 1), cycles(2), "held");
         assert_eq!(w.after_iteration(1), cycles(3));
         assert_eq!(w.after_iteration(1), cycles(3), "capped at 3 us");
@@ -250,6 +248,11 @@ mod tests {
             assert_eq!(s, us(want), "a batch and more is still light");
         }
         assert_eq!(next_load_sleep(s, 1, false, max), max, "capped");
+        let mut s = Duration::ZERO;
+        for want in [1, 2, 4, 8, 16] {
+            s = next_load_sleep(s, 0, false, us(16));
+            assert_eq!(s, us(want), "doubling when idle");
+        }
         assert_eq!(
             next_load_sleep(us(3), 0, false, us(16)),
             us(6),
@@ -275,22 +278,17 @@ mod tests {
     }
 
     #[test]
-    fn the_sleep_ramps_on_light_load_doubles_when_idle_holds_on_medium_resets_on_full() {
+    fn the_wait_ramps_on_light_load_holds_on_medium_resets_on_full() {
         let max = Duration::from_micros(5);
         let us = Duration::from_micros;
         let mut s = Duration::ZERO;
         for want in 1..=5 {
-            s = next_sleep(s, SLEEP_LOAD_THRESHOLD - 1, max);
+            s = next_wait(s, WAIT_HOLD_THRESHOLD - 1, max);
             assert_eq!(s, us(want));
         }
-        assert_eq!(next_sleep(s, 1, max), max, "capped");
-        let mut s = Duration::ZERO;
-        for want in [1, 2, 4, 8, 16] {
-            s = next_sleep(s, 0, us(16));
-            assert_eq!(s, us(want), "doubling when idle");
-        }
-        assert_eq!(next_sleep(us(3), SLEEP_LOAD_THRESHOLD, max), us(3));
-        assert_eq!(next_sleep(us(3), MAX_BURST - 1, max), us(3));
-        assert_eq!(next_sleep(us(3), MAX_BURST, max), Duration::ZERO);
+        assert_eq!(next_wait(s, 1, max), max, "capped");
+        assert_eq!(next_wait(us(3), WAIT_HOLD_THRESHOLD, max), us(3));
+        assert_eq!(next_wait(us(3), MAX_BURST - 1, max), us(3));
+        assert_eq!(next_wait(us(3), MAX_BURST, max), Duration::ZERO);
     }
 }
