@@ -88,7 +88,27 @@ fn throughput_script_forwards_a_workload_through_both_switches_and_cleans_up() {
         );
         let cycles = number(r[5]);
         assert!(cycles > 0.0, "{sw}: processing cycles {cycles}:\n{out}");
+        // Both busy-poll here, so the user cycles less idle polling are given unless the
+        // switch's idle count exceeded its user CPU time (stolen time lands in the idle
+        // count): then "n/a", never a number above the user CPU cycles it came from.
+        assert_eq!(r.len(), 15, "{sw}: columns:\n{out}");
+        let user_cpu = number(r[9]);
+        assert!(
+            r[11] == "n/a" || (0.0..=user_cpu).contains(&number(r[11])),
+            "{sw}: user cycles less idle polling {:?} against user CPU cycles {user_cpu}:\n{out}",
+            r[11]
+        );
+        // The kernel's input drops, as shares of the frames offered in the window.
+        let drops: Vec<f64> = r[12].split(" / ").map(number).collect();
+        assert!(
+            drops.len() == 2 && drops.iter().all(|d| (0.0..=100.0).contains(d)),
+            "{sw}: input drops {:?}:\n{out}",
+            r[12]
+        );
+        assert!(r[13].ends_with(" ms"), "{sw}: stolen {:?}:\n{out}", r[13]);
     }
+    // Every run says where the frames offered and not delivered went.
+    assert_eq!(out.matches("input drops: ").count(), 2, "{out}");
     // The ratio table: delivered rvswitch/OVS first, e.g. "0.89x".
     let ratio_row = out.lines().find(|l| {
         l.starts_with("| a: 1 flow, 64 B | ")
