@@ -470,6 +470,35 @@ fn rx_ring_absorbs_a_burst_while_not_polled() {
     assert_eq!(frames.rx_in_rx_ring, 0, "{frames:?}");
 }
 
+/// A burst larger than the fill ring while nobody polls: the kernel receives into every
+/// frame it was handed and drops the rest for want of one, and the port says so
+/// (`rx_no_buffer`, not `rx_queue_full`: the rx ring had room to the end).
+#[test]
+fn a_burst_past_the_fill_ring_counts_as_no_buffer() {
+    let (v, port, mut rxq, mut pool) = generic_rx("xn");
+    let frame = test_frame(port.mac(), b"flood", 11, 64);
+    let sent = RX_RING as usize + 1904;
+    let out = trafgen(&v, &frame, sent as u64);
+    assert_trafgen_ok(&out);
+    let mut got = 0usize;
+    let mut batch = PacketBatch::new();
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(2) {
+        rxq.recv(&mut batch, &mut pool).unwrap();
+        for p in batch.pkts.drain(..) {
+            if p.data() == &frame[..] {
+                got += 1;
+            }
+            pool.put(p);
+        }
+    }
+    let st = port.stats();
+    assert!(got > 0 && got <= RX_RING as usize, "got {got}: {st:?}");
+    assert_eq!(got as u64 + st.rx_no_buffer, sent as u64, "{st:?}");
+    assert_eq!(st.rx_queue_full, 0, "{st:?}");
+    assert_eq!(st.rx_dropped, st.rx_no_buffer, "{st:?}");
+}
+
 /// Frames that arrive on queue N of a two-queue device reach queue N's socket and no
 /// other. On a veth, the peer's tx queue N feeds our rx queue N in native mode; the sender
 /// is steered with XPS (every CPU mapped to the one tx queue). In generic mode veth does

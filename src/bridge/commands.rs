@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use crate::appctl::{CommandRegistry, CommandResult};
+use crate::dpif::PortStats;
 use crate::dpif_netdev::DpifNetdev;
 
 use super::state::RuntimeChange;
@@ -148,6 +149,19 @@ fn register_views(registry: &mut CommandRegistry, switch: &Arc<Switch>) {
 
 /// `dpif/show`: each datapath with its counters, then each bridge's ports as
 /// `name ofport/dp_port: (type)`, as OVS prints them.
+/// Why received frames were dropped, where the port can tell (" (no_buffer:N
+/// queue_full:N)"), so that an operator sees whether the poll thread stopped or fell
+/// behind; empty when neither happened.
+fn rx_drop_causes(st: &PortStats) -> String {
+    if st.rx_no_buffer == 0 && st.rx_queue_full == 0 {
+        return String::new();
+    }
+    format!(
+        " (no_buffer:{} queue_full:{})",
+        st.rx_no_buffer, st.rx_queue_full
+    )
+}
+
 fn dpif_show(switch: &Switch) -> String {
     let inner = switch.lock();
     let mut out = String::new();
@@ -184,17 +198,19 @@ fn dpif_show(switch: &Switch) -> String {
             for p in b.ofproto.ports().iter() {
                 match dpif.port_query_by_number(p.dp_port) {
                     Ok(dpp) => {
+                        let st = &dpp.stats;
                         let _ = writeln!(
                             out,
-                            "    {} {}/{}: ({}) rx:{} tx:{} rx_dropped:{} tx_dropped:{}",
+                            "    {} {}/{}: ({}) rx:{} tx:{} rx_dropped:{}{} tx_dropped:{}",
                             p.name,
                             p.ofport,
                             p.dp_port,
                             dpp.port_type,
-                            dpp.stats.rx_packets,
-                            dpp.stats.tx_packets,
-                            dpp.stats.rx_dropped,
-                            dpp.stats.tx_dropped
+                            st.rx_packets,
+                            st.tx_packets,
+                            st.rx_dropped,
+                            rx_drop_causes(st),
+                            st.tx_dropped
                         );
                     }
                     Err(e) => {
@@ -208,4 +224,27 @@ fn dpif_show(switch: &Switch) -> String {
         out.push_str("no datapaths (no bridges configured)\n");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rx_drop_causes_appear_once_there_are_any() {
+        assert_eq!(rx_drop_causes(&PortStats::default()), "");
+        let st = PortStats {
+            rx_dropped: 7,
+            rx_no_buffer: 5,
+            rx_queue_full: 2,
+            ..PortStats::default()
+        };
+        assert_eq!(rx_drop_causes(&st), " (no_buffer:5 queue_full:2)");
+        // Drops the port cannot attribute (malformed frames) name no cause.
+        let st = PortStats {
+            rx_dropped: 3,
+            ..PortStats::default()
+        };
+        assert_eq!(rx_drop_causes(&st), "");
+    }
 }

@@ -38,6 +38,14 @@ pub struct PortStats {
     pub tx_bytes: u64,
     /// Received packets dropped (no buffer, malformed, filtered).
     pub rx_dropped: u64,
+    /// Received frames the kernel found no free buffer for (AF_XDP: the fill ring was
+    /// empty): the poll thread stopped, or fell behind, for longer than the buffers it
+    /// had handed over lasted. Part of `rx_dropped` where the port can tell; 0 where not.
+    pub rx_no_buffer: u64,
+    /// Received frames the kernel dropped because the port's receive queue was full
+    /// (AF_XDP: the rx ring): buffers were there, the poll thread did not take the
+    /// frames in time. Part of `rx_dropped` where the port can tell; 0 where not.
+    pub rx_queue_full: u64,
     /// Packets that could not be sent (ring full, link down).
     pub tx_dropped: u64,
     /// Receive errors reported by the device.

@@ -160,6 +160,7 @@ pub fn parse(msg: &OvsMessage<VportFamily>) -> Result<VportInfo, netlink_packet_
                     tx_errors: f(5),
                     rx_dropped: f(6),
                     tx_dropped: f(7),
+                    ..PortStats::default()
                 };
             }
             _ => {}

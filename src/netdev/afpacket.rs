@@ -484,15 +484,18 @@ impl Netdev for AfPacketNetdev {
 
     fn stats(&self) -> PortStats {
         let c = &self.sock.counters;
+        // The kernel drops a frame when the socket's rx ring has no free slot.
+        let ring_full = self.sock.kernel_drops();
         PortStats {
             rx_packets: c.rx_packets.load(Ordering::Relaxed),
             rx_bytes: c.rx_bytes.load(Ordering::Relaxed),
             tx_packets: c.tx_packets.load(Ordering::Relaxed),
             tx_bytes: c.tx_bytes.load(Ordering::Relaxed),
-            rx_dropped: c.rx_dropped.load(Ordering::Relaxed) + self.sock.kernel_drops(),
+            rx_dropped: c.rx_dropped.load(Ordering::Relaxed) + ring_full,
+            rx_queue_full: ring_full,
             tx_dropped: c.tx_dropped.load(Ordering::Relaxed),
-            rx_errors: 0,
             tx_errors: c.tx_errors.load(Ordering::Relaxed),
+            ..PortStats::default()
         }
     }
 }

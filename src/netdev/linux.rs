@@ -260,6 +260,7 @@ pub fn kernel_stats(name: &str) -> PortStats {
         tx_dropped: read("tx_dropped"),
         rx_errors: read("rx_errors"),
         tx_errors: read("tx_errors"),
+        ..PortStats::default()
     }
 }
 

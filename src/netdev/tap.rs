@@ -274,6 +274,7 @@ impl Netdev for TapNetdev {
             tx_dropped: c.tx_dropped.load(Ordering::Relaxed),
             rx_errors: c.rx_errors.load(Ordering::Relaxed),
             tx_errors: c.tx_errors.load(Ordering::Relaxed),
+            ..PortStats::default()
         }
     }
 }

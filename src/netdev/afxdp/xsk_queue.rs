@@ -468,6 +468,8 @@ impl XskQueue {
         s.tx_dropped += c.tx_dropped.get();
         if let Some(k) = xdp_statistics(self.fd()) {
             s.rx_dropped += k.rx_dropped + k.rx_ring_full;
+            s.rx_no_buffer += k.rx_fill_ring_empty_descs;
+            s.rx_queue_full += k.rx_ring_full;
             s.rx_errors += k.rx_invalid_descs;
             s.tx_errors += k.tx_invalid_descs;
         }
