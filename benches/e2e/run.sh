@@ -51,7 +51,8 @@
 # drops on the way into the switch's AF_XDP sockets (no free frame on the fill ring, or
 # the rx ring full: xsk_drops.c), and the milliseconds of core 1 the hypervisor stole in
 # the window (/proc/stat); a window with more than E2E_MAX_STOLEN_PCT (default 1) percent
-# stolen is measured again, up to E2E_STEAL_TRIES (default 3) windows. While both
+# stolen is measured again, up to E2E_STEAL_TRIES (default 3) windows, and the window
+# with the least stolen time is the one reported. While both
 # switches busy-poll, the table adds "user cycles/pkt less idle polling": user CPU
 # cycles per packet less the switch's own idle cycles per packet, the user-space work
 # per packet that the issue's formula means, without the idle spinning it counts in.
@@ -365,12 +366,13 @@ measure() { # workload label pid stats-command...
     start_throttle "$tid"
     sleep 0.5 # the quota's and the hog's first periods pass; the rings reach their level
     # A window in which the hypervisor took more than $MAX_STOLEN_PCT% of core 1 is
-    # measured again (up to $STEAL_TRIES windows in all, trafgen still sending): stolen
-    # time passes on the TSC, so it lands in the PMD's processing or idle cycles (the
-    # issue's formula) though the thread did not run, and in the frames dropped while
-    # nothing consumed the rings; on the shared development VM it came in 100-400 ms
-    # bursts, unevenly between the switches of a pair.
-    local attempt=1 stolen limit=$((DURATION * 10 * MAX_STOLEN_PCT))
+    # measured again (up to $STEAL_TRIES windows in all, trafgen still sending), and the
+    # one with the least stolen time is kept: stolen time passes on the TSC, so it lands
+    # in the PMD's processing or idle cycles (the issue's formula) though the thread did
+    # not run, and in the frames dropped while nothing consumed the rings; on the shared
+    # development VM it came in 100-600 ms per 8 s, unevenly between the switches of a
+    # pair.
+    local attempt=1 stolen best="" kept limit=$((DURATION * 10 * MAX_STOLEN_PCT))
     while :; do
         "$@" clear >/dev/null 2>&1 || true
         read -r t0 rx0 tx0 < <(port_counters)
@@ -388,10 +390,19 @@ measure() { # workload label pid stats-command...
         read -r nf1 rf1 < <(input_drops "$pid")
         read -r t1 rx1 tx1 < <(port_counters)
         stolen=$((st1 - st0))
+        if [ -z "$best" ] || [ "$stolen" -lt "$best" ]; then
+            best=$stolen
+            kept="$t0 $rx0 $tx0 $nf0 $rf0 $st0 $ns0 $t1 $rx1 $tx1 $nf1 $rf1 $st1 $ns1"
+            cp "$WORK/perf.data" "$WORK/kept.perf.data"
+            cp "$WORK/pmd-stats.txt" "$WORK/kept.pmd-stats.txt"
+        fi
         [ "$stolen" -gt "$limit" ] && [ "$attempt" -lt "$STEAL_TRIES" ] || break
         echo "  $wl $label: core 1 stolen $stolen ms of the ${DURATION} s window (over $MAX_STOLEN_PCT%), measuring again"
         attempt=$((attempt + 1))
     done
+    read -r t0 rx0 tx0 nf0 rf0 st0 ns0 t1 rx1 tx1 nf1 rf1 st1 ns1 <<< "$kept"
+    mv "$WORK/kept.perf.data" "$WORK/perf.data"
+    mv "$WORK/kept.pmd-stats.txt" "$WORK/pmd-stats.txt"
     stop_hog
     stop_throttle
     kill -INT "$TRAFGEN_PID" 2>/dev/null || true
@@ -401,9 +412,13 @@ measure() { # workload label pid stats-command...
     sleep 0.3
     local cyc all user pkts cpu_cyc idle nofill ringfull
     pkts=$(pmd_packets < "$WORK/pmd-stats.txt")
-    # Idle cycles per packet: what busy polling spent finding nothing (user time).
+    # Idle cycles per packet: what busy polling spent finding nothing (user time). They
+    # are TSC cycles, which run on while the hypervisor has the core; taking the stolen
+    # time as spread evenly over the window, its share of them is left out (the CPU
+    # time they are set against counts only time on the CPU).
     idle=$(idle_cycles < "$WORK/pmd-stats.txt")
-    idle=$(awk -v c="${idle:-nan}" -v n="${pkts:-0}" 'BEGIN { if (n > 0 && c != "nan" && c != "") printf "%.0f", c / n; else print "nan" }')
+    idle=$(awk -v c="${idle:-nan}" -v n="${pkts:-0}" -v st=$((st1 - st0)) -v ms=$(((t1 - t0) / 1000000)) \
+        'BEGIN { if (n > 0 && ms > 0 && c != "nan" && c != "") printf "%.0f", c / n * (1 - st / ms); else print "nan" }')
     nofill=nan ringfull=nan
     if [ "$nf0" != nan ] && [ "$nf1" != nan ]; then nofill=$((nf1 - nf0)) ringfull=$((rf1 - rf0)); fi
     # The PMD's on-CPU time per packet, in cycles of the nominal clock.

@@ -1,6 +1,7 @@
 // Frames the kernel dropped on their way into a process's AF_XDP sockets, summed over
-// all of its sockets: "<no free fill frame> <rx ring full>" (XDP_STATISTICS' rx_dropped
-// and rx_ring_full).
+// all of its sockets: "<no free fill frame> <rx ring full>" (XDP_STATISTICS'
+// rx_fill_ring_empty_descs and rx_ring_full; rvswitch's dpif/show reports the same two as
+// no_buffer and queue_full).
 //
 // benches/e2e/run.sh reads it at both ends of a measurement window, for rvswitch and for
 // ovs-vswitchd alike, so that frames offered and not delivered are told apart: a PMD that
@@ -64,7 +65,7 @@ int main(int argc, char **argv) {
         memset(&s, 0, sizeof s);
         // Any other kind of socket refuses SOL_XDP.
         if (getsockopt(fd, SOL_XDP, XDP_STATISTICS, &s, &len) == 0) {
-            no_frame += s.rx_dropped;
+            no_frame += s.rx_fill_ring_empty_descs;
             ring_full += s.rx_ring_full;
             sockets++;
         }
