@@ -50,31 +50,6 @@ const LIGHT_GAP: &str = "1us";
 /// `IDLE_CHECK_EVERY` times in a row is idle, and idle top-ups leave the depth alone.
 const NAP: Duration = Duration::from_micros(100);
 
-/// Polls `rxq` until `want` matching frames have arrived or `timeout` passes, napping for
-/// `nap` after each empty poll; returns how many arrived.
-fn receive(
-    rxq: &mut dyn Rxq,
-    pool: &mut PacketPool,
-    frame: &[u8],
-    want: u64,
-    timeout: Duration,
-    nap: Duration,
-) -> u64 {
-    let mut got = 0u64;
-    let mut batch = PacketBatch::new();
-    let start = Instant::now();
-    while got < want && start.elapsed() < timeout {
-        if rxq.recv(&mut batch, pool).unwrap() == 0 && !nap.is_zero() {
-            std::thread::sleep(nap);
-        }
-        for p in batch.pkts.drain(..) {
-            got += (p.data() == frame) as u64;
-            pool.put(p);
-        }
-    }
-    got
-}
-
 /// Pins the calling thread to the last core, away from trafgen's (`-P 1` runs it on
 /// core 0): a receiver left to wake on trafgen's core can wait there for milliseconds,
 /// long enough for the kernel to use a quarter of the ring, a heavy top-up that

@@ -446,22 +446,19 @@ fn rx_ring_absorbs_a_burst_while_not_polled() {
     let frame = test_frame(host_mac, b"late", 9, 64);
     let out = trafgen(&v, &frame, 3000);
     assert_trafgen_ok(&out);
-    let mut got = 0usize;
-    let mut batch = PacketBatch::new();
-    let start = std::time::Instant::now();
-    while got < 3000 && start.elapsed() < Duration::from_secs(5) {
-        rxq.recv(&mut batch, &mut pool).unwrap();
-        for p in batch.pkts.drain(..) {
-            if p.data() == &frame[..] {
-                got += 1;
-            }
-            pool.put(p);
-        }
-    }
+    let got = receive(
+        rxq.as_mut(),
+        &mut pool,
+        &frame,
+        3000,
+        Duration::from_secs(5),
+        Duration::ZERO,
+    );
     let st = port.stats();
     assert_eq!(got, 3000, "{st:?}");
     assert_eq!(st.rx_dropped, 0, "{st:?}");
     // A quiet queue publishes where its frames are every IDLE_CHECK_EVERY empty polls.
+    let mut batch = PacketBatch::new();
     for _ in 0..IDLE_CHECK_EVERY {
         assert_eq!(rxq.recv(&mut batch, &mut pool).unwrap(), 0);
     }
@@ -477,24 +474,20 @@ fn rx_ring_absorbs_a_burst_while_not_polled() {
 fn a_burst_past_the_fill_ring_counts_as_no_buffer() {
     let (v, port, mut rxq, mut pool) = generic_rx("xn");
     let frame = test_frame(port.mac(), b"flood", 11, 64);
-    let sent = RX_RING as usize + 1904;
-    let out = trafgen(&v, &frame, sent as u64);
+    let sent = u64::from(RX_RING) + 1904;
+    let out = trafgen(&v, &frame, sent);
     assert_trafgen_ok(&out);
-    let mut got = 0usize;
-    let mut batch = PacketBatch::new();
-    let start = std::time::Instant::now();
-    while start.elapsed() < Duration::from_secs(2) {
-        rxq.recv(&mut batch, &mut pool).unwrap();
-        for p in batch.pkts.drain(..) {
-            if p.data() == &frame[..] {
-                got += 1;
-            }
-            pool.put(p);
-        }
-    }
+    let got = receive(
+        rxq.as_mut(),
+        &mut pool,
+        &frame,
+        sent,
+        Duration::from_secs(2),
+        Duration::ZERO,
+    );
     let st = port.stats();
-    assert!(got > 0 && got <= RX_RING as usize, "got {got}: {st:?}");
-    assert_eq!(got as u64 + st.rx_no_buffer, sent as u64, "{st:?}");
+    assert!(got > 0 && got <= u64::from(RX_RING), "got {got}: {st:?}");
+    assert_eq!(got + st.rx_no_buffer, sent, "{st:?}");
     assert_eq!(st.rx_queue_full, 0, "{st:?}");
     assert_eq!(st.rx_dropped, st.rx_no_buffer, "{st:?}");
 }

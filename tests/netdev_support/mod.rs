@@ -397,3 +397,28 @@ pub fn open_generic(v: &VethNs) -> AfxdpNetdev {
     AfxdpNetdev::open(&spec(&v.host, "afxdp", &[("xdp_mode", "generic")]))
         .expect("opening afxdp port in generic mode")
 }
+
+/// Polls `rxq` until `want` matching frames have arrived or `timeout` passes, napping for
+/// `nap` after each empty poll; returns how many arrived.
+pub fn receive(
+    rxq: &mut dyn rvswitch::netdev::Rxq,
+    pool: &mut PacketPool,
+    frame: &[u8],
+    want: u64,
+    timeout: Duration,
+    nap: Duration,
+) -> u64 {
+    let mut got = 0u64;
+    let mut batch = PacketBatch::new();
+    let start = Instant::now();
+    while got < want && start.elapsed() < timeout {
+        if rxq.recv(&mut batch, pool).unwrap() == 0 && !nap.is_zero() {
+            std::thread::sleep(nap);
+        }
+        for p in batch.pkts.drain(..) {
+            got += (p.data() == frame) as u64;
+            pool.put(p);
+        }
+    }
+    got
+}
