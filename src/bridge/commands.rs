@@ -147,8 +147,6 @@ fn register_views(registry: &mut CommandRegistry, switch: &Arc<Switch>) {
     registry.register("dpif/show", "", 0, 0, move |_| Ok(dpif_show(&s)));
 }
 
-/// `dpif/show`: each datapath with its counters, then each bridge's ports as
-/// `name ofport/dp_port: (type)`, as OVS prints them.
 /// Why received frames were dropped, where the port can tell (" (no_buffer:N
 /// queue_full:N)"), so that an operator sees whether the poll thread stopped or fell
 /// behind; empty when neither happened.
@@ -162,6 +160,8 @@ fn rx_drop_causes(st: &PortStats) -> String {
     )
 }
 
+/// `dpif/show`: each datapath with its counters, then each bridge's ports as
+/// `name ofport/dp_port: (type)`, as OVS prints them.
 fn dpif_show(switch: &Switch) -> String {
     let inner = switch.lock();
     let mut out = String::new();
