@@ -40,7 +40,9 @@ pub struct PortStats {
     pub rx_dropped: u64,
     /// Received frames the kernel found no free buffer for (AF_XDP: the fill ring was
     /// empty): the poll thread stopped, or fell behind, for longer than the buffers it
-    /// had handed over lasted. Part of `rx_dropped` where the port can tell; 0 where not.
+    /// had handed over lasted. Part of `rx_dropped` in copy mode; in zero-copy mode the
+    /// device drops them before the socket sees them, so only this counts them. 0 where
+    /// the port cannot tell.
     pub rx_no_buffer: u64,
     /// Received frames the kernel dropped because the port's receive queue was full
     /// (AF_XDP: the rx ring): buffers were there, the poll thread did not take the
