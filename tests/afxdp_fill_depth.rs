@@ -62,8 +62,14 @@ fn pin_off_trafgens_core() {
 }
 
 /// Sends `LIGHT_CHUNK_FRAMES` paced frames while another thread receives them, napping
-/// between empty polls; returns how many matching frames it received.
-fn light_load(v: &VethNs, rxq: &mut dyn Rxq, pool: &mut PacketPool, frame: &[u8]) -> u64 {
+/// between empty polls; returns how many matching frames it received, and how long
+/// trafgen took to send them.
+fn light_load(
+    v: &VethNs,
+    rxq: &mut dyn Rxq,
+    pool: &mut PacketPool,
+    frame: &[u8],
+) -> (u64, Duration) {
     let (done_tx, done_rx) = mpsc::channel();
     std::thread::scope(|s| {
         let h = s.spawn(move || {
@@ -78,10 +84,12 @@ fn light_load(v: &VethNs, rxq: &mut dyn Rxq, pool: &mut PacketPool, frame: &[u8]
                 }
             }
         });
+        let sending = Instant::now();
         let out = trafgen_with(v, frame, LIGHT_CHUNK_FRAMES, &["-t", LIGHT_GAP]);
+        let took = sending.elapsed();
         done_tx.send(()).unwrap();
         assert_trafgen_ok(&out);
-        h.join().unwrap()
+        (h.join().unwrap(), took)
     })
 }
 
@@ -115,11 +123,14 @@ fn fill_ring_settles_at_its_minimum_under_light_load_and_deepens_for_a_burst() {
     // frames received since the last one taken, a light load. One stall of this thread
     // (a busy CI host) restarts the run of light top-ups, so chunks are sent until the
     // depth has halved or `LIGHT_BUDGET` has passed; with halving broken it never does.
-    let (mut sent, mut got) = (0u64, 0u64);
+    let (mut sent, mut got, mut sending) = (0u64, 0u64, Duration::ZERO);
     let mut light = start;
     let began = Instant::now();
+    let stolen_before = stolen_ms();
     while began.elapsed() < LIGHT_BUDGET {
-        got += light_load(&v, rxq.as_mut(), &mut pool, &frame);
+        let (n, took) = light_load(&v, rxq.as_mut(), &mut pool, &frame);
+        got += n;
+        sending += took;
         sent += LIGHT_CHUNK_FRAMES;
         light = frames_when_quiet(&port, rxq.as_mut(), &mut pool);
         if light.rx_in_fill_ring <= min {
@@ -129,9 +140,16 @@ fn fill_ring_settles_at_its_minimum_under_light_load_and_deepens_for_a_burst() {
     let st = port.stats();
     assert_eq!(st.rx_packets + st.rx_dropped, sent, "{st:?}");
     assert_eq!(got, st.rx_packets, "{st:?}");
+    // Drops past 1% must be what arrived while the host had stopped a vCPU: no ring of
+    // a couple of thousand frames outlasts a 100 ms stop at this rate.
+    let stolen = stolen_ms() - stolen_before;
+    let rate = sent as f64 / sending.as_secs_f64();
+    let allowed = sent / 100 + (rate * stolen as f64 / 1000.0) as u64;
     assert!(
-        st.rx_dropped <= sent / 100,
-        "a shallower ring lost frames: {st:?}"
+        st.rx_dropped <= allowed,
+        "a shallower ring lost frames: {} dropped, {allowed} allowed ({stolen} ms stolen \
+         at {rate:.0} frames/s): {st:?}",
+        st.rx_dropped
     );
     assert!(
         light.rx_in_fill_ring <= min && light.rx_in_fill_ring + TOP_UP_EVERY >= min,

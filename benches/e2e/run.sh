@@ -68,7 +68,13 @@
 #   OVS other_config:tx-flush-interval; default 0, both switches' default), E2E_PMD_MAXSLEEP
 #   (load-based PMD sleeping, the longest sleep in microseconds for both switches:
 #   rvswitch pmd_max_sleep_us, OVS other_config:pmd-maxsleep; default 0, both switches'
-#   default: always busy-poll), E2E_HOG_NICE
+#   default: always busy-poll), E2E_RVS_RXQ_DESC (rvswitch's input port's
+#   n_rxq_desc, default 131072, with afxdp_frames sized to give it a full fill ring
+#   unless the [global] extras set afxdp_frames; 0: the default 4,096-slot ring that
+#   adapts its depth to the load. The deep ring is what lets a switch on a VM keep
+#   the frames that arrive while the host has stopped the PMD's vCPU, 100 ms at a time
+#   here; OVS 3.1's afxdp fill and rx rings are fixed at libxdp's default 2,048 slots
+#   (XSK_RING_PROD__DEFAULT_NUM_DESCS), with no option to change them), E2E_HOG_NICE
 #   (saturation mode: a busy loop shares the PMD's core, its autogroup at this nice
 #   value, e.g. -5, so the PMD falls behind the offered load and never idles), E2E_REPEAT
 #   (run every workload and switch N times, the switches taking turns, in reverse order every other time; the first table
@@ -92,6 +98,8 @@ OVS_XDP_MODE=${OVS_XDP_MODE:-generic}
 RVS_AFPACKET_OPTS=${RVS_AFPACKET_OPTS:-qdisc_bypass = true}
 TX_FLUSH_US=${E2E_TX_FLUSH_US:-0}
 PMD_MAXSLEEP=${E2E_PMD_MAXSLEEP:-0}
+RVS_RXQ_DESC=${E2E_RVS_RXQ_DESC:-131072}
+case $RVS_RXQ_DESC in 0|64|128|256|512|1024|2048|4096|8192|16384|32768|65536|131072|262144) ;; *) echo "e2e: E2E_RVS_RXQ_DESC=$RVS_RXQ_DESC: expected 0 (the default ring) or a power of two from 64 to 262144" >&2; exit 1 ;; esac
 case $PMD_MAXSLEEP in [0-9]|[1-9][0-9]|[1-9][0-9][0-9]|[1-9][0-9][0-9][0-9]|10000) ;; *) echo "e2e: E2E_PMD_MAXSLEEP=$PMD_MAXSLEEP: expected microseconds from 0 to 10000" >&2; exit 1 ;; esac
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -486,7 +494,7 @@ probe_rtt() {
 }
 
 run_rvswitch() { # workload label port-type
-    local wl=$1 label=$2 type=$3 opts flows="" extra=${RVS_GLOBAL_EXTRA:-}
+    local wl=$1 label=$2 type=$3 opts in_opts flows="" extra=${RVS_GLOBAL_EXTRA:-} frames=
     RVS_BIN=$ROOT/target/release
     if [ "$label" = rvs-alt ]; then
         RVS_BIN=$RVS_ALT_BIN_DIR
@@ -495,8 +503,20 @@ run_rvswitch() { # workload label port-type
     probe_rtt
     if [ "$type" = afxdp ]; then
         opts="{ xdp_mode = \"$RVS_XDP_MODE\", n_rxq = 1 }"
+        in_opts=$opts
+        if [ "$RVS_RXQ_DESC" != 0 ]; then
+            # The input port's ring deep enough to ride out a stop of the PMD's vCPU
+            # (100 ms at a time on the development VM), and a region that gives it a
+            # full ring next to the output port's default one: four times their slots.
+            in_opts="{ xdp_mode = \"$RVS_XDP_MODE\", n_rxq = 1, n_rxq_desc = $RVS_RXQ_DESC }"
+            frames=$(( (4 * (RVS_RXQ_DESC + 4096) + 511) / 512 * 512 ))
+            [ "$frames" -ge 65536 ] || frames=65536
+            frames="afxdp_frames = $frames"
+            case $extra in *afxdp_frames*) frames="" ;; esac
+        fi
     else
         opts="{ $RVS_AFPACKET_OPTS }"
+        in_opts=$opts
     fi
     if [ "$wl" = d ]; then
         flows=$(flow_table | sed 's/.*/  "&",/')
@@ -510,6 +530,7 @@ log_level = "warn"
 tx_flush_interval_us = $TX_FLUSH_US
 pmd_max_sleep_us = $PMD_MAXSLEEP
 $([ "$label" = rvs-nowait ] && echo "pmd_batch_wait_us = 0")
+$frames
 $extra
 
 [[bridge]]
@@ -523,7 +544,7 @@ $flows
 [[bridge.port]]
 name = "e2e-s0"
 type = "$type"
-options = $opts
+options = $in_opts
 
 [[bridge.port]]
 name = "e2e-d0"

@@ -56,7 +56,7 @@ fn option_err(option: &str, message: String) -> PortError {
 /// Options each port type accepts; anything else is a typo.
 fn known_options(t: PortType) -> &'static [&'static str] {
     match t {
-        PortType::Afxdp => &["xdp_mode", "n_rxq"],
+        PortType::Afxdp => &["xdp_mode", "n_rxq", "n_rxq_desc"],
         PortType::Afpacket => &["qdisc_bypass"],
         PortType::Tap | PortType::Internal => &[],
         PortType::Vxlan | PortType::Geneve | PortType::Gre => &[
@@ -133,6 +133,13 @@ pub(super) fn validate_port(p: PortArgs, datapath: DatapathType) -> Result<PortC
             }
             "n_rxq" if !matches!(v.parse::<u32>(), Ok(1..=256)) => {
                 return Err(bad("an integer from 1 to 256"))
+            }
+            "n_rxq_desc"
+                if !matches!(v.parse::<u32>(),
+                    Ok(n) if n.is_power_of_two()
+                        && (64..=crate::netdev::afxdp::RX_RING_MAX).contains(&n)) =>
+            {
+                return Err(bad("a power of two from 64 to 262144"))
             }
             "remote_ip" if v != "flow" && v.parse::<IpAddr>().is_err() => {
                 return Err(bad("an IPv4 or IPv6 address, or \"flow\""))

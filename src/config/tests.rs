@@ -213,6 +213,25 @@ fn unknown_and_bad_options() {
     assert_err(t, 8, "unknown option 'remote_ip' for a afxdp port");
     let t = "[[bridge]]\nname = \"b\"\n[[bridge.port]]\nname = \"t\"\ntype = \"vxlan\"\n";
     assert_err(t, 4, "needs option remote_ip");
+    for bad in ["1000", "32", "524288", "deep"] {
+        let t = format!(
+            "[[bridge]]\nname = \"b\"\n[[bridge.port]]\nname = \"p\"\ntype = \"afxdp\"\noptions = {{ n_rxq_desc = \"{bad}\" }}\n"
+        );
+        assert_err(
+            &t,
+            6,
+            &format!("option n_rxq_desc = \"{bad}\": expected a power of two from 64 to 262144"),
+        );
+    }
+    let t = "[[bridge]]\nname = \"b\"\n[[bridge.port]]\nname = \"p\"\ntype = \"afxdp\"\noptions = { n_rxq_desc = 131072 }\n";
+    let c = Config::parse(t, None).expect("a deep ring is a valid option");
+    assert_eq!(
+        c.bridges[0].ports[0]
+            .options
+            .get("n_rxq_desc")
+            .map(String::as_str),
+        Some("131072")
+    );
 }
 
 #[test]

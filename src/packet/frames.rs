@@ -19,7 +19,7 @@
 //! a socket is gone.
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// Bytes per frame: a `PacketBuf`'s whole buffer (headroom plus the largest frame).
@@ -67,8 +67,9 @@ pub struct FrameStore {
     n_frames: u32,
     pages: RegionPages,
     free: Mutex<Vec<u32>>,
-    /// AF_XDP sockets open on the region.
-    live_sockets: AtomicU32,
+    /// Fill-ring slots of the AF_XDP sockets open on the region (the sum of their
+    /// ring sizes): each socket's share of the region is in proportion to its ring.
+    live_slots: AtomicU64,
 }
 
 // SAFETY: the region is plain memory that lives for the whole process; which thread may
@@ -202,7 +203,7 @@ impl FrameStore {
             pages,
             // Low indices on top: handed out first.
             free: Mutex::new((0..n_frames).rev().collect()),
-            live_sockets: AtomicU32::new(0),
+            live_slots: AtomicU64::new(0),
         })
     }
 
@@ -259,30 +260,42 @@ impl FrameStore {
         self.free.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// Counts a socket opened on the region: the fill-ring share (`fill_target`)
-    /// divides the region among the open ones.
-    pub fn open_socket(&self) {
-        self.live_sockets.fetch_add(1, Ordering::Relaxed);
+    /// Counts a socket with a fill ring of `ring` slots opened on the region: the
+    /// fill-ring shares (`fill_target`) divide the region among the open ones.
+    pub fn open_socket(&self, ring: u32) {
+        self.live_slots
+            .fetch_add(u64::from(ring), Ordering::Relaxed);
     }
 
-    /// Sockets open now.
-    pub fn live_sockets(&self) -> u32 {
-        self.live_sockets.load(Ordering::Relaxed)
+    /// Fill-ring slots of the sockets open now.
+    pub fn live_slots(&self) -> u64 {
+        self.live_slots.load(Ordering::Relaxed)
     }
 
-    /// How many frames one socket should keep in its fill ring, at most `ring`: an
-    /// equal share of a quarter of the region (the rest is for rx rings, packets in
-    /// flight and caches), so idle sockets cannot park every frame.
+    /// How many frames a socket whose fill ring has `ring` slots should keep in it, at
+    /// most `ring`: a quarter of the region (the rest is for rx rings, packets in flight
+    /// and caches) shared among the open sockets in proportion to their rings, so idle
+    /// sockets cannot park every frame and a socket asked to buffer more
+    /// (`n_rxq_desc`) gets more. With every ring the default size, an equal share.
     pub fn fill_target(&self, ring: u32) -> u32 {
-        let share = self.n_frames / (4 * self.live_sockets().max(1));
-        share.clamp(64.min(ring), ring)
+        let slots = self.live_slots().max(u64::from(ring)).max(1);
+        let share = u64::from(self.n_frames) / 4 * u64::from(ring) / slots;
+        (share.min(u64::from(ring)) as u32).max(64.min(ring))
+    }
+
+    /// The store size (`afxdp_frames`) at which sockets whose fill rings total `slots`
+    /// slots all get full rings (`fill_target`): for the log line that says so.
+    pub fn frames_for_full_rings(slots: u64) -> u64 {
+        (4 * slots).div_ceil(512) * 512
     }
 
     /// Takes back the frames a closed socket's rings held (the kernel no longer
-    /// receives into or transmits from them) and stops counting the socket.
-    pub fn close_socket(&self, frames: Vec<u32>) {
+    /// receives into or transmits from them) and stops counting the socket's `ring`
+    /// slots.
+    pub fn close_socket(&self, frames: Vec<u32>, ring: u32) {
         self.give(frames);
-        self.live_sockets.fetch_sub(1, Ordering::Relaxed);
+        self.live_slots
+            .fetch_sub(u64::from(ring), Ordering::Relaxed);
     }
 }
 
@@ -367,6 +380,36 @@ mod tests {
                 assert_eq!(p.read(), 0xa5);
             }
         }
+        // SAFETY: the test's own region, no longer used.
+        unsafe { libc::munmap(store.base().as_ptr().cast(), store.len()) };
+    }
+
+    #[test]
+    fn fill_rings_share_a_quarter_of_the_region_in_proportion_to_their_size() {
+        let store = FrameStore::map(64 * 1024).expect("a 256 MiB frame region");
+        // One socket alone gets its whole ring while a quarter of the region allows.
+        store.open_socket(4096);
+        assert_eq!(store.fill_target(4096), 4096);
+        // Four default rings: 16,384 frames, 4,096 each; a fifth: 3,276 each.
+        for _ in 0..3 {
+            store.open_socket(4096);
+        }
+        assert_eq!(store.fill_target(4096), 4096);
+        store.open_socket(4096);
+        assert_eq!(store.fill_target(4096), 16384 / 5);
+        // A deep ring next to them gets shares in proportion: 131,072 of 151,552 slots.
+        store.open_socket(131_072);
+        assert_eq!(store.fill_target(131_072), 16384 * 131_072 / 151_552);
+        assert_eq!(store.fill_target(4096), 16384 * 4096 / 151_552);
+        assert_eq!(FrameStore::frames_for_full_rings(151_552), 606_208);
+        // Closing gives the shares back; a tiny share still gets 64 frames.
+        store.close_socket(Vec::new(), 131_072);
+        assert_eq!(store.fill_target(4096), 16384 / 5);
+        for _ in 0..1000 {
+            store.open_socket(4096);
+        }
+        assert_eq!(store.fill_target(4096), 64);
+        assert_eq!(store.fill_target(32), 32, "never more than the ring");
         // SAFETY: the test's own region, no longer used.
         unsafe { libc::munmap(store.base().as_ptr().cast(), store.len()) };
     }

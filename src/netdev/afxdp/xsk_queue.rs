@@ -29,7 +29,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::fill_depth::FillDepth;
+use super::fill_depth::{FillDepth, FILL_DEPTH_MIN};
 use super::frame_set::FrameSet;
 use super::umem_addr::{fill_addr, frame_of, prefetch_header, ALIGNED_RX_MAX, STAGGERED_RX_MAX};
 use super::xsk::{xdp_statistics, BindOptions, ConsRing, ProdRing, XdpDesc, XskSocket};
@@ -40,8 +40,11 @@ use crate::packet::frames::FrameStore;
 use crate::packet::{PacketBatch, PacketPool, MAX_BURST};
 use crate::pmd::{cycles, Counter};
 
-/// Slots in the fill ring and in the rx ring.
+/// Slots in the fill ring and in the rx ring unless the port sets `n_rxq_desc`.
 pub const RX_RING: u32 = 4096;
+/// The most `n_rxq_desc` may ask for: 1 GiB of frames on one queue, a quarter-second
+/// stop at 1 Mpps.
+pub const RX_RING_MAX: u32 = 1 << 18;
 /// Slots in the tx ring and in the completion ring (so at most this many frames are in
 /// flight and every completion finds room).
 pub const TX_RING: u32 = 1024;
@@ -61,6 +64,11 @@ pub struct BindMode {
     /// Stagger fill addresses (`umem_addr`), which caps received frames at
     /// `STAGGERED_RX_MAX` bytes: for devices whose MTU fits.
     pub stagger: bool,
+    /// Slots in the fill ring and in the rx ring (a power of two).
+    pub rx_ring: u32,
+    /// Keep the fill ring full rather than as deep as the load needs (`FillDepth`): the
+    /// port asked for `rx_ring` frames to be ready for a stop of its thread.
+    pub keep_fill_full: bool,
 }
 
 /// Per-queue counters, read by `stats()`. The rx ones have one writer (the `Rxq` holding
@@ -120,6 +128,8 @@ pub struct RxSide {
     /// Frames put on the fill ring and not yet received: on the fill ring, in the
     /// kernel's cache, or on the rx ring.
     held: FrameSet,
+    /// Slots in the fill ring (and the rx ring).
+    ring: u32,
     /// How many frames the fill ring is topped up to.
     depth: FillDepth,
 }
@@ -127,6 +137,8 @@ pub struct RxSide {
 /// An AF_XDP socket on one queue of a device.
 pub struct XskQueue {
     qid: usize,
+    /// Slots in the fill and rx rings (counted in the store's shares until closed).
+    rx_ring: u32,
     pub(super) store: &'static FrameStore,
     /// The rx side while no `Rxq` holds it.
     rx: Mutex<Option<RxSide>>,
@@ -158,7 +170,7 @@ impl XskQueue {
         let store = FrameStore::global().map_err(|e| e.to_string())?;
         let opts = BindOptions {
             zero_copy: mode.zero_copy,
-            rx_ring: RX_RING,
+            rx_ring: mode.rx_ring,
             tx_ring: TX_RING,
             stagger: mode.stagger,
         };
@@ -184,21 +196,30 @@ impl XskQueue {
             staggered,
             tx_budget_raised,
         } = sock;
-        store.open_socket();
+        store.open_socket(mode.rx_ring);
         let q = XskQueue {
             qid,
+            rx_ring: mode.rx_ring,
             store,
             rx: Mutex::new(Some(RxSide {
                 rx,
                 fill,
                 scratch: [super::xsk::EMPTY_DESC; MAX_BURST],
-                refill: Vec::with_capacity(RX_RING as usize),
+                refill: Vec::with_capacity(mode.rx_ring as usize),
                 since_refill: 0,
                 empty_polls: 0,
                 staggered,
                 prefetched: 0,
                 held: FrameSet::new(store.n_frames()),
-                depth: FillDepth::new(store.fill_target(RX_RING)),
+                ring: mode.rx_ring,
+                depth: FillDepth::new(
+                    store.fill_target(mode.rx_ring),
+                    if mode.keep_fill_full {
+                        mode.rx_ring
+                    } else {
+                        FILL_DEPTH_MIN
+                    },
+                ),
             })),
             rx_published: Default::default(),
             tx: Mutex::new(Some(TxSide {
@@ -239,6 +260,11 @@ impl XskQueue {
         self.qid
     }
 
+    /// Slots in the fill and rx rings.
+    pub fn rx_ring(&self) -> u32 {
+        self.rx_ring
+    }
+
     /// The longest frame this socket receives (the kernel drops and counts longer ones).
     pub fn rx_frame_max(&self) -> usize {
         self.rx_frame_max
@@ -276,7 +302,7 @@ impl Drop for XskQueue {
         back.extend(tx.as_mut().map(|s| s.held.take_all()).unwrap_or_default());
         drop((rx, tx));
         drop(self.fd.take());
-        self.store.close_socket(back);
+        self.store.close_socket(back, self.rx_ring);
     }
 }
 
@@ -386,7 +412,7 @@ impl RxSide {
         let size = self.fill.size();
         let free = self.fill.free(size);
         let held = size - free;
-        let cap = q.store.fill_target(RX_RING);
+        let cap = q.store.fill_target(self.ring);
         let target = if received {
             self.depth.next(held, cap)
         } else {
