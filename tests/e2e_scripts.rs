@@ -117,6 +117,12 @@ fn throughput_script_forwards_a_workload_through_both_switches_and_cleans_up() {
     assert!(ratio_row.is_some(), "no ratio row:\n{out}");
     assert!(out.contains("packets per output batch"), "{out}");
     assert!(out.contains("own TSC accounting"), "{out}");
+    // rvswitch's input port asks for a deep ring by default (E2E_RVS_RXQ_DESC), and
+    // the run says so.
+    assert!(
+        out.contains("rvswitch input port's rx ring 131072 slots, kept full, OVS's 2048"),
+        "{out}"
+    );
     let left = leftovers(&["e2e-src", "e2e-dst"], "rvs-e2e.");
     assert!(left.is_empty(), "left behind: {left:?}");
 }

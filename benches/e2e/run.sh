@@ -589,7 +589,7 @@ MHZ=$(awk -F': ' '/^cpu MHz/ {print $2; exit}' /proc/cpuinfo)
 SCRIPT_CPUS=$(taskset -cp $$ | awk '{print $NF}')
 topology
 echo "e2e: $(date -u '+%F %H:%M UTC'), $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "e2e: ${DURATION}s per run; trafgen on core 0, one PMD on core 1; workloads: $WORKLOADS; tx flush interval ${TX_FLUSH_US} us; PMD max sleep ${PMD_MAXSLEEP} us${HOG_NICE:+; saturation mode: busy loop on core 1 at autogroup nice $HOG_NICE}${PMD_QUOTA:+; saturation mode: PMD limited to ${PMD_QUOTA}% of core 1}"
+echo "e2e: ${DURATION}s per run; trafgen on core 0, one PMD on core 1; workloads: $WORKLOADS; tx flush interval ${TX_FLUSH_US} us; PMD max sleep ${PMD_MAXSLEEP} us; rvswitch input port's rx ring $([ "$RVS_RXQ_DESC" = 0 ] && echo "default (4096, adaptive fill depth)" || echo "$RVS_RXQ_DESC slots, kept full"), OVS's 2048${HOG_NICE:+; saturation mode: busy loop on core 1 at autogroup nice $HOG_NICE}${PMD_QUOTA:+; saturation mode: PMD limited to ${PMD_QUOTA}% of core 1}"
 : > "$WORK/results.tsv"
 for rep in $(seq 1 "$REPEAT"); do
     # Every other repetition runs the switches in reverse order, so that neither is
