@@ -61,7 +61,8 @@
 # Environment: E2E_SWITCHES ("rvswitch ovs rvs-afpacket"), RVS_XDP_MODE, OVS_XDP_MODE,
 #   RVS_AFPACKET_OPTS (qdisc_bypass = true), RVS_GLOBAL_EXTRA (lines added to rvswitch's
 #   [global] table, e.g. "emc_auto_bypass = false"), RVS_ALT_BIN_DIR and
-#   RVS_ALT_GLOBAL_EXTRA (for rvs-alt), E2E_KEEP_PERF (a directory: keep each run's
+#   RVS_ALT_GLOBAL_EXTRA and RVS_ALT_RXQ_DESC (for rvs-alt; the latter as
+#   E2E_RVS_RXQ_DESC), E2E_KEEP_PERF (a directory: keep each run's
 #   perf.data there as <workload>-<switch>.perf.data, for `perf report -i`), E2E_PERF_ARGS
 #   (extra `perf record` arguments, e.g. "--call-graph dwarf"), E2E_TX_FLUSH_US (output
 #   batching interval in microseconds for both switches: rvswitch tx_flush_interval_us,
@@ -495,21 +496,23 @@ probe_rtt() {
 
 run_rvswitch() { # workload label port-type
     local wl=$1 label=$2 type=$3 opts in_opts flows="" extra=${RVS_GLOBAL_EXTRA:-} frames=
+    local ring=$RVS_RXQ_DESC
     RVS_BIN=$ROOT/target/release
     if [ "$label" = rvs-alt ]; then
         RVS_BIN=$RVS_ALT_BIN_DIR
         extra=${RVS_ALT_GLOBAL_EXTRA:-}
+        ring=${RVS_ALT_RXQ_DESC:-$RVS_RXQ_DESC}
     fi
     probe_rtt
     if [ "$type" = afxdp ]; then
         opts="{ xdp_mode = \"$RVS_XDP_MODE\", n_rxq = 1 }"
         in_opts=$opts
-        if [ "$RVS_RXQ_DESC" != 0 ]; then
+        if [ "$ring" != 0 ]; then
             # The input port's ring deep enough to ride out a stop of the PMD's vCPU
             # (100 ms at a time on the development VM), and a region that gives it a
             # full ring next to the output port's default one: four times their slots.
-            in_opts="{ xdp_mode = \"$RVS_XDP_MODE\", n_rxq = 1, n_rxq_desc = $RVS_RXQ_DESC }"
-            frames=$(( (4 * (RVS_RXQ_DESC + 4096) + 511) / 512 * 512 ))
+            in_opts="{ xdp_mode = \"$RVS_XDP_MODE\", n_rxq = 1, n_rxq_desc = $ring }"
+            frames=$(( (4 * (ring + 4096) + 511) / 512 * 512 ))
             [ "$frames" -ge 65536 ] || frames=65536
             frames="afxdp_frames = $frames"
             case $extra in *afxdp_frames*) frames="" ;; esac
