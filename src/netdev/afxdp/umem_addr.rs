@@ -94,17 +94,6 @@ pub fn prefetch_header(store: &FrameStore, addr: u64) {
     prefetch::line(frame_start(store, addr), prefetch::Level::L1);
 }
 
-/// Asks for the line a copy-mode kernel will write a frame's first bytes to when it
-/// receives into fill address `addr`, into this core's L2: with a deep fill ring that
-/// line is otherwise cold by the time the kernel writes it.
-#[inline(always)]
-pub fn prefetch_fill_target(store: &FrameStore, addr: u64) {
-    prefetch::line(
-        frame_start(store, addr).wrapping_add(XDP_PACKET_HEADROOM),
-        prefetch::Level::L2,
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -186,18 +186,6 @@ impl<T: Copy> ProdRing<T> {
     pub fn size(&self) -> u32 {
         self.0.size
     }
-
-    /// The entry `ahead` places past the kernel's consumer index as last read, if it is
-    /// one we published (a fill entry the kernel has yet to take, by that reading).
-    #[inline(always)]
-    pub fn published_ahead(&self, ahead: u32) -> Option<T> {
-        if ahead >= self.0.ours.wrapping_sub(self.0.theirs) {
-            return None;
-        }
-        let idx = self.0.theirs.wrapping_add(ahead) & self.0.mask;
-        // SAFETY: idx < size entries in the mapping; the kernel only reads fill entries.
-        Some(unsafe { self.0.entries.as_ptr().add(idx as usize).read() })
-    }
 }
 
 /// How to bind.

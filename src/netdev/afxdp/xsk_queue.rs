@@ -31,9 +31,7 @@ use std::sync::Mutex;
 
 use super::fill_depth::{FillDepth, FILL_DEPTH_MIN};
 use super::frame_set::FrameSet;
-use super::umem_addr::{
-    fill_addr, frame_of, prefetch_fill_target, prefetch_header, ALIGNED_RX_MAX, STAGGERED_RX_MAX,
-};
+use super::umem_addr::{fill_addr, frame_of, prefetch_header, ALIGNED_RX_MAX, STAGGERED_RX_MAX};
 use super::xsk::{xdp_statistics, BindOptions, ConsRing, ProdRing, XdpDesc, XskSocket};
 use super::xsk_tx::TxSide;
 use crate::dpif::PortStats;
@@ -42,9 +40,6 @@ use crate::packet::frames::FrameStore;
 use crate::packet::{PacketBatch, PacketPool, MAX_BURST};
 use crate::pmd::{cycles, Counter};
 
-/// How far ahead of the kernel's fill consumer `recv` warms frames: far enough that the
-/// line arrives before the kernel writes it, near enough that it is still there.
-const FILL_WARM_LEAD: u32 = 512;
 /// Slots in the fill ring and in the rx ring unless the port sets `n_rxq_desc`.
 pub const RX_RING: u32 = 4096;
 /// The most `n_rxq_desc` may ask for: 1 GiB of frames on one queue, a quarter-second
@@ -135,9 +130,6 @@ pub struct RxSide {
     held: FrameSet,
     /// Slots in the fill ring (and the rx ring).
     ring: u32,
-    /// Warm the frames the kernel receives into next (`FILL_WARM_LEAD`): a ring kept
-    /// full cycles through more frames than the caches keep.
-    warm_fill: bool,
     /// How many frames the fill ring is topped up to.
     depth: FillDepth,
 }
@@ -220,7 +212,6 @@ impl XskQueue {
                 prefetched: 0,
                 held: FrameSet::new(store.n_frames()),
                 ring: mode.rx_ring,
-                warm_fill: mode.keep_fill_full && mode.rx_ring > RX_RING,
                 depth: FillDepth::new(
                     store.fill_target(mode.rx_ring),
                     if mode.keep_fill_full {
@@ -358,17 +349,6 @@ impl RxSide {
             ahead += 1;
         }
         self.prefetched = ahead;
-        if self.warm_fill {
-            // The kernel is about `since_refill` entries past the consumer index the
-            // last top-up read; warm the frames it takes a little after those.
-            let from = self.since_refill as u32 + FILL_WARM_LEAD;
-            for k in from..from + n as u32 {
-                match self.fill.published_ahead(k) {
-                    Some(a) => prefetch_fill_target(store, a),
-                    None => break,
-                }
-            }
-        }
         let mut bytes = 0u64;
         let mut dropped = 0u64;
         for d in &self.scratch[..n] {
