@@ -14,6 +14,9 @@
 //!   VM whose vCPU the host stops for 100 ms at a time loses 100 ms of traffic at the
 //!   default depth; `n_rxq_desc = 131072` (with `afxdp_frames` large enough for the
 //!   store to give every queue a full ring, which the log says) holds 131 ms at 1 Mpps.
+//!   The price: the kernel writes each frame into a cold page, and a PMD in sustained
+//!   overload reads every frame a whole ring after it arrived, cold (BENCHMARKS.md,
+//!   eighteenth session); for a PMD with headroom, not one that is always behind.
 //!
 //! Transmit handles map thread `i` onto queue `i % n_rxq`; threads sharing a queue take
 //! its tx lock once per batch. The XDP program is attached through a BPF link, so it goes
