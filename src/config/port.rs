@@ -134,12 +134,11 @@ pub(super) fn validate_port(p: PortArgs, datapath: DatapathType) -> Result<PortC
             "n_rxq" if !matches!(v.parse::<u32>(), Ok(1..=256)) => {
                 return Err(bad("an integer from 1 to 256"))
             }
-            "n_rxq_desc"
-                if !matches!(v.parse::<u32>(),
-                    Ok(n) if n.is_power_of_two()
-                        && (64..=crate::netdev::afxdp::RX_RING_MAX).contains(&n)) =>
-            {
-                return Err(bad("a power of two from 64 to 262144"))
+            "n_rxq_desc" if crate::netdev::afxdp::parse_n_rxq_desc(v).is_err() => {
+                return Err(bad(&format!(
+                    "a power of two from 64 to {}",
+                    crate::netdev::afxdp::RX_RING_MAX
+                )))
             }
             "remote_ip" if v != "flow" && v.parse::<IpAddr>().is_err() => {
                 return Err(bad("an IPv4 or IPv6 address, or \"flow\""))

@@ -96,8 +96,8 @@ fn parse_mode(v: &str) -> Result<Option<XdpMode>, String> {
     }
 }
 
-/// Parses the `n_rxq_desc` option.
-fn parse_ring(v: &str) -> Result<u32, String> {
+/// Parses the `n_rxq_desc` option (also what switch.toml and `add-port` accept).
+pub fn parse_n_rxq_desc(v: &str) -> Result<u32, String> {
     match v.parse::<u32>() {
         Ok(n) if n.is_power_of_two() && (64..=RX_RING_MAX).contains(&n) => Ok(n),
         _ => Err(format!(
@@ -143,7 +143,7 @@ impl AfxdpNetdev {
                 }
                 "n_rxq_desc" => {
                     n_rxq_desc =
-                        Some(parse_ring(v).map_err(|e| {
+                        Some(parse_n_rxq_desc(v).map_err(|e| {
                             NetdevError::BadOption(format!("afxdp port {name}: {e}"))
                         })?)
                 }

@@ -128,8 +128,6 @@ pub struct RxSide {
     /// Frames put on the fill ring and not yet received: on the fill ring, in the
     /// kernel's cache, or on the rx ring.
     held: FrameSet,
-    /// Slots in the fill ring (and the rx ring).
-    ring: u32,
     /// How many frames the fill ring is topped up to.
     depth: FillDepth,
 }
@@ -211,7 +209,6 @@ impl XskQueue {
                 staggered,
                 prefetched: 0,
                 held: FrameSet::new(store.n_frames()),
-                ring: mode.rx_ring,
                 depth: FillDepth::new(
                     store.fill_target(mode.rx_ring),
                     if mode.keep_fill_full {
@@ -412,7 +409,7 @@ impl RxSide {
         let size = self.fill.size();
         let free = self.fill.free(size);
         let held = size - free;
-        let cap = q.store.fill_target(self.ring);
+        let cap = q.store.fill_target(q.rx_ring);
         let target = if received {
             self.depth.next(held, cap)
         } else {
