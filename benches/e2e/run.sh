@@ -510,7 +510,8 @@ run_rvswitch() { # workload label port-type
         if [ "$ring" != 0 ]; then
             # The input port's ring deep enough to ride out a stop of the PMD's vCPU
             # (100 ms at a time on the development VM), and a region that gives it a
-            # full ring next to the output port's default one: four times their slots.
+            # full ring next to the output port's default one: four times their slots,
+            # rounded up to 512 (FrameStore::frames_for_full_rings, which the switch logs).
             in_opts="{ xdp_mode = \"$RVS_XDP_MODE\", n_rxq = 1, n_rxq_desc = $ring }"
             frames=$(( (4 * (ring + 4096) + 511) / 512 * 512 ))
             [ "$frames" -ge 65536 ] || frames=65536
