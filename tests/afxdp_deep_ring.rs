@@ -58,6 +58,9 @@ fn a_deep_ring_takes_in_bursts_past_the_default_while_nobody_polls() {
         assert_eq!(got, BURST, "round {round}: {st:?}");
         assert_eq!(st.rx_no_buffer, 0, "round {round}: {st:?}");
         assert_eq!(st.rx_queue_full, 0, "round {round}: {st:?}");
+        // A stop's backlog drains as soon as the poller is back: it does not stand, so
+        // the queue keeps its whole ring (`standing_backlog`).
+        assert_eq!(port.rx_trims(), 0, "round {round}");
         // Quiet polls top the ring up to its whole depth again before the next burst
         // (a default port would settle lower only after a long light load; this one
         // never does: FillDepth's floor is the ring).

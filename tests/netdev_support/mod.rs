@@ -351,10 +351,37 @@ pub fn trafgen(v: &VethNs, frame: &[u8], count: u64) -> Output {
 /// As `trafgen`, with more of trafgen's options (e.g. `["-t", "1us"]`: a gap after every
 /// frame, which on the development VM paces it at 40,000-55,000 frames a second).
 pub fn trafgen_with(v: &VethNs, frame: &[u8], count: u64, extra: &[&str]) -> Output {
+    trafgen_command(v, frame, count, extra)
+        .output()
+        .expect("running trafgen")
+}
+
+/// As `trafgen`, in the background and in a process group of its own: for a test that
+/// must act while the load lasts. Stop it with `kill_group` (trafgen sends from a child
+/// process, which outlives a killed parent).
+pub fn trafgen_spawn(v: &VethNs, frame: &[u8], count: u64) -> Child {
+    use std::os::unix::process::CommandExt;
+    trafgen_command(v, frame, count, &[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("starting trafgen")
+}
+
+/// Kills `child`'s whole process group (see `trafgen_spawn`) and reaps it.
+pub fn kill_group(child: &mut Child) {
+    // SAFETY: kill(2) with a negative pid signals that process group; no memory is
+    // involved.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    let _ = child.wait();
+}
+
+fn trafgen_command(v: &VethNs, frame: &[u8], count: u64, extra: &[&str]) -> Command {
     let bytes: Vec<String> = frame.iter().map(|b| format!("0x{b:02x}")).collect();
     let pkt = format!("{{ {} }}", bytes.join(", "));
-    Command::new("ip")
-        .args(["netns", "exec", &v.ns, "trafgen"])
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &v.ns, "trafgen"])
         .args([
             "--dev",
             &v.peer,
@@ -366,9 +393,8 @@ pub fn trafgen_with(v: &VethNs, frame: &[u8], count: u64, extra: &[&str]) -> Out
             "-Q",
         ])
         .args(extra)
-        .args(["-C", &pkt])
-        .output()
-        .expect("running trafgen")
+        .args(["-C", &pkt]);
+    cmd
 }
 
 /// Fails the test with trafgen's own error when it did not run to the end (a test that

@@ -24,6 +24,7 @@
 
 mod fill_depth;
 mod frame_set;
+mod standing_backlog;
 mod umem_addr;
 mod xdp_prog;
 mod xsk;
@@ -194,7 +195,7 @@ impl AfxdpNetdev {
                 .map_err(|e| format!("{} mode: {e}", mode.as_str()))?;
             let mut queues = Vec::with_capacity(n_rxq);
             for qid in 0..n_rxq {
-                let q = XskQueue::create(ifindex, qid, mode.bind(stagger, n_rxq_desc))
+                let q = XskQueue::create(name, ifindex, qid, mode.bind(stagger, n_rxq_desc))
                     .map_err(|e| format!("binding queue {qid} in {} mode: {e}", mode.as_str()))?;
                 prog.insert_socket(qid as u32, q.fd())
                     .map_err(|e| format!("{} mode: {e}", mode.as_str()))?;
@@ -311,6 +312,12 @@ impl AfxdpNetdev {
             .iter()
             .map(|q| q.counters.tx_zero_copy.get())
             .sum()
+    }
+
+    /// Times a deep queue's standing rx backlog got it trimmed (`standing_backlog`),
+    /// over all queues.
+    pub fn rx_trims(&self) -> u64 {
+        self.queues.iter().map(|q| q.counters.rx_trims.get()).sum()
     }
 
     /// Wakeup syscalls made so far, over all queues.

@@ -31,6 +31,9 @@ use std::sync::Mutex;
 
 use super::fill_depth::{FillDepth, FILL_DEPTH_MIN};
 use super::frame_set::FrameSet;
+use super::standing_backlog::{
+    BacklogChange, BacklogWatch, CHECK_PERIOD_MS, STANDING_CHECKS, TRIMMED_FRAMES,
+};
 use super::umem_addr::{fill_addr, frame_of, prefetch_header, ALIGNED_RX_MAX, STAGGERED_RX_MAX};
 use super::xsk::{xdp_statistics, BindOptions, ConsRing, ProdRing, XdpDesc, XskSocket};
 use super::xsk_tx::TxSide;
@@ -86,6 +89,8 @@ pub struct QueueCounters {
     pub tx_zero_copy: Counter,
     /// Wakeup syscalls made (rx fill-ring kicks and tx sendto kicks); two writers.
     pub wakeups: AtomicU64,
+    /// Times a deep queue's standing backlog got it trimmed (`standing_backlog`).
+    pub rx_trims: Counter,
 }
 
 /// Where this socket's frames are right now; a test of the recycling invariant.
@@ -130,10 +135,15 @@ pub struct RxSide {
     held: FrameSet,
     /// How many frames the fill ring is topped up to.
     depth: FillDepth,
+    /// For a ring deeper than a trimmed queue's frames: whether its backlog stands
+    /// (`standing_backlog`).
+    watch: Option<BacklogWatch>,
 }
 
 /// An AF_XDP socket on one queue of a device.
 pub struct XskQueue {
+    /// The port's name, for the log.
+    port: Box<str>,
     qid: usize,
     /// Slots in the fill and rx rings (counted in the store's shares until closed).
     rx_ring: u32,
@@ -164,7 +174,7 @@ impl XskQueue {
     /// Creates the socket for queue `qid` of `ifindex` and fills its fill ring. No XDP
     /// program is loaded for it: the port attaches its own redirect program once every
     /// queue's socket is bound and in the map.
-    pub fn create(ifindex: u32, qid: usize, mode: BindMode) -> Result<Self, String> {
+    pub fn create(port: &str, ifindex: u32, qid: usize, mode: BindMode) -> Result<Self, String> {
         let store = FrameStore::global().map_err(|e| e.to_string())?;
         let opts = BindOptions {
             zero_copy: mode.zero_copy,
@@ -196,6 +206,7 @@ impl XskQueue {
         } = sock;
         store.open_socket(mode.rx_ring);
         let q = XskQueue {
+            port: port.into(),
             qid,
             rx_ring: mode.rx_ring,
             store,
@@ -217,6 +228,11 @@ impl XskQueue {
                         FILL_DEPTH_MIN
                     },
                 ),
+                watch: (mode.keep_fill_full && mode.rx_ring > TRIMMED_FRAMES).then(|| {
+                    let period =
+                        cycles::from_duration(std::time::Duration::from_millis(CHECK_PERIOD_MS));
+                    BacklogWatch::new(mode.rx_ring, period, cycles::now())
+                }),
             })),
             rx_published: Default::default(),
             tx: Mutex::new(Some(TxSide {
@@ -384,6 +400,19 @@ impl RxSide {
     /// Tops the fill ring up from the pool's frames and kicks the kernel if it asks;
     /// `received`: after receiving (else while idle, see `FillDepth::current`).
     fn refill(&mut self, q: &XskQueue, pool: &mut PacketPool, received: bool) {
+        if let Some(w) = self.watch.as_mut() {
+            let now = cycles::now();
+            if w.due(now) {
+                let backlog = self.rx.occupancy();
+                let dry = xdp_statistics(q.fd()).map_or(0, |s| s.rx_fill_ring_empty_descs);
+                if let Some(change) = w.check(now, backlog, dry) {
+                    q.log_backlog_change(change, w.trims());
+                    if matches!(change, BacklogChange::Trimmed { .. }) {
+                        q.counters.rx_trims.add(1);
+                    }
+                }
+            }
+        }
         self.top_up_fill_ring(q, pool, received);
         self.since_refill = 0;
         if self.fill.needs_wakeup() {
@@ -410,7 +439,9 @@ impl RxSide {
         let free = self.fill.free(size);
         let held = size - free;
         let cap = q.store.fill_target(q.rx_ring);
-        let target = if received {
+        let target = if self.watch.as_ref().is_some_and(BacklogWatch::trimmed) {
+            BacklogWatch::trimmed_fill(self.rx.occupancy()).min(cap)
+        } else if received {
             self.depth.next(held, cap)
         } else {
             self.depth.current(cap)
@@ -456,6 +487,31 @@ impl RxSide {
 }
 
 impl XskQueue {
+    /// Tells the operator that a deep queue started or stopped dropping early. Both
+    /// are rare (the backlog must stand for `STANDING_CHECKS` periods, or stay short
+    /// for one), so each is logged.
+    fn log_backlog_change(&self, change: BacklogChange, trims: u64) {
+        match change {
+            BacklogChange::Trimmed { backlog } => tracing::info!(
+                port = &*self.port,
+                queue = self.qid,
+                backlog,
+                trims,
+                "afxdp: rx backlog stood for {} ms, so the PMD cannot keep up: keeping \
+                 {TRIMMED_FRAMES} frames on the rings instead of n_rxq_desc={} until it \
+                 does (the kernel drops the excess on arrival, counted as rx_no_buffer)",
+                u64::from(STANDING_CHECKS) * CHECK_PERIOD_MS,
+                self.rx_ring
+            ),
+            BacklogChange::Restored => tracing::info!(
+                port = &*self.port,
+                queue = self.qid,
+                "afxdp: the PMD keeps up again: keeping all n_rxq_desc={} fill frames ready",
+                self.rx_ring
+            ),
+        }
+    }
+
     /// Where this socket's frames are right now (reaping completions into `pool`).
     pub fn frames(&self, pool: &mut PacketPool) -> UmemFrames {
         // From the rx side itself when no `Rxq` holds it, else as its last poll left it.
