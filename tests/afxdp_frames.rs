@@ -1,6 +1,7 @@
 //! The process's AF_XDP frame region end to end, on real veth pairs (root): frames
-//! received on one afxdp port leave another without a copy, heap packets are copied in,
-//! and every frame of the region is back on the free list once the ports are gone.
+//! received on one afxdp port leave another without a copy, short ones from the tx
+//! side's few bounce frames, heap packets are copied in, and every frame of the region
+//! is back on the free list once the ports are gone.
 //!
 //! A test binary of its own: the census counts every frame of the process's one
 //! `FrameStore`, so no other test may be using it at the same time; and a counting global
@@ -13,12 +14,14 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use netdev_support::*;
-use rvswitch::netdev::afxdp::AfxdpNetdev;
+use rvswitch::netdev::afxdp::{AfxdpNetdev, BOUNCE_FRAMES};
 use rvswitch::netdev::Netdev;
 use rvswitch::packet::frames::FrameStore;
 use rvswitch::packet::{PacketBatch, PacketBuf, PacketPool};
 
 const SENT: u64 = 5000;
+/// Short frames sent after the long ones, to go out from bounce frames.
+const SHORT: u64 = 2000;
 /// Frames forwarded before the allocation count starts (first fill-ring top-ups, first
 /// completions, caches reaching their steady size).
 const WARM_UP: u64 = 500;
@@ -38,7 +41,8 @@ fn forwarding_between_afxdp_ports_copies_nothing_and_every_frame_comes_back() {
     let store = FrameStore::existing().expect("the first afxdp port creates the region");
     let total = store.n_frames() as usize;
 
-    let frame = test_frame(a.peer_mac(), b"zerocopy", 7, 64);
+    // Longer than BOUNCE_MAX: these go out in the frame they came in.
+    let frame = test_frame(a.peer_mac(), b"zerocopy", 7, 200);
     let b_before = b.peer_counter("rx_packets");
     let mut pool = PacketPool::new(256);
     let mut rxq = pa.open_rxq(0).unwrap();
@@ -106,6 +110,29 @@ fn forwarding_between_afxdp_ports_copies_nothing_and_every_frame_comes_back() {
         "every received frame left without a copy"
     );
 
+    // Short lent packets leave from bounce frames: copied into one of a few frames kept
+    // for that, reused as soon as they complete.
+    let short = test_frame(a.peer_mac(), b"bounce", 8, 64);
+    let out = trafgen(&a, &short, SHORT);
+    assert_trafgen_ok(&out);
+    let (mut got, mut batch) = (0u64, PacketBatch::new());
+    let start = Instant::now();
+    while got < SHORT && start.elapsed() < Duration::from_secs(5) {
+        rxq.recv(&mut batch, &mut pool).unwrap();
+        assert!(batch.pkts.iter().all(|p| p.data() == &short[..]));
+        got += txq.send(&mut batch, &mut pool) as u64;
+        txq.flush();
+    }
+    assert_eq!(got, SHORT, "{:?}", pa.stats());
+    assert_eq!(pb.bounced_sends(), SHORT);
+    assert_eq!(pb.zero_copy_sends(), forwarded, "short packets are bounced");
+    let bounce = pb.umem_frames()[0].tx_bounce;
+    assert!(
+        (1..=BOUNCE_FRAMES).contains(&bounce),
+        "{SHORT} packets went through {bounce} bounce frames"
+    );
+    let forwarded = forwarded + SHORT;
+
     // Heap packets (a tap port's, a flood copy) are copied into frames.
     let mut batch = PacketBatch::new();
     for i in 0..10 {
@@ -118,7 +145,11 @@ fn forwarding_between_afxdp_ports_copies_nothing_and_every_frame_comes_back() {
     }
     assert_eq!(txq.send(&mut batch, &mut pool), 10);
     txq.flush();
-    assert_eq!(pb.zero_copy_sends(), forwarded, "heap packets are copied");
+    assert_eq!(
+        pb.zero_copy_sends() + pb.bounced_sends(),
+        forwarded,
+        "heap packets are copied"
+    );
     assert_eq!(pb.stats().tx_packets, forwarded + 10);
 
     let start = Instant::now();
@@ -145,7 +176,7 @@ fn forwarding_between_afxdp_ports_copies_nothing_and_every_frame_comes_back() {
     assert_eq!(fb.tx_in_flight, 0, "{fb:?}");
     assert!(fa.rx_in_fill_ring > 0, "{fa:?}");
     assert_eq!(
-        store.free_frames() + pool.cached_frames() + fa.held + fb.held,
+        store.free_frames() + pool.cached_frames() + fa.held + fb.held + fb.tx_bounce,
         total,
         "free {} + cached {} + {fa:?} + {fb:?}",
         store.free_frames(),

@@ -36,6 +36,7 @@ use std::sync::Arc;
 
 pub use fill_depth::FILL_DEPTH_MIN;
 pub use xsk_queue::{UmemFrames, IDLE_CHECK_EVERY, RX_RING, RX_RING_MAX, TX_RING};
+pub use xsk_tx::{BOUNCE_FRAMES, BOUNCE_MAX};
 
 use self::umem_addr::{ALIGNED_RX_MAX, STAGGERED_RX_MAX};
 use self::xdp_prog::{XdpRedirect, XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE};
@@ -311,6 +312,14 @@ impl AfxdpNetdev {
         self.queues
             .iter()
             .map(|q| q.counters.tx_zero_copy.get())
+            .sum()
+    }
+
+    /// Lent packets sent from a bounce frame (`xsk_tx`), over all queues.
+    pub fn bounced_sends(&self) -> u64 {
+        self.queues
+            .iter()
+            .map(|q| q.counters.tx_bounced.get())
             .sum()
     }
 

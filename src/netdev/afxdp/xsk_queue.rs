@@ -36,7 +36,7 @@ use super::standing_backlog::{
 };
 use super::umem_addr::{fill_addr, frame_of, prefetch_header, ALIGNED_RX_MAX, STAGGERED_RX_MAX};
 use super::xsk::{xdp_statistics, BindOptions, ConsRing, ProdRing, XdpDesc, XskSocket};
-use super::xsk_tx::TxSide;
+use super::xsk_tx::{TxSide, BOUNCE_FRAMES, BOUNCE_MAX};
 use crate::dpif::PortStats;
 use crate::packet::buffer::MAX_FRAME;
 use crate::packet::frames::FrameStore;
@@ -87,6 +87,8 @@ pub struct QueueCounters {
     pub(super) tx_dropped: Counter,
     /// Packets transmitted by handing over the frame they were received in (no copy).
     pub tx_zero_copy: Counter,
+    /// Lent packets transmitted from a bounce frame (`xsk_tx`).
+    pub tx_bounced: Counter,
     /// Wakeup syscalls made (rx fill-ring kicks and tx sendto kicks); two writers.
     pub wakeups: AtomicU64,
     /// Times a deep queue's standing backlog got it trimmed (`standing_backlog`).
@@ -102,6 +104,9 @@ pub struct UmemFrames {
     pub rx_in_rx_ring: usize,
     /// Frames handed to the kernel for transmit and not yet reaped.
     pub tx_in_flight: usize,
+    /// Free frames the tx side keeps for copying short packets into (`xsk_tx`'s bounce
+    /// frames): neither the kernel's nor the store's.
+    pub tx_bounce: usize,
     /// Frames the socket handed to the kernel and has not had back (its two
     /// `FrameSet`s). The kernel may hold a few more than its rings show: frames it took
     /// from the fill ring and could not deliver (rx ring full) wait in its own cache for
@@ -242,6 +247,8 @@ impl XskQueue {
                 frames: Vec::with_capacity(MAX_BURST),
                 reaped: vec![0; 4 * MAX_BURST],
                 held: FrameSet::new(store.n_frames()),
+                bounce: Vec::with_capacity(BOUNCE_FRAMES),
+                bounce_max: if mode.zero_copy { 0 } else { BOUNCE_MAX },
             })),
             tx_unsent: AtomicBool::new(false),
             tx_budget_raised,
@@ -313,6 +320,11 @@ impl Drop for XskQueue {
         let mut tx = self.tx.get_mut().unwrap_or_else(|e| e.into_inner()).take();
         let mut back = rx.as_mut().map(|s| s.held.take_all()).unwrap_or_default();
         back.extend(tx.as_mut().map(|s| s.held.take_all()).unwrap_or_default());
+        back.extend(
+            tx.as_mut()
+                .map(|s| std::mem::take(&mut s.bounce))
+                .unwrap_or_default(),
+        );
         drop((rx, tx));
         drop(self.fd.take());
         self.store.close_socket(back, self.rx_ring);
@@ -521,17 +533,18 @@ impl XskQueue {
                 None => [0, 1, 2].map(|i| self.rx_published[i].load(Ordering::Relaxed)),
             };
         // The tx side's set is exactly its frames in flight.
-        let in_flight = {
+        let (in_flight, bounce) = {
             let mut tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-            tx.as_mut().map_or(0, |side| {
+            tx.as_mut().map_or((0, 0), |side| {
                 side.reap(pool);
-                side.held.len()
+                (side.held.len(), side.bounce.len())
             })
         };
         UmemFrames {
             rx_in_fill_ring: in_fill,
             rx_in_rx_ring: in_rx,
             tx_in_flight: in_flight,
+            tx_bounce: bounce,
             held: rx_held + in_flight,
         }
     }

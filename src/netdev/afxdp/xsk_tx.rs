@@ -1,11 +1,26 @@
 //! The transmit half of an `XskQueue`: queueing batches on the tx ring (a lent frame as
-//! it is, a heap packet copied into a free frame), kicking the kernel once per poll
-//! iteration, and reaping completed frames back into the sending thread's cache.
+//! it is, a short lent packet or a heap packet copied into a free frame), kicking the
+//! kernel once per poll iteration, and reaping completed frames back into the sending
+//! thread's cache.
 //!
 //! Copy mode transmits only inside a kick (`sendto`), and the kernel's transmit path,
 //! which runs on the PMD's core, evicts the switch's code and data from L1: `send`
 //! therefore only queues, and `flush`, called once per iteration, kicks for everything
 //! queued since the last one.
+//!
+//! In copy mode the kernel copies each frame into a fresh skb, reading the umem through
+//! its own mapping of it: 4 KiB pages, one per frame, apart from the process's huge-page
+//! mapping. A received frame handed straight back is on a page that mapping has not
+//! touched for as many frames as are in rotation (thousands), so that copy took a TLB
+//! miss per packet: the kernel's `memcpy` in `skb_store_bits` was 10.7-10.9% of the PMD's
+//! samples forwarding 64-byte frames, against 1.2-1.3% for Open vSwitch, which copies
+//! each packet into one of few hot transmit frames in user space. So a copy-mode socket
+//! copies lent packets of up to `BOUNCE_MAX` bytes (one or two cache lines, already in
+//! this core's cache from parsing) into *bounce frames*, a few frames used for nothing
+//! else and reused as soon as they complete (`TxSide::bounce`): the kernel's copy fell to
+//! 2.3% of the samples and its cycles per packet by 4-15% (BENCHMARKS.md, nineteenth
+//! session). Longer packets still go as they came: their copy misses the cache line by
+//! line anyway, and copying them here would only move that cost into user space.
 
 use std::sync::atomic::Ordering;
 
@@ -14,6 +29,8 @@ use super::umem_addr::{frame_of, umem_addr};
 use super::xsk::{ConsRing, ProdRing, XdpDesc};
 use super::xsk_queue::{XskQueue, TX_RING};
 use crate::packet::buffer::MAX_FRAME;
+use crate::packet::frames::{FrameStore, FRAME_SIZE};
+use crate::packet::prefetch;
 use crate::packet::{PacketBatch, PacketPool};
 use crate::pmd::cycles;
 
@@ -36,7 +53,23 @@ pub(super) struct TxSide {
     /// Frames queued and not yet reaped (on the tx ring, with the kernel, or completed):
     /// given back to the store if the socket closes first.
     pub(super) held: FrameSet,
+    /// Free bounce frames (most recently completed last, reused first).
+    pub(super) bounce: Vec<u32>,
+    /// Lent packets up to this long are sent from a bounce frame (0: never, for a
+    /// zero-copy socket, whose driver reads the frame without the kernel's copy).
+    pub(super) bounce_max: usize,
 }
+
+/// The longest lent packet a copy-mode socket sends from a bounce frame: two cache
+/// lines (64-byte frames, TCP acknowledgements).
+pub const BOUNCE_MAX: usize = 2 * prefetch::LINE;
+/// The most bounce frames a socket keeps: more than one poll iteration queues between
+/// two reaps (four 32-packet batches), few enough that their pages stay in the TLB.
+pub const BOUNCE_FRAMES: usize = 256;
+/// Where a bounce frame's packet starts. Received frames start at least
+/// `XDP_PACKET_HEADROOM` in, and heap copies at `HEADROOM`, so a completion at this
+/// offset is a bounce frame's.
+const BOUNCE_OFFSET: usize = 0;
 
 impl XskQueue {
     /// Queues the batch on the tx ring (a packet holding a lent frame as it is, others
@@ -63,8 +96,38 @@ impl XskQueue {
         let mut dropped = 0u64;
         let mut bytes = 0u64;
         let mut zero_copy = 0u64;
+        let mut bounced = 0u64;
         for mut p in batch.pkts.drain(..) {
-            if let Some((idx, start, len)) = p.lent_frame() {
+            let short = |&(_, start, len): &(u32, usize, usize)| {
+                len <= side.bounce_max && start + len.next_multiple_of(prefetch::LINE) <= FRAME_SIZE
+            };
+            if let Some((idx, start, len)) = p.lent_frame().filter(short) {
+                let Some(t) = side.bounce_frame(pool, store) else {
+                    dropped += 1;
+                    pool.put(p);
+                    continue;
+                };
+                // SAFETY: `idx` is lent to `p` (the whole slot is ours until it goes back
+                // to the pool) and `t` is free; both are FRAME_SIZE slots of the region,
+                // and the copy, rounded up to whole lines, ends within either (`short`).
+                unsafe {
+                    copy_lines(
+                        store.frame_ptr(idx).as_ptr().add(start),
+                        store.frame_ptr(t).as_ptr(),
+                        len,
+                    )
+                };
+                p.take_frame();
+                pool.put_frame(idx);
+                side.descs.push(XdpDesc {
+                    addr: umem_addr(t, BOUNCE_OFFSET),
+                    len: len as u32,
+                    options: 0,
+                });
+                side.frames.push(t);
+                bytes += len as u64;
+                bounced += 1;
+            } else if let Some((idx, start, len)) = p.lent_frame() {
                 p.take_frame();
                 side.descs.push(XdpDesc {
                     addr: umem_addr(idx, start),
@@ -120,7 +183,9 @@ impl XskQueue {
         let c = &self.counters;
         c.tx_packets.add(queued as u64);
         c.tx_bytes.add(bytes);
+        // The ring takes a prefix of the batch; what it refused was counted as dropped.
         c.tx_zero_copy.add(zero_copy.min(queued as u64));
+        c.tx_bounced.add(bounced.min(queued as u64));
         if dropped > 0 {
             c.tx_dropped.add(dropped);
         }
@@ -184,15 +249,50 @@ impl XskQueue {
     }
 }
 
+/// Copies `len` bytes from `src` to `dst` in whole cache lines (one fixed-size move per
+/// line instead of a call into `memcpy` for a few bytes).
+///
+/// # Safety
+/// `len` rounded up to a multiple of `prefetch::LINE` bytes must be readable at `src`
+/// and writable at `dst`, and the two ranges must not overlap.
+#[inline(always)]
+unsafe fn copy_lines(src: *const u8, dst: *mut u8, len: usize) {
+    type Line = [u8; prefetch::LINE];
+    for i in 0..len.div_ceil(prefetch::LINE) {
+        let off = i * prefetch::LINE;
+        // SAFETY: the caller's contract; unaligned reads and writes of a byte array.
+        unsafe {
+            dst.add(off)
+                .cast::<Line>()
+                .write_unaligned(src.add(off).cast::<Line>().read_unaligned())
+        };
+    }
+}
+
 impl TxSide {
-    /// Moves completed frames to `pool`'s cache.
+    /// A free bounce frame: the most recently completed one, else (after reaping) a new
+    /// one from the pool.
+    #[inline]
+    fn bounce_frame(&mut self, pool: &mut PacketPool, store: &FrameStore) -> Option<u32> {
+        if let Some(t) = self.bounce.pop() {
+            return Some(t);
+        }
+        self.reap(pool);
+        self.bounce.pop().or_else(|| pool.get_frame(store))
+    }
+
+    /// Moves completed frames to `pool`'s cache, bounce frames to `bounce`.
     pub(super) fn reap(&mut self, pool: &mut PacketPool) {
         while !self.held.is_empty() {
             let n = self.comp.consume(&mut self.reaped);
             for &a in &self.reaped[..n] {
-                let (f, _) = frame_of(a);
+                let (f, off) = frame_of(a);
                 self.held.remove(f);
-                pool.put_frame(f);
+                if off == BOUNCE_OFFSET && self.bounce.len() < BOUNCE_FRAMES {
+                    self.bounce.push(f);
+                } else {
+                    pool.put_frame(f);
+                }
             }
             if n < self.reaped.len() {
                 return;
