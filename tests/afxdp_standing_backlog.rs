@@ -64,7 +64,7 @@ fn a_standing_backlog_trims_the_deep_ring_and_a_drained_one_restores_it() {
     let frame = test_frame(port.mac(), b"standing", 3, 64);
 
     let mut gen = trafgen_spawn(&v, &frame, LOAD);
-    // The ring fills in well under a second, then must stand for three checks (300 ms).
+    // The ring fills in well under a second, then must stand for five checks (500 ms).
     let start = Instant::now();
     while port.rx_trims() == 0 && start.elapsed() < Duration::from_secs(6) {
         slow_poll(rxq.as_mut(), &mut pool, &mut batch);

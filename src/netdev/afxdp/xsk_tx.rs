@@ -11,14 +11,16 @@
 //! In copy mode the kernel copies each frame into a fresh skb, reading the umem through
 //! its own mapping of it: 4 KiB pages, one per frame, apart from the process's huge-page
 //! mapping. A received frame handed straight back is on a page that mapping has not
-//! touched for as many frames as are in rotation (thousands), so that copy took a TLB
-//! miss per packet: the kernel's `memcpy` in `skb_store_bits` was 10.7-10.9% of the PMD's
-//! samples forwarding 64-byte frames, against 1.2-1.3% for Open vSwitch, which copies
-//! each packet into one of few hot transmit frames in user space. So a copy-mode socket
+//! touched for as many frames as are in rotation (thousands): the kernel's `memcpy` in
+//! `skb_store_bits` was 10.7-10.9% of the PMD's samples forwarding 64-byte frames, about
+//! 100 cycles a packet, against 1.2-1.3% for Open vSwitch, which copies each packet into
+//! one of few hot transmit frames in user space. The packet's one line was in this
+//! core's cache (the parser read it), so we take the cost to be the TLB miss; there are
+//! no hardware counters on the development VM to show it directly. So a copy-mode socket
 //! copies lent packets of up to `BOUNCE_MAX` bytes (one or two cache lines, already in
 //! this core's cache from parsing) into *bounce frames*, a few frames used for nothing
 //! else and reused as soon as they complete (`TxSide::bounce`): the kernel's copy fell to
-//! 2.3% of the samples and its cycles per packet by 4-15% (BENCHMARKS.md, nineteenth
+//! 2.3% of the samples and its cycles per packet by 2-12% (BENCHMARKS.md, nineteenth
 //! session). Longer packets still go as they came: their copy misses the cache line by
 //! line anyway, and copying them here would only move that cost into user space.
 
