@@ -9,7 +9,7 @@
 
 mod netdev_support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use netdev_support::*;
 use rvswitch::netdev::afxdp::{AfxdpNetdev, RX_RING};
@@ -64,23 +64,14 @@ fn a_deep_ring_takes_in_bursts_past_the_default_while_nobody_polls() {
         // Quiet polls top the ring up to its whole depth again before the next burst
         // (a default port would settle lower only after a long light load; this one
         // never does: FillDepth's floor is the ring).
-        let start = Instant::now();
-        let mut batch = rvswitch::packet::PacketBatch::new();
-        loop {
-            rxq.recv(&mut batch, &mut pool).unwrap();
-            for p in batch.pkts.drain(..) {
-                pool.put(p);
-            }
-            let in_fill = port.umem_frames()[0].rx_in_fill_ring;
-            if in_fill == DEEP as usize {
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(3),
-                "round {round}: the fill ring stayed at {in_fill} of {DEEP}"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        assert_fill_ring_refills(
+            &port,
+            rxq.as_mut(),
+            &mut pool,
+            DEEP as usize,
+            Duration::from_millis(1),
+            &format!("round {round}"),
+        );
     }
 
     // A second port asking for the largest ring: the store cannot give it a full one,

@@ -118,21 +118,13 @@ fn a_standing_backlog_trims_the_deep_ring_and_a_drained_one_restores_it() {
 
     // The load is gone: the poller drains the backlog, a period passes with nothing
     // dropped, and the whole ring is filled again.
-    let start = Instant::now();
-    loop {
-        rxq.recv(&mut batch, &mut pool).unwrap();
-        for p in batch.pkts.drain(..) {
-            pool.put(p);
-        }
-        let in_fill = port.umem_frames()[0].rx_in_fill_ring;
-        if in_fill == DEEP as usize {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(3),
-            "the fill ring stayed at {in_fill} of {DEEP} after the load stopped"
-        );
-        std::thread::sleep(Duration::from_micros(50));
-    }
+    assert_fill_ring_refills(
+        &port,
+        rxq.as_mut(),
+        &mut pool,
+        DEEP as usize,
+        Duration::from_micros(50),
+        "after the load stopped",
+    );
     assert_eq!(port.rx_trims(), 1);
 }

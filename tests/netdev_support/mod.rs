@@ -449,6 +449,37 @@ pub fn receive(
     got
 }
 
+/// Polls `rxq` (putting back whatever arrives, napping `nap` between polls) until the
+/// port's first queue has `want` frames on its fill ring, failing the test (naming
+/// `when`) if three seconds pass first. An afxdp queue publishes where its frames are
+/// only after a run of empty polls, so this is how a test sees a quiet queue's fill ring.
+pub fn assert_fill_ring_refills(
+    port: &AfxdpNetdev,
+    rxq: &mut dyn rvswitch::netdev::Rxq,
+    pool: &mut PacketPool,
+    want: usize,
+    nap: Duration,
+    when: &str,
+) {
+    let start = Instant::now();
+    let mut batch = PacketBatch::new();
+    loop {
+        rxq.recv(&mut batch, pool).unwrap();
+        for p in batch.pkts.drain(..) {
+            pool.put(p);
+        }
+        let in_fill = port.umem_frames()[0].rx_in_fill_ring;
+        if in_fill == want {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{when}: the fill ring stayed at {in_fill} of {want}"
+        );
+        std::thread::sleep(nap);
+    }
+}
+
 /// Milliseconds the hypervisor has stolen from this VM's vCPUs since boot, all of them
 /// together (`steal` of /proc/stat's `cpu` line, in clock ticks). A development VM here
 /// stops a vCPU for 100 ms at a time when both are busy: a test that counts frames lost

@@ -99,74 +99,76 @@ impl XskQueue {
         let mut bytes = 0u64;
         let mut zero_copy = 0u64;
         let mut bounced = 0u64;
+        let bounce_max = side.bounce_max;
+        let short = |start: usize, len: usize| {
+            len <= bounce_max && start + len.next_multiple_of(prefetch::LINE) <= FRAME_SIZE
+        };
         for mut p in batch.pkts.drain(..) {
-            let short = |&(_, start, len): &(u32, usize, usize)| {
-                len <= side.bounce_max && start + len.next_multiple_of(prefetch::LINE) <= FRAME_SIZE
-            };
-            if let Some((idx, start, len)) = p.lent_frame().filter(short) {
-                let Some(t) = side.bounce_frame(pool, store) else {
-                    dropped += 1;
-                    pool.put(p);
-                    continue;
-                };
-                // SAFETY: `idx` is lent to `p` (the whole slot is ours until it goes back
-                // to the pool) and `t` is free; both are FRAME_SIZE slots of the region,
-                // and the copy, rounded up to whole lines, ends within either (`short`).
-                unsafe {
-                    copy_lines(
-                        store.frame_ptr(idx).as_ptr().add(start),
-                        store.frame_ptr(t).as_ptr(),
-                        len,
-                    )
-                };
+            // Where the packet leaves from: (frame, offset in it, length).
+            let lent = p.lent_frame();
+            if lent.is_some() {
                 p.take_frame();
-                pool.put_frame(idx);
-                side.descs.push(XdpDesc {
-                    addr: umem_addr(t, BOUNCE_OFFSET),
-                    len: len as u32,
-                    options: 0,
-                });
-                side.frames.push(t);
-                bytes += len as u64;
-                bounced += 1;
-            } else if let Some((idx, start, len)) = p.lent_frame() {
-                p.take_frame();
-                side.descs.push(XdpDesc {
-                    addr: umem_addr(idx, start),
-                    len: len as u32,
-                    options: 0,
-                });
-                side.frames.push(idx);
-                bytes += len as u64;
-                zero_copy += 1;
-            } else {
-                let frame = p.data();
-                match pool.get_frame(store) {
-                    Some(idx) if !frame.is_empty() && frame.len() <= MAX_FRAME => {
-                        let start = crate::packet::buffer::HEADROOM;
-                        // SAFETY: the frame came from the free list: neither the kernel
-                        // nor any buffer refers to it, and HEADROOM + MAX_FRAME fits.
+            }
+            let out = match lent {
+                Some((idx, start, len)) if short(start, len) => {
+                    let t = side.bounce_frame(pool, store);
+                    if let Some(t) = t {
+                        // SAFETY: `idx` was lent to `p` (the whole slot is ours until it
+                        // goes back to the pool) and `t` is free; both are FRAME_SIZE
+                        // slots of the region, and the copy, rounded up to whole lines,
+                        // ends within either (`short`).
                         unsafe {
-                            std::ptr::copy_nonoverlapping(
-                                frame.as_ptr(),
+                            copy_lines(
                                 store.frame_ptr(idx).as_ptr().add(start),
-                                frame.len(),
-                            );
-                        }
-                        side.descs.push(XdpDesc {
-                            addr: umem_addr(idx, start),
-                            len: frame.len() as u32,
-                            options: 0,
-                        });
-                        side.frames.push(idx);
-                        bytes += frame.len() as u64;
+                                store.frame_ptr(t).as_ptr().add(BOUNCE_OFFSET),
+                                len,
+                            )
+                        };
+                        bounced += 1;
                     }
-                    Some(idx) => {
-                        pool.put_frame(idx);
-                        dropped += 1;
-                    }
-                    None => dropped += 1,
+                    pool.put_frame(idx);
+                    t.map(|t| (t, BOUNCE_OFFSET, len))
                 }
+                Some(lent) => {
+                    zero_copy += 1;
+                    Some(lent)
+                }
+                None => {
+                    let frame = p.data();
+                    match pool.get_frame(store) {
+                        Some(idx) if !frame.is_empty() && frame.len() <= MAX_FRAME => {
+                            let start = crate::packet::buffer::HEADROOM;
+                            // SAFETY: the frame came from the free list: neither the
+                            // kernel nor any buffer refers to it, and HEADROOM + MAX_FRAME
+                            // fits.
+                            unsafe {
+                                std::ptr::copy_nonoverlapping(
+                                    frame.as_ptr(),
+                                    store.frame_ptr(idx).as_ptr().add(start),
+                                    frame.len(),
+                                );
+                            }
+                            Some((idx, start, frame.len()))
+                        }
+                        Some(idx) => {
+                            pool.put_frame(idx);
+                            None
+                        }
+                        None => None,
+                    }
+                }
+            };
+            match out {
+                Some((idx, start, len)) => {
+                    side.descs.push(XdpDesc {
+                        addr: umem_addr(idx, start),
+                        len: len as u32,
+                        options: 0,
+                    });
+                    side.frames.push(idx);
+                    bytes += len as u64;
+                }
+                None => dropped += 1,
             }
             pool.put(p);
         }
