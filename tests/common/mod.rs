@@ -8,9 +8,12 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod netns;
+pub mod steal;
 
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use netns::{link_exists, require_root, run_in_ns, unique_id, Netns, VethPair};
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use steal::stolen_ms;
 
 /// A short unique tag for names (interfaces, namespaces) made by one test.
 pub fn unique(prefix: &str) -> String {
