@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use netdev_support::*;
-use rvswitch::netdev::afxdp::{AfxdpNetdev, BOUNCE_FRAMES};
+use rvswitch::netdev::afxdp::{AfxdpNetdev, BOUNCE_FRAMES, BOUNCE_MAX, IDLE_CHECK_EVERY};
 use rvswitch::netdev::Netdev;
 use rvswitch::packet::frames::FrameStore;
 use rvswitch::packet::{PacketBatch, PacketBuf, PacketPool};
@@ -41,8 +41,8 @@ fn forwarding_between_afxdp_ports_copies_nothing_and_every_frame_comes_back() {
     let store = FrameStore::existing().expect("the first afxdp port creates the region");
     let total = store.n_frames() as usize;
 
-    // Longer than BOUNCE_MAX: these go out in the frame they came in.
-    let frame = test_frame(a.peer_mac(), b"zerocopy", 7, 200);
+    // One byte longer than a bounce takes: these go out in the frame they came in.
+    let frame = test_frame(a.peer_mac(), b"zerocopy", 7, BOUNCE_MAX + 1);
     let b_before = b.peer_counter("rx_packets");
     let mut pool = PacketPool::new(256);
     let mut rxq = pa.open_rxq(0).unwrap();
@@ -111,8 +111,8 @@ fn forwarding_between_afxdp_ports_copies_nothing_and_every_frame_comes_back() {
     );
 
     // Short lent packets leave from bounce frames: copied into one of a few frames kept
-    // for that, reused as soon as they complete.
-    let short = test_frame(a.peer_mac(), b"bounce", 8, 64);
+    // for that, reused as soon as they complete. These are the longest a bounce takes.
+    let short = test_frame(a.peer_mac(), b"bounce", 8, BOUNCE_MAX);
     let out = trafgen(&a, &short, SHORT);
     assert_trafgen_ok(&out);
     let (mut got, mut batch) = (0u64, PacketBatch::new());
@@ -124,6 +124,11 @@ fn forwarding_between_afxdp_ports_copies_nothing_and_every_frame_comes_back() {
         txq.flush();
     }
     assert_eq!(got, SHORT, "{:?}", pa.stats());
+    // Quiet polls, so that the rx side publishes where its frames are for the census
+    // below (it does every IDLE_CHECK_EVERY empty polls in a row).
+    for _ in 0..2 * IDLE_CHECK_EVERY {
+        assert_eq!(rxq.recv(&mut batch, &mut pool).unwrap(), 0);
+    }
     assert_eq!(pb.bounced_sends(), SHORT);
     assert_eq!(pb.zero_copy_sends(), forwarded, "short packets are bounced");
     let bounce = pb.umem_frames()[0].tx_bounce;
