@@ -22,6 +22,8 @@ use rvswitch::packet::{PacketBatch, PacketBuf, PacketPool};
 const SENT: u64 = 5000;
 /// Short frames sent after the long ones, to go out from bounce frames.
 const SHORT: u64 = 2000;
+/// Short frames queued with no kick in between: more than the bounce frames.
+const UNKICKED: u64 = BOUNCE_FRAMES as u64 + 64;
 /// Frames forwarded before the allocation count starts (first fill-ring top-ups, first
 /// completions, caches reaching their steady size).
 const WARM_UP: u64 = 500;
@@ -137,6 +139,32 @@ fn forwarding_between_afxdp_ports_copies_nothing_and_every_frame_comes_back() {
         "{SHORT} packets went through {bounce} bounce frames"
     );
     let forwarded = forwarded + SHORT;
+
+    // Queued without a kick, short packets hold their bounce frames until the flush: the
+    // side owns at most BOUNCE_FRAMES, and past those a short packet leaves from the
+    // frame it came in.
+    let (bounced0, zero_copy0) = (pb.bounced_sends(), pb.zero_copy_sends());
+    let out = trafgen(&a, &short, UNKICKED);
+    assert_trafgen_ok(&out);
+    let mut got = 0u64;
+    let start = Instant::now();
+    while got < UNKICKED && start.elapsed() < Duration::from_secs(5) {
+        rxq.recv(&mut batch, &mut pool).unwrap();
+        got += txq.send(&mut batch, &mut pool) as u64;
+    }
+    assert_eq!(got, UNKICKED, "{:?}", pa.stats());
+    assert_eq!(
+        pb.umem_frames()[0].tx_in_flight,
+        UNKICKED as usize,
+        "nothing completes before the kick"
+    );
+    assert_eq!(pb.bounced_sends() - bounced0, BOUNCE_FRAMES as u64);
+    assert_eq!(
+        pb.zero_copy_sends() - zero_copy0,
+        UNKICKED - BOUNCE_FRAMES as u64
+    );
+    txq.flush();
+    let forwarded = forwarded + UNKICKED;
 
     // Heap packets (a tap port's, a flood copy) are copied into frames.
     let mut batch = PacketBatch::new();

@@ -102,13 +102,14 @@ pub struct UmemFrames {
     pub rx_in_fill_ring: usize,
     /// Frames received by the kernel but not yet consumed by us.
     pub rx_in_rx_ring: usize,
-    /// Frames handed to the kernel for transmit and not yet reaped.
+    /// Frames handed to the kernel for transmit and not yet reaped (bounce frames
+    /// included).
     pub tx_in_flight: usize,
     /// Free frames the tx side keeps for copying short packets into (`xsk_tx`'s bounce
     /// frames): neither the kernel's nor the store's.
     pub tx_bounce: usize,
     /// Frames the socket handed to the kernel and has not had back (its two
-    /// `FrameSet`s). The kernel may hold a few more than its rings show: frames it took
+    /// `FrameSet`s and its bounce frames in flight). The kernel may hold a few more than its rings show: frames it took
     /// from the fill ring and could not deliver (rx ring full) wait in its own cache for
     /// the next packet.
     pub held: usize,
@@ -247,7 +248,9 @@ impl XskQueue {
                 frames: Vec::with_capacity(MAX_BURST),
                 reaped: vec![0; 4 * MAX_BURST],
                 held: FrameSet::new(store.n_frames()),
+                in_flight: 0,
                 bounce: Vec::with_capacity(BOUNCE_FRAMES),
+                bounce_owned: Vec::with_capacity(BOUNCE_FRAMES),
                 bounce_max: if mode.zero_copy { 0 } else { BOUNCE_MAX },
             })),
             tx_unsent: AtomicBool::new(false),
@@ -319,12 +322,7 @@ impl Drop for XskQueue {
         let mut rx = self.rx.get_mut().unwrap_or_else(|e| e.into_inner()).take();
         let mut tx = self.tx.get_mut().unwrap_or_else(|e| e.into_inner()).take();
         let mut back = rx.as_mut().map(|s| s.held.take_all()).unwrap_or_default();
-        back.extend(tx.as_mut().map(|s| s.held.take_all()).unwrap_or_default());
-        back.extend(
-            tx.as_mut()
-                .map(|s| std::mem::take(&mut s.bounce))
-                .unwrap_or_default(),
-        );
+        back.extend(tx.as_mut().map(TxSide::take_frames).unwrap_or_default());
         drop((rx, tx));
         drop(self.fd.take());
         self.store.close_socket(back, self.rx_ring);
@@ -376,10 +374,11 @@ impl RxSide {
         self.prefetched = ahead;
         let mut bytes = 0u64;
         let mut dropped = 0u64;
+        self.held
+            .remove_all(self.scratch[..n].iter().map(|d| frame_of(d.addr).0));
         for d in &self.scratch[..n] {
             let (idx, start) = frame_of(d.addr);
             let len = d.len as usize;
-            self.held.remove(idx);
             if len == 0 || len > MAX_FRAME {
                 dropped += 1;
                 pool.put_frame(idx);
@@ -470,9 +469,8 @@ impl RxSide {
             }
         }
         let n = self.fill.produce(&self.refill);
-        for &a in &self.refill[..n] {
-            self.held.insert(frame_of(a).0);
-        }
+        self.held
+            .insert_all(self.refill[..n].iter().map(|&a| frame_of(a).0));
         // `want` never exceeds the free slots, so the ring takes them all.
         for &a in &self.refill[n..] {
             pool.put_frame(frame_of(a).0);
@@ -532,12 +530,11 @@ impl XskQueue {
                 Some(rx) => rx.whereabouts(),
                 None => [0, 1, 2].map(|i| self.rx_published[i].load(Ordering::Relaxed)),
             };
-        // The tx side's set is exactly its frames in flight.
         let (in_flight, bounce) = {
             let mut tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
             tx.as_mut().map_or((0, 0), |side| {
                 side.reap(pool);
-                (side.held.len(), side.bounce.len())
+                (side.in_flight, side.bounce.len())
             })
         };
         UmemFrames {

@@ -52,11 +52,17 @@ pub(super) struct TxSide {
     /// Frame indices of `descs` (to give back those the ring did not take).
     pub(super) frames: Vec<u32>,
     pub(super) reaped: Vec<u64>,
-    /// Frames queued and not yet reaped (on the tx ring, with the kernel, or completed):
-    /// given back to the store if the socket closes first.
+    /// Frames other than bounce frames queued and not yet reaped (on the tx ring, with
+    /// the kernel, or completed): given back to the store if the socket closes first.
     pub(super) held: FrameSet,
+    /// All frames queued and not yet reaped, bounce frames included.
+    pub(super) in_flight: usize,
     /// Free bounce frames (most recently completed last, reused first).
     pub(super) bounce: Vec<u32>,
+    /// Every bounce frame this side has taken from the store, free or in flight: they
+    /// go back to the store only when the socket closes, so a bounce frame needs no
+    /// entry in `held` (one bit set and cleared per short packet saved).
+    pub(super) bounce_owned: Vec<u32>,
     /// Lent packets up to this long are sent from a bounce frame (0: never, for a
     /// zero-copy socket, whose driver reads the frame without the kernel's copy).
     pub(super) bounce_max: usize,
@@ -67,6 +73,7 @@ pub(super) struct TxSide {
 pub const BOUNCE_MAX: usize = 2 * prefetch::LINE;
 /// The most bounce frames a socket keeps: more than one poll iteration queues between
 /// two reaps (four 32-packet batches), few enough that their pages stay in the TLB.
+/// When all are in flight, a short packet leaves from the frame it came in.
 pub const BOUNCE_FRAMES: usize = 256;
 /// Where a bounce frame's packet starts. Received frames start at least
 /// `XDP_PACKET_HEADROOM` in, and heap copies at `HEADROOM`, so a completion at this
@@ -83,7 +90,7 @@ impl XskQueue {
         let Some(side) = guard.as_mut() else {
             return 0;
         };
-        if side.held.len() + batch.len() > TX_REAP_ABOVE {
+        if side.in_flight + batch.len() > TX_REAP_ABOVE {
             side.reap(pool);
         }
         // Batches wait on the ring for `flush`; a ring that cannot take this one is kicked
@@ -111,23 +118,28 @@ impl XskQueue {
             }
             let out = match lent {
                 Some((idx, start, len)) if short(start, len) => {
-                    let t = side.bounce_frame(pool, store);
-                    if let Some(t) = t {
-                        // SAFETY: `idx` was lent to `p` (the whole slot is ours until it
-                        // goes back to the pool) and `t` is free; both are FRAME_SIZE
-                        // slots of the region, and the copy, rounded up to whole lines,
-                        // ends within either (`short`).
-                        unsafe {
-                            copy_lines(
-                                store.frame_ptr(idx).as_ptr().add(start),
-                                store.frame_ptr(t).as_ptr().add(BOUNCE_OFFSET),
-                                len,
-                            )
-                        };
-                        bounced += 1;
+                    match side.bounce_frame(pool, store) {
+                        Some(t) => {
+                            // SAFETY: `idx` was lent to `p` (the whole slot is ours until
+                            // it goes back to the pool) and `t` is free; both are
+                            // FRAME_SIZE slots of the region, and the copy, rounded up to
+                            // whole lines, ends within either (`short`).
+                            unsafe {
+                                copy_lines(
+                                    store.frame_ptr(idx).as_ptr().add(start),
+                                    store.frame_ptr(t).as_ptr().add(BOUNCE_OFFSET),
+                                    len,
+                                )
+                            };
+                            bounced += 1;
+                            pool.put_frame(idx);
+                            Some((t, BOUNCE_OFFSET, len))
+                        }
+                        None => {
+                            zero_copy += 1;
+                            Some((idx, start, len))
+                        }
                     }
-                    pool.put_frame(idx);
-                    t.map(|t| (t, BOUNCE_OFFSET, len))
                 }
                 Some(lent) => {
                     zero_copy += 1;
@@ -173,13 +185,24 @@ impl XskQueue {
             pool.put(p);
         }
         let queued = side.tx.produce(&side.descs);
-        for &f in &side.frames[..queued] {
-            side.held.insert(f);
+        side.in_flight += queued;
+        if bounced < queued as u64 {
+            side.held.insert_all(
+                side.descs[..queued]
+                    .iter()
+                    .zip(&side.frames[..queued])
+                    .filter(|(d, _)| !is_bounce(d.addr))
+                    .map(|(_, &f)| f),
+            );
         }
         for (d, &f) in side.descs[queued..].iter().zip(&side.frames[queued..]) {
             bytes -= d.len as u64;
             dropped += 1;
-            pool.put_frame(f);
+            if is_bounce(d.addr) {
+                side.bounce.push(f);
+            } else {
+                pool.put_frame(f);
+            }
         }
         if queued > 0 {
             self.tx_unsent.store(true, Ordering::Relaxed);
@@ -273,34 +296,70 @@ unsafe fn copy_lines(src: *const u8, dst: *mut u8, len: usize) {
     }
 }
 
+/// Whether a tx descriptor's address is a bounce frame's (no other packet starts at
+/// `BOUNCE_OFFSET`).
+#[inline(always)]
+fn is_bounce(addr: u64) -> bool {
+    frame_of(addr).1 == BOUNCE_OFFSET
+}
+
 impl TxSide {
-    /// A free bounce frame: the most recently completed one, else (after reaping) a new
-    /// one from the pool.
+    /// A free bounce frame: the most recently completed one, else (after reaping) one
+    /// more from the pool while the side owns fewer than `BOUNCE_FRAMES`; `None` when
+    /// all it may own are in flight.
     #[inline]
     fn bounce_frame(&mut self, pool: &mut PacketPool, store: &FrameStore) -> Option<u32> {
         if let Some(t) = self.bounce.pop() {
             return Some(t);
         }
         self.reap(pool);
-        self.bounce.pop().or_else(|| pool.get_frame(store))
+        if let Some(t) = self.bounce.pop() {
+            return Some(t);
+        }
+        if self.bounce_owned.len() >= BOUNCE_FRAMES {
+            return None;
+        }
+        let t = pool.get_frame(store)?;
+        self.bounce_owned.push(t);
+        Some(t)
     }
 
     /// Moves completed frames to `pool`'s cache, bounce frames to `bounce`.
     pub(super) fn reap(&mut self, pool: &mut PacketPool) {
-        while !self.held.is_empty() {
+        while self.in_flight > 0 {
             let n = self.comp.consume(&mut self.reaped);
+            self.in_flight -= n;
+            let mut lent = 0;
             for &a in &self.reaped[..n] {
-                let (f, off) = frame_of(a);
-                self.held.remove(f);
-                if off == BOUNCE_OFFSET && self.bounce.len() < BOUNCE_FRAMES {
+                let f = frame_of(a).0;
+                if is_bounce(a) {
                     self.bounce.push(f);
                 } else {
                     pool.put_frame(f);
+                    lent += 1;
                 }
+            }
+            if lent > 0 {
+                self.held.remove_all(
+                    self.reaped[..n]
+                        .iter()
+                        .filter(|&&a| !is_bounce(a))
+                        .map(|&a| frame_of(a).0),
+                );
             }
             if n < self.reaped.len() {
                 return;
             }
         }
+    }
+
+    /// Every frame this side has (queued, in flight or completed, and its bounce
+    /// frames), for the store when the socket closes.
+    pub(super) fn take_frames(&mut self) -> Vec<u32> {
+        let mut back = self.held.take_all();
+        back.append(&mut self.bounce_owned);
+        self.bounce.clear();
+        self.in_flight = 0;
+        back
     }
 }
