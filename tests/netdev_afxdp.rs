@@ -126,6 +126,50 @@ fn queued_frames_leave_at_the_flush_and_not_before() {
     assert_eq!(port.stats().tx_packets, 20);
 }
 
+/// With `tx_copy_max` raised to the MTU, long received frames leave from the tx side's
+/// bounce frames (the C library's copy), byte for byte as trafgen sent them, each round
+/// a frame of its own so that a copy of a stale frame would show.
+#[test]
+fn tx_copy_max_sends_long_received_frames_from_bounce_frames() {
+    const PER_ROUND: usize = 4;
+    const CAPTURE: usize = 6;
+    let a = VethNs::new("xca", 1);
+    let b = VethNs::new("xcb", 1);
+    let pa = open_generic(&a);
+    let pb = AfxdpNetdev::open(&spec(
+        &b.host,
+        "afxdp",
+        &[("xdp_mode", "generic"), ("tx_copy_max", "1514")],
+    ))
+    .expect("opening an afxdp port with tx_copy_max");
+    let mut rxq = pa.open_rxq(0).unwrap();
+    let mut txq = pb.open_txq(0).unwrap();
+    let mut pool = PacketPool::new(256);
+    let mut batch = PacketBatch::new();
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("copied.pcap");
+    let mut dump = spawn_tcpdump(&b, &pcap, CAPTURE);
+    let mut forwarded = 0;
+    let sent = send_until_captured(&mut dump, |seq| {
+        let f = test_frame(a.peer_mac(), b"tx-copy-max", seq, 1514);
+        assert_trafgen_ok(&trafgen(&a, &f, PER_ROUND as u64));
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let mut got = 0;
+        while got < PER_ROUND && std::time::Instant::now() < deadline {
+            rxq.recv(&mut batch, &mut pool).unwrap();
+            assert!(batch.pkts.iter().all(|p| p.data() == &f[..]));
+            got += txq.send(&mut batch, &mut pool);
+            txq.flush();
+        }
+        assert_eq!(got, PER_ROUND, "{:?}", pa.stats());
+        forwarded += got as u64;
+        f
+    });
+    assert_captured_were_sent(&pcap, CAPTURE, &sent);
+    assert_eq!(pb.bounced_sends(), forwarded);
+    assert_eq!(pb.zero_copy_sends(), 0);
+}
+
 #[test]
 fn umem_frames_recycled_after_bursts() {
     let (v, port, mut rxq, mut pool) = generic_rx("xu");
@@ -338,6 +382,17 @@ fn bad_options_give_clear_errors() {
         .err()
         .expect("too many queues must fail");
     assert!(e.to_string().contains("n_rxq=4"), "{e}");
+
+    for bad in ["4000", "-1", "mtu"] {
+        let e = AfxdpNetdev::open(&spec(&v.host, "afxdp", &[("tx_copy_max", bad)]))
+            .err()
+            .expect("a tx_copy_max that is no frame length must fail");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("tx_copy_max={bad}")) && msg.contains("0 to 3840"),
+            "{msg}"
+        );
+    }
 
     let e = netdev::open(&spec("rvsnosuchdev0", "afxdp", &[]))
         .err()

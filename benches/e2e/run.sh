@@ -61,8 +61,11 @@
 # Environment: E2E_SWITCHES ("rvswitch ovs rvs-afpacket"), RVS_XDP_MODE, OVS_XDP_MODE,
 #   RVS_AFPACKET_OPTS (qdisc_bypass = true), RVS_GLOBAL_EXTRA (lines added to rvswitch's
 #   [global] table, e.g. "emc_auto_bypass = false"), RVS_ALT_BIN_DIR and
-#   RVS_ALT_GLOBAL_EXTRA and RVS_ALT_RXQ_DESC (for rvs-alt; the latter as
-#   E2E_RVS_RXQ_DESC), E2E_KEEP_PERF (a directory: keep each run's
+#   RVS_ALT_GLOBAL_EXTRA, RVS_ALT_RXQ_DESC and RVS_ALT_TX_COPY_MAX (for rvs-alt; the
+#   latter two as E2E_RVS_RXQ_DESC and E2E_RVS_TX_COPY_MAX), E2E_RVS_TX_COPY_MAX
+#   (rvswitch's afxdp ports' tx_copy_max: received frames up to this many bytes are
+#   copied into a hot bounce frame before the kernel's transmit copy; default: the
+#   port's default, 128), E2E_KEEP_PERF (a directory: keep each run's
 #   perf.data there as <workload>-<switch>.perf.data, for `perf report -i`), E2E_PERF_ARGS
 #   (extra `perf record` arguments, e.g. "--call-graph dwarf"), E2E_TX_FLUSH_US (output
 #   batching interval in microseconds for both switches: rvswitch tx_flush_interval_us,
@@ -101,6 +104,9 @@ TX_FLUSH_US=${E2E_TX_FLUSH_US:-0}
 PMD_MAXSLEEP=${E2E_PMD_MAXSLEEP:-0}
 RVS_RXQ_DESC=${E2E_RVS_RXQ_DESC:-131072}
 case $RVS_RXQ_DESC in 0|64|128|256|512|1024|2048|4096|8192|16384|32768|65536|131072|262144) ;; *) echo "e2e: E2E_RVS_RXQ_DESC=$RVS_RXQ_DESC: expected 0 (the default ring) or a power of two from 64 to 262144" >&2; exit 1 ;; esac
+for v in "E2E_RVS_TX_COPY_MAX=${E2E_RVS_TX_COPY_MAX:-}" "RVS_ALT_TX_COPY_MAX=${RVS_ALT_TX_COPY_MAX:-}"; do
+    case ${v#*=} in ''|[0-9]|[0-9][0-9]|[0-9][0-9][0-9]|[0-3][0-9][0-9][0-9]) ;; *) echo "e2e: $v: expected a length in bytes from 0 to 3840 (the switch checks the upper end)" >&2; exit 1 ;; esac
+done
 case $PMD_MAXSLEEP in [0-9]|[1-9][0-9]|[1-9][0-9][0-9]|[1-9][0-9][0-9][0-9]|10000) ;; *) echo "e2e: E2E_PMD_MAXSLEEP=$PMD_MAXSLEEP: expected microseconds from 0 to 10000" >&2; exit 1 ;; esac
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -496,23 +502,24 @@ probe_rtt() {
 
 run_rvswitch() { # workload label port-type
     local wl=$1 label=$2 type=$3 opts in_opts flows="" extra=${RVS_GLOBAL_EXTRA:-} frames=
-    local ring=$RVS_RXQ_DESC
+    local ring=$RVS_RXQ_DESC copy_max=${E2E_RVS_TX_COPY_MAX:-}
     RVS_BIN=$ROOT/target/release
     if [ "$label" = rvs-alt ]; then
         RVS_BIN=$RVS_ALT_BIN_DIR
         extra=${RVS_ALT_GLOBAL_EXTRA:-}
         ring=${RVS_ALT_RXQ_DESC:-$RVS_RXQ_DESC}
+        copy_max=${RVS_ALT_TX_COPY_MAX:-$copy_max}
     fi
     probe_rtt
     if [ "$type" = afxdp ]; then
-        opts="{ xdp_mode = \"$RVS_XDP_MODE\", n_rxq = 1 }"
+        opts="{ xdp_mode = \"$RVS_XDP_MODE\", n_rxq = 1${copy_max:+, tx_copy_max = $copy_max} }"
         in_opts=$opts
         if [ "$ring" != 0 ]; then
             # The input port's ring deep enough to ride out a stop of the PMD's vCPU
             # (100 ms at a time on the development VM), and a region that gives it a
             # full ring next to the output port's default one: four times their slots,
             # rounded up to 512 (FrameStore::frames_for_full_rings, which the switch logs).
-            in_opts="{ xdp_mode = \"$RVS_XDP_MODE\", n_rxq = 1, n_rxq_desc = $ring }"
+            in_opts="{ xdp_mode = \"$RVS_XDP_MODE\", n_rxq = 1, n_rxq_desc = $ring${copy_max:+, tx_copy_max = $copy_max} }"
             frames=$(( (4 * (ring + 4096) + 511) / 512 * 512 ))
             [ "$frames" -ge 65536 ] || frames=65536
             frames="afxdp_frames = $frames"
@@ -593,7 +600,7 @@ MHZ=$(awk -F': ' '/^cpu MHz/ {print $2; exit}' /proc/cpuinfo)
 SCRIPT_CPUS=$(taskset -cp $$ | awk '{print $NF}')
 topology
 echo "e2e: $(date -u '+%F %H:%M UTC'), $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "e2e: ${DURATION}s per run; trafgen on core 0, one PMD on core 1; workloads: $WORKLOADS; tx flush interval ${TX_FLUSH_US} us; PMD max sleep ${PMD_MAXSLEEP} us; rvswitch input port's rx ring $([ "$RVS_RXQ_DESC" = 0 ] && echo "default (4096, adaptive fill depth)" || echo "$RVS_RXQ_DESC slots, kept full"), OVS's 2048${HOG_NICE:+; saturation mode: busy loop on core 1 at autogroup nice $HOG_NICE}${PMD_QUOTA:+; saturation mode: PMD limited to ${PMD_QUOTA}% of core 1}"
+echo "e2e: ${DURATION}s per run; trafgen on core 0, one PMD on core 1; workloads: $WORKLOADS; tx flush interval ${TX_FLUSH_US} us; PMD max sleep ${PMD_MAXSLEEP} us; rvswitch input port's rx ring $([ "$RVS_RXQ_DESC" = 0 ] && echo "default (4096, adaptive fill depth)" || echo "$RVS_RXQ_DESC slots, kept full"), OVS's 2048${E2E_RVS_TX_COPY_MAX:+; rvswitch tx_copy_max $E2E_RVS_TX_COPY_MAX}${HOG_NICE:+; saturation mode: busy loop on core 1 at autogroup nice $HOG_NICE}${PMD_QUOTA:+; saturation mode: PMD limited to ${PMD_QUOTA}% of core 1}"
 : > "$WORK/results.tsv"
 for rep in $(seq 1 "$REPEAT"); do
     # Every other repetition runs the switches in reverse order, so that neither is

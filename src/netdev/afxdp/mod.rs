@@ -17,6 +17,13 @@
 //!   The price: the kernel writes each frame into a cold page, and a PMD in sustained
 //!   overload reads every frame a whole ring after it arrived, cold (BENCHMARKS.md,
 //!   eighteenth session); for a PMD with headroom, not one that is always behind.
+//! - `tx_copy_max`: received packets up to this many bytes (default `BOUNCE_MAX`, 128)
+//!   are copied into one of the transmitting socket's few *bounce frames* before a
+//!   copy-mode transmit, so that the kernel's own copy reads a hot frame (`xsk_tx`).
+//!   Longer ones go as they came. Raised to the MTU, 1518-byte frames took 9% fewer CPU
+//!   cycles a packet in saturation, the C library's copy of a cold frame being cheaper
+//!   than the kernel's, at the price of that copy showing as user time (BENCHMARKS.md,
+//!   twentieth session). Zero-copy sockets never copy.
 //!
 //! Transmit handles map thread `i` onto queue `i % n_rxq`; threads sharing a queue take
 //! its tx lock once per batch. The XDP program is attached through a BPF link, so it goes
@@ -43,6 +50,7 @@ use self::xdp_prog::{XdpRedirect, XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE};
 use self::xsk_queue::{BindMode, RxSide, XskQueue};
 use super::{linux, Netdev, NetdevError, Rxq, Txq};
 use crate::dpif::{PortSpec, PortStats};
+use crate::packet::buffer::MAX_FRAME;
 use crate::packet::frames::FrameStore;
 use crate::packet::{PacketBatch, PacketPool};
 
@@ -75,12 +83,13 @@ impl XdpMode {
     }
 
     /// `n_rxq_desc`: the ring size the port asked for (kept full), if it did.
-    fn bind(self, stagger: bool, n_rxq_desc: Option<u32>) -> BindMode {
+    fn bind(self, stagger: bool, n_rxq_desc: Option<u32>, tx_copy_max: usize) -> BindMode {
         BindMode {
             zero_copy: self == XdpMode::NativeZeroCopy,
             stagger,
             rx_ring: n_rxq_desc.unwrap_or(RX_RING),
             keep_fill_full: n_rxq_desc.is_some(),
+            tx_copy_max,
         }
     }
 }
@@ -94,6 +103,16 @@ fn parse_mode(v: &str) -> Result<Option<XdpMode>, String> {
         "native-with-zerocopy" => Ok(Some(XdpMode::NativeZeroCopy)),
         other => Err(format!(
             "xdp_mode={other}: expected best, generic, native or native-with-zerocopy"
+        )),
+    }
+}
+
+/// Parses the `tx_copy_max` option: bytes, up to the longest frame a frame holds.
+fn parse_tx_copy_max(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if n <= MAX_FRAME => Ok(n),
+        _ => Err(format!(
+            "tx_copy_max={v}: expected a length in bytes from 0 to {MAX_FRAME}"
         )),
     }
 }
@@ -127,6 +146,7 @@ impl AfxdpNetdev {
         let mut request = None;
         let mut n_rxq_opt = None;
         let mut n_rxq_desc = None;
+        let mut tx_copy_max = BOUNCE_MAX;
         for (k, v) in &spec.options {
             match k.as_str() {
                 "xdp_mode" => {
@@ -148,6 +168,10 @@ impl AfxdpNetdev {
                         Some(parse_n_rxq_desc(v).map_err(|e| {
                             NetdevError::BadOption(format!("afxdp port {name}: {e}"))
                         })?)
+                }
+                "tx_copy_max" => {
+                    tx_copy_max = parse_tx_copy_max(v)
+                        .map_err(|e| NetdevError::BadOption(format!("afxdp port {name}: {e}")))?
                 }
                 other => tracing::warn!(port = name, option = other, "afxdp: ignoring option"),
             }
@@ -196,8 +220,13 @@ impl AfxdpNetdev {
                 .map_err(|e| format!("{} mode: {e}", mode.as_str()))?;
             let mut queues = Vec::with_capacity(n_rxq);
             for qid in 0..n_rxq {
-                let q = XskQueue::create(name, ifindex, qid, mode.bind(stagger, n_rxq_desc))
-                    .map_err(|e| format!("binding queue {qid} in {} mode: {e}", mode.as_str()))?;
+                let q = XskQueue::create(
+                    name,
+                    ifindex,
+                    qid,
+                    mode.bind(stagger, n_rxq_desc, tx_copy_max),
+                )
+                .map_err(|e| format!("binding queue {qid} in {} mode: {e}", mode.as_str()))?;
                 prog.insert_socket(qid as u32, q.fd())
                     .map_err(|e| format!("{} mode: {e}", mode.as_str()))?;
                 queues.push(Arc::new(q));

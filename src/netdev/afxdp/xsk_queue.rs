@@ -36,7 +36,7 @@ use super::standing_backlog::{
 };
 use super::umem_addr::{fill_addr, frame_of, prefetch_header, ALIGNED_RX_MAX, STAGGERED_RX_MAX};
 use super::xsk::{xdp_statistics, BindOptions, ConsRing, ProdRing, XdpDesc, XskSocket};
-use super::xsk_tx::{TxSide, BOUNCE_FRAMES, BOUNCE_MAX};
+use super::xsk_tx::{TxSide, BOUNCE_FRAMES};
 use crate::dpif::PortStats;
 use crate::packet::buffer::MAX_FRAME;
 use crate::packet::frames::FrameStore;
@@ -72,6 +72,9 @@ pub struct BindMode {
     /// Keep the fill ring full rather than as deep as the load needs (`FillDepth`): the
     /// port asked for `rx_ring` frames to be ready for a stop of its thread.
     pub keep_fill_full: bool,
+    /// Received packets up to this long are copied into a bounce frame before a copy-mode
+    /// transmit (`xsk_tx`); ignored by a zero-copy socket, which never copies.
+    pub tx_copy_max: usize,
 }
 
 /// Per-queue counters, read by `stats()`. The rx ones have one writer (the `Rxq` holding
@@ -251,7 +254,7 @@ impl XskQueue {
                 in_flight: 0,
                 bounce: Vec::with_capacity(BOUNCE_FRAMES),
                 bounce_owned: Vec::with_capacity(BOUNCE_FRAMES),
-                bounce_max: if mode.zero_copy { 0 } else { BOUNCE_MAX },
+                bounce_max: if mode.zero_copy { 0 } else { mode.tx_copy_max },
             })),
             tx_unsent: AtomicBool::new(false),
             tx_budget_raised,

@@ -21,8 +21,12 @@
 //! this core's cache from parsing) into *bounce frames*, a few frames used for nothing
 //! else and reused as soon as they complete (`TxSide::bounce`): the kernel's copy fell to
 //! 2.3% of the samples and its cycles per packet by 2-12% (BENCHMARKS.md, nineteenth
-//! session). Longer packets still go as they came: their copy misses the cache line by
-//! line anyway, and copying them here would only move that cost into user space.
+//! session). By default longer packets go as they came: copied here line by line, a
+//! 1518-byte frame's cold lines only moved ~400 cycles from the kernel's copy into user
+//! time. Copied with the C library's `memcpy` (the port option `tx_copy_max`), the same
+//! frame took fewer cycles in all than the kernel's copy alone, but the copy is then
+//! user time, which the user-cycle target counts (BENCHMARKS.md, twentieth
+//! session).
 
 use std::sync::atomic::Ordering;
 
@@ -63,13 +67,15 @@ pub(super) struct TxSide {
     /// go back to the store only when the socket closes, so a bounce frame needs no
     /// entry in `held` (one bit set and cleared per short packet saved).
     pub(super) bounce_owned: Vec<u32>,
-    /// Lent packets up to this long are sent from a bounce frame (0: never, for a
-    /// zero-copy socket, whose driver reads the frame without the kernel's copy).
+    /// Lent packets up to this long are sent from a bounce frame (the port's
+    /// `tx_copy_max`; 0: never, for a zero-copy socket, whose driver reads the frame
+    /// without the kernel's copy).
     pub(super) bounce_max: usize,
 }
 
-/// The longest lent packet a copy-mode socket sends from a bounce frame: two cache
-/// lines (64-byte frames, TCP acknowledgements).
+/// The longest lent packet a copy-mode socket sends from a bounce frame by default
+/// (`tx_copy_max`): two cache lines (64-byte frames, TCP acknowledgements), copied line
+/// by line.
 pub const BOUNCE_MAX: usize = 2 * prefetch::LINE;
 /// The most bounce frames a socket keeps: more than one poll iteration queues between
 /// two reaps (four 32-packet batches), few enough that their pages stay in the TLB.
@@ -125,11 +131,17 @@ impl XskQueue {
                             // FRAME_SIZE slots of the region, and the copy, rounded up to
                             // whole lines, ends within either (`short`).
                             unsafe {
-                                copy_lines(
+                                let (src, dst) = (
                                     store.frame_ptr(idx).as_ptr().add(start),
                                     store.frame_ptr(t).as_ptr().add(BOUNCE_OFFSET),
-                                    len,
-                                )
+                                );
+                                if len <= BOUNCE_MAX {
+                                    copy_lines(src, dst, len)
+                                } else {
+                                    // The C library's copy: wide loads, several lines in
+                                    // flight, where the lines loop waits on each miss.
+                                    std::ptr::copy_nonoverlapping(src, dst, len)
+                                }
                             };
                             bounced += 1;
                             pool.put_frame(idx);
