@@ -77,7 +77,10 @@ fn throughput_script_forwards_a_workload_through_both_switches_and_cleans_up() {
     let out = run_script(
         "benches/e2e/run.sh",
         &["2", "a"],
-        &[("E2E_SWITCHES", "rvswitch ovs")],
+        &[
+            ("E2E_SWITCHES", "rvswitch ovs"),
+            ("E2E_RVS_TX_COPY_MAX", "1514"),
+        ],
     );
     for sw in ["rvswitch", "ovs"] {
         let r = row(&out, &format!("| a: 1 flow, 64 B | {sw} |"));
@@ -123,6 +126,8 @@ fn throughput_script_forwards_a_workload_through_both_switches_and_cleans_up() {
         out.contains("rvswitch input port's rx ring 131072 slots, kept full, OVS's 2048"),
         "{out}"
     );
+    // A port option passed through (the switch refuses a config it cannot parse).
+    assert!(out.contains("rvswitch tx_copy_max 1514"), "{out}");
     let left = leftovers(&["e2e-src", "e2e-dst"], "rvs-e2e.");
     assert!(left.is_empty(), "left behind: {left:?}");
 }

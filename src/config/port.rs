@@ -56,7 +56,7 @@ fn option_err(option: &str, message: String) -> PortError {
 /// Options each port type accepts; anything else is a typo.
 fn known_options(t: PortType) -> &'static [&'static str] {
     match t {
-        PortType::Afxdp => &["xdp_mode", "n_rxq", "n_rxq_desc"],
+        PortType::Afxdp => &["xdp_mode", "n_rxq", "n_rxq_desc", "tx_copy_max"],
         PortType::Afpacket => &["qdisc_bypass"],
         PortType::Tap | PortType::Internal => &[],
         PortType::Vxlan | PortType::Geneve | PortType::Gre => &[
@@ -138,6 +138,12 @@ pub(super) fn validate_port(p: PortArgs, datapath: DatapathType) -> Result<PortC
                 return Err(bad(&format!(
                     "a power of two from 64 to {}",
                     crate::netdev::afxdp::RX_RING_MAX
+                )))
+            }
+            "tx_copy_max" if crate::netdev::afxdp::parse_tx_copy_max(v).is_err() => {
+                return Err(bad(&format!(
+                    "a length in bytes from 0 to {}",
+                    crate::packet::buffer::MAX_FRAME
                 )))
             }
             "remote_ip" if v != "flow" && v.parse::<IpAddr>().is_err() => {

@@ -223,6 +223,18 @@ fn unknown_and_bad_options() {
             &format!("option n_rxq_desc = \"{bad}\": expected a power of two from 64 to 262144"),
         );
     }
+    for bad in ["3841", "-1", "mtu"] {
+        let t = format!(
+            "[[bridge]]\nname = \"b\"\n[[bridge.port]]\nname = \"p\"\ntype = \"afxdp\"\noptions = {{ tx_copy_max = \"{bad}\" }}\n"
+        );
+        assert_err(
+            &t,
+            6,
+            &format!("option tx_copy_max = \"{bad}\": expected a length in bytes from 0 to 3840"),
+        );
+    }
+    let t = "[[bridge]]\nname = \"b\"\n[[bridge.port]]\nname = \"p\"\ntype = \"afxdp\"\noptions = { tx_copy_max = 1514 }\n";
+    Config::parse(t, None).expect("tx_copy_max up to a frame is a valid option");
     let t = "[[bridge]]\nname = \"b\"\n[[bridge.port]]\nname = \"p\"\ntype = \"afxdp\"\noptions = { n_rxq_desc = 131072 }\n";
     let c = Config::parse(t, None).expect("a deep ring is a valid option");
     assert_eq!(

@@ -107,8 +107,9 @@ fn parse_mode(v: &str) -> Result<Option<XdpMode>, String> {
     }
 }
 
-/// Parses the `tx_copy_max` option: bytes, up to the longest frame a frame holds.
-fn parse_tx_copy_max(v: &str) -> Result<usize, String> {
+/// Parses the `tx_copy_max` option (also what switch.toml and `add-port` accept): bytes,
+/// up to the longest packet a frame holds.
+pub fn parse_tx_copy_max(v: &str) -> Result<usize, String> {
     match v.parse::<usize>() {
         Ok(n) if n <= MAX_FRAME => Ok(n),
         _ => Err(format!(
