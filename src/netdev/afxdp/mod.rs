@@ -20,10 +20,10 @@
 //! - `tx_copy_max`: received packets up to this many bytes (default `BOUNCE_MAX`, 128)
 //!   are copied into one of the transmitting socket's few *bounce frames* before a
 //!   copy-mode transmit, so that the kernel's own copy reads a hot frame (`xsk_tx`).
-//!   Longer ones go as they came. Raised to the MTU, 1518-byte frames took 9% fewer CPU
-//!   cycles a packet in saturation, the C library's copy of a cold frame being cheaper
-//!   than the kernel's, at the price of that copy showing as user time (BENCHMARKS.md,
-//!   twentieth session). Zero-copy sockets never copy.
+//!   Longer ones go as they came. Raised to the MTU, 1518-byte frames took 5-12% fewer
+//!   CPU cycles a packet under overload, the C library's copy of a cold frame being
+//!   cheaper than the kernel's, at the price of that copy showing as user time
+//!   (BENCHMARKS.md, twentieth session). Zero-copy sockets never copy.
 //!
 //! Transmit handles map thread `i` onto queue `i % n_rxq`; threads sharing a queue take
 //! its tx lock once per batch. The XDP program is attached through a BPF link, so it goes
