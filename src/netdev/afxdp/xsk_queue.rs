@@ -112,9 +112,9 @@ pub struct UmemFrames {
     /// frames): neither the kernel's nor the store's.
     pub tx_bounce: usize,
     /// Frames the socket handed to the kernel and has not had back (its two
-    /// `FrameSet`s and its bounce frames in flight). The kernel may hold a few more than its rings show: frames it took
-    /// from the fill ring and could not deliver (rx ring full) wait in its own cache for
-    /// the next packet.
+    /// `FrameSet`s and its bounce frames in flight). The kernel may hold a few more than
+    /// its rings show: frames it took from the fill ring and could not deliver (rx ring
+    /// full) wait in its own cache for the next packet.
     pub held: usize,
 }
 
