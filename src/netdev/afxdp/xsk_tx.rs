@@ -198,15 +198,15 @@ impl XskQueue {
         }
         let queued = side.tx.produce(&side.descs);
         side.in_flight += queued;
-        if bounced < queued as u64 {
-            side.held.insert_all(
-                side.descs[..queued]
-                    .iter()
-                    .zip(&side.frames[..queued])
-                    .filter(|(d, _)| !is_bounce(d.addr))
-                    .map(|(_, &f)| f),
-            );
-        }
+        // Per descriptor, not by count: the ring may refuse a tail that held the bounced
+        // ones and take a lent or heap frame ahead of them.
+        side.held.insert_all(
+            side.descs[..queued]
+                .iter()
+                .zip(&side.frames[..queued])
+                .filter(|(d, _)| !is_bounce(d.addr))
+                .map(|(_, &f)| f),
+        );
         for (d, &f) in side.descs[queued..].iter().zip(&side.frames[queued..]) {
             bytes -= d.len as u64;
             dropped += 1;
@@ -341,23 +341,19 @@ impl TxSide {
         while self.in_flight > 0 {
             let n = self.comp.consume(&mut self.reaped);
             self.in_flight -= n;
-            let mut lent = 0;
+            self.held.remove_all(
+                self.reaped[..n]
+                    .iter()
+                    .filter(|&&a| !is_bounce(a))
+                    .map(|&a| frame_of(a).0),
+            );
             for &a in &self.reaped[..n] {
                 let f = frame_of(a).0;
                 if is_bounce(a) {
                     self.bounce.push(f);
                 } else {
                     pool.put_frame(f);
-                    lent += 1;
                 }
-            }
-            if lent > 0 {
-                self.held.remove_all(
-                    self.reaped[..n]
-                        .iter()
-                        .filter(|&&a| !is_bounce(a))
-                        .map(|&a| frame_of(a).0),
-                );
             }
             if n < self.reaped.len() {
                 return;
