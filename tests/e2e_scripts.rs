@@ -76,12 +76,23 @@ fn leftovers(netns: &[&str], tmp_prefix: &str) -> Vec<String> {
 fn throughput_script_forwards_a_workload_through_both_switches_and_cleans_up() {
     let out = run_script(
         "benches/e2e/run.sh",
-        &["2", "a"],
+        &["2", "a", "c"],
         &[
             ("E2E_SWITCHES", "rvswitch ovs"),
             ("E2E_RVS_TX_COPY_MAX", "1514"),
+            ("E2E_C_FRAME_LEN", "512"),
         ],
     );
+    // Workload c at another length: both switches forward it, and the table names it.
+    for sw in ["rvswitch", "ovs"] {
+        let r = row(&out, &format!("| c: 1 flow, 512 B | {sw} |"));
+        let (offered, delivered) = (number(r[2]), number(r[3]));
+        assert!(
+            offered > 10_000.0 && delivered > offered / 2.0,
+            "{sw}, c: offered {offered}, delivered {delivered}:\n{out}"
+        );
+    }
+    assert!(out.contains("workload c with 512-byte frames"), "{out}");
     for sw in ["rvswitch", "ovs"] {
         let r = row(&out, &format!("| a: 1 flow, 64 B | {sw} |"));
         let (offered, delivered) = (number(r[2]), number(r[3]));
@@ -110,8 +121,9 @@ fn throughput_script_forwards_a_workload_through_both_switches_and_cleans_up() {
         );
         assert!(r[13].ends_with(" ms"), "{sw}: stolen {:?}:\n{out}", r[13]);
     }
-    // Every run says where the frames offered and not delivered went.
-    assert_eq!(out.matches("input drops: ").count(), 2, "{out}");
+    // Every run (two workloads, two switches) says where the frames offered and not
+    // delivered went.
+    assert_eq!(out.matches("input drops: ").count(), 4, "{out}");
     // The ratio table: delivered rvswitch/OVS first, e.g. "0.89x".
     let ratio_row = out.lines().find(|l| {
         l.starts_with("| a: 1 flow, 64 B | ")
@@ -130,6 +142,33 @@ fn throughput_script_forwards_a_workload_through_both_switches_and_cleans_up() {
     assert!(out.contains("rvswitch tx_copy_max 1514"), "{out}");
     let left = leftovers(&["e2e-src", "e2e-dst"], "rvs-e2e.");
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn throughput_script_refuses_bad_settings_naming_them() {
+    const LEN: &str = "expected a frame length from 64 to 1518";
+    const RING: &str = "expected 0 (the default ring) or a power of two";
+    for (var, value, expected) in [
+        ("E2E_C_FRAME_LEN", "1519", LEN),
+        ("E2E_C_FRAME_LEN", "63", LEN),
+        ("E2E_C_FRAME_LEN", "0512", LEN),
+        ("E2E_C_FRAME_LEN", "big", LEN),
+        ("E2E_PMD_QUOTA", "100", "expected a percentage from 1 to 99"),
+        ("E2E_RVS_RXQ_DESC", "1000", RING),
+    ] {
+        let out = Command::new(root().join("benches/e2e/run.sh"))
+            .args(["1", "a"])
+            .env(var, value)
+            .current_dir(root())
+            .output()
+            .expect("running benches/e2e/run.sh");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{var}={value}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{var}={value}: {expected}")),
+            "{var}={value}: {stderr}"
+        );
+    }
 }
 
 #[test]

@@ -10,7 +10,8 @@
 # frames first so both switches learn its MAC and forward by unicast, not flooding):
 #   a  one flow of 64-byte UDP
 #   b  10,000 flows of 64-byte UDP (UDP source port and IPv4 source address vary)
-#   c  one flow of 1518-byte frames (1514 bytes on the wire without the FCS)
+#   c  one flow of 1518-byte frames (1514 bytes on the wire without the FCS; another
+#      length with E2E_C_FRAME_LEN)
 #   d  as b, behind a 100-rule OpenFlow table (99 drop rules over three masks that the
 #      traffic misses, then priority=0 actions=NORMAL)
 # Switches:
@@ -87,7 +88,9 @@
 #   per packet varied by up to 2.4x between invocations), E2E_PMD_QUOTA (the other
 #   saturation mode: the PMD thread alone runs in a cgroup-v1 cpu group limited to this
 #   percentage of a core, in 5 ms periods, so it falls behind the offered load without
-#   sharing its core and caches with another process).
+#   sharing its core and caches with another process), E2E_C_FRAME_LEN (workload c's
+#   frame length in bytes with the FCS, 64-1518, default 1518: the frames between the
+#   64-byte and 1518-byte workloads, e.g. for choosing tx_copy_max).
 # Needs root, trafgen, clang, iproute2, ovs-vswitchd/ovsdb-server; installs linux-perf
 # with apt-get if perf is missing. Builds rvswitch in release mode. Removes everything it
 # created on exit, including Ctrl-C.
@@ -120,6 +123,9 @@ STEAL_TRIES=${E2E_STEAL_TRIES:-3}
 case $MAX_STOLEN_PCT in [0-9]|[1-9][0-9]|100) ;; *) echo "e2e: E2E_MAX_STOLEN_PCT=$MAX_STOLEN_PCT: expected a percentage from 0 to 100" >&2; exit 1 ;; esac
 case $STEAL_TRIES in [1-9]) ;; *) echo "e2e: E2E_STEAL_TRIES=$STEAL_TRIES: expected 1 to 9 windows" >&2; exit 1 ;; esac
 PMD_QUOTA=${E2E_PMD_QUOTA:-}
+C_FRAME_LEN=${E2E_C_FRAME_LEN:-1518}
+[[ "$C_FRAME_LEN" =~ ^[1-9][0-9]{1,3}$ ]] && [ "$C_FRAME_LEN" -ge 64 ] && [ "$C_FRAME_LEN" -le 1518 ] || {
+    echo "e2e: E2E_C_FRAME_LEN=$C_FRAME_LEN: expected a frame length from 64 to 1518 bytes (with the FCS)" >&2; exit 1; }
 case $PMD_QUOTA in ''|[1-9]|[1-9][0-9]) ;; *) echo "e2e: E2E_PMD_QUOTA=$PMD_QUOTA: expected a percentage from 1 to 99" >&2; exit 1 ;; esac
 CPU_CG=/sys/fs/cgroup/cpu
 THROTTLE_CG="" THROTTLED_TID=""
@@ -193,7 +199,7 @@ topology() {
 trafgen_packet() { # workload
     local len=60 sp="sp=4000" sa="saddr=10.201.0.1"
     case $1 in
-        c) len=1514 ;;
+        c) len=$((C_FRAME_LEN - 4)) ;;
         b|d) sp="sp=dinc(1000, 10999)" sa="saddr=10.201.0.1, saddr[3]=dinc(1, 100)" ;;
     esac
     cat <<EOF
@@ -600,7 +606,7 @@ MHZ=$(awk -F': ' '/^cpu MHz/ {print $2; exit}' /proc/cpuinfo)
 SCRIPT_CPUS=$(taskset -cp $$ | awk '{print $NF}')
 topology
 echo "e2e: $(date -u '+%F %H:%M UTC'), $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "e2e: ${DURATION}s per run; trafgen on core 0, one PMD on core 1; workloads: $WORKLOADS; tx flush interval ${TX_FLUSH_US} us; PMD max sleep ${PMD_MAXSLEEP} us; rvswitch input port's rx ring $([ "$RVS_RXQ_DESC" = 0 ] && echo "default (4096, adaptive fill depth)" || echo "$RVS_RXQ_DESC slots, kept full"), OVS's 2048${E2E_RVS_TX_COPY_MAX:+; rvswitch tx_copy_max $E2E_RVS_TX_COPY_MAX}${HOG_NICE:+; saturation mode: busy loop on core 1 at autogroup nice $HOG_NICE}${PMD_QUOTA:+; saturation mode: PMD limited to ${PMD_QUOTA}% of core 1}"
+echo "e2e: ${DURATION}s per run; trafgen on core 0, one PMD on core 1; workloads: $WORKLOADS; tx flush interval ${TX_FLUSH_US} us; PMD max sleep ${PMD_MAXSLEEP} us; rvswitch input port's rx ring $([ "$RVS_RXQ_DESC" = 0 ] && echo "default (4096, adaptive fill depth)" || echo "$RVS_RXQ_DESC slots, kept full"), OVS's 2048${E2E_RVS_TX_COPY_MAX:+; rvswitch tx_copy_max $E2E_RVS_TX_COPY_MAX}$([ "$C_FRAME_LEN" = 1518 ] || echo "; workload c with $C_FRAME_LEN-byte frames")${HOG_NICE:+; saturation mode: busy loop on core 1 at autogroup nice $HOG_NICE}${PMD_QUOTA:+; saturation mode: PMD limited to ${PMD_QUOTA}% of core 1}"
 : > "$WORK/results.tsv"
 for rep in $(seq 1 "$REPEAT"); do
     # Every other repetition runs the switches in reverse order, so that neither is
@@ -632,8 +638,8 @@ echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 # formula counts in (so a switch that needs fewer cycles idles more and scores worse);
 # with sleeps the formula already leaves the idle time out (a sleeping thread is not
 # sampled), and "idle cycles" would include time off the CPU.
-awk -F'\t' -v reps="$REPEAT" -v busy="$([ "$PMD_MAXSLEEP" = 0 ] && echo 1 || echo 0)" '
-    BEGIN { n["a"] = "a: 1 flow, 64 B"; n["b"] = "b: 10k flows, 64 B"; n["c"] = "c: 1 flow, 1518 B"; n["d"] = "d: 100 rules + NORMAL, 10k flows" }
+awk -F'\t' -v reps="$REPEAT" -v clen="$C_FRAME_LEN" -v busy="$([ "$PMD_MAXSLEEP" = 0 ] && echo 1 || echo 0)" '
+    BEGIN { n["a"] = "a: 1 flow, 64 B"; n["b"] = "b: 10k flows, 64 B"; n["c"] = "c: 1 flow, " clen " B"; n["d"] = "d: 100 rules + NORMAL, 10k flows" }
     function num(x) { return x != "nan" && x != "" }
     function fmt(x) { return x < 0 ? "n/a" : sprintf("%.0f", x) }
     {
