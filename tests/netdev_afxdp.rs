@@ -7,9 +7,11 @@ mod netdev_support;
 use std::time::Duration;
 
 use netdev_support::*;
-use rvswitch::netdev::afxdp::{AfxdpNetdev, XdpMode, IDLE_CHECK_EVERY, RX_RING};
-use rvswitch::netdev::{self, Netdev, NetdevError};
-use rvswitch::packet::{PacketBatch, PacketBuf, PacketPool};
+use rvswitch::netdev::afxdp::{
+    AfxdpNetdev, XdpMode, COLD_BACKLOG, IDLE_CHECK_EVERY, RX_RING, TX_COPY_MAX_DEFAULT,
+};
+use rvswitch::netdev::{self, Netdev, NetdevError, Txq};
+use rvswitch::packet::{PacketBatch, PacketBuf, PacketPool, MAX_BURST};
 
 /// A one-queue veth in a namespace, our end open in generic mode with its rx queue, and a
 /// buffer pool.
@@ -129,45 +131,87 @@ fn queued_frames_leave_at_the_flush_and_not_before() {
 /// With `tx_copy_max` raised to the MTU, long received frames leave from the tx side's
 /// bounce frames (the C library's copy), byte for byte as trafgen sent them, each round
 /// a frame of its own so that a copy of a stale frame would show.
+/// Received frames longer than two lines leave a copy-mode socket from a bounce frame
+/// when they are cold (the kernel had queued `COLD_BACKLOG` frames or more behind them)
+/// and in the frame they came in otherwise, or when longer than the port's
+/// `tx_copy_max` (default `TX_COPY_MAX_DEFAULT`). Each round queues `COLD` frames, then `COLD_BACKLOG` more, before
+/// polling: the first two batches have at least `COLD_BACKLOG` behind them.
 #[test]
-fn tx_copy_max_sends_long_received_frames_from_bounce_frames() {
-    const PER_ROUND: usize = 4;
-    const CAPTURE: usize = 6;
+fn cold_long_frames_leave_from_bounce_frames() {
+    const COLD: u64 = 2 * MAX_BURST as u64;
+    const WARM: u64 = COLD_BACKLOG as u64;
+    const LEN: usize = TX_COPY_MAX_DEFAULT;
+    // Any run of this many frames forwarded holds a whole round's cold block.
+    const CAPTURE: usize = (2 * COLD + WARM) as usize;
     let a = VethNs::new("xca", 1);
     let b = VethNs::new("xcb", 1);
+    let c = VethNs::new("xcc", 1);
     let pa = open_generic(&a);
-    let pb = AfxdpNetdev::open(&spec(
-        &b.host,
+    let pb = open_generic(&b);
+    let pc = AfxdpNetdev::open(&spec(
+        &c.host,
         "afxdp",
-        &[("xdp_mode", "generic"), ("tx_copy_max", "1514")],
+        &[
+            ("xdp_mode", "generic"),
+            ("tx_copy_max", &(LEN - 1).to_string()),
+        ],
     ))
     .expect("opening an afxdp port with tx_copy_max");
     let mut rxq = pa.open_rxq(0).unwrap();
-    let mut txq = pb.open_txq(0).unwrap();
     let mut pool = PacketPool::new(256);
     let mut batch = PacketBatch::new();
+    // Queues a round on A's rx ring, then forwards all of it out of `txq`.
+    let mut round = |txq: &mut dyn Txq, cold: &[u8], warm: &[u8]| {
+        assert_trafgen_ok(&trafgen(&a, cold, COLD));
+        assert_trafgen_ok(&trafgen(&a, warm, WARM));
+        // trafgen's frames reach the ring within its own sends; a margin all the same.
+        std::thread::sleep(Duration::from_millis(50));
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut got = 0;
+        while got < COLD + WARM && std::time::Instant::now() < deadline {
+            rxq.recv(&mut batch, &mut pool).unwrap();
+            got += txq.send(&mut batch, &mut pool) as u64;
+            txq.flush();
+        }
+        assert_eq!(got, COLD + WARM, "{:?}", pa.stats());
+    };
+
+    // The default tx_copy_max: cold frames that long are copied, byte for byte.
+    let mut txq = pb.open_txq(0).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("copied.pcap");
     let mut dump = spawn_tcpdump(&b, &pcap, CAPTURE);
-    let mut forwarded = 0;
-    let sent = send_until_captured(&mut dump, |seq| {
-        let f = test_frame(a.peer_mac(), b"tx-copy-max", seq, 1514);
-        assert_trafgen_ok(&trafgen(&a, &f, PER_ROUND as u64));
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        let mut got = 0;
-        while got < PER_ROUND && std::time::Instant::now() < deadline {
-            rxq.recv(&mut batch, &mut pool).unwrap();
-            assert!(batch.pkts.iter().all(|p| p.data() == &f[..]));
-            got += txq.send(&mut batch, &mut pool);
-            txq.flush();
-        }
-        assert_eq!(got, PER_ROUND, "{:?}", pa.stats());
-        forwarded += got as u64;
-        f
-    });
+    let (mut sent, mut rounds) = (Vec::new(), 0u64);
+    let start = std::time::Instant::now();
+    while dump.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(20) {
+        let seq = rounds as u32;
+        let cold = test_frame(a.peer_mac(), b"cold", seq, LEN);
+        let warm = test_frame(a.peer_mac(), b"warm", seq, LEN);
+        round(txq.as_mut(), &cold, &warm);
+        sent.push(cold);
+        sent.push(warm);
+        rounds += 1;
+    }
+    assert!(
+        wait_child(&mut dump, Duration::from_secs(2)),
+        "tcpdump did not finish"
+    );
     assert_captured_were_sent(&pcap, CAPTURE, &sent);
-    assert_eq!(pb.bounced_sends(), forwarded);
-    assert_eq!(pb.zero_copy_sends(), 0);
+    let copied = read_pcap(&pcap)
+        .iter()
+        .filter(|f| f[14..18] == *b"cold")
+        .count() as u64;
+    assert!(copied >= COLD, "only {copied} cold frames captured");
+    assert_eq!(pb.bounced_sends(), COLD * rounds);
+    assert_eq!(pb.zero_copy_sends(), WARM * rounds);
+
+    // A tx_copy_max below the frames' length: cold or not, they go as they came.
+    let mut txq = pc.open_txq(0).unwrap();
+    let cold = test_frame(a.peer_mac(), b"cold", 0, LEN);
+    let warm = test_frame(a.peer_mac(), b"warm", 0, LEN);
+    round(txq.as_mut(), &cold, &warm);
+    assert_eq!(pc.bounced_sends(), 0);
+    assert_eq!(pc.zero_copy_sends(), COLD + WARM);
 }
 
 #[test]

@@ -65,8 +65,9 @@
 #   RVS_ALT_GLOBAL_EXTRA, RVS_ALT_RXQ_DESC and RVS_ALT_TX_COPY_MAX (for rvs-alt; the
 #   latter two as E2E_RVS_RXQ_DESC and E2E_RVS_TX_COPY_MAX), E2E_RVS_TX_COPY_MAX
 #   (rvswitch's afxdp ports' tx_copy_max: received frames up to this many bytes are
-#   copied into a hot bounce frame before the kernel's transmit copy; default: the
-#   port's default, 128), E2E_KEEP_PERF (a directory: keep each run's
+#   copied into a hot bounce frame before the kernel's transmit copy when they arrived
+#   cold, behind a backlog of 1,024 frames, and up to 128 bytes always; default: the
+#   port's default, 1024), E2E_KEEP_PERF (a directory: keep each run's
 #   perf.data there as <workload>-<switch>.perf.data, for `perf report -i`), E2E_PERF_ARGS
 #   (extra `perf record` arguments, e.g. "--call-graph dwarf"), E2E_TX_FLUSH_US (output
 #   batching interval in microseconds for both switches: rvswitch tx_flush_interval_us,

@@ -118,6 +118,11 @@ pub struct PacketBody {
     len: usize,
     /// Index of the lent frame in the `FrameStore`, or `NO_FRAME`.
     frame: u32,
+    /// Whether the lent frame is *cold*: the kernel had written many frames after it by
+    /// the time it was received (`lend_frame`), so its lines and its page have left the
+    /// caches. An AF_XDP `send` copies such a frame into a hot one rather than hand the
+    /// kernel a cold page to copy.
+    cold: bool,
     /// The buffer's own `BUF_SIZE` bytes, owned (freed in `Drop`). A raw pointer rather
     /// than a `Box`, so that `ptr`, derived from it, stays valid however the body moves.
     heap: NonNull<u8>,
@@ -207,6 +212,7 @@ impl PacketBuf {
             start: HEADROOM,
             len: 0,
             frame: NO_FRAME,
+            cold: false,
             meta: PacketMeta::default(),
         }))
     }
@@ -255,18 +261,27 @@ impl PacketBody {
     }
 
     /// Holds frame `idx` of `store`, whose bytes `start..start + len` the kernel wrote,
-    /// in place of a copy. The caller gives up the frame. The metadata stays as it is: a
+    /// in place of a copy, `cold` if the kernel had written many frames since (see
+    /// `lent_frame_is_cold`). The caller gives up the frame. The metadata stays as it is: a
     /// `PacketPool`'s buffers come out of `get` with the default (`put` clears it while
     /// the buffer is still in the cache, which cost fewer cycles than clearing it here).
     /// Returns false (and takes nothing) if the range does not fit in a frame.
     #[inline]
-    pub fn lend_frame(&mut self, store: &FrameStore, idx: u32, start: usize, len: usize) -> bool {
+    pub fn lend_frame(
+        &mut self,
+        store: &FrameStore,
+        idx: u32,
+        start: usize,
+        len: usize,
+        cold: bool,
+    ) -> bool {
         if start.checked_add(len).map_or(true, |end| end > FRAME_SIZE) || idx >= store.n_frames() {
             return false;
         }
         debug_assert_eq!(self.frame, NO_FRAME, "buffer already holds a frame");
         self.ptr = store.frame_ptr(idx);
         self.frame = idx;
+        self.cold = cold;
         self.start = start;
         self.len = len;
         true
@@ -278,6 +293,14 @@ impl PacketBody {
         (self.frame != NO_FRAME).then_some((self.frame, self.start, self.len))
     }
 
+    /// Whether the packet is in a lent frame that was cold when it was received: the
+    /// kernel had written many frames after it (how many, the receiving port decides:
+    /// `netdev::afxdp::COLD_BACKLOG`).
+    #[inline(always)]
+    pub fn lent_frame_is_cold(&self) -> bool {
+        self.frame != NO_FRAME && self.cold
+    }
+
     /// Gives up the lent frame (the caller now owns it) and goes back to the heap
     /// storage, empty.
     #[inline]
@@ -287,6 +310,7 @@ impl PacketBody {
         }
         let f = self.frame;
         self.frame = NO_FRAME;
+        self.cold = false;
         self.ptr = self.heap;
         self.start = HEADROOM;
         self.len = 0;
@@ -544,12 +568,20 @@ mod tests {
         // A private region (not the process's store), so this test owns every frame.
         let store = FrameStore::map(512).expect("a 2 MiB frame region");
         let mut p = PacketBuf::new();
-        assert!(!p.lend_frame(&store, 512, HEADROOM, 60), "no frame 512");
         assert!(
-            !p.lend_frame(&store, 3, HEADROOM, MAX_FRAME + 1),
+            !p.lend_frame(&store, 512, HEADROOM, 60, false),
+            "no frame 512"
+        );
+        assert!(
+            !p.lend_frame(&store, 3, HEADROOM, MAX_FRAME + 1, false),
             "past the frame"
         );
-        assert!(p.lend_frame(&store, 3, HEADROOM, 60));
+        assert!(
+            !p.lent_frame_is_cold(),
+            "a refused lend leaves the buffer alone"
+        );
+        assert!(p.lend_frame(&store, 3, HEADROOM, 60, true));
+        assert!(p.lent_frame_is_cold());
         p.data_mut().fill(0xab);
         // SAFETY: frame 3 of a region only this test uses; reading after the writes.
         let in_frame = unsafe { *store.frame_ptr(3).as_ptr().add(HEADROOM + 59) };
@@ -570,6 +602,7 @@ mod tests {
             None,
             "the buffer is back on its heap storage"
         );
+        assert!(!p.lent_frame_is_cold(), "nor cold");
         p.set_data(&[1, 2, 3]);
         assert_eq!(p.data(), &[1, 2, 3]);
         // Not the process's store: take the cached frame back before the pool drops.

@@ -17,13 +17,15 @@
 //!   The price: the kernel writes each frame into a cold page, and a PMD in sustained
 //!   overload reads every frame a whole ring after it arrived, cold (BENCHMARKS.md,
 //!   eighteenth session); for a PMD with headroom, not one that is always behind.
-//! - `tx_copy_max`: received packets up to this many bytes (default `BOUNCE_MAX`, 128)
-//!   are copied into one of the transmitting socket's few *bounce frames* before a
-//!   copy-mode transmit, so that the kernel's own copy reads a hot frame (`xsk_tx`).
-//!   Longer ones go as they came. Raised to the MTU, 1518-byte frames took 5-12% fewer
-//!   CPU cycles a packet under overload, the C library's copy of a cold frame being
-//!   cheaper than the kernel's, at the price of that copy showing as user time
-//!   (BENCHMARKS.md, twentieth session). Zero-copy sockets never copy.
+//! - `tx_copy_max`: bytes, 0 to 3,840 (default `TX_COPY_MAX_DEFAULT`, 1,024). A copy-mode
+//!   socket sends received packets of up to 128 bytes (`BOUNCE_MAX`) from one of its few
+//!   hot *bounce frames*, copied there first, and longer ones up to this length too when
+//!   they are cold: received from behind a backlog of `COLD_BACKLOG` frames, which only
+//!   a PMD that has fallen behind its load sees. The kernel's copy-mode transmit copies
+//!   every packet anyway, and its copy of a cold page cost more than our copy of it
+//!   plus its copy from a hot one (BENCHMARKS.md, twentieth and twenty-first sessions;
+//!   `xsk_tx`). 128 or less: never copy longer packets; 0: never copy. Zero-copy
+//!   sockets never copy.
 //!
 //! Transmit handles map thread `i` onto queue `i % n_rxq`; threads sharing a queue take
 //! its tx lock once per batch. The XDP program is attached through a BPF link, so it goes
@@ -42,8 +44,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 pub use fill_depth::FILL_DEPTH_MIN;
-pub use xsk_queue::{UmemFrames, IDLE_CHECK_EVERY, RX_RING, RX_RING_MAX, TX_RING};
-pub use xsk_tx::{BOUNCE_FRAMES, BOUNCE_MAX};
+pub use xsk_queue::{UmemFrames, COLD_BACKLOG, IDLE_CHECK_EVERY, RX_RING, RX_RING_MAX, TX_RING};
+pub use xsk_tx::{BOUNCE_FRAMES, BOUNCE_MAX, TX_COPY_MAX_DEFAULT};
 
 use self::umem_addr::{ALIGNED_RX_MAX, STAGGERED_RX_MAX};
 use self::xdp_prog::{XdpRedirect, XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE};
@@ -147,7 +149,7 @@ impl AfxdpNetdev {
         let mut request = None;
         let mut n_rxq_opt = None;
         let mut n_rxq_desc = None;
-        let mut tx_copy_max = BOUNCE_MAX;
+        let mut tx_copy_max = TX_COPY_MAX_DEFAULT;
         for (k, v) in &spec.options {
             match k.as_str() {
                 "xdp_mode" => {

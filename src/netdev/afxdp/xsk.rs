@@ -136,6 +136,14 @@ impl<T: Copy> ConsRing<T> {
     pub fn occupancy(&self) -> u32 {
         self.0.occupancy()
     }
+
+    /// Entries past the consumed ones as of the last look at the kernel's index (no
+    /// fresh read): a lower bound on how many the kernel produced after each entry
+    /// consumed so far, at no cost.
+    #[inline(always)]
+    pub fn behind(&self) -> u32 {
+        self.0.theirs.wrapping_sub(self.0.ours)
+    }
 }
 
 impl<T: Copy> ProdRing<T> {

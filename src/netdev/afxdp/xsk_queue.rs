@@ -54,6 +54,15 @@ pub const TX_RING: u32 = 1024;
 /// Rx frames consumed between two refills of the fill ring (and between two looks at its
 /// need-wakeup flag). Small against the ring, large against a batch (32).
 const FILL_BATCH: usize = 64;
+/// A received frame is *cold* (`PacketBuf::lent_frame_is_cold`) when the kernel had
+/// queued at least this many frames behind it: a backlog, the PMD behind its load. The
+/// kernel wrote it on the core that received it a millisecond or more earlier (at the
+/// rates here), so its lines, and its page in the kernel's own 4 KiB mapping of the
+/// umem, are out of cache, and the copy-mode transmit's copy of it cost 200-800 more
+/// kernel cycles per packet than its copy from a hot bounce frame we copied it into
+/// first, for 70-300 more of ours (`tx_copy_max`; BENCHMARKS.md, twenty-first session). A PMD that keeps up takes frames
+/// a batch or two behind the kernel's, still warm, and leaves the copy to the kernel.
+pub const COLD_BACKLOG: u32 = 1024;
 /// Consecutive empty polls between two looks at the fill ring while idle (a zero-copy
 /// driver that ran dry and asks for a wakeup), and between two `publish`es.
 pub const IDLE_CHECK_EVERY: u32 = 64;
@@ -354,6 +363,9 @@ impl RxSide {
             return 0;
         }
         self.empty_polls = 0;
+        // The last look at the kernel's index found this many past the batch: each frame
+        // of the batch has at least as many behind it.
+        let cold = self.rx.behind() >= COLD_BACKLOG;
         // The kernel wrote these frames from the core that received them, so each first
         // touch (the parser's) is a cache miss. Prefetching a batch just before parsing
         // it left the parser stalled on the first header load, so the frames of the
@@ -388,7 +400,7 @@ impl RxSide {
                 continue;
             }
             let mut p = pool.get();
-            if p.lend_frame(store, idx, start, len) {
+            if p.lend_frame(store, idx, start, len, cold) {
                 bytes += len as u64;
                 batch.pkts.push(p);
             } else {

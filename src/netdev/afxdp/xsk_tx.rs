@@ -21,12 +21,17 @@
 //! this core's cache from parsing) into *bounce frames*, a few frames used for nothing
 //! else and reused as soon as they complete (`TxSide::bounce`): the kernel's copy fell to
 //! 2.3% of the samples and its cycles per packet by 2-12% (BENCHMARKS.md, nineteenth
-//! session). By default longer packets go as they came: copied here line by line, a
-//! 1518-byte frame's cold lines only moved ~400 cycles from the kernel's copy into user
-//! time. Copied with the C library's `memcpy` (the port option `tx_copy_max`), the same
-//! frame took fewer cycles in all than the kernel's copy alone, but the copy is then
-//! user time, which the user-cycle target counts (BENCHMARKS.md, twentieth
 //! session).
+//!
+//! Longer packets are copied only when cold (`PacketBuf::lent_frame_is_cold`: received
+//! from behind a backlog of `COLD_BACKLOG` frames or more, a PMD that has fallen behind),
+//! up to the port's `tx_copy_max` (default `TX_COPY_MAX_DEFAULT`), with the C library's
+//! `memcpy`: wide loads with several lines in flight, where the kernel's copy of the same
+//! cold page (and the walk of its page table, whose entries are as cold) took 200-800
+//! cycles more per packet for 256-1,024-byte frames under a CPU quota, against 70-300
+//! for ours (BENCHMARKS.md, twenty-first session). A frame taken a batch or two behind the kernel is still warm:
+//! copying it first changed no processing cycles there and only added user time, so it
+//! goes as it came.
 
 use std::sync::atomic::Ordering;
 
@@ -67,16 +72,26 @@ pub(super) struct TxSide {
     /// go back to the store only when the socket closes, so a bounce frame needs no
     /// entry in `held` (one bit set and cleared per short packet saved).
     pub(super) bounce_owned: Vec<u32>,
-    /// Lent packets up to this long are sent from a bounce frame (the port's
-    /// `tx_copy_max`; 0: never, for a zero-copy socket, whose driver reads the frame
-    /// without the kernel's copy).
+    /// Cold lent packets up to this long are sent from a bounce frame, and every lent
+    /// packet up to `BOUNCE_MAX` if this is at least as long (the port's `tx_copy_max`;
+    /// 0: never, as for a zero-copy socket, whose driver reads the frame without the
+    /// kernel's copy).
     pub(super) bounce_max: usize,
 }
 
-/// The longest lent packet a copy-mode socket sends from a bounce frame by default
-/// (`tx_copy_max`): two cache lines (64-byte frames, TCP acknowledgements), copied line
-/// by line.
+/// The longest lent packet a copy-mode socket always sends from a bounce frame: two
+/// cache lines (64-byte frames, TCP acknowledgements), which the parser just read,
+/// copied line by line. Longer ones go from a bounce frame only when they are cold
+/// (`PacketBuf::lent_frame_is_cold`), up to `tx_copy_max`.
 pub const BOUNCE_MAX: usize = 2 * prefetch::LINE;
+/// The default `tx_copy_max`. Under overload (the PMD under a CPU quota, the frames cold,
+/// BENCHMARKS.md, twenty-first session) copying them before the kernel did took 10-23%
+/// fewer CPU cycles a packet at 1,024 bytes and 7-20% at 256, and delivered 12-30% and
+/// 8-26% more. Our copy costs about 18 cycles a cold line and saves the kernel's copy
+/// a roughly fixed ~300-500 (its page walk and cold lines), so the gain shrinks with the
+/// length: at 1,518 bytes it was 5-13% more delivered in one series and nothing in
+/// another, so full-size frames are left to the kernel unless the port asks.
+pub const TX_COPY_MAX_DEFAULT: usize = 1024;
 /// The most bounce frames a socket keeps: more than one poll iteration queues between
 /// two reaps (four 32-packet batches), few enough that their pages stay in the TLB.
 /// When all are in flight, a short packet leaves from the frame it came in.
@@ -113,23 +128,28 @@ impl XskQueue {
         let mut zero_copy = 0u64;
         let mut bounced = 0u64;
         let bounce_max = side.bounce_max;
-        let short = |start: usize, len: usize| {
-            len <= bounce_max && start + len.next_multiple_of(prefetch::LINE) <= FRAME_SIZE
+        // Short packets always (their lines are hot), longer ones when cold; the copy,
+        // rounded up to whole lines, must end within the frame.
+        let bounce = |start: usize, len: usize, cold: bool| {
+            len <= bounce_max
+                && (len <= BOUNCE_MAX || cold)
+                && start + len.next_multiple_of(prefetch::LINE) <= FRAME_SIZE
         };
         for mut p in batch.pkts.drain(..) {
             // Where the packet leaves from: (frame, offset in it, length).
             let lent = p.lent_frame();
+            let cold = p.lent_frame_is_cold();
             if lent.is_some() {
                 p.take_frame();
             }
             let out = match lent {
-                Some((idx, start, len)) if short(start, len) => {
+                Some((idx, start, len)) if bounce(start, len, cold) => {
                     match side.bounce_frame(pool, store) {
                         Some(t) => {
                             // SAFETY: `idx` was lent to `p` (the whole slot is ours until
                             // it goes back to the pool) and `t` is free; both are
                             // FRAME_SIZE slots of the region, and the copy, rounded up to
-                            // whole lines, ends within either (`short`).
+                            // whole lines, ends within either (`bounce`).
                             unsafe {
                                 let (src, dst) = (
                                     store.frame_ptr(idx).as_ptr().add(start),
