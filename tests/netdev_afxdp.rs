@@ -204,6 +204,10 @@ fn cold_long_frames_leave_from_bounce_frames() {
     assert!(copied >= COLD, "only {copied} cold frames captured");
     assert_eq!(pb.bounced_sends(), COLD * rounds);
     assert_eq!(pb.zero_copy_sends(), WARM * rounds);
+    // What an operator sees (dpif/show's "copied").
+    let st = pb.stats();
+    assert_eq!(st.tx_copied, COLD * rounds, "{st:?}");
+    assert_eq!(st.tx_packets, (COLD + WARM) * rounds, "{st:?}");
 
     // A tx_copy_max below the frames' length: cold or not, they go as they came.
     let mut txq = pc.open_txq(0).unwrap();
@@ -212,6 +216,7 @@ fn cold_long_frames_leave_from_bounce_frames() {
     round(txq.as_mut(), &cold, &warm);
     assert_eq!(pc.bounced_sends(), 0);
     assert_eq!(pc.zero_copy_sends(), COLD + WARM);
+    assert_eq!(pc.stats().tx_copied, 0);
 }
 
 #[test]

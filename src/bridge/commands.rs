@@ -160,6 +160,15 @@ fn rx_drop_causes(st: &PortStats) -> String {
     )
 }
 
+/// How many of a port's sent packets it copied first (`PortStats::tx_copied`), for
+/// `dpif/show`; nothing for a port that copied none.
+fn tx_copies(st: &PortStats) -> String {
+    if st.tx_copied == 0 {
+        return String::new();
+    }
+    format!(" (copied:{})", st.tx_copied)
+}
+
 /// `dpif/show`: each datapath with its counters, then each bridge's ports as
 /// `name ofport/dp_port: (type)`, as OVS prints them.
 fn dpif_show(switch: &Switch) -> String {
@@ -201,13 +210,14 @@ fn dpif_show(switch: &Switch) -> String {
                         let st = &dpp.stats;
                         let _ = writeln!(
                             out,
-                            "    {} {}/{}: ({}) rx:{} tx:{} rx_dropped:{}{} tx_dropped:{}",
+                            "    {} {}/{}: ({}) rx:{} tx:{}{} rx_dropped:{}{} tx_dropped:{}",
                             p.name,
                             p.ofport,
                             p.dp_port,
                             dpp.port_type,
                             st.rx_packets,
                             st.tx_packets,
+                            tx_copies(st),
                             st.rx_dropped,
                             rx_drop_causes(st),
                             st.tx_dropped
@@ -246,5 +256,16 @@ mod tests {
             ..PortStats::default()
         };
         assert_eq!(rx_drop_causes(&st), "");
+    }
+
+    #[test]
+    fn tx_copies_appear_once_there_are_any() {
+        assert_eq!(tx_copies(&PortStats::default()), "");
+        let st = PortStats {
+            tx_packets: 9,
+            tx_copied: 4,
+            ..PortStats::default()
+        };
+        assert_eq!(tx_copies(&st), " (copied:4)");
     }
 }

@@ -50,6 +50,11 @@ pub struct PortStats {
     pub rx_queue_full: u64,
     /// Packets that could not be sent (ring full, link down).
     pub tx_dropped: u64,
+    /// Packets sent from a copy the port made first, where sending the original would
+    /// have cost the kernel more (AF_XDP copy mode: a short packet, or a cold one up to
+    /// `tx_copy_max`, copied into a hot bounce frame). Part of `tx_packets`; 0 for ports
+    /// that never do this.
+    pub tx_copied: u64,
     /// Receive errors reported by the device.
     pub rx_errors: u64,
     /// Transmit errors reported by the device.

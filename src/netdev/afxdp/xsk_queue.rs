@@ -570,6 +570,7 @@ impl XskQueue {
         s.tx_packets += c.tx_packets.get();
         s.tx_bytes += c.tx_bytes.get();
         s.tx_dropped += c.tx_dropped.get();
+        s.tx_copied += c.tx_bounced.get();
         if let Some(k) = xdp_statistics(self.fd()) {
             s.rx_dropped += k.rx_dropped + k.rx_ring_full;
             s.rx_no_buffer += k.rx_fill_ring_empty_descs;
