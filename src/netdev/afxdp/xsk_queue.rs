@@ -60,7 +60,7 @@ const FILL_BATCH: usize = 64;
 /// rates here), so its lines, and its page in the kernel's own 4 KiB mapping of the
 /// umem, are out of cache, and the copy-mode transmit's copy of it cost 200-800 more
 /// kernel cycles per packet than its copy from a hot bounce frame we copied it into
-/// first, for 70-300 more of ours (`tx_copy_max`; BENCHMARKS.md, twenty-first session). A PMD that keeps up takes frames
+/// first, for 60-300 more of ours (`tx_copy_max`; BENCHMARKS.md, twenty-first session). A PMD that keeps up takes frames
 /// a batch or two behind the kernel's, still warm, and leaves the copy to the kernel.
 pub const COLD_BACKLOG: u32 = 1024;
 /// Consecutive empty polls between two looks at the fill ring while idle (a zero-copy

@@ -28,7 +28,7 @@
 //! up to the port's `tx_copy_max` (default `TX_COPY_MAX_DEFAULT`), with the C library's
 //! `memcpy`: wide loads with several lines in flight, where the kernel's copy of the same
 //! cold page (and the walk of its page table, whose entries are as cold) took 200-800
-//! cycles more per packet for 256-1,024-byte frames under a CPU quota, against 70-300
+//! cycles more per packet for 256-1,024-byte frames under a CPU quota, against 60-300
 //! for ours (BENCHMARKS.md, twenty-first session). A frame taken a batch or two behind the kernel is still warm:
 //! copying it first changed no processing cycles there and only added user time, so it
 //! goes as it came.
