@@ -72,6 +72,18 @@ fn leftovers(netns: &[&str], tmp_prefix: &str) -> Vec<String> {
     left
 }
 
+/// The run table's row of `workload` and `switch`, failing unless the switch was offered
+/// some load and delivered more than half of it.
+fn forwarded_row<'a>(out: &'a str, workload: &str, switch: &str) -> Vec<&'a str> {
+    let r = row(out, &format!("| {workload} | {switch} |"));
+    let (offered, delivered) = (number(r[2]), number(r[3]));
+    assert!(
+        offered > 10_000.0 && delivered > offered / 2.0,
+        "{switch}, {workload}: offered {offered}, delivered {delivered}:\n{out}"
+    );
+    r
+}
+
 #[test]
 fn throughput_script_forwards_a_workload_through_both_switches_and_cleans_up() {
     let out = run_script(
@@ -85,21 +97,11 @@ fn throughput_script_forwards_a_workload_through_both_switches_and_cleans_up() {
     );
     // Workload c at another length: both switches forward it, and the table names it.
     for sw in ["rvswitch", "ovs"] {
-        let r = row(&out, &format!("| c: 1 flow, 512 B | {sw} |"));
-        let (offered, delivered) = (number(r[2]), number(r[3]));
-        assert!(
-            offered > 10_000.0 && delivered > offered / 2.0,
-            "{sw}, c: offered {offered}, delivered {delivered}:\n{out}"
-        );
+        forwarded_row(&out, "c: 1 flow, 512 B", sw);
     }
     assert!(out.contains("workload c with 512-byte frames"), "{out}");
     for sw in ["rvswitch", "ovs"] {
-        let r = row(&out, &format!("| a: 1 flow, 64 B | {sw} |"));
-        let (offered, delivered) = (number(r[2]), number(r[3]));
-        assert!(
-            offered > 10_000.0 && delivered > offered / 2.0,
-            "{sw}: offered {offered}, delivered {delivered}:\n{out}"
-        );
+        let r = forwarded_row(&out, "a: 1 flow, 64 B", sw);
         let cycles = number(r[5]);
         assert!(cycles > 0.0, "{sw}: processing cycles {cycles}:\n{out}");
         // Both busy-poll here, so the user cycles less idle polling are given unless the
