@@ -58,10 +58,9 @@ const FILL_BATCH: usize = 64;
 /// queued at least this many frames behind it: a backlog, the PMD behind its load. The
 /// kernel wrote it on the core that received it a millisecond or more earlier (at the
 /// rates here), so its lines, and its page in the kernel's own 4 KiB mapping of the
-/// umem, are out of cache, and the copy-mode transmit's copy of it cost 200-800 more
-/// kernel cycles per packet than its copy from a hot bounce frame we copied it into
-/// first, for 60-300 more of ours (`tx_copy_max`; BENCHMARKS.md, twenty-first session). A PMD that keeps up takes frames
-/// a batch or two behind the kernel's, still warm, and leaves the copy to the kernel.
+/// umem, are out of cache; a copy-mode socket copies it before the kernel does (`xsk_tx`,
+/// `tx_copy_max`). A PMD that keeps up takes frames a batch or two behind the kernel's,
+/// still warm, and leaves the copy to the kernel.
 pub const COLD_BACKLOG: u32 = 1024;
 /// Consecutive empty polls between two looks at the fill ring while idle (a zero-copy
 /// driver that ran dry and asks for a wakeup), and between two `publish`es.

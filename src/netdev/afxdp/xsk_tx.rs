@@ -27,11 +27,11 @@
 //! from behind a backlog of `COLD_BACKLOG` frames or more, a PMD that has fallen behind),
 //! up to the port's `tx_copy_max` (default `TX_COPY_MAX_DEFAULT`), with the C library's
 //! `memcpy`: wide loads with several lines in flight, where the kernel's copy of the same
-//! cold page (and the walk of its page table, whose entries are as cold) took 200-800
-//! cycles more per packet for 256-1,024-byte frames under a CPU quota, against 60-300
-//! for ours (BENCHMARKS.md, twenty-first session). A frame taken a batch or two behind the kernel is still warm:
-//! copying it first changed no processing cycles there and only added user time, so it
-//! goes as it came.
+//! cold page (and the walk of its page table, whose entries are as cold) took 190-790
+//! cycles more per packet for 256-1,024-byte frames under a CPU quota than its copy from
+//! a hot bounce frame, against 60-300 for ours (BENCHMARKS.md, twenty-first session). A
+//! frame taken a batch or two behind the kernel is still warm: copying it first changed
+//! no processing cycles there and only added user time, so it goes as it came.
 
 use std::sync::atomic::Ordering;
 
@@ -85,12 +85,13 @@ pub(super) struct TxSide {
 /// (`PacketBuf::lent_frame_is_cold`), up to `tx_copy_max`.
 pub const BOUNCE_MAX: usize = 2 * prefetch::LINE;
 /// The default `tx_copy_max`. Under overload (the PMD under a CPU quota, the frames cold,
-/// BENCHMARKS.md, twenty-first session) copying them before the kernel did took 10-23%
+/// BENCHMARKS.md, twenty-first session) copying them before the kernel did took 11-23%
 /// fewer CPU cycles a packet at 1,024 bytes and 7-20% at 256, and delivered 12-30% and
-/// 8-26% more. Our copy costs about 18 cycles a cold line and saves the kernel's copy
-/// a roughly fixed ~300-500 (its page walk and cold lines), so the gain shrinks with the
-/// length: at 1,518 bytes it was 5-13% more delivered in one series and nothing in
-/// another, so full-size frames are left to the kernel unless the port asks.
+/// 8-26% more. Our copy costs about 18 cycles a cold line; the kernel saved 190-520 at
+/// 256 bytes and 330-790 at 1,024, much of it per frame (the page walk), not per line.
+/// So the gain shrinks with the length: at 1,518 bytes it was 5-13% more delivered in
+/// one series and nothing in another, and full-size frames are left to the kernel
+/// unless the port asks.
 pub const TX_COPY_MAX_DEFAULT: usize = 1024;
 /// The most bounce frames a socket keeps: more than one poll iteration queues between
 /// two reaps (four 32-packet batches), few enough that their pages stay in the TLB.
