@@ -84,6 +84,55 @@ fn forwarded_row<'a>(out: &'a str, workload: &str, switch: &str) -> Vec<&'a str>
     r
 }
 
+/// Checks `workload`'s row of the targets table of a one-run output against the
+/// figures it gives, and returns its count of runs that met both targets. A figure
+/// within rounding of its threshold is not judged.
+fn target_verdicts(out: &str, workload: &str) -> u32 {
+    let r = row(out, &format!("| {workload} | met in "));
+    // "met in N of 1 (figures)" -> (N, figures)
+    let verdict = |cell: &str| -> (u32, String) {
+        let (head, figures) = cell
+            .strip_prefix("met in ")
+            .and_then(|c| c.split_once(" of 1 ("))
+            .unwrap_or_else(|| panic!("{workload}: verdict cell {cell:?}:\n{out}"));
+        (
+            number(head) as u32,
+            figures.trim_end_matches(')').to_string(),
+        )
+    };
+    let (user_met, user) = verdict(r[1]);
+    let ratio = number(&user);
+    if (ratio - 0.5).abs() > 0.001 {
+        assert_eq!(
+            user_met,
+            u32::from(ratio <= 0.5),
+            "{workload}: {:?}:\n{out}",
+            r[1]
+        );
+    }
+    let (delivered_met, delivered) = verdict(r[2]);
+    let (x, share) = delivered
+        .split_once(" / ")
+        .map(|(x, s)| (number(x), number(s)))
+        .unwrap_or_else(|| panic!("{workload}: {:?}:\n{out}", r[2]));
+    if (x - 1.15).abs() > 0.005 && (share - 98.0).abs() > 0.05 {
+        let met = x >= 1.15 || share >= 98.0;
+        assert_eq!(
+            delivered_met,
+            u32::from(met),
+            "{workload}: {:?}:\n{out}",
+            r[2]
+        );
+    }
+    let both = number(r[3].trim_end_matches(" of 1")) as u32;
+    assert_eq!(
+        both,
+        user_met.min(delivered_met),
+        "{workload}: {r:?}:\n{out}"
+    );
+    both
+}
+
 #[test]
 fn throughput_script_forwards_a_workload_through_both_switches_and_cleans_up() {
     let out = run_script(
@@ -132,6 +181,16 @@ fn throughput_script_forwards_a_workload_through_both_switches_and_cleans_up() {
             && l.split('|').nth(2).is_some_and(|c| c.trim().ends_with('x'))
     });
     assert!(ratio_row.is_some(), "no ratio row:\n{out}");
+    // The targets table: each verdict follows from the figures it shows.
+    let both: Vec<u32> = ["a: 1 flow, 64 B", "c: 1 flow, 512 B"]
+        .iter()
+        .map(|wl| target_verdicts(&out, wl))
+        .collect();
+    let all_met = format!(
+        "Runs in which every workload here met both targets: {} of 1",
+        both.iter().min().unwrap()
+    );
+    assert!(out.contains(&all_met), "expected {all_met:?}:\n{out}");
     assert!(out.contains("packets per output batch"), "{out}");
     assert!(out.contains("own TSC accounting"), "{out}");
     // rvswitch's input port asks for a deep ring by default (E2E_RVS_RXQ_DESC), and
