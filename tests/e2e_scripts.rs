@@ -115,7 +115,7 @@ fn target_verdicts(out: &str, workload: &str) -> u32 {
         .split_once(" / ")
         .map(|(x, s)| (number(x), number(s)))
         .unwrap_or_else(|| panic!("{workload}: {:?}:\n{out}", r[2]));
-    if (x - 1.15).abs() > 0.005 && (share - 98.0).abs() > 0.05 {
+    if (x - 1.15).abs() > 0.0005 && (share - 98.0).abs() > 0.005 {
         let met = x >= 1.15 || share >= 98.0;
         assert_eq!(
             delivered_met,
@@ -203,6 +203,135 @@ fn throughput_script_forwards_a_workload_through_both_switches_and_cleans_up() {
     assert!(out.contains("rvswitch tx_copy_max 1514"), "{out}");
     let left = leftovers(&["e2e-src", "e2e-dst"], "rvs-e2e.");
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// One line of `report.awk`'s input: a run of `workload` through `switch` with these
+/// offered and delivered rates, processing cycles and user share (the other figures
+/// fixed).
+fn result_line(workload: &str, switch: &str, rates: (u32, u32), cycles: u32, user: f64) -> String {
+    let (offered, delivered) = rates;
+    format!(
+        "{workload}\t{switch}\t{offered}\t{delivered}\t{cycles}\t{user}\t{cycles}\t{cycles}\t300\t0\t0\t0\t10\t{}\n",
+        offered * 8
+    )
+}
+
+/// The targets table judges each run on its own, at the thresholds exactly: a formula
+/// ratio of 0.5 and a delivered ratio of 1.15 or share of 98% meet them, a hair past
+/// does not, and only a run in which every workload met both is named. No switches:
+/// the report alone, on figures made up for the edges.
+#[test]
+fn throughput_report_judges_each_run_against_the_targets_at_their_edges() {
+    let runs = [
+        // a: formula 140/280 = 0.5, delivered 0.98x at 98.0% of offered: both met.
+        // c: formula 0.3, delivered 1.149x at 97.9%: delivered missed.
+        [
+            (
+                "a",
+                (1_000_000, 980_000),
+                1000,
+                14.0,
+                (1_000_000, 1_000_000),
+                1400,
+                20.0,
+            ),
+            (
+                "c",
+                (979_000, 958_441),
+                1000,
+                6.0,
+                (900_000, 834_000),
+                1000,
+                20.0,
+            ),
+        ],
+        // a: formula 141/280 = 0.504, missed; delivered 1.15x: met.
+        // c: both met (formula 0.3, all of the offered load delivered).
+        [
+            (
+                "a",
+                (1_500_000, 1_150_000),
+                1000,
+                14.1,
+                (1_000_000, 1_000_000),
+                1400,
+                20.0,
+            ),
+            (
+                "c",
+                (800_000, 800_000),
+                1000,
+                6.0,
+                (900_000, 800_000),
+                1000,
+                20.0,
+            ),
+        ],
+        // Both workloads meet both.
+        [
+            (
+                "a",
+                (1_000_000, 1_000_000),
+                1000,
+                10.0,
+                (1_000_000, 900_000),
+                1400,
+                20.0,
+            ),
+            (
+                "c",
+                (800_000, 800_000),
+                1000,
+                6.0,
+                (900_000, 800_000),
+                1000,
+                20.0,
+            ),
+        ],
+    ];
+    let mut input = String::new();
+    for run in &runs {
+        for &(wl, ours, ours_cycles, ours_user, theirs, theirs_cycles, theirs_user) in run {
+            input += &result_line(wl, "rvswitch", ours, ours_cycles, ours_user);
+            input += &result_line(wl, "ovs", theirs, theirs_cycles, theirs_user);
+        }
+    }
+    let mut child = Command::new("awk")
+        .args([
+            "-F",
+            "\t",
+            "-v",
+            "reps=3",
+            "-v",
+            "clen=1518",
+            "-v",
+            "busy=0",
+            "-f",
+        ])
+        .arg(root().join("benches/e2e/report.awk"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("awk");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = String::from_utf8(out.stdout).unwrap();
+    for expected in [
+        "| a: 1 flow, 64 B | met in 2 of 3 (0.500, 0.504, 0.357) | \
+         met in 3 of 3 (0.980x / 98.00%, 1.150x / 76.67%, 1.111x / 100.00%) | 2 of 3 |",
+        "| c: 1 flow, 1518 B | met in 3 of 3 (0.300, 0.300, 0.300) | \
+         met in 2 of 3 (1.149x / 97.90%, 1.000x / 100.00%, 1.000x / 100.00%) | 2 of 3 |",
+        "Runs in which every workload here met both targets: 1 of 3 (#3)",
+    ] {
+        assert!(out.contains(expected), "expected {expected:?} in:\n{out}");
+    }
 }
 
 #[test]
