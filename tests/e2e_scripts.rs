@@ -205,11 +205,14 @@ fn throughput_script_forwards_a_workload_through_both_switches_and_cleans_up() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
-/// One line of `report.awk`'s input: a run of `workload` through `switch` with these
-/// offered and delivered rates, processing cycles and user share (the other figures
-/// fixed).
-fn result_line(workload: &str, switch: &str, rates: (u32, u32), cycles: u32, user: f64) -> String {
-    let (offered, delivered) = rates;
+/// One side of a made-up run for `report.awk`: offered pps, delivered pps, processing
+/// cycles per packet, user share (%).
+type Side = (u32, u32, u32, f64);
+
+/// One line of `report.awk`'s input: a run of `workload` through `switch` (the other
+/// figures fixed).
+fn result_line(workload: &str, switch: &str, side: Side) -> String {
+    let (offered, delivered, cycles, user) = side;
     format!(
         "{workload}\t{switch}\t{offered}\t{delivered}\t{cycles}\t{user}\t{cycles}\t{cycles}\t300\t0\t0\t0\t10\t{}\n",
         offered * 8
@@ -222,78 +225,51 @@ fn result_line(workload: &str, switch: &str, rates: (u32, u32), cycles: u32, use
 /// the report alone, on figures made up for the edges.
 #[test]
 fn throughput_report_judges_each_run_against_the_targets_at_their_edges() {
-    let runs = [
+    // c meeting both: formula 60/200 = 0.3, all of the offered load delivered.
+    const C_BOTH: (&str, Side, Side) = (
+        "c",
+        (800_000, 800_000, 1000, 6.0),
+        (900_000, 800_000, 1000, 20.0),
+    );
+    let runs: [[(&str, Side, Side); 2]; 3] = [
         // a: formula 140/280 = 0.5, delivered 0.98x at 98.0% of offered: both met.
         // c: formula 0.3, delivered 1.149x at 97.9%: delivered missed.
         [
             (
                 "a",
-                (1_000_000, 980_000),
-                1000,
-                14.0,
-                (1_000_000, 1_000_000),
-                1400,
-                20.0,
+                (1_000_000, 980_000, 1000, 14.0),
+                (1_000_000, 1_000_000, 1400, 20.0),
             ),
             (
                 "c",
-                (979_000, 958_441),
-                1000,
-                6.0,
-                (900_000, 834_000),
-                1000,
-                20.0,
+                (979_000, 958_441, 1000, 6.0),
+                (900_000, 834_000, 1000, 20.0),
             ),
         ],
         // a: formula 141/280 = 0.504, missed; delivered 1.15x: met.
-        // c: both met (formula 0.3, all of the offered load delivered).
         [
             (
                 "a",
-                (1_500_000, 1_150_000),
-                1000,
-                14.1,
-                (1_000_000, 1_000_000),
-                1400,
-                20.0,
+                (1_500_000, 1_150_000, 1000, 14.1),
+                (1_000_000, 1_000_000, 1400, 20.0),
             ),
-            (
-                "c",
-                (800_000, 800_000),
-                1000,
-                6.0,
-                (900_000, 800_000),
-                1000,
-                20.0,
-            ),
+            C_BOTH,
         ],
         // Both workloads meet both.
         [
             (
                 "a",
-                (1_000_000, 1_000_000),
-                1000,
-                10.0,
-                (1_000_000, 900_000),
-                1400,
-                20.0,
+                (1_000_000, 1_000_000, 1000, 10.0),
+                (1_000_000, 900_000, 1400, 20.0),
             ),
-            (
-                "c",
-                (800_000, 800_000),
-                1000,
-                6.0,
-                (900_000, 800_000),
-                1000,
-                20.0,
-            ),
+            C_BOTH,
         ],
     ];
     let mut input = String::new();
     for run in &runs {
-        for &(wl, ours, ours_cycles, ours_user, theirs, theirs_cycles, theirs_user) in run {
-            input += &result_line(wl, "rvswitch", ours, ours_cycles, ours_user);
-            input += &result_line(wl, "ovs", theirs, theirs_cycles, theirs_user);
+        for &(wl, ours, theirs) in run {
+            input += &result_line(wl, "rvswitch", ours);
+            input += &result_line(wl, "ovs", theirs);
         }
     }
     let mut child = Command::new("awk")
