@@ -219,6 +219,25 @@ fn result_line(workload: &str, switch: &str, side: Side) -> String {
     )
 }
 
+/// `report.awk`'s output for `input`, which holds `reps` runs of each workload and switch.
+fn report(input: &str, reps: u32) -> String {
+    use std::io::Write;
+    let mut child = Command::new("awk")
+        .args(["-F", "\t", "-v", &format!("reps={reps}")])
+        .args(["-v", "clen=1518", "-v", "busy=0", "-f"])
+        .arg(root().join("benches/e2e/report.awk"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("awk");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// The targets table judges each run on its own, at the thresholds exactly: a formula
 /// ratio of 0.5 and a delivered ratio of 1.15 or share of 98% meet them, a hair past
 /// does not, and only a run in which every workload met both is named. No switches:
@@ -272,33 +291,7 @@ fn throughput_report_judges_each_run_against_the_targets_at_their_edges() {
             input += &result_line(wl, "ovs", theirs);
         }
     }
-    let mut child = Command::new("awk")
-        .args([
-            "-F",
-            "\t",
-            "-v",
-            "reps=3",
-            "-v",
-            "clen=1518",
-            "-v",
-            "busy=0",
-            "-f",
-        ])
-        .arg(root().join("benches/e2e/report.awk"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("awk");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let out = String::from_utf8(out.stdout).unwrap();
+    let out = report(&input, 3);
     for expected in [
         "| a: 1 flow, 64 B | met in 2 of 3 (0.500, 0.504, 0.357) | \
          met in 3 of 3 (0.980x / 98.00%, 1.150x / 76.67%, 1.111x / 100.00%) | 2 of 3 |",
@@ -308,6 +301,15 @@ fn throughput_report_judges_each_run_against_the_targets_at_their_edges() {
     ] {
         assert!(out.contains(expected), "expected {expected:?} in:\n{out}");
     }
+    // Without OVS in the run nothing is judged, and no run is said to meet the targets.
+    let alone: String = input
+        .lines()
+        .filter(|l| !l.contains("\tovs\t"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let out = report(&alone, 3);
+    assert!(out.contains("judged against OVS in the same run"), "{out}");
+    assert!(!out.contains("met both targets"), "{out}");
 }
 
 #[test]

@@ -83,19 +83,28 @@ END {
 # delivered at least 1.15x OVS's or at least 98% of the offered load (the generator is
 # then the limit). Compared unrounded, and shown to three decimals (shares to two) so
 # that a figure that misses by a hair does not read as the threshold.
-function targets(   i, k, w, ru, rd, sh, uok, dok, nu, nd, nb, ucell, dcell, all, good, runs) {
-    nb = 0
-    for (k = 1; k <= reps; k++) all[k] = 1
+function targets(   i, k, w, ru, rd, sh, uok, dok, nu, nd, nb, ucell, dcell, all, good, runs, judged) {
+    judged = 0
+    for (i = 1; i <= nw; i++) judged += ((order[i], "rvswitch", 1) in del) && ((order[i], "ovs", 1) in del)
     print ""
-    print "Against the targets of issue 5, each run on its own: user cycles/pkt by the issue formula at most 0.5x OVS; delivered pps at least 1.15x OVS, or at least 98% of the offered load."
+    if (!judged) {
+        print "The targets of issue 5 are judged against OVS in the same run: run both rvswitch and ovs (E2E_SWITCHES) to see them."
+        return
+    }
+    for (k = 1; k <= reps; k++) all[k] = 1
+    print "Against the targets of issue 5, each run on its own: user cycles/pkt by the issue's formula at most 0.5x OVS's; delivered pps at least 1.15x OVS's, or at least 98% of the offered load."
     print "| workload | user cycles/pkt <= 0.5x OVS (rvswitch/OVS per run) | delivered >= 1.15x OVS or >= 98% of offered (rvswitch/OVS, delivered/offered per run) | runs meeting both |"
     print "|---|---|---|---:|"
     for (i = 1; i <= nw; i++) {
         w = order[i]
-        if (!((w, "rvswitch", 1) in del) || !((w, "ovs", 1) in del)) continue
         nu = nd = nb = 0; ucell = dcell = ""
         for (k = 1; k <= reps; k++) {
-            if (!((w, "rvswitch", k) in del) || !((w, "ovs", k) in del)) { all[k] = 0; continue }
+            # A run without both switches judges nothing, and fails every workload.
+            if (!((w, "rvswitch", k) in del) || !((w, "ovs", k) in del)) {
+                all[k] = 0
+                ucell = ucell (k > 1 ? ", " : "") "n/a"; dcell = dcell (k > 1 ? ", " : "") "n/a"
+                continue
+            }
             ru = (usr[w, "rvswitch", k] >= 0 && usr[w, "ovs", k] > 0) ? usr[w, "rvswitch", k] / usr[w, "ovs", k] : -1
             rd = del[w, "ovs", k] > 0 ? del[w, "rvswitch", k] / del[w, "ovs", k] : -1
             sh = off[w, "rvswitch", k] > 0 ? del[w, "rvswitch", k] / off[w, "rvswitch", k] : 0
