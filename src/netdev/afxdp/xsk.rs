@@ -91,16 +91,14 @@ pub struct ProdRing<T>(Ring<T>);
 
 impl<T: Copy> ConsRing<T> {
     /// Entries the kernel has produced that we have not consumed (consumer side),
-    /// reading the kernel's index only when the cached one says none.
+    /// reading the kernel's index only when the cached one shows fewer than `want`.
     #[inline(always)]
     fn available(&mut self, want: u32) -> u32 {
-        let mut n = self.0.theirs.wrapping_sub(self.0.ours);
-        if n < want {
+        if self.behind() < want {
             // SAFETY: the index word is in our mapping.
             self.0.theirs = unsafe { self.0.producer.as_ref() }.load(Ordering::Acquire);
-            n = self.0.theirs.wrapping_sub(self.0.ours);
         }
-        n
+        self.behind()
     }
 
     /// Consumes up to `out.len()` entries into `out`; returns how many.
@@ -124,7 +122,7 @@ impl<T: Copy> ConsRing<T> {
     /// side; as far as the last look at its index knows). Does not consume it.
     #[inline(always)]
     pub fn peek(&self, i: u32) -> Option<T> {
-        if i >= self.0.theirs.wrapping_sub(self.0.ours) {
+        if i >= self.behind() {
             return None;
         }
         let idx = self.0.ours.wrapping_add(i) & self.0.mask;
