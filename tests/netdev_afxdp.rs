@@ -128,15 +128,13 @@ fn queued_frames_leave_at_the_flush_and_not_before() {
     assert_eq!(port.stats().tx_packets, 20);
 }
 
-/// With `tx_copy_max` raised to the MTU, long received frames leave from the tx side's
-/// bounce frames (the C library's copy), byte for byte as trafgen sent them, each round
-/// a frame of its own so that a copy of a stale frame would show.
 /// Received frames longer than two lines leave a copy-mode socket from a bounce frame
 /// when they are cold (the kernel had queued `COLD_BACKLOG` frames or more behind them)
 /// and in the frame they came in otherwise, or when longer than the port's
 /// `tx_copy_max` (default `TX_COPY_MAX_DEFAULT`). Each round queues `COLD` frames, then
 /// `COLD_BACKLOG` more, before polling: the first two batches have at least
-/// `COLD_BACKLOG` behind them.
+/// `COLD_BACKLOG` behind them. The copies leave byte for byte as trafgen sent them, each
+/// round's frames their own so that a copy of a stale frame would show.
 #[test]
 fn cold_long_frames_leave_from_bounce_frames() {
     const COLD: u64 = 2 * MAX_BURST as u64;
