@@ -1,8 +1,8 @@
 //! Where an AF_XDP port's received frames land in their umem slots, how long they may be,
 //! and how queued transmits leave (root; real veth pairs, trafgen as the sender):
-//! - frames are staggered over eight cache-line positions of their slots, so a batch's
+//! - frames are staggered over sixteen cache-line positions of their slots, so a batch's
 //!   headers do not all map to one L1 set, and arrive intact;
-//! - a frame as long as the staggered limit (3,392 bytes) arrives whole; a device whose
+//! - a frame as long as the staggered limit (2,880 bytes) arrives whole; a device whose
 //!   MTU needs more gets unstaggered slots and its longer frames arrive too;
 //! - batches queued with `send` wait for `flush`, and one flush sends them all.
 
@@ -57,10 +57,10 @@ fn receive_offsets(v: &VethNs, rxq: &mut dyn Rxq, frame: &[u8], count: u64) -> V
 }
 
 #[test]
-fn received_frames_are_staggered_over_eight_cache_lines_of_their_slots() {
+fn received_frames_are_staggered_over_sixteen_cache_lines_of_their_slots() {
     let v = VethNs::new("ly", 1);
     let port = open_generic(&v);
-    assert_eq!(port.rx_frame_max(), 3392);
+    assert_eq!(port.rx_frame_max(), 2880);
     let mut rxq = port.open_rxq(0).unwrap();
     let frame = test_frame(v.peer_mac(), b"stagger", 1, 64);
     let offsets = receive_offsets(&v, &mut *rxq, &frame, 200);
@@ -77,8 +77,8 @@ fn received_frames_are_staggered_over_eight_cache_lines_of_their_slots() {
         .collect();
     assert_eq!(
         positions,
-        (0..8).collect::<BTreeSet<_>>(),
-        "every one of the eight positions is used"
+        (0..16).collect::<BTreeSet<_>>(),
+        "every one of the sixteen positions is used"
     );
 }
 
@@ -148,14 +148,14 @@ fn full_size_pings(v: &VethNs, port: &AfxdpNetdev, mtu: usize) -> Vec<(usize, us
 
 #[test]
 fn frames_up_to_the_staggered_limit_arrive_whole() {
-    // 3,374 + 18 (Ethernet, one VLAN tag) = 3,392: the largest MTU staggered slots hold.
-    let (v, port) = port_at_mtu("lm", 3374, 3392);
-    full_size_pings(&v, &port, 3374);
+    // 2,862 + 18 (Ethernet, one VLAN tag) = 2,880: the largest MTU staggered slots hold.
+    let (v, port) = port_at_mtu("lm", 2862, 2880);
+    full_size_pings(&v, &port, 2862);
     // Raised after the port opened, the MTU lets through frames its slots cannot hold:
     // the kernel drops them (counted), it does not write past the slot.
-    set_mtu(&v, 3500);
+    set_mtu(&v, 3000);
     let dropped = port.stats().rx_dropped;
-    let seen = receive_pings(&v, &port, 3500 - 28);
+    let seen = receive_pings(&v, &port, 3000 - 28);
     assert!(seen.is_empty(), "{seen:?}");
     assert!(port.stats().rx_dropped >= dropped + 5, "{:?}", port.stats());
 }

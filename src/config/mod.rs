@@ -77,7 +77,7 @@ pub struct GlobalConfig {
     /// `tx-flush-interval`); 0 sends at the end of every poll iteration.
     pub tx_flush_interval_us: u32,
     /// Longest a PMD may sleep between polls while it keeps up with its load (its
-    /// iterations take in fewer than two to three batches), in microseconds (OVS's
+    /// iterations take in fewer than three to four batches), in microseconds (OVS's
     /// `pmd-maxsleep`): spends latency to save the core and batch more; 0 busy-polls.
     pub pmd_max_sleep_us: u32,
     /// Longest a busy-polling PMD spins after a light iteration (no rx queue handed over

@@ -113,7 +113,7 @@ pub enum IdlePolicy {
     /// spin is booked as idle time: the PMD could have done other work in it.
     BatchWait(Duration),
     /// Sleep between polls while the PMD keeps up: after an iteration that took in fewer
-    /// packets than `SLEEP_TARGET` (two batches), sleep `SLEEP_STEP` longer than before
+    /// packets than `SLEEP_TARGET` (three batches), sleep `SLEEP_STEP` longer than before
     /// (twice as long after an empty one), up to this; above the target shorter, within
     /// it the same; a queue that filled every batch of its visit ends the sleep
     /// (`sleep::next_load_sleep`). OVS 3.1's `pmd-maxsleep`, which ends the sleep at

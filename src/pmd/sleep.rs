@@ -38,8 +38,8 @@ fn next_wait(last: Duration, busiest: usize, max: Duration) -> Duration {
 
 /// Packets per iteration under which a `LoadBasedSleep` PMD sleeps longer next time,
 /// and from which on it sleeps shorter (in between it keeps its sleep): the sleep
-/// settles where each iteration takes in two to three batches.
-pub const SLEEP_TARGET: std::ops::Range<usize> = 2 * MAX_BURST..3 * MAX_BURST;
+/// settles where each iteration takes in three to four batches.
+pub const SLEEP_TARGET: std::ops::Range<usize> = 3 * MAX_BURST..4 * MAX_BURST;
 
 /// The sleep level of a `LoadBasedSleep` thread after an iteration, from the level before
 /// it, the packets the iteration took in (`got`) and whether some rx queue filled every
@@ -52,8 +52,12 @@ pub const SLEEP_TARGET: std::ops::Range<usize> = 2 * MAX_BURST..3 * MAX_BURST;
 /// full one (the batch wait's rule, `next_wait`) settled at one batch of 21.9 packets
 /// per iteration at 1.2 Mpps of one 64-byte flow with 50 us allowed; aiming at two to
 /// three batches shares those costs among more packets: 102-119 user cycles per packet
-/// against 147-154 (BENCHMARKS.md, sixteenth session). It costs a packet up to the
-/// sleep it arrives in, within the maximum the operator chose.
+/// against 147-154 (BENCHMARKS.md, sixteenth session). At 0.6-1.1 Mpps and 50 us that
+/// target held the sleep near 36 us and ~76 packets an iteration; three to four
+/// batches let it reach the maximum and carry ~100 (twenty-third session, with the
+/// rx ring's lazier index reads and the wider frame stagger: user cycles per packet
+/// 0.93 times the old build's, median of eight alternating pairs). It costs a packet up
+/// to the sleep it arrives in, within the maximum the operator chose.
 ///
 /// An empty iteration doubles the sleep: 1 us steps take 2,000 iterations (2 s, most
 /// of them short sleeps that cost more to enter than they save) to reach a 2 ms

@@ -316,7 +316,7 @@ impl AfxdpNetdev {
         }
     }
 
-    /// The longest frame the port receives (its sockets' smallest limit): 3,392 bytes
+    /// The longest frame the port receives (its sockets' smallest limit): 2,880 bytes
     /// with staggered frames, 3,840 without.
     pub fn rx_frame_max(&self) -> usize {
         self.queues

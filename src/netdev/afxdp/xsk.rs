@@ -104,7 +104,15 @@ impl<T: Copy> ConsRing<T> {
     /// Consumes up to `out.len()` entries into `out`; returns how many.
     #[inline(always)]
     pub fn consume(&mut self, out: &mut [T]) -> usize {
-        let n = self.available(out.len() as u32).min(out.len() as u32);
+        self.consume_refreshing_below(out, out.len() as u32)
+    }
+
+    /// As `consume`, but reads the kernel's index only when fewer than `below` entries
+    /// are known to be there: a ring the kernel writes from another core costs a
+    /// cross-core miss per look, and a part batch already known is worth taking as is.
+    #[inline(always)]
+    pub fn consume_refreshing_below(&mut self, out: &mut [T], below: u32) -> usize {
+        let n = self.available(below).min(out.len() as u32);
         for (i, slot) in out.iter_mut().enumerate().take(n as usize) {
             let idx = self.0.ours.wrapping_add(i as u32) & self.0.mask;
             // SAFETY: idx <= mask < size entries in the mapping; the kernel produced it.
