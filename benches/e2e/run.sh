@@ -46,7 +46,8 @@
 # packet, so compare runs taken at similar figures (a run waits up to 10 s for the figure
 # to settle). Then rvswitch/OVS ratios per workload, and a table of the two
 # targets judged in each run (repetition) on its own, with the runs in which every
-# workload met both. Each rvswitch run's progress
+# workload met both, counted again with user CPU cycles per packet in place of the
+# formula (report.awk says why the two part with sleeps). Each rvswitch run's progress
 # line is followed by its own TSC accounting from pmd-stats-show (the share of processing
 # cycles spent inside its fast-path system calls, and the cycles per packet outside them),
 # which needs no sampling and cross-checks perf's split; OVS has no such counter.
