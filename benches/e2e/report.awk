@@ -88,7 +88,7 @@ END {
 # sleeps the two part: the formula multiplies processing cycles, which leave out a
 # sleep's on-CPU cost, by a share whose denominator holds it, so the switch that sleeps
 # more often per packet has its user cycles scaled down further.
-function targets(   i, k, w, ru, rc, rd, sh, uok, cok, dok, nu, nd, nb, ucell, dcell, all, allc, good, runs, judged) {
+function targets(   i, k, w, ru, rc, rd, sh, uok, cok, dok, nu, nd, nb, ucell, dcell, all, allc, judged) {
     judged = 0
     for (i = 1; i <= nw; i++) judged += ((order[i], "rvswitch", 1) in del) && ((order[i], "ovs", 1) in del)
     print ""
@@ -125,10 +125,12 @@ function targets(   i, k, w, ru, rc, rd, sh, uok, cok, dok, nu, nd, nb, ucell, d
         }
         printf "| %s | met in %d of %d (%s) | met in %d of %d (%s) | %d of %d |\n", n[w], nu, reps, ucell, nd, reps, dcell, nb, reps
     }
+    print "Runs in which every workload here met both targets: " runs_named(all)
+    print "With user CPU cycles/pkt (on-CPU time per packet x user share) at most 0.5x OVS's in place of the formula: " runs_named(allc)
+}
+# "K of N", and the runs k with ok[k] set: "K of N (#1, #3)".
+function runs_named(ok,   k, good, runs) {
     good = 0; runs = ""
-    for (k = 1; k <= reps; k++) if (all[k]) { good++; runs = runs (runs == "" ? "" : ", ") "#" k }
-    printf "Runs in which every workload here met both targets: %d of %d%s\n", good, reps, (good ? " (" runs ")" : "")
-    good = 0; runs = ""
-    for (k = 1; k <= reps; k++) if (allc[k]) { good++; runs = runs (runs == "" ? "" : ", ") "#" k }
-    printf "With user CPU cycles/pkt (on-CPU time per packet x user share) at most 0.5x OVS's in place of the formula: %d of %d%s\n", good, reps, (good ? " (" runs ")" : "")
+    for (k = 1; k <= reps; k++) if (ok[k]) { good++; runs = runs (runs == "" ? "" : ", ") "#" k }
+    return good " of " reps (good ? " (" runs ")" : "")
 }

@@ -14,9 +14,9 @@
 //!   registered with unaligned chunks (`XDP_UMEM_UNALIGNED_CHUNK_FLAG`) takes any fill
 //!   address, so frame `i` is filled `(i % STAGGER_SLOTS) * STAGGER_STEP` bytes into its
 //!   slot and consecutive frames' headers fall in different sets (16 of the 64). The
-//!   chunk such a socket
-//!   registers is a slot minus the largest stagger, so no received frame runs past its
-//!   slot; that caps the frames it receives at `STAGGERED_RX_MAX` bytes.
+//!   chunk such a socket registers is a slot minus the largest stagger, so no received
+//!   frame runs past its slot; that caps the frames it receives at `STAGGERED_RX_MAX`
+//!   bytes.
 //! - **Offsets in descriptors.** For an unaligned-chunk socket the kernel reports a
 //!   received frame as its fill address in the low 48 bits plus the data's offset from it
 //!   in the high 16 (`XSK_UNALIGNED_BUF_OFFSET_SHIFT`); an aligned socket's addresses have
@@ -29,7 +29,7 @@ use crate::packet::prefetch;
 pub const STAGGER_STEP: usize = prefetch::LINE;
 /// Fill positions frames cycle through on a staggered socket: the headers of any 16
 /// consecutive frames in distinct L1 sets. Eight measured as well as sixteen on the
-/// AMD host of the fourteenth session; on the Intel one of the twenty-third (48 KiB,
+/// AMD host of the fifth session; on the Intel one of the twenty-third (48 KiB,
 /// 12-way L1) eight sets held a batch's headers, the next batch's prefetched ones and
 /// everything else those sets map, and the transmit bounce copy and the parser stalled
 /// on header lines already read once: 7.1% and 3.4% of a sleeping PMD's user samples
