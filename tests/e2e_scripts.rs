@@ -191,6 +191,12 @@ fn throughput_script_forwards_a_workload_through_both_switches_and_cleans_up() {
         both.iter().min().unwrap()
     );
     assert!(out.contains(&all_met), "expected {all_met:?}:\n{out}");
+    // And counted again with measured user CPU cycles in place of the formula.
+    assert!(
+        out.contains("in place of the formula: 0 of 1")
+            || out.contains("in place of the formula: 1 of 1 (#1)"),
+        "{out}"
+    );
     assert!(out.contains("packets per output batch"), "{out}");
     assert!(out.contains("own TSC accounting"), "{out}");
     // rvswitch's input port asks for a deep ring by default (E2E_RVS_RXQ_DESC), and

@@ -46,12 +46,15 @@ function median(v, m,   i, j, t) {
     for (i = 2; i <= m; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
     return (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
 }
+# x[w, rvswitch, k] / x[w, ovs, k], or -1 where either figure is missing.
+function ratio(x, w, k) {
+    return (((w, "rvswitch", k) in x) && ((w, "ovs", k) in x) && x[w, "ovs", k] > 0 && x[w, "rvswitch", k] >= 0) ? x[w, "rvswitch", k] / x[w, "ovs", k] : -1
+}
 # Median and range of the paired ratios x[w, rvswitch, k] / x[w, ovs, k].
 function paired(x, w, suffix,   k, m, v, t) {
     m = 0
     for (k = 1; k <= reps; k++)
-        if (((w, "rvswitch", k) in x) && ((w, "ovs", k) in x) && x[w, "ovs", k] > 0 && x[w, "rvswitch", k] >= 0)
-            v[++m] = x[w, "rvswitch", k] / x[w, "ovs", k]
+        if ((t = ratio(x, w, k)) >= 0) v[++m] = t
     if (m == 0) return "n/a"
     t = median(v, m)
     return m == 1 ? sprintf("%.2f%s", t, suffix) : sprintf("%.2f%s (%.2f-%.2f)", t, suffix, v[1], v[m])
@@ -110,12 +113,10 @@ function targets(   i, k, w, ru, rc, rd, sh, uok, cok, dok, nu, nd, nb, ucell, d
                 ucell = ucell (k > 1 ? ", " : "") "n/a"; dcell = dcell (k > 1 ? ", " : "") "n/a"
                 continue
             }
-            ru = (usr[w, "rvswitch", k] >= 0 && usr[w, "ovs", k] > 0) ? usr[w, "rvswitch", k] / usr[w, "ovs", k] : -1
-            rd = del[w, "ovs", k] > 0 ? del[w, "rvswitch", k] / del[w, "ovs", k] : -1
+            ru = ratio(usr, w, k); rc = ratio(cusr, w, k); rd = ratio(del, w, k)
             sh = off[w, "rvswitch", k] > 0 ? del[w, "rvswitch", k] / off[w, "rvswitch", k] : 0
             uok = ru >= 0 && ru <= 0.5
             dok = (rd >= 1.15) || (sh >= 0.98)
-            rc = (cusr[w, "rvswitch", k] >= 0 && cusr[w, "ovs", k] > 0) ? cusr[w, "rvswitch", k] / cusr[w, "ovs", k] : -1
             cok = rc >= 0 && rc <= 0.5
             nu += uok; nd += dok; nb += uok && dok
             if (!(uok && dok)) all[k] = 0

@@ -65,10 +65,10 @@ pub const COLD_BACKLOG: u32 = 1024;
 /// The rx ring's producer index is read again only when fewer frames than this (or than
 /// the batch has room for) are known to be waiting. The kernel writes that index on the
 /// core that receives, so each read is a cross-core miss (4% of a sleeping PMD's user
-/// samples on one 64-byte flow): a PMD that woke to 90 frames took two batches of 32
-/// and then read the index again for the 26 it already knew of. Half a batch known is
-/// taken as it is; less than that is worth a look for more.
-pub const RX_REFRESH_BELOW: u32 = MAX_BURST as u32 / 2;
+/// samples on one 64-byte flow): a PMD that woke to 90 frames used to take two batches
+/// of 32 and then read the index again for the 26 it already knew of. Half a batch
+/// known is taken as it is; less than that is worth a look for more.
+const RX_REFRESH_BELOW: u32 = MAX_BURST as u32 / 2;
 /// Consecutive empty polls between two looks at the fill ring while idle (a zero-copy
 /// driver that ran dry and asks for a wakeup), and between two `publish`es.
 pub const IDLE_CHECK_EVERY: u32 = 64;
