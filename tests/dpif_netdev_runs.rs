@@ -14,6 +14,8 @@ use rvswitch::dpif::{DpAction, FlowPut, FlowPutMode};
 use rvswitch::dpif_netdev::{PmdDatapath, PmdDatapathConfig};
 use rvswitch::netdev::dummy::DummyNetdev;
 use rvswitch::netdev::Netdev;
+use rvswitch::packet::wire::build::{ipv4_frame, L4};
+use rvswitch::packet::wire::{ethernet, ipv4, tcp};
 use rvswitch::packet::{ethertype, FlowKey, FlowMask, PacketBatch, PacketBuf};
 use rvswitch::pmd::{PmdCounters, PmdStats, PollWork};
 
@@ -249,24 +251,32 @@ fn without_auto_bypass_every_batch_consults_the_emc() {
     assert_eq!(b.counters.snapshot().emc_trials, 0);
 }
 
-/// A TCP/IPv4 segment of one connection to 10.0.1.1 with `flags`, sequence number `seq`
-/// and a payload of `len` bytes (checksums left zero: the datapath does not check them).
-fn tcp_segment(flags: u8, seq: u32, len: usize) -> Vec<u8> {
-    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
-    let total = (20 + 20 + len) as u16;
-    f.extend_from_slice(&[0x45, 0]);
-    f.extend_from_slice(&total.to_be_bytes());
-    f.extend_from_slice(&(seq as u16).to_be_bytes()); // identification
-    f.extend_from_slice(&[0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 1, 1]);
-    f.extend_from_slice(&40000u16.to_be_bytes());
-    f.extend_from_slice(&80u16.to_be_bytes());
-    f.extend_from_slice(&seq.to_be_bytes());
-    f.extend_from_slice(&(seq / 2).to_be_bytes()); // acknowledgment
-    f.extend_from_slice(&[0x50, flags]);
-    f.extend_from_slice(&(1000 + seq as u16).to_be_bytes()); // window
-    f.extend_from_slice(&[0, 0, 0, 0]);
-    f.extend(std::iter::repeat(seq as u8).take(len));
-    f
+/// A TCP/IPv4 segment of one connection to 10.0.1.1 with `flags` and sequence number
+/// `seq`, from which the identification, acknowledgment number and window are made too,
+/// so that consecutive segments differ in them.
+fn tcp_segment(flags: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
+    let eth = ethernet::Repr {
+        dst: [0x02, 0, 0, 0, 0, 2],
+        src: [0x02, 0, 0, 0, 0, 1],
+        ..Default::default()
+    };
+    let ip = ipv4::Repr {
+        src: u32::from_be_bytes([10, 0, 0, 1]),
+        dst: u32::from_be_bytes([10, 0, 1, 1]),
+        ttl: 64,
+        ident: seq as u16,
+        dont_frag: true,
+        ..Default::default()
+    };
+    let t = tcp::Repr {
+        src_port: 40000,
+        dst_port: 80,
+        seq,
+        ack: seq / 2,
+        flags,
+        window: 1000 + seq as u16,
+    };
+    ipv4_frame(&eth, &ip, &L4::Tcp(t, payload)).unwrap()
 }
 
 #[test]
@@ -275,19 +285,16 @@ fn a_connections_segments_keep_each_ones_flags_through_a_batch() {
     // key leaves out (identification, sequence and acknowledgment numbers, window) and
     // in what it holds (the flags): the batch runs the one-flow path, and the megaflow's
     // stats must still see every segment's own flags, not only the first's.
-    const SYN: u8 = 0x02;
-    const ACK: u8 = 0x10;
-    const PSH: u8 = 0x08;
-    const FIN: u8 = 0x01;
+    use tcp::flags::{ACK, FIN, PSH, SYN};
     let mut b = Bench::new();
     let (k, m) = put_flow(&mut b.dp, 1, 2);
     let frames = vec![
-        tcp_segment(SYN, 100, 0),
-        tcp_segment(ACK, 101, 6),
-        tcp_segment(ACK, 107, 6),
-        tcp_segment(ACK | PSH, 113, 6),
-        tcp_segment(ACK, 119, 6),
-        tcp_segment(FIN | ACK, 125, 6),
+        tcp_segment(SYN, 100, b""),
+        tcp_segment(ACK, 101, b"abcdef"),
+        tcp_segment(ACK, 107, b"ghijkl"),
+        tcp_segment(ACK | PSH, 113, b"mnopqr"),
+        tcp_segment(ACK, 119, b"stuvwx"),
+        tcp_segment(FIN | ACK, 125, b"yz0123"),
     ];
     let (d, a, bb) = b.run(&frames);
     assert_eq!(a, frames, "every segment out, in order, unchanged");
@@ -297,7 +304,7 @@ fn a_connections_segments_keep_each_ones_flags_through_a_batch() {
     assert_eq!(f.stats.packets, frames.len() as u64);
     assert_eq!(
         f.stats.tcp_flags,
-        u16::from(SYN | ACK | PSH | FIN),
+        SYN | ACK | PSH | FIN,
         "each segment's own flags counted"
     );
 }
