@@ -94,7 +94,11 @@
 #   percentage of a core, in 5 ms periods, so it falls behind the offered load without
 #   sharing its core and caches with another process), E2E_C_FRAME_LEN (workload c's
 #   frame length in bytes with the FCS, 64-1518, default 1518: the frames between the
-#   64-byte and 1518-byte workloads, e.g. for choosing tx_copy_max).
+#   64-byte and 1518-byte workloads, e.g. for choosing tx_copy_max), E2E_RPS_CPUS (an I/O
+#   variant: the hex CPU mask written to the switch input veth e2e-s0's rps_cpus, e.g. 2
+#   to steer the kernel's receive work, generic XDP and the copy into the AF_XDP socket,
+#   from trafgen's core onto the PMD's; default: none, the kernel receives on the
+#   sender's core).
 # Needs root, trafgen, clang, iproute2, ovs-vswitchd/ovsdb-server; installs linux-perf
 # with apt-get if perf is missing. Builds rvswitch in release mode. Removes everything it
 # created on exit, including Ctrl-C.
@@ -127,6 +131,8 @@ STEAL_TRIES=${E2E_STEAL_TRIES:-3}
 case $MAX_STOLEN_PCT in [0-9]|[1-9][0-9]|100) ;; *) echo "e2e: E2E_MAX_STOLEN_PCT=$MAX_STOLEN_PCT: expected a percentage from 0 to 100" >&2; exit 1 ;; esac
 case $STEAL_TRIES in [1-9]) ;; *) echo "e2e: E2E_STEAL_TRIES=$STEAL_TRIES: expected 1 to 9 windows" >&2; exit 1 ;; esac
 PMD_QUOTA=${E2E_PMD_QUOTA:-}
+RPS_CPUS=${E2E_RPS_CPUS:-}
+case $RPS_CPUS in ''|1|2|3) ;; *) echo "e2e: E2E_RPS_CPUS=$RPS_CPUS: expected a hexadecimal CPU mask 1, 2 or 3" >&2; exit 1 ;; esac
 C_FRAME_LEN=${E2E_C_FRAME_LEN:-1518}
 [[ "$C_FRAME_LEN" =~ ^[1-9][0-9]{1,3}$ ]] && [ "$C_FRAME_LEN" -ge 64 ] && [ "$C_FRAME_LEN" -le 1518 ] || {
     echo "e2e: E2E_C_FRAME_LEN=$C_FRAME_LEN: expected a frame length from 64 to 1518 bytes (with the FCS)" >&2; exit 1; }
@@ -197,6 +203,10 @@ topology() {
     clang -O2 "$ROOT/benches/e2e/xsk_drops.c" -o "$WORK/xsk_drops"
     ip -n $DST_NS link set dev e2e-d1 xdp obj "$WORK/xdp_drop.o" sec xdp 2>/dev/null ||
         ip -n $DST_NS link set dev e2e-d1 xdpgeneric obj "$WORK/xdp_drop.o" sec xdp
+    if [ -n "$RPS_CPUS" ]; then
+        echo "$RPS_CPUS" > /sys/class/net/e2e-s0/queues/rx-0/rps_cpus ||
+            die "E2E_RPS_CPUS=$RPS_CPUS: could not write e2e-s0's rps_cpus"
+    fi
 }
 
 # The workload's trafgen packet: src -> dst MAC, UDP/IPv4.
