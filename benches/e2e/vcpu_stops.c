@@ -1,6 +1,6 @@
 /* Counts the times this VM's vCPU stood still: a loop pinned to one core reads the TSC
  * as fast as it can and sorts every gap between two reads by length. Run one per core
- * at the same time to see what the host does when both vCPUs are busy (BENCHMARKS.md,
+ * at the same time to see what the host does when both vCPUs are busy (benches/e2e/HISTORY.md,
  * eighteenth session: 100 ms stops, a host CPU quota):
  *
  *   gcc -O2 -o /tmp/vcpu_stops benches/e2e/vcpu_stops.c

@@ -5,7 +5,7 @@
 //! dpcls is small (a subtable or two, its few megaflows hot in L1) the lookup a hit saves
 //! is cheaper than that read, and the EMC costs more than it saves: 10,000 64-byte UDP
 //! flows through NORMAL (one megaflow), 562 cycles per packet outside system calls with
-//! the EMC against 434 without it (BENCHMARKS.md, thirteenth session). OVS leaves that
+//! the EMC against 434 without it (benches/e2e/HISTORY.md, thirteenth session). OVS leaves that
 //! choice to the operator (`emc-insert-inv-prob=0` turns its EMC off for good); here the
 //! thread measures. At the start of every epoch of `EPOCH_BATCHES` batches it times the
 //! lookup stage (hashing, EMC, dpcls) of `TRIAL_BATCHES` batches with EMC lookups and as

@@ -67,7 +67,7 @@ impl PmdDatapath {
         // Hash the batch (a batch after parsing: reading a key as words right after the
         // parser wrote it field by field stalls on store forwarding) and find the
         // repeats. A repeat's compare replaces a hash and a lookup: 26-29 fewer cycles
-        // per packet for one 64-byte flow end to end (BENCHMARKS.md, tenth session).
+        // per packet for one 64-byte flow end to end (benches/e2e/HISTORY.md, tenth session).
         // Without EMC lookups only the rare insertion needs a hash, and makes its own.
         let mut repeats = 0u32;
         let mut prev_rss = None;
@@ -85,7 +85,7 @@ impl PmdDatapath {
         if use_emc {
             // Every candidate entry first, then the compares: with many flows the EMC
             // is megabytes and its keys miss the caches. 10,000 flows end to end: 20-27
-            // fewer cycles per packet (BENCHMARKS.md, tenth session).
+            // fewer cycles per packet (benches/e2e/HISTORY.md, tenth session).
             let mut bits = miss;
             while bits != 0 {
                 let i = bits.trailing_zeros() as usize;

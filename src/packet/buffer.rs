@@ -462,7 +462,7 @@ impl PacketPool {
     /// frame cache. Clearing here rather than when an rx path lends the buffer a frame
     /// means every path that takes a buffer from a pool gets clean metadata without
     /// having to remember to reset it (no measurable cost difference either way:
-    /// BENCHMARKS.md, eleventh session).
+    /// benches/e2e/HISTORY.md, eleventh session).
     #[inline]
     pub fn put(&mut self, mut p: PacketBuf) {
         if let Some(f) = p.take_frame() {

@@ -46,7 +46,7 @@ pub struct FrameStoreError {
 /// sleeps, the PMD's own cycle counts, five pairs): the rx function took 18-89 fewer
 /// cycles per packet, the parser then waited longer for the same header lines (13-27
 /// more), and the iteration's user cycles came out 2% higher to 15% lower
-/// (BENCHMARKS.md, tenth session).
+/// (benches/e2e/HISTORY.md, tenth session).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RegionPages {
     /// Reserved 2 MiB huge pages (`vm.nr_hugepages`).

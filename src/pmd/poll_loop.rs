@@ -256,7 +256,7 @@ fn handle<W: PollWork>(
 /// so the user-space work runs back to back rather than after every kernel transmit
 /// (which evicts the switch's code and data from L1): with the one kick per iteration
 /// (`XskQueue::flush`), a median 296 -> 258 user cycles per packet at saturation on
-/// veth, four pairs; 8 batches per visit measured no better (BENCHMARKS.md). It
+/// veth, four pairs; 8 batches per visit measured no better (benches/e2e/HISTORY.md). It
 /// costs the first packet of an iteration the processing time of up to three more
 /// batches (a few microseconds) before it leaves, and only when packets queue up
 /// anyway; a queue that returns a partial batch is left at once. Other queues of the

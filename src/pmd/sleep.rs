@@ -52,7 +52,7 @@ pub const SLEEP_TARGET: std::ops::Range<usize> = 3 * MAX_BURST..4 * MAX_BURST;
 /// full one (the batch wait's rule, `next_wait`) settled at one batch of 21.9 packets
 /// per iteration at 1.2 Mpps of one 64-byte flow with 50 us allowed; aiming at two to
 /// three batches shares those costs among more packets: 102-119 user cycles per packet
-/// against 147-154 (BENCHMARKS.md, sixteenth session). At 0.6-1.1 Mpps and 50 us that
+/// against 147-154 (benches/e2e/HISTORY.md, sixteenth session). At 0.6-1.1 Mpps and 50 us that
 /// target held the sleep near 36 us and ~76 packets an iteration; three to four
 /// batches let it reach the maximum and carry ~100 (twenty-third session, with the
 /// rx ring's lazier index reads and the wider frame stagger: user cycles per packet
@@ -153,7 +153,7 @@ impl BatchWait {
     /// idle afxdp ports about 10 us of its round trip: its reply, which the kernel
     /// queues on the rx ring within the request's transmit call, waited out the whole
     /// spin that followed (minimum RTT 26-32 us against 17-19 without the wait,
-    /// `benches/e2e/latency.sh`, BENCHMARKS.md).
+    /// `benches/e2e/latency.sh`, benches/e2e/HISTORY.md).
     pub fn after_iteration(&mut self, busiest: usize) -> u64 {
         if busiest == 0 {
             if !self.level.is_zero() {

@@ -9,7 +9,7 @@
 //! well as the cache miss. Keeping 1,024 frames on the ring while the load allows cut the
 //! PMD's user CPU cycles per packet (64-byte UDP at 0.35-0.43 Mpps, 50 us sleeps) from a
 //! median 397 to 330 in seven alternating pairs at 256 frames and to 331 in three at
-//! 1,024 (BENCHMARKS.md). A fixed small ring loses frames when the thread stops for a
+//! 1,024 (benches/e2e/HISTORY.md). A fixed small ring loses frames when the thread stops for a
 //! while: under a CPU quota (3 ms off in every 5) a fixed 256 delivered a fifth less.
 //! So the depth adapts: it doubles as soon as the kernel used more than half of it
 //! between two top-ups, and halves only after a long run of top-ups after receiving

@@ -15,7 +15,7 @@
 //!   default depth; `n_rxq_desc = 131072` (with `afxdp_frames` large enough for the
 //!   store to give every queue a full ring, which the log says) holds 131 ms at 1 Mpps.
 //!   The price: the kernel writes each frame into a cold page, and a PMD in sustained
-//!   overload reads every frame a whole ring after it arrived, cold (BENCHMARKS.md,
+//!   overload reads every frame a whole ring after it arrived, cold (benches/e2e/HISTORY.md,
 //!   eighteenth session); for a PMD with headroom, not one that is always behind.
 //! - `tx_copy_max`: bytes, 0 to 3,840 (default `TX_COPY_MAX_DEFAULT`, 1,024). A copy-mode
 //!   socket sends received packets of up to 128 bytes (`BOUNCE_MAX`) from one of its few
@@ -23,7 +23,7 @@
 //!   they are cold: received from behind a backlog of `COLD_BACKLOG` frames, which only
 //!   a PMD that has fallen behind its load sees. The kernel's copy-mode transmit copies
 //!   every packet anyway, and its copy of a cold page cost more than our copy of it
-//!   plus its copy from a hot one (BENCHMARKS.md, twentieth and twenty-first sessions;
+//!   plus its copy from a hot one (benches/e2e/HISTORY.md, twentieth and twenty-first sessions;
 //!   `xsk_tx`). 128 or less: never copy longer packets; 0: never copy. Zero-copy
 //!   sockets never copy.
 //!

@@ -6,7 +6,7 @@
 //! overload it does not: the ring stands full, and each frame is read and transmitted
 //! some ring's worth of frames after the kernel wrote it, out of cache. Under a CPU quota
 //! (both switches saturated) that cost rvswitch about a tenth of its throughput against
-//! the default ring (BENCHMARKS.md, eighteenth session), and it adds the ring's depth to
+//! the default ring (benches/e2e/HISTORY.md, eighteenth session), and it adds the ring's depth to
 //! every packet's latency.
 //!
 //! So each deep queue watches its rx backlog once per `CHECK_PERIOD_MS`. A backlog of at

@@ -20,7 +20,7 @@
 //! copies lent packets of up to `BOUNCE_MAX` bytes (one or two cache lines, already in
 //! this core's cache from parsing) into *bounce frames*, a few frames used for nothing
 //! else and reused as soon as they complete (`TxSide::bounce`): the kernel's copy fell to
-//! 2.3% of the samples and its cycles per packet by 2-12% (BENCHMARKS.md, nineteenth
+//! 2.3% of the samples and its cycles per packet by 2-12% (benches/e2e/HISTORY.md, nineteenth
 //! session).
 //!
 //! Longer packets are copied only when cold (`PacketBuf::lent_frame_is_cold`: received
@@ -29,7 +29,7 @@
 //! `memcpy`: wide loads with several lines in flight, where the kernel's copy of the same
 //! cold page (and the walk of its page table, whose entries are as cold) took 190-790
 //! cycles more per packet for 256-1,024-byte frames under a CPU quota than its copy from
-//! a hot bounce frame, against 60-300 for ours (BENCHMARKS.md, twenty-first session). A
+//! a hot bounce frame, against 60-300 for ours (benches/e2e/HISTORY.md, twenty-first session). A
 //! frame taken a batch or two behind the kernel is still warm: copying it first changed
 //! no processing cycles there and only added user time, so it goes as it came.
 
@@ -85,7 +85,7 @@ pub(super) struct TxSide {
 /// (`PacketBuf::lent_frame_is_cold`), up to `tx_copy_max`.
 pub const BOUNCE_MAX: usize = 2 * prefetch::LINE;
 /// The default `tx_copy_max`. Under overload (the PMD under a CPU quota, the frames cold,
-/// BENCHMARKS.md, twenty-first session) copying them before the kernel did took 11-23%
+/// benches/e2e/HISTORY.md, twenty-first session) copying them before the kernel did took 11-23%
 /// fewer CPU cycles a packet at 1,024 bytes and 7-20% at 256, and delivered 12-30% and
 /// 8-26% more. Our copy costs about 18 cycles a cold line; the kernel saved 190-520 at
 /// 256 bytes and 330-790 at 1,024, much of it per frame (the page walk), not per line.
@@ -260,7 +260,7 @@ impl XskQueue {
     /// drains several full batches (`RX_BURSTS_PER_VISIT`) run its user-space work back
     /// to back instead of refilling its caches after the kernel's transmit path each
     /// time: with four batches per visit, a median 296 -> 258 user cycles per packet at
-    /// saturation (BENCHMARKS.md).
+    /// saturation (benches/e2e/HISTORY.md).
     pub fn flush(&self) {
         if !self.tx_unsent.load(Ordering::Relaxed) {
             return;
