@@ -3,7 +3,7 @@
 //! ovs-vswitchd, print their tables, and leave nothing behind, also when interrupted.
 //! Short runs: this checks
 //! that the scripts work and that traffic really crossed both switches, not how fast
-//! (figures belong in BENCHMARKS.md).
+//! (figures belong in BENCHMARKS.md and benches/e2e/HISTORY.md).
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
@@ -370,6 +370,7 @@ fn throughput_script_refuses_bad_settings_naming_them() {
         ("E2E_C_FRAME_LEN", "big", LEN),
         ("E2E_PMD_QUOTA", "100", "expected a percentage from 1 to 99"),
         ("E2E_RVS_RXQ_DESC", "1000", RING),
+        ("E2E_RPS_CPUS", "core1", "expected a hexadecimal CPU mask"),
     ] {
         let out = Command::new(root().join("benches/e2e/run.sh"))
             .args(["1", "a"])

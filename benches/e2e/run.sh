@@ -132,7 +132,7 @@ case $MAX_STOLEN_PCT in [0-9]|[1-9][0-9]|100) ;; *) echo "e2e: E2E_MAX_STOLEN_PC
 case $STEAL_TRIES in [1-9]) ;; *) echo "e2e: E2E_STEAL_TRIES=$STEAL_TRIES: expected 1 to 9 windows" >&2; exit 1 ;; esac
 PMD_QUOTA=${E2E_PMD_QUOTA:-}
 RPS_CPUS=${E2E_RPS_CPUS:-}
-case $RPS_CPUS in ''|1|2|3) ;; *) echo "e2e: E2E_RPS_CPUS=$RPS_CPUS: expected a hexadecimal CPU mask 1, 2 or 3" >&2; exit 1 ;; esac
+[[ -z "$RPS_CPUS" || "$RPS_CPUS" =~ ^[0-9a-fA-F]{1,8}$ ]] || { echo "e2e: E2E_RPS_CPUS=$RPS_CPUS: expected a hexadecimal CPU mask, e.g. 2 for core 1" >&2; exit 1; }
 C_FRAME_LEN=${E2E_C_FRAME_LEN:-1518}
 [[ "$C_FRAME_LEN" =~ ^[1-9][0-9]{1,3}$ ]] && [ "$C_FRAME_LEN" -ge 64 ] && [ "$C_FRAME_LEN" -le 1518 ] || {
     echo "e2e: E2E_C_FRAME_LEN=$C_FRAME_LEN: expected a frame length from 64 to 1518 bytes (with the FCS)" >&2; exit 1; }
