@@ -12,7 +12,8 @@
 //! many without, in alternating runs so that both see the same traffic, and for the rest
 //! of the epoch uses whichever was cheaper per packet. The EMC wins ties and near-ties:
 //! bypassing needs a margin of 1/16. Insertion goes on while lookups are bypassed, so
-//! the cache is as warm as it would have been when the next trial asks.
+//! the cache is as warm as it would have been when the next trial asks (prefetched and
+//! deferred to the end of the batch's lookups, `lookup.rs`).
 
 /// Batches one decision lasts, its trial included (about half a second at 20 packets
 /// per batch and 0.6 Mpps).
