@@ -7,6 +7,7 @@
 //! N = 100) so the cache fills with elephant flows instead of churning on mice.
 
 use super::flow_table::{FlowRef, FlowTable};
+use crate::packet::huge_array::HugeArray;
 use crate::packet::prefetch::{self, Level, LINE};
 use crate::packet::{FlowKey, FLOW_WORDS};
 
@@ -135,7 +136,10 @@ impl XorShift32 {
 pub struct Emc {
     /// Per slot: the hash of the key cached there (0 and a dead flow when empty).
     hashes: Box<[u32]>,
-    keys: Box<[EmcKey]>,
+    /// On one or two huge pages where the kernel allows (`HugeArray`): a hit, an
+    /// insertion and their prefetches read a random slot, and on 4 KiB pages each took a
+    /// TLB miss.
+    keys: HugeArray<EmcKey>,
     flows: Box<[FlowRef]>,
     /// Inserting when `rng <= insert_threshold`; `None` disables insertion.
     insert_threshold: Option<u32>,
@@ -147,7 +151,7 @@ impl Emc {
     pub fn new(inv_prob: u32, seed: u32) -> Self {
         let mut emc = Emc {
             hashes: vec![0; EMC_ENTRIES].into_boxed_slice(),
-            keys: vec![EmcKey(FlowKey::default()); EMC_ENTRIES].into_boxed_slice(),
+            keys: HugeArray::new(EMC_ENTRIES, EmcKey(FlowKey::default())),
             flows: vec![FlowRef::NONE; EMC_ENTRIES].into_boxed_slice(),
             insert_threshold: None,
             rng: XorShift32::new(seed),

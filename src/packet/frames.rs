@@ -22,6 +22,8 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
+use super::huge_array::transparent_huge_bytes;
+
 /// Bytes per frame: a `PacketBuf`'s whole buffer (headroom plus the largest frame).
 pub const FRAME_SIZE: usize = super::buffer::BUF_SIZE;
 /// Frames in the store by default (256 MiB, as much as Open vSwitch gives four AF_XDP
@@ -315,38 +317,10 @@ unsafe fn populate(p: *mut u8, len: usize) {
     }
 }
 
-/// Bytes of the mapping that starts at `start` that the kernel backs with transparent
-/// huge pages (`AnonHugePages` in /proc/self/smaps; 0 if it cannot tell).
-fn transparent_huge_bytes(start: usize) -> usize {
-    smaps_field(start, "AnonHugePages:")
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
-
-/// The rest of the line `field` (e.g. "AnonHugePages:") of the mapping that starts at
-/// `start`, from /proc/self/smaps.
-fn smaps_field(start: usize, field: &str) -> Option<String> {
-    let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
-    let mut in_region = false;
-    for line in smaps.lines() {
-        // A mapping's first line starts with its address range, "from-to perms ...".
-        let from = line
-            .split_once('-')
-            .and_then(|(from, _)| usize::from_str_radix(from, 16).ok());
-        if let Some(from) = from {
-            in_region = from == start;
-        } else if in_region {
-            if let Some(rest) = line.strip_prefix(field) {
-                return Some(rest.to_string());
-            }
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packet::huge_array::smaps_field;
 
     #[test]
     fn the_region_is_on_huge_pages_where_the_kernel_allows() {

@@ -12,6 +12,7 @@
 pub mod buffer;
 pub mod flow_key;
 pub mod frames;
+pub mod huge_array;
 pub mod parse;
 pub mod prefetch;
 pub mod rewrite;
