@@ -22,7 +22,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use super::huge_array::transparent_huge_bytes;
+use super::huge_array::{map_transparent_huge, transparent_huge_bytes, HUGE_PAGE};
 
 /// Bytes per frame: a `PacketBuf`'s whole buffer (headroom plus the largest frame).
 pub const FRAME_SIZE: usize = super::buffer::BUF_SIZE;
@@ -174,30 +174,24 @@ impl FrameStore {
             (p, RegionPages::HugeTlb)
         } else {
             // Else plain private memory the kernel may back with transparent huge pages
-            // (shared anonymous memory is shmem, whose huge pages are off by default). A
-            // fork(2) gives the child a copy (the kernel copies pinned pages rather than
-            // sharing them); the daemon spawns its helpers without copying its memory.
-            let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
-            // SAFETY: an anonymous mapping at no fixed address.
-            let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, -1, 0) };
-            if p == libc::MAP_FAILED {
-                return Err(len_err(std::io::Error::last_os_error()));
-            }
-            // Advice only: without it (transparent huge pages off) the region is on
-            // 4 KiB pages, which the log reports.
-            // SAFETY: advice on the mapping just made; it does not change its contents.
-            unsafe { libc::madvise(p, len, libc::MADV_HUGEPAGE) };
+            // (shared anonymous memory is shmem, whose huge pages are off by default), on
+            // whole 2 MiB pages (the frames end where they end). A fork(2) gives the child
+            // a copy (the kernel copies pinned pages rather than sharing them); the
+            // daemon spawns its helpers without copying its memory.
+            let p = map_transparent_huge(len.next_multiple_of(HUGE_PAGE))
+                .map_err(len_err)?
+                .as_ptr();
             // Fault every page in now (the fast path must not take page faults), after
             // the advice so that the faults take huge pages.
             // SAFETY: writes within the mapping just made.
-            unsafe { populate(p.cast(), len) };
+            unsafe { populate(p, len) };
             let huge_bytes = transparent_huge_bytes(p as usize);
             let pages = if huge_bytes > 0 {
                 RegionPages::Transparent { huge_bytes }
             } else {
                 RegionPages::Small
             };
-            (p, pages)
+            (p.cast(), pages)
         };
         Ok(FrameStore {
             base: NonNull::new(p.cast()).expect("mmap returned a non-null address"),

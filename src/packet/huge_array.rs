@@ -38,39 +38,12 @@ impl<T: Copy> HugeArray<T> {
             .checked_mul(len)
             .expect("HugeArray size overflows");
         let map_len = bytes.max(1).div_ceil(HUGE_PAGE) * HUGE_PAGE;
-        let oom = || {
+        let Ok(base) = map_transparent_huge(map_len) else {
             std::alloc::handle_alloc_error(
                 Layout::from_size_align(map_len, HUGE_PAGE).expect("a valid layout"),
             )
         };
-        // Map one huge page more than needed and unmap the ends outside the aligned
-        // middle: mmap(2) aligns to 4 KiB only.
-        let over = map_len + HUGE_PAGE;
-        let prot = libc::PROT_READ | libc::PROT_WRITE;
-        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
-        // SAFETY: an anonymous mapping at no fixed address.
-        let raw = unsafe { libc::mmap(std::ptr::null_mut(), over, prot, flags, -1, 0) };
-        if raw == libc::MAP_FAILED {
-            oom();
-        }
-        let raw = raw as usize;
-        let start = raw.next_multiple_of(HUGE_PAGE);
-        let head = start - raw;
-        let tail = over - head - map_len;
-        // SAFETY: both ranges are parts of the mapping just made that the array will not
-        // use (a zero-length munmap is skipped: it would fail with EINVAL).
-        unsafe {
-            if head > 0 {
-                libc::munmap(raw as *mut libc::c_void, head);
-            }
-            if tail > 0 {
-                libc::munmap((start + map_len) as *mut libc::c_void, tail);
-            }
-            // Advice only: without it (transparent huge pages off, or `madvise` mode
-            // refusing) the memory stays on 4 KiB pages and works the same.
-            libc::madvise(start as *mut libc::c_void, map_len, libc::MADV_HUGEPAGE);
-        }
-        let ptr = NonNull::new(start as *mut T).expect("mmap returned a non-null address");
+        let ptr = base.cast::<T>();
         // Every element written: this faults the pages in now, after the advice, so that
         // the faults take huge pages, and leaves every element initialised.
         for i in 0..len {
@@ -110,6 +83,41 @@ impl<T: Copy> Drop for HugeArray<T> {
         // SAFETY: the mapping `new` made; `T: Copy` has no destructor to run.
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.map_len) };
     }
+}
+
+/// A private anonymous mapping of `len` bytes (a multiple of `HUGE_PAGE`), aligned to
+/// 2 MiB and advised `MADV_HUGEPAGE`, not yet faulted in: the caller writes every page
+/// before the fast path uses it, so that the faults take huge pages. mmap(2) aligns to
+/// 4 KiB only, so it maps one huge page more and unmaps the ends outside the aligned
+/// middle. Where transparent huge pages are off the memory is on 4 KiB pages and works
+/// the same.
+pub(crate) fn map_transparent_huge(len: usize) -> std::io::Result<NonNull<u8>> {
+    assert!(len % HUGE_PAGE == 0 && len > 0, "whole huge pages");
+    let over = len + HUGE_PAGE;
+    let prot = libc::PROT_READ | libc::PROT_WRITE;
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+    // SAFETY: an anonymous mapping at no fixed address.
+    let raw = unsafe { libc::mmap(std::ptr::null_mut(), over, prot, flags, -1, 0) };
+    if raw == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error());
+    }
+    let raw = raw as usize;
+    let start = raw.next_multiple_of(HUGE_PAGE);
+    let head = start - raw;
+    let tail = over - head - len;
+    // SAFETY: both ranges are parts of the mapping just made that the caller will not
+    // use (a zero-length munmap is skipped: it would fail with EINVAL); the advice does
+    // not change the contents.
+    unsafe {
+        if head > 0 {
+            libc::munmap(raw as *mut libc::c_void, head);
+        }
+        if tail > 0 {
+            libc::munmap((start + len) as *mut libc::c_void, tail);
+        }
+        libc::madvise(start as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
+    }
+    Ok(NonNull::new(start as *mut u8).expect("mmap returned a non-null address"))
 }
 
 /// Bytes of the mapping that holds `addr` that the kernel backs with transparent huge
