@@ -110,7 +110,6 @@ impl PmdDatapath {
         // misses on the cold EMC were 4.1% of the PMD's user samples with 10,000 flows
         // end to end; deferred, 0.4% (benches/e2e/HISTORY.md, twenty-ninth session).
         let mut insert = 0u32;
-        let mut insert_refs = [FlowRef::NONE; MAX_BURST];
         let mut pending = miss;
         while pending != 0 {
             let first = pending.trailing_zeros() as usize;
@@ -153,18 +152,20 @@ impl PmdDatapath {
                     let h = packet_hash(&self.keys[i], rss);
                     self.emc.prefetch_insert(h);
                     self.hashes[i] = h;
-                    insert_refs[i] = refs[i];
                     insert |= 1 << i;
                 }
             }
             miss &= !res.hit_bits;
         }
+        // Each such packet's megaflow is the one its disposition already names.
         let mut bits = insert;
         while bits != 0 {
             let i = bits.trailing_zeros() as usize;
             bits &= bits - 1;
-            self.emc
-                .insert(&self.keys[i], self.hashes[i], insert_refs[i], &self.flows);
+            if let Disposition::Flow(r) = self.disp[i] {
+                self.emc
+                    .insert(&self.keys[i], self.hashes[i], r, &self.flows);
+            }
         }
         // Repeats take their predecessor's result, and are counted as it was: an EMC
         // hit, or a megaflow hit that searched as many subtables.

@@ -2,7 +2,7 @@
 //!
 //! A table that the fast path reads at random (the EMC's 1.5 MiB of keys) spans hundreds
 //! of 4 KiB pages, and on a VM every TLB miss is a two-level page walk. With 10,000 flows
-//! the prefetch of a random EMC key line waited on its walk for 6-8% of the batch
+//! the prefetch of a random EMC key line waited on its walk for 5-8% of the batch
 //! pipeline's samples end to end (benches/e2e/HISTORY.md, twenty-ninth session). On one
 //! 2 MiB page the whole table needs one TLB entry. The mapping is aligned to 2 MiB so the
 //! kernel can back it with huge pages at all, and every page is faulted in at creation so
@@ -37,7 +37,7 @@ impl<T: Copy> HugeArray<T> {
         let bytes = std::mem::size_of::<T>()
             .checked_mul(len)
             .expect("HugeArray size overflows");
-        let map_len = bytes.max(1).div_ceil(HUGE_PAGE) * HUGE_PAGE;
+        let map_len = bytes.max(1).next_multiple_of(HUGE_PAGE);
         let Ok(base) = map_transparent_huge(map_len) else {
             std::alloc::handle_alloc_error(
                 Layout::from_size_align(map_len, HUGE_PAGE).expect("a valid layout"),
