@@ -679,10 +679,7 @@ fn execute(dp: &DpifNetlink, p1: OdpPort, p2: OdpPort) -> Result<String, String>
     ];
     f.extend_from_slice(&ip);
     f.extend_from_slice(&[0x30, 0x39, 0x30, 0x39, 0, 8, 0, 0]);
-    let meta = PacketMeta {
-        in_port: p1,
-        ..Default::default()
-    };
+    let meta = PacketMeta::for_port(p1);
     dp.execute(&f, &meta, &[DpAction::Output(p2)])
         .map_err(|e| e.to_string())?;
     let after = dp

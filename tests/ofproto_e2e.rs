@@ -429,10 +429,7 @@ fn datapath_agrees_with_fresh_translation_under_random_changes() {
                     };
                     let f = frame(src, dst, [53, 80, 7][next(3) as usize]);
                     assert!(wait_for(T, || r.backer.is_settled()));
-                    let meta = PacketMeta {
-                        in_port: r.dp_ports[inp - 1],
-                        ..Default::default()
-                    };
+                    let meta = PacketMeta::for_port(r.dp_ports[inp - 1]);
                     let key = parse_frame(&f, &meta);
                     let want = br.translate(&XlateRequest {
                         key: &key,

@@ -10,7 +10,7 @@ use rvswitch::packet::parse::{flow_extract, parse_frame};
 use rvswitch::packet::wire::build::{arp_frame, ipv4_frame, ipv6_frame, raw_frame, L4};
 use rvswitch::packet::wire::ipv6::{ext, ExtRepr};
 use rvswitch::packet::wire::{arp, ethernet, icmpv4, icmpv6, igmp, ipv4, sctp, tcp, udp};
-use rvswitch::packet::{FlowKey, PacketBuf, PacketMeta, TunnelMeta, VlanTag, OFS_NONE};
+use rvswitch::packet::{FlowKey, PacketBuf, PacketMeta, PacketPool, TunnelMeta, VlanTag, OFS_NONE};
 
 #[test]
 fn udp_over_ipv4() {
@@ -40,16 +40,7 @@ fn udp_over_ipv4() {
         (p.meta.l3_ofs, p.meta.l4_ofs, p.meta.l4_proto),
         (14, 34, 17)
     );
-    assert_eq!(
-        parse_frame(
-            &f,
-            &PacketMeta {
-                in_port: 7,
-                ..Default::default()
-            }
-        ),
-        k
-    );
+    assert_eq!(parse_frame(&f, &PacketMeta::for_port(7)), k);
 }
 
 #[test]
@@ -368,11 +359,39 @@ fn ipv6_extension_headers_and_fragments() {
 }
 
 #[test]
+fn a_recycled_buffer_parses_without_its_last_packets_tunnel_metadata() {
+    // `PacketPool::put` resets only the metadata's first line; the tunnel bytes stay
+    // behind and must not reach the next packet's key.
+    let f = udp4_frame();
+    let mut pool = PacketPool::new(1);
+    let mut p = pool.get();
+    p.set_data(&f);
+    p.meta.set_tunnel(TunnelMeta {
+        tun_id: 77,
+        ipv4_dst: 5,
+        ipv6_src: [9; 16],
+        ..Default::default()
+    });
+    let mut k = FlowKey::default();
+    flow_extract(&mut p, &mut k);
+    assert_eq!((k.tun_id, k.tun_ipv4_dst, k.tun_ipv6_src), (77, 5, [9; 16]));
+    pool.put(p);
+    // Written as a receive path does (`set_data` would reset the metadata itself).
+    let mut p = pool.get();
+    p.set_len(f.len());
+    p.data_mut().copy_from_slice(&f);
+    flow_extract(&mut p, &mut k);
+    assert_eq!(k, parse_frame(&f, &PacketMeta::default()));
+    assert_eq!((k.tun_id, k.tun_ipv4_dst, k.tun_ipv6_src), (0, 0, [0; 16]));
+    assert_eq!(p.meta.tunnel(), &TunnelMeta::default());
+}
+
+#[test]
 fn tunnel_metadata_is_copied() {
     let f = udp4_frame();
     let mut p = PacketBuf::from_frame(&f);
     p.meta.recirc_id = 3;
-    p.meta.tunnel = TunnelMeta {
+    p.meta.set_tunnel(TunnelMeta {
         tun_id: 5000,
         ipv4_src: 1,
         ipv4_dst: 2,
@@ -384,7 +403,7 @@ fn tunnel_metadata_is_copied() {
         gnv_opt_hdr: 0x0102_0301,
         gnv_opt_data: 9,
         ..Default::default()
-    };
+    });
     let mut k = FlowKey::default();
     flow_extract(&mut p, &mut k);
     assert_eq!(
@@ -586,10 +605,7 @@ fn parse_frame_meta_matches_flow_extract() {
     )
     .unwrap();
     let (k, p) = parse(&f);
-    let mut meta = PacketMeta {
-        in_port: 7,
-        ..Default::default()
-    };
+    let mut meta = PacketMeta::for_port(7);
     let k2 = rvswitch::packet::parse::parse_frame_meta(&f, &mut meta);
     assert_eq!(k2, k);
     assert_eq!(

@@ -335,7 +335,7 @@ fn tunnel_set_fills_metadata() {
         ..Default::default()
     };
     assert!(apply_set(&mut p, &SetField::Tunnel(t)));
-    assert_eq!(p.meta.tunnel, t);
+    assert_eq!(*p.meta.tunnel(), t);
 }
 
 #[test]

@@ -132,7 +132,7 @@ fn vxlan_over_ipv4_push_then_pop() {
         tun_flag::DONT_FRAGMENT | tun_flag::CSUM | tun_flag::KEY
     );
     assert_eq!((m.tp_src, m.tp_dst), (udp_src_port(0xdead_beef), 4789));
-    assert_eq!(p.meta.tunnel, m);
+    assert_eq!(*p.meta.tunnel(), m);
     assert_eq!(p.meta.l3_ofs, OFS_NONE);
     // the recirculated packet's key carries the tunnel metadata
     let mut k = FlowKey::default();

@@ -297,7 +297,7 @@ impl Dpif for DpifNetlink {
             recirc_id: meta.recirc_id,
             ..Default::default()
         };
-        let t = &meta.tunnel;
+        let t = meta.tunnel();
         (
             k.tun_id,
             k.tun_ipv4_src,

@@ -565,10 +565,7 @@ impl Ofproto {
     /// Traces a raw frame as if it arrived on OpenFlow port `in_port` (the frame is parsed
     /// the way the datapath parses it). No learning.
     pub fn trace_frame(&self, in_port: OfPort, frame: &[u8]) -> Result<String, OfprotoError> {
-        let meta = crate::packet::PacketMeta {
-            in_port: self.trace_in_port(in_port)?,
-            ..Default::default()
-        };
+        let meta = crate::packet::PacketMeta::for_port(self.trace_in_port(in_port)?);
         let key = crate::packet::parse::parse_frame(frame, &meta);
         Ok(self.trace_key(&key, Some(frame)))
     }

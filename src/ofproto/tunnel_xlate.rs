@@ -257,10 +257,7 @@ impl Ctx<'_> {
             if let Some(frame) = neighbor_request(src_mac, local, nh) {
                 ts.queue_send(PendingSend {
                     frame,
-                    meta: PacketMeta {
-                        in_port: internal,
-                        ..PacketMeta::default()
-                    },
+                    meta: PacketMeta::for_port(internal),
                     actions: others.into_iter().map(DpAction::Output).collect(),
                 });
             }

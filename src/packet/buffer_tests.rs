@@ -9,8 +9,11 @@ fn buffers_come_out_of_the_pool_with_default_metadata() {
     p.meta.in_port = 7;
     p.meta.has_hash = true;
     p.meta.hash = 99;
-    p.meta.tunnel.tun_id = 5000;
-    p.meta.tunnel.ipv4_dst = 0x0a00_0001;
+    p.meta.set_tunnel(TunnelMeta {
+        tun_id: 5000,
+        ipv4_dst: 0x0a00_0001,
+        ..Default::default()
+    });
     p.meta.l3_ofs = 14;
     pool.put(p);
     let p = pool.get();
@@ -19,7 +22,9 @@ fn buffers_come_out_of_the_pool_with_default_metadata() {
         (p.meta.in_port, p.meta.has_hash, p.meta.hash, p.meta.l3_ofs),
         (d.in_port, d.has_hash, d.hash, d.l3_ofs)
     );
-    assert_eq!(p.meta.tunnel, d.tunnel, "no tunnel metadata left over");
+    assert_eq!(p.meta.tunnel(), d.tunnel(), "no tunnel metadata left over");
+    assert!(!p.meta.is_tunneled());
+    assert_eq!(p.meta, d);
 }
 
 #[test]

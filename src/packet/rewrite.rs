@@ -64,7 +64,7 @@ fn shift_offsets(pkt: &mut PacketBuf, by: i32) {
 }
 
 /// Applies one masked rewrite. Returns false (and leaves the frame alone) when the packet
-/// lacks the header the rewrite is for. `SetField::Tunnel` sets `pkt.meta.tunnel`.
+/// lacks the header the rewrite is for. `SetField::Tunnel` sets `pkt.meta`'s tunnel metadata.
 #[inline]
 pub fn apply_set(pkt: &mut PacketBuf, set: &SetField) -> bool {
     match set {
@@ -81,7 +81,7 @@ pub fn apply_set(pkt: &mut PacketBuf, set: &SetField) -> bool {
         SetField::Udp { src, dst } => set_ports(pkt, ipproto::UDP, src, dst),
         SetField::Sctp { src, dst } => set_ports(pkt, ipproto::SCTP, src, dst),
         SetField::Tunnel(t) => {
-            pkt.meta.tunnel = *t;
+            pkt.meta.set_tunnel(*t);
             true
         }
     }

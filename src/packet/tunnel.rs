@@ -369,14 +369,14 @@ pub fn tnl_pop(pkt: &mut PacketBuf) -> Result<TunnelMeta, TnlError> {
 /// Validates and strips the outer headers, expecting `kind` when given (a tunnel port on
 /// a non-standard UDP port says what it is). Checks the outer IPv4 header checksum, a
 /// non-zero UDP checksum and a present GRE checksum; refuses fragments and non-Ethernet
-/// payloads. On success the packet is the inner Ethernet frame, `pkt.meta.tunnel` holds
+/// payloads. On success the packet is the inner Ethernet frame, `pkt.meta.tunnel()` holds
 /// the returned metadata and the offsets are cleared for the re-parse; on error the
 /// packet is unchanged.
 pub fn tnl_pop_as(pkt: &mut PacketBuf, kind: Option<TunnelType>) -> Result<TunnelMeta, TnlError> {
     let (meta, inner_off, inner_len) = decode_outer(pkt.data(), kind)?;
     pkt.pull_front(inner_off);
     pkt.set_len(inner_len);
-    pkt.meta.tunnel = meta;
+    pkt.meta.set_tunnel(meta);
     pkt.meta.l3_ofs = OFS_NONE;
     pkt.meta.l4_ofs = OFS_NONE;
     pkt.meta.l4_proto = 0;
