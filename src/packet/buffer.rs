@@ -447,7 +447,7 @@ impl PacketBody {
         self.start = HEADROOM;
         self.len = n;
         self.storage()[HEADROOM..HEADROOM + n].copy_from_slice(&frame[..n]);
-        self.meta = PacketMeta::default();
+        self.meta.reset();
     }
 
     /// Space available to receive into, at the standard headroom: a port's rx path copies
@@ -456,7 +456,7 @@ impl PacketBody {
     pub fn rx_space(&mut self) -> &mut [u8] {
         self.start = HEADROOM;
         self.len = 0;
-        self.meta = PacketMeta::default();
+        self.meta.reset();
         &mut self.storage()[HEADROOM..]
     }
 
