@@ -427,6 +427,9 @@ fn tunnel_metadata_is_copied() {
         ),
         (3, 64, 49152, 4789, 0x0102_0301, 9)
     );
+    // The key's tunnel fields read back as the same metadata (the kernel back end's
+    // upcalls rebuild packet metadata this way).
+    assert_eq!(k.tunnel(), *p.meta.tunnel());
 }
 
 #[test]

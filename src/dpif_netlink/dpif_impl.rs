@@ -297,21 +297,7 @@ impl Dpif for DpifNetlink {
             recirc_id: meta.recirc_id,
             ..Default::default()
         };
-        let t = meta.tunnel();
-        (
-            k.tun_id,
-            k.tun_ipv4_src,
-            k.tun_ipv4_dst,
-            k.tun_ipv6_src,
-            k.tun_ipv6_dst,
-        ) = (t.tun_id, t.ipv4_src, t.ipv4_dst, t.ipv6_src, t.ipv6_dst);
-        (
-            k.tun_flags,
-            k.tun_tos,
-            k.tun_ttl,
-            k.tun_tp_src,
-            k.tun_tp_dst,
-        ) = (t.flags, t.tos, t.ttl, t.tp_src, t.tp_dst);
+        k.set_tunnel(meta.tunnel());
         let mut key = vec![
             key_attr::KeyAttr::RecircId(k.recirc_id),
             key_attr::KeyAttr::InPort(k.in_port),

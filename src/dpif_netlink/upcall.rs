@@ -109,21 +109,8 @@ fn split(msg: &OvsMessage<PacketFamily>) -> Option<RawUpcall<'_>> {
 pub fn meta_from_key(key: &FlowKey) -> PacketMeta {
     let mut meta = PacketMeta::for_port(key.in_port);
     meta.recirc_id = key.recirc_id;
-    let tunnel = TunnelMeta {
-        tun_id: key.tun_id,
-        ipv4_src: key.tun_ipv4_src,
-        ipv4_dst: key.tun_ipv4_dst,
-        ipv6_src: key.tun_ipv6_src,
-        ipv6_dst: key.tun_ipv6_dst,
-        flags: key.tun_flags,
-        tos: key.tun_tos,
-        ttl: key.tun_ttl,
-        tp_src: key.tun_tp_src,
-        tp_dst: key.tun_tp_dst,
-        gnv_opt_hdr: key.tun_gnv_opt_hdr,
-        gnv_opt_data: key.tun_gnv_opt_data,
-    };
-    if tunnel != TunnelMeta::default() {
+    let tunnel = key.tunnel();
+    if tunnel != TunnelMeta::NONE {
         meta.set_tunnel(tunnel);
     }
     meta

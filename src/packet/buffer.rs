@@ -21,7 +21,7 @@ pub const BUF_SIZE: usize = HEADROOM + MAX_FRAME;
 pub const MAX_BURST: usize = 32;
 
 /// Tunnel metadata carried with a decapsulated packet (or set before encapsulation).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TunnelMeta {
     /// Tunnel id (VNI / key).
     pub tun_id: u64,
@@ -47,6 +47,31 @@ pub struct TunnelMeta {
     pub gnv_opt_hdr: u32,
     /// First 4 bytes of that option's data.
     pub gnv_opt_data: u32,
+}
+
+impl TunnelMeta {
+    /// No tunnel: what a packet that met none reads (all zero, as a key without tunnel
+    /// fields).
+    pub const NONE: TunnelMeta = TunnelMeta {
+        tun_id: 0,
+        ipv4_src: 0,
+        ipv4_dst: 0,
+        ipv6_src: [0; 16],
+        ipv6_dst: [0; 16],
+        flags: 0,
+        tos: 0,
+        ttl: 0,
+        tp_src: 0,
+        tp_dst: 0,
+        gnv_opt_hdr: 0,
+        gnv_opt_data: 0,
+    };
+}
+
+impl Default for TunnelMeta {
+    fn default() -> Self {
+        Self::NONE
+    }
 }
 
 /// Value of `PacketMeta::l3_ofs` / `l4_ofs` when the frame has no such header (or was not
@@ -86,22 +111,6 @@ pub struct PacketMeta {
     tunnel: TunnelMeta,
 }
 
-/// The tunnel metadata of a packet that met no tunnel.
-static NO_TUNNEL: TunnelMeta = TunnelMeta {
-    tun_id: 0,
-    ipv4_src: 0,
-    ipv4_dst: 0,
-    ipv6_src: [0; 16],
-    ipv6_dst: [0; 16],
-    flags: 0,
-    tos: 0,
-    ttl: 0,
-    tp_src: 0,
-    tp_dst: 0,
-    gnv_opt_hdr: 0,
-    gnv_opt_data: 0,
-};
-
 impl Default for PacketMeta {
     fn default() -> Self {
         PacketMeta {
@@ -113,7 +122,7 @@ impl Default for PacketMeta {
             has_hash: false,
             l4_proto: 0,
             tunneled: false,
-            tunnel: NO_TUNNEL,
+            tunnel: TunnelMeta::NONE,
         }
     }
 }
@@ -133,7 +142,7 @@ impl PacketMeta {
         if self.tunneled {
             &self.tunnel
         } else {
-            &NO_TUNNEL
+            &TunnelMeta::NONE
         }
     }
 

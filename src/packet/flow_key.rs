@@ -18,6 +18,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::buffer::TunnelMeta;
+
 /// A datapath port number (OVS's `odp_port_t`). `u32` like the kernel's.
 pub type OdpPort = u32;
 
@@ -177,6 +179,42 @@ const _: () = assert!(FLOW_WORDS <= 64, "nonzero-word bitmaps are u64");
 pub struct FlowMask(pub FlowKey);
 
 impl FlowKey {
+    /// Sets the key's tunnel fields from a packet's tunnel metadata (the parser for a
+    /// decapsulated packet; the kernel back end's `execute`).
+    #[inline(never)]
+    pub fn set_tunnel(&mut self, t: &TunnelMeta) {
+        self.tun_id = t.tun_id;
+        self.tun_ipv4_src = t.ipv4_src;
+        self.tun_ipv4_dst = t.ipv4_dst;
+        self.tun_ipv6_src = t.ipv6_src;
+        self.tun_ipv6_dst = t.ipv6_dst;
+        self.tun_flags = t.flags;
+        self.tun_tos = t.tos;
+        self.tun_ttl = t.ttl;
+        self.tun_tp_src = t.tp_src;
+        self.tun_tp_dst = t.tp_dst;
+        self.tun_gnv_opt_hdr = t.gnv_opt_hdr;
+        self.tun_gnv_opt_data = t.gnv_opt_data;
+    }
+
+    /// The key's tunnel fields as packet metadata (an upcall from the kernel back end).
+    pub fn tunnel(&self) -> TunnelMeta {
+        TunnelMeta {
+            tun_id: self.tun_id,
+            ipv4_src: self.tun_ipv4_src,
+            ipv4_dst: self.tun_ipv4_dst,
+            ipv6_src: self.tun_ipv6_src,
+            ipv6_dst: self.tun_ipv6_dst,
+            flags: self.tun_flags,
+            tos: self.tun_tos,
+            ttl: self.tun_ttl,
+            tp_src: self.tun_tp_src,
+            tp_dst: self.tun_tp_dst,
+            gnv_opt_hdr: self.tun_gnv_opt_hdr,
+            gnv_opt_data: self.tun_gnv_opt_data,
+        }
+    }
+
     /// The key as words, for masked hashing and comparison.
     #[inline(always)]
     pub fn words(&self) -> &[u64; FLOW_WORDS] {

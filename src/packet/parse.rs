@@ -8,7 +8,7 @@
 //! impossible value stops the parse with `parse_flag::MALFORMED`. Both flags are part of
 //! the key, so such frames never share a megaflow with well-formed ones.
 
-use super::buffer::{PacketBuf, PacketMeta, TunnelMeta, OFS_NONE};
+use super::buffer::{PacketBuf, PacketMeta, OFS_NONE};
 use super::flow_key::{frag, parse_flag, FlowKey, VlanTag};
 use super::wire::ethernet::{self, is_vlan_tpid};
 use super::wire::{arp, icmpv6, igmp, ipv4, ipv6, rd16, rd32, rd_arr, tcp};
@@ -45,8 +45,10 @@ fn extract(d: &[u8], meta: &PacketMeta, k: &mut FlowKey) -> Offsets {
     *k = FlowKey::default();
     k.in_port = meta.in_port;
     k.recirc_id = meta.recirc_id;
+    // A packet that met no tunnel keeps the default key's zeros without reading the
+    // metadata's second line.
     if meta.is_tunneled() {
-        copy_tunnel(meta.tunnel(), k);
+        k.set_tunnel(meta.tunnel());
     }
     let mut o = Offsets {
         l3: OFS_NONE,
@@ -101,24 +103,6 @@ fn extract(d: &[u8], meta: &PacketMeta, k: &mut FlowKey) -> Offsets {
         _ => {}
     }
     o
-}
-
-/// The key's tunnel fields from a decapsulated packet's metadata (a packet that met no
-/// tunnel keeps the default key's zeros without reading the metadata's second line).
-#[inline(never)]
-fn copy_tunnel(t: &TunnelMeta, k: &mut FlowKey) {
-    k.tun_id = t.tun_id;
-    k.tun_ipv4_src = t.ipv4_src;
-    k.tun_ipv4_dst = t.ipv4_dst;
-    k.tun_ipv6_src = t.ipv6_src;
-    k.tun_ipv6_dst = t.ipv6_dst;
-    k.tun_flags = t.flags;
-    k.tun_tos = t.tos;
-    k.tun_ttl = t.ttl;
-    k.tun_tp_src = t.tp_src;
-    k.tun_tp_dst = t.tp_dst;
-    k.tun_gnv_opt_hdr = t.gnv_opt_hdr;
-    k.tun_gnv_opt_data = t.gnv_opt_data;
 }
 
 #[inline(always)]
