@@ -8,7 +8,7 @@
 //! error, never a panic. Semantics follow RFC 3376 §6.4 as OVS applies them: a record in
 //! INCLUDE mode with no sources (IS_IN{}, TO_IN{}) is a leave, every other record a join.
 
-use crate::packet::buffer::OFS_NONE;
+use crate::packet::meta::OFS_NONE;
 use crate::packet::parse::parse_frame_meta;
 use crate::packet::wire::group_record::{record_type, GroupRecords};
 use crate::packet::wire::{icmpv6, igmp, WireError};

@@ -1,6 +1,7 @@
 //! `PacketBuf` and `PacketPool` tests: metadata reset, alignment, gaps, lent frames, headroom.
 
 use super::*;
+use crate::packet::meta::TunnelMeta;
 
 #[test]
 fn buffers_come_out_of_the_pool_with_default_metadata() {

@@ -18,7 +18,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::buffer::TunnelMeta;
+use super::meta::TunnelMeta;
 
 /// A datapath port number (OVS's `odp_port_t`). `u32` like the kernel's.
 pub type OdpPort = u32;

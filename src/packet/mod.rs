@@ -5,6 +5,7 @@
 //! all speak its types.
 //!
 //! - `wire`: typed views and `Repr`s of every header, checksum helpers, frame building;
+//! - `meta`: what travels with a frame outside its bytes (ports, offsets, tunnel);
 //! - `parse`: the fast-path parser filling a `FlowKey` and header offsets;
 //! - `rewrite`: VLAN push/pop and masked set-field with checksum upkeep;
 //! - `tunnel`: VXLAN/Geneve/GRE header building, per-packet push, validated pop.
@@ -13,14 +14,16 @@ pub mod buffer;
 pub mod flow_key;
 pub mod frames;
 pub mod huge_array;
+pub mod meta;
 pub mod parse;
 pub mod prefetch;
 pub mod rewrite;
 pub mod tunnel;
 pub mod wire;
 
-pub use buffer::{PacketBatch, PacketBuf, PacketMeta, PacketPool, TunnelMeta, MAX_BURST, OFS_NONE};
+pub use buffer::{PacketBatch, PacketBuf, PacketPool, MAX_BURST};
 pub use flow_key::{FlowKey, FlowMask, OdpPort, VlanTag, FLOW_WORDS};
+pub use meta::{PacketMeta, TunnelMeta, OFS_NONE};
 
 /// Ethertypes the parser knows (host byte order).
 pub mod ethertype {

@@ -8,8 +8,9 @@
 //! impossible value stops the parse with `parse_flag::MALFORMED`. Both flags are part of
 //! the key, so such frames never share a megaflow with well-formed ones.
 
-use super::buffer::{PacketBuf, PacketMeta, OFS_NONE};
+use super::buffer::PacketBuf;
 use super::flow_key::{frag, parse_flag, FlowKey, VlanTag};
+use super::meta::{PacketMeta, OFS_NONE};
 use super::wire::ethernet::{self, is_vlan_tpid};
 use super::wire::{arp, icmpv6, igmp, ipv4, ipv6, rd16, rd32, rd_arr, tcp};
 use super::{ethertype, ipproto};

@@ -8,8 +8,9 @@
 //! checksum of zero means "none" and stays zero. SCTP's CRC32c is not incremental: it is
 //! recomputed, preserving any error the packet already had.
 
-use super::buffer::{PacketBuf, OFS_NONE};
+use super::buffer::PacketBuf;
 use super::flow_key::VlanTag;
+use super::meta::OFS_NONE;
 use super::wire::checksum::{update128, update16, update32};
 use super::wire::ethernet::{field as eth, is_vlan_tpid};
 use super::wire::{icmpv6, ipv4, ipv6, rd16, rd32, rd_arr, sctp, tcp, udp, wr16, wr32};

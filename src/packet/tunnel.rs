@@ -16,8 +16,9 @@
 
 use std::net::IpAddr;
 
-use super::buffer::{PacketBuf, TunnelMeta, OFS_NONE};
+use super::buffer::PacketBuf;
 use super::flow_key::tun_flag;
+use super::meta::{TunnelMeta, OFS_NONE};
 use super::wire::ethernet;
 use super::wire::geneve::{self, GeneveOption};
 use super::wire::{checksum, gre, ipv4, ipv6, rd16, udp, vxlan, wr16, WireError};
