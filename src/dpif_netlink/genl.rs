@@ -141,7 +141,9 @@ pub struct NlError {
 }
 
 impl NlError {
-    fn from_io(e: io::Error) -> Self {
+    /// A socket-level failure (opening, sending, receiving) as the errno it carries, so
+    /// callers report every netlink failure the one way.
+    pub(crate) fn from_io(e: io::Error) -> Self {
         NlError {
             errno: e.raw_os_error().unwrap_or(libc::EIO),
             message: Some(e.to_string()),

@@ -171,11 +171,7 @@ pub fn parse(msg: &OvsMessage<VportFamily>) -> Result<VportInfo, netlink_packet_
 
 /// Creates a flow-based tunnel device `name` and brings it up.
 pub fn create_tunnel_device(name: &str, kind: TunnelKind, dst_port: u16) -> Result<(), NlError> {
-    let mut sock = NlSocket::open_route().map_err(|e| NlError {
-        errno: e.raw_os_error().unwrap_or(libc::EIO),
-        message: Some(e.to_string()),
-        attribute: None,
-    })?;
+    let mut sock = NlSocket::open_route().map_err(NlError::from_io)?;
     let (info_kind, data) = match kind {
         TunnelKind::Vxlan => (
             InfoKind::Vxlan,
@@ -219,11 +215,7 @@ pub fn create_tunnel_device(name: &str, kind: TunnelKind, dst_port: u16) -> Resu
 
 /// Deletes a Linux network device by name.
 pub fn delete_device(name: &str) -> Result<(), NlError> {
-    let mut sock = NlSocket::open_route().map_err(|e| NlError {
-        errno: e.raw_os_error().unwrap_or(libc::EIO),
-        message: Some(e.to_string()),
-        attribute: None,
-    })?;
+    let mut sock = NlSocket::open_route().map_err(NlError::from_io)?;
     let mut msg = LinkMessage::default();
     msg.attributes = vec![LinkAttribute::IfName(name.to_owned())];
     let _: Vec<RouteNetlinkMessage> =
@@ -235,11 +227,7 @@ pub fn delete_device(name: &str) -> Result<(), NlError> {
 /// gretap device in collect_metadata mode): how a reopened datapath recognises the tunnel
 /// devices an earlier run made, so that they are reported as tunnels and removed with it.
 pub fn flow_based_tunnel_kind(name: &str) -> Result<Option<TunnelKind>, NlError> {
-    let mut sock = NlSocket::open_route().map_err(|e| NlError {
-        errno: e.raw_os_error().unwrap_or(libc::EIO),
-        message: Some(e.to_string()),
-        attribute: None,
-    })?;
+    let mut sock = NlSocket::open_route().map_err(NlError::from_io)?;
     let mut msg = LinkMessage::default();
     msg.attributes = vec![LinkAttribute::IfName(name.to_owned())];
     let replies: Vec<RouteNetlinkMessage> =

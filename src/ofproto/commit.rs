@@ -89,41 +89,20 @@ impl Ctx<'_> {
                 _ => SetField::Sctp { src, dst },
             }));
         }
-        if p.tun_id != 0
-            || p.tun_ipv4_src != 0
-            || p.tun_ipv4_dst != 0
-            || p.tun_gnv_opt_hdr != 0
-            || p.tun_gnv_opt_data != 0
-        {
+        if p.tunnel() != TunnelMeta::NONE {
             // The whole tunnel metadata goes out, so all of it is consulted.
-            let w = &mut self.wc.0;
-            w.tun_id = u64::MAX;
-            w.tun_ipv4_src = u32::MAX;
-            w.tun_ipv4_dst = u32::MAX;
-            w.tun_ipv6_src = [0xff; 16];
-            w.tun_ipv6_dst = [0xff; 16];
-            w.tun_flags = u16::MAX;
-            w.tun_tos = u8::MAX;
-            w.tun_ttl = u8::MAX;
-            w.tun_tp_src = u16::MAX;
-            w.tun_tp_dst = u16::MAX;
-            w.tun_gnv_opt_hdr = u32::MAX;
-            w.tun_gnv_opt_data = u32::MAX;
-            self.out.push(DpAction::Set(SetField::Tunnel(TunnelMeta {
-                tun_id: f.tun_id,
-                ipv4_src: f.tun_ipv4_src,
-                ipv4_dst: f.tun_ipv4_dst,
-                ipv6_src: f.tun_ipv6_src,
-                ipv6_dst: f.tun_ipv6_dst,
-                flags: f.tun_flags,
-                tos: f.tun_tos,
-                ttl: f.tun_ttl,
-                tp_src: f.tun_tp_src,
-                tp_dst: f.tun_tp_dst,
-                gnv_opt_hdr: f.tun_gnv_opt_hdr,
-                gnv_opt_data: f.tun_gnv_opt_data,
-            })));
+            self.wc.0.set_tunnel(&TunnelMeta::EXACT);
+            self.out.push(DpAction::Set(SetField::Tunnel(f.tunnel())));
         }
         self.pending = FlowMask::default();
+    }
+}
+
+impl Ctx<'_> {
+    /// Forgets the tunnel fields the actions wrote: they leave in an encapsulation header
+    /// or a whole `set(tunnel(...))` that the caller emits, and `commit` must not emit
+    /// them a second time.
+    pub(super) fn forget_written_tunnel(&mut self) {
+        self.pending.0.set_tunnel(&TunnelMeta::NONE);
     }
 }

@@ -191,14 +191,7 @@ impl Ctx<'_> {
             return;
         };
         // The tunnel fields go into the header, not into a set(tunnel(...)) action.
-        {
-            let p = &mut self.pending.0;
-            p.tun_id = 0;
-            p.tun_ipv4_src = 0;
-            p.tun_ipv4_dst = 0;
-            p.tun_gnv_opt_hdr = 0;
-            p.tun_gnv_opt_data = 0;
-        }
+        self.forget_written_tunnel();
         // A Geneve option in the flow (set by set_field, or received) goes into the header.
         let options = if c.kind == TunnelType::Geneve {
             self.wc.0.tun_gnv_opt_hdr = u32::MAX;

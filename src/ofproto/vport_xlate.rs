@@ -84,14 +84,7 @@ impl Ctx<'_> {
             self.wc.0.tun_gnv_opt_hdr = u32::MAX;
         }
         // The tunnel metadata goes out whole in the set below, not through `commit`.
-        {
-            let p = &mut self.pending.0;
-            p.tun_id = 0;
-            p.tun_ipv4_src = 0;
-            p.tun_ipv4_dst = 0;
-            p.tun_gnv_opt_hdr = 0;
-            p.tun_gnv_opt_data = 0;
-        }
+        self.forget_written_tunnel();
         self.commit();
         if self.tracing() {
             self.note(format_args!(

@@ -54,6 +54,25 @@ impl TunnelMeta {
     };
 }
 
+impl TunnelMeta {
+    /// Every bit set: as a mask (`FlowKey::set_tunnel` on a megaflow's mask), the
+    /// whole tunnel matched exactly, as a flow must be when its actions set it whole.
+    pub const EXACT: TunnelMeta = TunnelMeta {
+        tun_id: u64::MAX,
+        ipv4_src: u32::MAX,
+        ipv4_dst: u32::MAX,
+        ipv6_src: [0xff; 16],
+        ipv6_dst: [0xff; 16],
+        flags: u16::MAX,
+        tos: u8::MAX,
+        ttl: u8::MAX,
+        tp_src: u16::MAX,
+        tp_dst: u16::MAX,
+        gnv_opt_hdr: u32::MAX,
+        gnv_opt_data: u32::MAX,
+    };
+}
+
 impl Default for TunnelMeta {
     fn default() -> Self {
         Self::NONE
