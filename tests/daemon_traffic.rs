@@ -213,6 +213,61 @@ fn afpacket_ports_forward_ping_and_udp() {
     forwards_and_learns("afpacket");
 }
 
+/// `fdb/flush` and `dpctl/del-flows` (asked through Debian's `ovs-appctl`, whose replies
+/// scripts check) empty what they name and nothing else, and the next packets learn and
+/// install again.
+#[test]
+fn flushed_macs_and_datapath_flows_are_learned_and_installed_again() {
+    let r = rig("afxdp");
+    let d = &r.daemon;
+    assert_eq!(r.a.ping(&r.b.ip, 3, "0.2"), (3, 3), "log:\n{}", d.log());
+    let fdb = d.ok(&["fdb/show", &r.bridge]);
+    assert!(fdb.contains(MAC_A) && fdb.contains(MAC_B), "{fdb}");
+    assert!(d.ok(&["dpctl/dump-flows"]).contains(MAC_B));
+
+    let ovs_appctl = |args: &[&str]| {
+        let out = Command::new("ovs-appctl")
+            .arg("-t")
+            .arg(d.socket())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ovs-appctl {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(
+        ovs_appctl(&["fdb/flush", &r.bridge]),
+        "table successfully flushed\n"
+    );
+    let fdb = d.ok(&["fdb/show", &r.bridge]);
+    assert!(!fdb.contains(MAC_A) && !fdb.contains(MAC_B), "{fdb}");
+    assert_eq!(ovs_appctl(&["mdb/flush"]), "table successfully flushed\n");
+
+    assert_eq!(ovs_appctl(&["dpctl/del-flows", "netdev"]), "");
+    let flows = d.ok(&["dpctl/dump-flows"]);
+    assert!(!flows.contains(MAC_A) && !flows.contains(MAC_B), "{flows}");
+    let upcalls = |s: &str| sum_counter(s, "miss with success upcall:");
+    let before = upcalls(&d.ok(&["pmd-stats-show"]));
+
+    assert_eq!(r.a.ping(&r.b.ip, 3, "0.2"), (3, 3), "log:\n{}", d.log());
+    let fdb = d.ok(&["fdb/show", &r.bridge]);
+    assert!(fdb.contains(MAC_A) && fdb.contains(MAC_B), "{fdb}");
+    assert!(d.ok(&["dpctl/dump-flows"]).contains(MAC_B));
+    let after = upcalls(&d.ok(&["pmd-stats-show"]));
+    assert!(
+        after >= before + 2,
+        "the first packets after the flush must go up again: {before} then {after} upcalls"
+    );
+
+    // What does not exist is named, and nothing is flushed.
+    let e = d.fails(&["fdb/flush", "nobr"]);
+    assert!(e.contains("nobr"), "{e}");
+    let e = d.fails(&["dpctl/del-flows", "system@nodp"]);
+    assert!(e.contains("system@nodp") && e.contains("netdev@"), "{e}");
+    assert!(d.ok(&["fdb/show", &r.bridge]).contains(MAC_A));
+    assert!(d.ok(&["dpctl/dump-flows"]).contains(MAC_B));
+}
+
 #[test]
 fn runtime_port_changes_lose_no_packets_of_other_ports() {
     let r = rig("afxdp");

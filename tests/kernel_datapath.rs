@@ -53,6 +53,7 @@ fn kernel_datapath_in_qemu_guest() {
         "daemon_ping",
         "daemon_flows",
         "daemon_vxlan_add",
+        "daemon_del_flows",
         "daemon_vxlan_ping",
         "daemon_dpctl_dump_flows",
         "daemon_geneve_compat",

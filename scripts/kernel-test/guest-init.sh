@@ -149,6 +149,18 @@ daemon_vxlan_add() {
 	[ "$(grep -c 'vxd0' /tmp/show.txt)" -ge 2 ]
 }
 step daemon_vxlan_add daemon_vxlan_add
+# dpctl/del-flows on the kernel datapath: the module's megaflows are gone (as ovs-dpctl
+# sees them), and the next ping installs them again.
+daemon_del_flows() {
+	ovs-dpctl dump-flows system@ovs-system | grep -q 'recirc_id'
+	appctl dpctl/del-flows kernel
+	n=$(ovs-dpctl dump-flows system@ovs-system | grep -c 'recirc_id' || true)
+	echo "flows after dpctl/del-flows: $n"
+	[ "$n" -eq 0 ]
+	$IP netns exec ns1 /usr/bin/ping -c 2 -i 0.2 -W 3 10.0.0.2
+	ovs-dpctl dump-flows system@ovs-system | grep -q 'packets:[1-9]'
+}
+step daemon_del_flows daemon_del_flows
 step daemon_vxlan_ping $IP netns exec ns1 /usr/bin/ping -c 3 -i 0.2 -W 3 10.0.0.3
 # Right after the ping, while its megaflows are live: ours and ovs-dpctl's must agree.
 step daemon_dpctl_dump_flows /usr/bin/kernel_dump_compare $CTL system@ovs-system 0x2a

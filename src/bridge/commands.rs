@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::appctl::{CommandRegistry, CommandResult};
 use crate::dpif::PortStats;
 use crate::dpif_netdev::DpifNetdev;
+use crate::ofproto::Ofproto;
 
 use super::state::RuntimeChange;
 use super::switch::{Switch, SwitchError};
@@ -32,6 +33,24 @@ fn register_pmd(
         let s = switch.clone();
         registry.register(&full, "", 0, 0, move |_| f(&*netdev(&s)?));
     }
+}
+
+/// Registers `fdb/flush` or `mdb/flush`: `flush` on bridge BR, or on every bridge when
+/// none is named, answered with Open vSwitch's reply word for word (scripts check it).
+fn register_flush(
+    registry: &mut CommandRegistry,
+    switch: &Arc<Switch>,
+    name: &str,
+    flush: fn(&Ofproto),
+) {
+    let s = switch.clone();
+    registry.register(name, "[BR]", 0, 1, move |a| {
+        let bridges = s
+            .ofprotos(a.first().map(String::as_str))
+            .map_err(|e| e.to_string())?;
+        bridges.iter().for_each(|o| flush(o));
+        Ok("table successfully flushed\n".to_string())
+    });
 }
 
 /// Registers the bridge, port, flow and datapath commands on `registry`.
@@ -116,6 +135,8 @@ fn register_views(registry: &mut CommandRegistry, switch: &Arc<Switch>) {
     registry.register("mdb/show", "BR", 1, 1, move |a| {
         Ok(s.ofproto(&a[0]).map_err(|e| e.to_string())?.mdb_show())
     });
+    register_flush(registry, switch, "fdb/flush", Ofproto::fdb_flush);
+    register_flush(registry, switch, "mdb/flush", Ofproto::mdb_flush);
     let s = switch.clone();
     registry.register("ofproto/trace", "BR FLOW", 2, 2, move |a| {
         s.ofproto(&a[0])
@@ -142,6 +163,14 @@ fn register_views(registry: &mut CommandRegistry, switch: &Arc<Switch>) {
         0,
         1,
         move |a| super::dpctl::dump_flows(&s, a.first().map(String::as_str)),
+    );
+    let s = switch.clone();
+    registry.register(
+        "dpctl/del-flows",
+        "[netdev|kernel|TYPE@NAME]",
+        0,
+        1,
+        move |a| super::dpctl::del_flows(&s, a.first().map(String::as_str)),
     );
     let s = switch.clone();
     registry.register("dpif/show", "", 0, 0, move |_| Ok(dpif_show(&s)));

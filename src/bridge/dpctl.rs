@@ -1,7 +1,7 @@
-//! `dpctl/dump-flows` over every datapath the switch has: the userspace one prints its
-//! per-thread dump, the kernel one its megaflows as the module reports them (with the
-//! module's own packet/byte counters), both in OVS's datapath flow syntax so the output
-//! reads like `ovs-dpctl dump-flows`.
+//! `dpctl/dump-flows` and `dpctl/del-flows` over every datapath the switch has: the
+//! userspace one prints its per-thread dump, the kernel one its megaflows as the module
+//! reports them (with the module's own packet/byte counters), both in OVS's datapath flow
+//! syntax so the output reads like `ovs-dpctl dump-flows`.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -13,8 +13,7 @@ use crate::dpif_netdev::DpifNetdev;
 
 use super::switch::Switch;
 
-/// One datapath as the command sees it, taken out of the switch lock so that the dump
-/// (which waits on PMD threads or the kernel) never runs under it.
+/// One datapath as a `dpctl/*` command sees it (see `targets`).
 struct DumpTarget {
     kind: &'static str,
     dpif: Arc<dyn Dpif>,
@@ -43,11 +42,12 @@ impl DumpTarget {
     }
 }
 
-/// `dpctl/dump-flows [DP]`: the flows of the datapath `DP` (`netdev`, `kernel`, or
-/// `TYPE@NAME` as `dpif/show` prints it), or of every datapath when none is named. With
-/// more than one datapath each dump is headed by `TYPE@NAME:`.
-pub(super) fn dump_flows(switch: &Switch, only: Option<&str>) -> Result<String, String> {
-    let targets: Vec<DumpTarget> = {
+/// The datapaths a `dpctl/*` command names: `DP` (`netdev`, `kernel`, or `TYPE@NAME` as
+/// `dpif/show` prints it), or every datapath when none is named. Taken out of the switch
+/// lock, so that what the command then does (waiting on PMD threads or the kernel) never
+/// runs under it.
+fn targets(switch: &Switch, only: Option<&str>) -> Result<Vec<DumpTarget>, String> {
+    let all: Vec<DumpTarget> = {
         let inner = switch.lock();
         inner
             .datapaths
@@ -59,33 +59,51 @@ pub(super) fn dump_flows(switch: &Switch, only: Option<&str>) -> Result<String, 
             })
             .collect()
     };
-    if targets.is_empty() {
+    if all.is_empty() {
         return Err("no datapaths (no bridges configured)".to_string());
     }
-    let chosen: Vec<&DumpTarget> = match only {
-        None => targets.iter().collect(),
-        Some(want) => {
-            let hit: Vec<&DumpTarget> = targets
-                .iter()
-                .filter(|t| t.kind == want || t.label() == want)
-                .collect();
-            if hit.is_empty() {
-                let have: Vec<String> = targets.iter().map(DumpTarget::label).collect();
-                return Err(format!(
-                    "no datapath '{want}' (this switch has {})",
-                    have.join(", ")
-                ));
-            }
-            hit
-        }
+    let Some(want) = only else {
+        return Ok(all);
     };
+    let have: Vec<String> = all.iter().map(DumpTarget::label).collect();
+    let hit: Vec<DumpTarget> = all
+        .into_iter()
+        .filter(|t| t.kind == want || t.label() == want)
+        .collect();
+    if hit.is_empty() {
+        return Err(format!(
+            "no datapath '{want}' (this switch has {})",
+            have.join(", ")
+        ));
+    }
+    Ok(hit)
+}
+
+/// `dpctl/dump-flows [DP]`: the flows of the datapath `DP`, or of every datapath when
+/// none is named. With more than one datapath each dump is headed by `TYPE@NAME:`.
+pub(super) fn dump_flows(switch: &Switch, only: Option<&str>) -> Result<String, String> {
+    let chosen = targets(switch, only)?;
     if chosen.len() == 1 {
         return chosen[0].dump();
     }
     let mut out = String::new();
-    for t in chosen {
+    for t in &chosen {
         let _ = writeln!(out, "{}:", t.label());
         out.push_str(&t.dump()?);
     }
     Ok(out)
+}
+
+/// `dpctl/del-flows [DP]`: removes every flow of the datapath `DP`, or of every datapath
+/// when none is named, as `ovs-dpctl del-flows` does: traffic goes up to the translator
+/// again and installs what the flow tables say now. Prints nothing on success, as OVS
+/// does; the first datapath that refuses is named in the error.
+pub(super) fn del_flows(switch: &Switch, only: Option<&str>) -> Result<String, String> {
+    for t in targets(switch, only)? {
+        t.dpif
+            .flow_flush()
+            .map_err(|e| format!("dpctl/del-flows: {}: {e}", t.label()))?;
+        tracing::info!(datapath = %t.label(), "datapath flows deleted (dpctl/del-flows)");
+    }
+    Ok(String::new())
 }

@@ -197,6 +197,16 @@ impl Switch {
         Ok(self.lock().bridge(name)?.ofproto.clone())
     }
 
+    /// The translator of bridge `name`, or of every bridge (by name) when `name` is
+    /// `None`: the commands that act on one bridge or all of them (`fdb/flush`).
+    pub fn ofprotos(&self, name: Option<&str>) -> Result<Vec<Arc<Ofproto>>, SwitchError> {
+        let inner = self.lock();
+        match name {
+            Some(n) => Ok(vec![inner.bridge(n)?.ofproto.clone()]),
+            None => Ok(inner.bridges.values().map(|b| b.ofproto.clone()).collect()),
+        }
+    }
+
     /// The translator back ends of the open datapaths (for the tunnel commands).
     pub fn backers(&self) -> Vec<Arc<Backer>> {
         self.lock()
