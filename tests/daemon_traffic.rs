@@ -213,9 +213,9 @@ fn afpacket_ports_forward_ping_and_udp() {
     forwards_and_learns("afpacket");
 }
 
-/// `fdb/flush` and `dpctl/del-flows` (asked through Debian's `ovs-appctl`, whose replies
-/// scripts check) empty what they name and nothing else, and the next packets learn and
-/// install again.
+/// `dpctl/show` reads like `ovs-dpctl show`; `fdb/flush` and `dpctl/del-flows` (asked
+/// through Debian's `ovs-appctl`, whose replies scripts check) empty what they name and
+/// nothing else, and the next packets learn and install again.
 #[test]
 fn flushed_macs_and_datapath_flows_are_learned_and_installed_again() {
     let r = rig("afxdp");
@@ -235,6 +235,39 @@ fn flushed_macs_and_datapath_flows_are_learned_and_installed_again() {
         assert!(out.status.success(), "ovs-appctl {args:?}: {out:?}");
         String::from_utf8(out.stdout).unwrap()
     };
+    // dpctl/show in ovs-dpctl's layout: counters, then the ports; -s adds theirs.
+    let show = ovs_appctl(&["dpctl/show", "-s", "netdev"]);
+    let lines: Vec<&str> = show.lines().collect();
+    assert!(
+        lines[0].starts_with("netdev@") && lines[0].ends_with(':'),
+        "{show}"
+    );
+    let hits = lines[1]
+        .strip_prefix("  lookups: hit:")
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no lookups line: {show}"));
+    assert!(
+        hits >= 2,
+        "the pings' later packets hit installed flows: {show}"
+    );
+    assert!(
+        lines[2].starts_with("  flows: ") && lines[3].starts_with("  masks: hit:"),
+        "{show}"
+    );
+    let a_port = lines
+        .iter()
+        .position(|l| l.starts_with("  port ") && l.ends_with(&format!(": {} (afxdp)", r.a.host)))
+        .unwrap_or_else(|| panic!("no afxdp port {}: {show}", r.a.host));
+    let rx: u64 = lines[a_port + 1]
+        .strip_prefix("    RX packets:")
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no RX line under {}: {show}", r.a.host));
+    assert!(rx >= 3, "{} received the three pings: {show}", r.a.host);
+    assert!(!d.ok(&["dpctl/show"]).contains("RX packets:"));
+    let e = d.fails(&["dpctl/show", "netdev", "kernel"]);
+    assert!(e.contains("at most one datapath"), "{e}");
     assert_eq!(
         ovs_appctl(&["fdb/flush", &r.bridge]),
         "table successfully flushed\n"

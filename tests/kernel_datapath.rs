@@ -52,6 +52,7 @@ fn kernel_datapath_in_qemu_guest() {
         "daemon_start",
         "daemon_ping",
         "daemon_flows",
+        "daemon_dpctl_show",
         "daemon_vxlan_add",
         "daemon_del_flows",
         "daemon_vxlan_ping",

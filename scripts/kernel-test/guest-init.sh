@@ -141,6 +141,17 @@ sed 's/^/    | /' /tmp/dpctl.flows /tmp/appctl.flows 2>/dev/null
 # geneve port as the module's compat vport (vport=compat) to ns4's geneve device (VNI 43).
 CTL=/run/rvswitch/rvswitch.ctl
 appctl() { /usr/bin/rvswitch-appctl -t $CTL "$@"; }
+# dpctl/show names every port as ovs-dpctl show does (number, name, type).
+daemon_dpctl_show() {
+	appctl dpctl/show kernel | tee /tmp/ours.show
+	ovs-dpctl show system@ovs-system | tee /tmp/theirs.show
+	grep -q '^  lookups: hit:[1-9]' /tmp/ours.show
+	[ "$(grep -c '^  port ' /tmp/theirs.show)" -ge 3 ]
+	grep '^  port ' /tmp/theirs.show | while IFS= read -r l; do
+		grep -qxF "$l" /tmp/ours.show || { echo "not in dpctl/show: $l"; exit 1; }
+	done
+}
+step daemon_dpctl_show daemon_dpctl_show
 daemon_vxlan_add() {
 	appctl add-port brk0 vxd0 type=vxlan remote_ip=192.168.50.2 key=42
 	ovs-dpctl show system@ovs-system >/tmp/show.txt

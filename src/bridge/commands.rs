@@ -166,6 +166,14 @@ fn register_views(registry: &mut CommandRegistry, switch: &Arc<Switch>) {
     );
     let s = switch.clone();
     registry.register(
+        "dpctl/show",
+        "[-s] [netdev|kernel|TYPE@NAME]",
+        0,
+        2,
+        move |a| super::dpctl::show(&s, a),
+    );
+    let s = switch.clone();
+    registry.register(
         "dpctl/del-flows",
         "[netdev|kernel|TYPE@NAME]",
         0,

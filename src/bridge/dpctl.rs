@@ -1,5 +1,6 @@
-//! `dpctl/dump-flows` and `dpctl/del-flows` over every datapath the switch has: the
-//! userspace one prints its per-thread dump, the kernel one its megaflows as the module
+//! `dpctl/show`, `dpctl/dump-flows` and `dpctl/del-flows` over every datapath the switch
+//! has, as `ovs-dpctl` and OVS's `dpctl/*` commands print them: the userspace one prints
+//! its per-thread dump, the kernel one its megaflows as the module
 //! reports them (with the module's own packet/byte counters), both in OVS's datapath flow
 //! syntax so the output reads like `ovs-dpctl dump-flows`.
 
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::dpif::dump_text::format_dp_flow;
-use crate::dpif::Dpif;
+use crate::dpif::{DpPort, Dpif};
 use crate::dpif_netdev::DpifNetdev;
 
 use super::switch::Switch;
@@ -106,4 +107,83 @@ pub(super) fn del_flows(switch: &Switch, only: Option<&str>) -> Result<String, S
         tracing::info!(datapath = %t.label(), "datapath flows deleted (dpctl/del-flows)");
     }
     Ok(String::new())
+}
+
+/// `dpctl/show [-s] [DP]`: each datapath (or the one named) with its lookup, flow and
+/// mask counters and its ports, in `ovs-dpctl show`'s layout, so an operator's habits
+/// and scripts carry over; `-s` adds each port's counters.
+pub(super) fn show(switch: &Switch, args: &[String]) -> Result<String, String> {
+    let (stats, rest): (Vec<&String>, Vec<&String>) = args.iter().partition(|a| *a == "-s");
+    if rest.len() > 1 {
+        return Err(format!(
+            "dpctl/show takes at most one datapath, got {}",
+            rest.len()
+        ));
+    }
+    let mut out = String::new();
+    for t in targets(switch, rest.first().map(|s| s.as_str()))? {
+        let st = t
+            .dpif
+            .stats()
+            .map_err(|e| format!("dpctl/show: {}: {e}", t.label()))?;
+        let ports = t
+            .dpif
+            .port_dump()
+            .map_err(|e| format!("dpctl/show: {}: {e}", t.label()))?;
+        let lookups = st.n_hit + st.n_missed;
+        let per_pkt = if lookups == 0 {
+            0.0
+        } else {
+            st.n_mask_hit as f64 / lookups as f64
+        };
+        let _ = writeln!(out, "{}:", t.label());
+        let _ = writeln!(
+            out,
+            "  lookups: hit:{} missed:{} lost:{}",
+            st.n_hit, st.n_missed, st.n_lost
+        );
+        let _ = writeln!(out, "  flows: {}", st.n_flows);
+        let _ = writeln!(
+            out,
+            "  masks: hit:{} total:{} hit/pkt:{per_pkt:.2}",
+            st.n_mask_hit, st.n_masks
+        );
+        for p in &ports {
+            port_lines(&mut out, t.kind, p, !stats.is_empty());
+        }
+    }
+    Ok(out)
+}
+
+/// One port of `dpctl/show`: `port N: NAME (TYPE)`, and with `-s` its counters in the
+/// lines `ovs-dpctl show -s` prints (the fields a port here cannot count print 0).
+fn port_lines(out: &mut String, kind: &str, p: &DpPort, stats: bool) {
+    // On the kernel datapath every port but the internal and tunnel ones is the
+    // module's netdev vport, whatever it was added as: OVS's `system` type, which it
+    // leaves unprinted.
+    let system = !matches!(
+        p.port_type.as_str(),
+        "internal" | "vxlan" | "geneve" | "gre"
+    );
+    if kind == "kernel" && system {
+        let _ = writeln!(out, "  port {}: {}", p.port_no, p.name);
+    } else {
+        let _ = writeln!(out, "  port {}: {} ({})", p.port_no, p.name, p.port_type);
+    }
+    if !stats {
+        return;
+    }
+    let s = &p.stats;
+    let _ = writeln!(
+        out,
+        "    RX packets:{} errors:{} dropped:{} overruns:0 frame:0",
+        s.rx_packets, s.rx_errors, s.rx_dropped
+    );
+    let _ = writeln!(
+        out,
+        "    TX packets:{} errors:{} dropped:{} aborted:0 carrier:0",
+        s.tx_packets, s.tx_errors, s.tx_dropped
+    );
+    let _ = writeln!(out, "    collisions:0");
+    let _ = writeln!(out, "    RX bytes:{}  TX bytes:{}", s.rx_bytes, s.tx_bytes);
 }
