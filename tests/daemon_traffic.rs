@@ -291,6 +291,38 @@ fn flushed_macs_and_datapath_flows_are_learned_and_installed_again() {
         after >= before + 2,
         "the first packets after the flush must go up again: {before} then {after} upcalls"
     );
+    // Both addresses learned, flushed, learned again: the table holds them (and whatever
+    // else the bridge's own port sent), and counts at least two learnings more than it holds.
+    let field = |text: &str, label: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.trim_start().strip_prefix(label))
+            .and_then(|v| v.trim().split('/').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no '{label}' in: {text}"))
+    };
+    let stats = ovs_appctl(&["fdb/stats-show", &r.bridge]);
+    assert!(
+        stats.starts_with(&format!("Statistics for bridge \"{}\":\n", r.bridge)),
+        "{stats}"
+    );
+    let current = field(&stats, "Current/maximum MAC entries in the table:");
+    let learned = field(&stats, "Total number of learned MAC entries     :");
+    assert!(current >= 2 && learned >= current + 2, "{stats}");
+    assert!(stats.contains(&format!("{current}/8192\n")), "{stats}");
+    assert_eq!(
+        ovs_appctl(&["fdb/stats-clear"]),
+        "statistics successfully cleared\n"
+    );
+    let stats = ovs_appctl(&["fdb/stats-show", &r.bridge]);
+    assert_eq!(
+        field(&stats, "Total number of learned MAC entries     :"),
+        0,
+        "{stats}"
+    );
+    assert!(
+        field(&stats, "Current/maximum MAC entries in the table:") >= 2,
+        "{stats}"
+    );
 
     // What does not exist is named, and nothing is flushed.
     let e = d.fails(&["fdb/flush", "nobr"]);

@@ -138,6 +138,20 @@ fn register_views(registry: &mut CommandRegistry, switch: &Arc<Switch>) {
     register_flush(registry, switch, "fdb/flush", Ofproto::fdb_flush);
     register_flush(registry, switch, "mdb/flush", Ofproto::mdb_flush);
     let s = switch.clone();
+    registry.register("fdb/stats-show", "BR", 1, 1, move |a| {
+        Ok(s.ofproto(&a[0])
+            .map_err(|e| e.to_string())?
+            .fdb_stats_show())
+    });
+    let s = switch.clone();
+    registry.register("fdb/stats-clear", "[BR]", 0, 1, move |a| {
+        let bridges = s
+            .ofprotos(a.first().map(String::as_str))
+            .map_err(|e| e.to_string())?;
+        bridges.iter().for_each(|o| o.fdb_stats_clear());
+        Ok("statistics successfully cleared\n".to_string())
+    });
+    let s = switch.clone();
     registry.register("ofproto/trace", "BR FLOW", 2, 2, move |a| {
         s.ofproto(&a[0])
             .map_err(|e| e.to_string())?

@@ -41,6 +41,22 @@ pub enum LearnOutcome {
     Ignored,
 }
 
+/// What the fdb has done since it was made or its counters were cleared: OVS's
+/// `fdb/stats-show`, so that an operator can tell a table that churns (many evictions:
+/// too small for the hosts behind it) or flaps (many moves: a loop, or a MAC on two
+/// ports) from one that is quiet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MacLearningStats {
+    /// Addresses learned anew (not refreshes).
+    pub learned: u64,
+    /// Entries dropped for being idle longer than the aging time.
+    pub expired: u64,
+    /// Entries dropped to make room in a full table.
+    pub evicted: u64,
+    /// Addresses that showed up on another port than the one they were learned on.
+    pub moved: u64,
+}
+
 /// The fdb of one bridge.
 #[derive(Debug)]
 pub struct MacLearning {
@@ -50,6 +66,7 @@ pub struct MacLearning {
     /// Maximum number of entries.
     pub max_entries: usize,
     generation: u64,
+    stats: MacLearningStats,
 }
 
 impl Default for MacLearning {
@@ -66,6 +83,7 @@ impl MacLearning {
             aging,
             max_entries: max_entries.max(1),
             generation: 0,
+            stats: MacLearningStats::default(),
         }
     }
 
@@ -87,6 +105,7 @@ impl MacLearning {
             }
             e.port = port;
             self.generation += 1;
+            self.stats.moved += 1;
             return LearnOutcome::Moved { from };
         }
         if self.entries.len() >= self.max_entries {
@@ -97,11 +116,13 @@ impl MacLearning {
                 .map(|(k, _)| *k)
             {
                 self.entries.remove(&oldest);
+                self.stats.evicted += 1;
             }
         }
         self.entries
             .insert((mac, vlan), MacEntry { port, used: now });
         self.generation += 1;
+        self.stats.learned += 1;
         LearnOutcome::New
     }
 
@@ -121,6 +142,7 @@ impl MacLearning {
         if n > 0 {
             self.generation += 1;
         }
+        self.stats.expired += n as u64;
         n
     }
 
@@ -139,6 +161,16 @@ impl MacLearning {
             self.generation += 1;
         }
         self.entries.clear();
+    }
+
+    /// The counters since creation or the last `clear_stats`.
+    pub fn stats(&self) -> MacLearningStats {
+        self.stats
+    }
+
+    /// Zeroes the counters (`fdb/stats-clear`); the entries stay.
+    pub fn clear_stats(&mut self) {
+        self.stats = MacLearningStats::default();
     }
 
     /// Number of entries (expired ones included until `expire` runs).
@@ -186,6 +218,10 @@ mod tests {
         assert_eq!(fdb.expire(t0 + Duration::from_secs(300)), 1);
         assert!(fdb.generation() > g);
         assert_eq!(fdb.lookup(A, 0, t0 + Duration::from_secs(300)), None);
+        let st = fdb.stats();
+        assert_eq!((st.learned, st.moved, st.expired, st.evicted), (1, 1, 1, 0));
+        fdb.clear_stats();
+        assert_eq!(fdb.stats(), MacLearningStats::default());
     }
 
     #[test]
@@ -207,5 +243,6 @@ mod tests {
         let now = t0 + Duration::from_secs(3);
         assert_eq!(fdb.lookup(A, 0, now), None);
         assert_eq!(fdb.lookup(B, 0, now), Some(2));
+        assert_eq!((fdb.stats().learned, fdb.stats().evicted), (3, 1));
     }
 }

@@ -598,6 +598,16 @@ impl Ofproto {
         self.fdb().flush();
     }
 
+    /// `fdb/stats-show` output: the table's size and what learning has done to it.
+    pub fn fdb_stats_show(&self) -> String {
+        show::fdb_stats_show(self.name(), &self.fdb())
+    }
+
+    /// `fdb/stats-clear`: zeroes the fdb's counters, keeping its entries.
+    pub fn fdb_stats_clear(&self) {
+        self.fdb().clear_stats();
+    }
+
     /// `mdb/flush`: forgets every membership and mrouter port.
     pub fn mdb_flush(&self) {
         self.mdb().flush();

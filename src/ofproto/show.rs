@@ -61,6 +61,26 @@ pub(super) fn fdb_show(fdb: &MacLearning, now: Instant) -> String {
     s
 }
 
+/// `fdb/stats-show` in OVS's format, line for line.
+pub(super) fn fdb_stats_show(bridge: &str, fdb: &MacLearning) -> String {
+    let st = fdb.stats();
+    format!(
+        "Statistics for bridge \"{bridge}\":\n\
+         \x20 Current/maximum MAC entries in the table: {}/{}\n\
+         \x20 Current static MAC entries in the table : 0\n\
+         \x20 Total number of learned MAC entries     : {}\n\
+         \x20 Total number of expired MAC entries     : {}\n\
+         \x20 Total number of evicted MAC entries     : {}\n\
+         \x20 Total number of port moved MAC entries  : {}\n",
+        fdb.len(),
+        fdb.max_entries,
+        st.learned,
+        st.expired,
+        st.evicted,
+        st.moved
+    )
+}
+
 /// `mdb/show` in OVS's format (mrouter ports show as `querier`).
 pub(super) fn mdb_show(mdb: &McastSnooping, now: Instant) -> String {
     let mut s = String::from(" port  VLAN  GROUP                Age\n");

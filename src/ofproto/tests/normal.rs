@@ -190,6 +190,32 @@ fn fdb_flush_forgets_and_triggers_revalidation() {
 }
 
 #[test]
+fn fdb_stats_count_learning_moves_and_clear_in_ovs_words() {
+    let (br, _) = plain_bridge(3);
+    xl(&br, &key(1, mac(0xa), [0xff; 6]));
+    xl(&br, &key(2, mac(0xb), mac(0xa)));
+    xl(&br, &key(3, mac(0xa), mac(0xb)));
+    let name = br.name().to_string();
+    assert_eq!(
+        br.fdb_stats_show(),
+        format!(
+            "Statistics for bridge \"{name}\":\n\
+             \x20 Current/maximum MAC entries in the table: 2/8192\n\
+             \x20 Current static MAC entries in the table : 0\n\
+             \x20 Total number of learned MAC entries     : 2\n\
+             \x20 Total number of expired MAC entries     : 0\n\
+             \x20 Total number of evicted MAC entries     : 0\n\
+             \x20 Total number of port moved MAC entries  : 1\n"
+        )
+    );
+    br.fdb_stats_clear();
+    let shown = br.fdb_stats_show();
+    assert!(shown.contains("in the table: 2/8192\n"), "{shown}");
+    assert!(shown.contains("learned MAC entries     : 0\n"), "{shown}");
+    assert!(shown.contains("moved MAC entries  : 0\n"), "{shown}");
+}
+
+#[test]
 fn mac_move_redirects() {
     let (br, _) = plain_bridge(3);
     xl(&br, &key(1, mac(0xa), [0xff; 6]));
