@@ -333,6 +333,79 @@ fn flushed_macs_and_datapath_flows_are_learned_and_installed_again() {
     assert!(d.ok(&["dpctl/dump-flows"]).contains(MAC_B));
 }
 
+/// `fdb/add` pins an address to a port ahead of learning, and the datapath follows at
+/// once: b's address pinned to a's own port makes NORMAL drop a's pings to it (output
+/// to the input port), learning does not move it back, `fdb/flush` keeps it, and
+/// `fdb/del` restores forwarding. Each malformed argument is named.
+#[test]
+fn a_pinned_mac_overrides_learning_until_unpinned() {
+    let r = rig("afxdp");
+    let d = &r.daemon;
+    assert_eq!(r.a.ping(&r.b.ip, 2, "0.2"), (2, 2), "log:\n{}", d.log());
+    let ovs_appctl = |args: &[&str]| {
+        let out = Command::new("ovs-appctl")
+            .arg("-t")
+            .arg(d.socket())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ovs-appctl {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(
+        ovs_appctl(&["fdb/add", &r.bridge, &r.a.host, "0", MAC_B]),
+        ""
+    );
+    let pinned_on_a = |fdb: &str| {
+        fdb.lines()
+            .any(|l| l.contains(MAC_B) && l.trim_start().starts_with("1 ") && l.ends_with("static"))
+    };
+    let fdb = d.ok(&["fdb/show", &r.bridge]);
+    assert!(pinned_on_a(&fdb), "{fdb}");
+    assert_eq!(
+        r.a.ping(&r.b.ip, 3, "0.2"),
+        (3, 0),
+        "pings to an address pinned to their own input port must be dropped"
+    );
+    let fdb = d.ok(&["fdb/show", &r.bridge]);
+    assert!(
+        pinned_on_a(&fdb),
+        "b's replies must not move a pinned entry: {fdb}"
+    );
+    let stats = d.ok(&["fdb/stats-show", &r.bridge]);
+    assert!(
+        stats.contains("Current static MAC entries in the table : 1\n"),
+        "{stats}"
+    );
+    d.ok(&["fdb/flush", &r.bridge]);
+    assert!(
+        pinned_on_a(&d.ok(&["fdb/show", &r.bridge])),
+        "fdb/flush keeps pinned entries"
+    );
+
+    assert_eq!(ovs_appctl(&["fdb/del", &r.bridge, "0", MAC_B]), "");
+    assert_eq!(r.a.ping(&r.b.ip, 3, "0.2"), (3, 3), "log:\n{}", d.log());
+    assert!(!pinned_on_a(&d.ok(&["fdb/show", &r.bridge])));
+
+    for (args, names) in [
+        (
+            vec!["fdb/add", &r.bridge, "nope", "0", MAC_B],
+            "no such port 'nope'",
+        ),
+        (vec!["fdb/add", &r.bridge, &r.a.host, "5000", MAC_B], "5000"),
+        (vec!["fdb/add", &r.bridge, &r.a.host, "0", "zz"], "zz"),
+        (
+            vec!["fdb/add", &r.bridge, &r.a.host, "0", "01:00:5e:00:00:01"],
+            "multicast",
+        ),
+        (vec!["fdb/add", "nobr", &r.a.host, "0", MAC_B], "nobr"),
+        (vec!["fdb/del", &r.bridge, "0", MAC_B], "no static entry"),
+    ] {
+        let e = d.fails(&args);
+        assert!(e.contains(names), "{args:?}: {e}");
+    }
+}
+
 #[test]
 fn runtime_port_changes_lose_no_packets_of_other_ports() {
     let r = rig("afxdp");

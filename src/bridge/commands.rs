@@ -35,6 +35,15 @@ fn register_pmd(
     }
 }
 
+/// Re-translates every installed megaflow before a command that changed the fdb or mdb
+/// replies, so that what the operator asked for is what the datapath does when the
+/// reply arrives, not up to a revalidator period later.
+fn revalidate_now(switch: &Switch) {
+    for b in switch.backers() {
+        b.revalidate_all();
+    }
+}
+
 /// Registers `fdb/flush` or `mdb/flush`: `flush` on bridge BR, or on every bridge when
 /// none is named, answered with Open vSwitch's reply word for word (scripts check it).
 fn register_flush(
@@ -49,6 +58,7 @@ fn register_flush(
             .ofprotos(a.first().map(String::as_str))
             .map_err(|e| e.to_string())?;
         bridges.iter().for_each(|o| flush(o));
+        revalidate_now(&s);
         Ok("table successfully flushed\n".to_string())
     });
 }
@@ -137,6 +147,20 @@ fn register_views(registry: &mut CommandRegistry, switch: &Arc<Switch>) {
     });
     register_flush(registry, switch, "fdb/flush", Ofproto::fdb_flush);
     register_flush(registry, switch, "mdb/flush", Ofproto::mdb_flush);
+    let s = switch.clone();
+    registry.register("fdb/add", "BR PORT VLAN MAC", 4, 4, move |a| {
+        let o = s.ofproto(&a[0]).map_err(|e| e.to_string())?;
+        o.fdb_add(&a[1], &a[2], &a[3]).map_err(|e| e.to_string())?;
+        revalidate_now(&s);
+        Ok(String::new())
+    });
+    let s = switch.clone();
+    registry.register("fdb/del", "BR VLAN MAC", 3, 3, move |a| {
+        let o = s.ofproto(&a[0]).map_err(|e| e.to_string())?;
+        o.fdb_del(&a[1], &a[2]).map_err(|e| e.to_string())?;
+        revalidate_now(&s);
+        Ok(String::new())
+    });
     let s = switch.clone();
     registry.register("fdb/stats-show", "BR", 1, 1, move |a| {
         Ok(s.ofproto(&a[0])

@@ -5,10 +5,15 @@
 //! full, the entry unused the longest is evicted. Every change that could alter a
 //! forwarding decision (new entry, move, expiry, eviction) bumps `generation` so the
 //! backer knows to revalidate megaflows; refreshing an entry in place does not.
+//!
+//! An operator can pin an address to a port (`fdb/add`, as in Open vSwitch): a *static*
+//! entry never ages, is never evicted, does not move when the address shows up elsewhere,
+//! and outlives `fdb/flush`; only `fdb/del` or the port's removal takes it away.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use super::flow_syntax::fmt_mac;
 use super::rule::OfPort;
 
 /// OVS's default `mac-aging-time`.
@@ -21,8 +26,32 @@ pub const DEFAULT_MAC_TABLE_SIZE: usize = 8192;
 pub struct MacEntry {
     /// Port it was last seen on.
     pub port: OfPort,
-    /// When it was last seen.
+    /// When it was last seen (or pinned).
     pub used: Instant,
+    /// Pinned by an operator (`add_static`): no aging, eviction, move or flush.
+    pub is_static: bool,
+}
+
+/// Why an address could not be pinned.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StaticEntryError {
+    /// Group addresses are never sources, so NORMAL would never consult the entry.
+    #[error("{0} is a multicast address: only unicast addresses can be pinned to a port")]
+    Multicast(String),
+    /// Every entry is static already, and static entries are not evicted.
+    #[error("the MAC table is full of static entries ({0}, mac_table_size)")]
+    Full(usize),
+    /// VLAN ids are 12 bits.
+    #[error("VLAN {0} is out of range (0 to 4095)")]
+    Vlan(u16),
+    /// `fdb/del` of an address that is not pinned.
+    #[error("no static entry for {mac} in VLAN {vlan}")]
+    NotPinned {
+        /// The address asked for.
+        mac: String,
+        /// Its VLAN.
+        vlan: u16,
+    },
 }
 
 /// What a call to [`MacLearning::learn`] did.
@@ -37,8 +66,10 @@ pub enum LearnOutcome {
     },
     /// Already known on this port; its age was reset.
     Refreshed,
-    /// Not learnable (multicast source).
+    /// Not learnable (multicast source, or a full table of static entries).
     Ignored,
+    /// Pinned by an operator: left as it is, wherever the address showed up.
+    Static,
 }
 
 /// What the fdb has done since it was made or its counters were cleared: OVS's
@@ -98,6 +129,9 @@ impl MacLearning {
             return LearnOutcome::Ignored;
         }
         if let Some(e) = self.entries.get_mut(&(mac, vlan)) {
+            if e.is_static {
+                return LearnOutcome::Static;
+            }
             let from = e.port;
             e.used = now;
             if from == port {
@@ -108,28 +142,98 @@ impl MacLearning {
             self.stats.moved += 1;
             return LearnOutcome::Moved { from };
         }
-        if self.entries.len() >= self.max_entries {
-            if let Some(oldest) = self
-                .entries
-                .iter()
-                .min_by_key(|(_, e)| e.used)
-                .map(|(k, _)| *k)
-            {
-                self.entries.remove(&oldest);
-                self.stats.evicted += 1;
-            }
+        if !self.make_room() {
+            return LearnOutcome::Ignored;
         }
-        self.entries
-            .insert((mac, vlan), MacEntry { port, used: now });
+        self.entries.insert(
+            (mac, vlan),
+            MacEntry {
+                port,
+                used: now,
+                is_static: false,
+            },
+        );
         self.generation += 1;
         self.stats.learned += 1;
         LearnOutcome::New
     }
 
+    /// Evicts the dynamic entry unused the longest if the table is full; false if it is
+    /// full of static entries.
+    fn make_room(&mut self) -> bool {
+        if self.entries.len() < self.max_entries {
+            return true;
+        }
+        let oldest = self
+            .entries
+            .iter()
+            .filter(|(_, e)| !e.is_static)
+            .min_by_key(|(_, e)| e.used)
+            .map(|(k, _)| *k);
+        match oldest {
+            Some(k) => {
+                self.entries.remove(&k);
+                self.stats.evicted += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Pins `mac` in `vlan` to `port` (`fdb/add`), replacing what was learned for it.
+    pub fn add_static(
+        &mut self,
+        mac: [u8; 6],
+        vlan: u16,
+        port: OfPort,
+        now: Instant,
+    ) -> Result<(), StaticEntryError> {
+        if mac[0] & 1 != 0 {
+            return Err(StaticEntryError::Multicast(fmt_mac(&mac)));
+        }
+        if vlan > 4095 {
+            return Err(StaticEntryError::Vlan(vlan));
+        }
+        if !self.entries.contains_key(&(mac, vlan)) && !self.make_room() {
+            return Err(StaticEntryError::Full(self.max_entries));
+        }
+        self.entries.insert(
+            (mac, vlan),
+            MacEntry {
+                port,
+                used: now,
+                is_static: true,
+            },
+        );
+        self.generation += 1;
+        Ok(())
+    }
+
+    /// Unpins `mac` in `vlan` (`fdb/del`). An address that was only learned is left
+    /// alone and reported, as Open vSwitch does.
+    pub fn del_static(&mut self, mac: [u8; 6], vlan: u16) -> Result<(), StaticEntryError> {
+        match self.entries.get(&(mac, vlan)) {
+            Some(e) if e.is_static => {
+                self.entries.remove(&(mac, vlan));
+                self.generation += 1;
+                Ok(())
+            }
+            _ => Err(StaticEntryError::NotPinned {
+                mac: fmt_mac(&mac),
+                vlan,
+            }),
+        }
+    }
+
+    /// Entries pinned by `add_static`.
+    pub fn static_count(&self) -> usize {
+        self.entries.values().filter(|e| e.is_static).count()
+    }
+
     /// The port `mac` in `vlan` was learned on, unless expired.
     pub fn lookup(&self, mac: [u8; 6], vlan: u16, now: Instant) -> Option<OfPort> {
         let e = self.entries.get(&(mac, vlan))?;
-        (now.saturating_duration_since(e.used) < self.aging).then_some(e.port)
+        (e.is_static || now.saturating_duration_since(e.used) < self.aging).then_some(e.port)
     }
 
     /// Drops expired entries; returns how many.
@@ -137,7 +241,7 @@ impl MacLearning {
         let before = self.entries.len();
         let aging = self.aging;
         self.entries
-            .retain(|_, e| now.saturating_duration_since(e.used) < aging);
+            .retain(|_, e| e.is_static || now.saturating_duration_since(e.used) < aging);
         let n = before - self.entries.len();
         if n > 0 {
             self.generation += 1;
@@ -146,7 +250,8 @@ impl MacLearning {
         n
     }
 
-    /// Forgets everything learned on `port` (port deleted or VLAN config changed).
+    /// Forgets everything learned on `port`, pinned entries too (port deleted or VLAN
+    /// config changed).
     pub fn flush_port(&mut self, port: OfPort) {
         let before = self.entries.len();
         self.entries.retain(|_, e| e.port != port);
@@ -155,12 +260,13 @@ impl MacLearning {
         }
     }
 
-    /// Forgets everything.
+    /// Forgets everything learned (`fdb/flush`); pinned entries stay.
     pub fn flush(&mut self) {
-        if !self.entries.is_empty() {
+        let before = self.entries.len();
+        self.entries.retain(|_, e| e.is_static);
+        if self.entries.len() != before {
             self.generation += 1;
         }
-        self.entries.clear();
     }
 
     /// The counters since creation or the last `clear_stats`.
@@ -244,5 +350,61 @@ mod tests {
         assert_eq!(fdb.lookup(A, 0, now), None);
         assert_eq!(fdb.lookup(B, 0, now), Some(2));
         assert_eq!((fdb.stats().learned, fdb.stats().evicted), (3, 1));
+    }
+
+    #[test]
+    fn pinned_entries_stay_put_until_unpinned() {
+        let t0 = Instant::now();
+        let mut fdb = MacLearning::new(DEFAULT_MAC_AGING, 2);
+        fdb.learn(A, 0, 1, t0);
+        fdb.add_static(A, 0, 2, t0).unwrap();
+        assert_eq!(
+            fdb.lookup(A, 0, t0),
+            Some(2),
+            "pinning replaces what was learned"
+        );
+        assert_eq!(fdb.learn(A, 0, 3, t0), LearnOutcome::Static);
+        let much_later = t0 + Duration::from_secs(3600);
+        assert_eq!(fdb.expire(much_later), 0);
+        assert_eq!(fdb.lookup(A, 0, much_later), Some(2), "no aging, no move");
+        fdb.flush();
+        assert_eq!(fdb.lookup(A, 0, much_later), Some(2), "fdb/flush keeps it");
+        // A full table evicts the learned entry, never the pinned one.
+        fdb.learn(B, 0, 1, t0);
+        fdb.learn([0, 0, 0, 0, 0, 0xc], 0, 1, t0 + Duration::from_secs(1));
+        assert_eq!(fdb.lookup(B, 0, t0), None);
+        assert_eq!(fdb.static_count(), 1);
+        fdb.add_static(B, 7, 1, t0).unwrap();
+        assert_eq!(fdb.static_count(), 2);
+        assert_eq!(
+            fdb.add_static([0, 0, 0, 0, 0, 0xd], 0, 1, t0),
+            Err(StaticEntryError::Full(2))
+        );
+        assert_eq!(
+            fdb.learn([0, 0, 0, 0, 0, 0xe], 0, 1, t0),
+            LearnOutcome::Ignored
+        );
+        let g = fdb.generation();
+        fdb.del_static(A, 0).unwrap();
+        assert!(fdb.generation() > g, "unpinning revalidates");
+        assert_eq!(fdb.lookup(A, 0, t0), None);
+        assert!(matches!(
+            fdb.del_static(A, 0),
+            Err(StaticEntryError::NotPinned { vlan: 0, .. })
+        ));
+        assert!(matches!(
+            fdb.add_static([1, 0, 0x5e, 0, 0, 1], 0, 1, t0),
+            Err(StaticEntryError::Multicast(_))
+        ));
+        assert_eq!(
+            fdb.add_static(A, 4096, 1, t0),
+            Err(StaticEntryError::Vlan(4096))
+        );
+        fdb.flush_port(1);
+        assert_eq!(
+            fdb.static_count(),
+            0,
+            "a removed port takes its pinned entries"
+        );
     }
 }

@@ -38,6 +38,7 @@
 pub mod action_syntax;
 mod backer;
 mod commit;
+mod fdb_commands;
 pub mod flow_syntax;
 pub mod mac_learning;
 pub mod match_format;
@@ -148,6 +149,14 @@ pub enum OfprotoError {
     /// A trace request named a packet we cannot translate.
     #[error("trace: {0}")]
     Trace(String),
+    /// An address could not be pinned or unpinned (`fdb/add`, `fdb/del`).
+    #[error("bridge {bridge}: {source}")]
+    StaticEntry {
+        /// Bridge.
+        bridge: String,
+        /// What was wrong.
+        source: mac_learning::StaticEntryError,
+    },
 }
 
 /// Source of time, replaceable in tests so aging can be exercised without sleeping.
@@ -586,26 +595,6 @@ impl Ofproto {
     /// ovs-ofctl dump-flows style listing.
     pub fn dump_flows(&self) -> String {
         show::dump_flows(&self.rules(), self.now())
-    }
-
-    /// `fdb/show` output.
-    pub fn fdb_show(&self) -> String {
-        show::fdb_show(&self.fdb(), self.now())
-    }
-
-    /// `fdb/flush`: forgets every learned MAC (megaflows follow at the next revalidation).
-    pub fn fdb_flush(&self) {
-        self.fdb().flush();
-    }
-
-    /// `fdb/stats-show` output: the table's size and what learning has done to it.
-    pub fn fdb_stats_show(&self) -> String {
-        show::fdb_stats_show(self.name(), &self.fdb())
-    }
-
-    /// `fdb/stats-clear`: zeroes the fdb's counters, keeping its entries.
-    pub fn fdb_stats_clear(&self) {
-        self.fdb().clear_stats();
     }
 
     /// `mdb/flush`: forgets every membership and mrouter port.

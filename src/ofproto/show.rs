@@ -42,14 +42,18 @@ pub(super) fn dump_flows(rules: &[Arc<Rule>], now: Instant) -> String {
     s
 }
 
-/// `fdb/show` in OVS's format.
+/// `fdb/show` in OVS's format (a pinned entry's age reads `static`).
 pub(super) fn fdb_show(fdb: &MacLearning, now: Instant) -> String {
     let mut s = String::from(" port  VLAN  MAC                Age\n");
     for (mac, vlan, e) in fdb.entries() {
-        let age = now.saturating_duration_since(e.used).as_secs();
-        if now.saturating_duration_since(e.used) >= fdb.aging {
+        let idle = now.saturating_duration_since(e.used);
+        let age = if e.is_static {
+            "static".to_string()
+        } else if idle >= fdb.aging {
             continue;
-        }
+        } else {
+            idle.as_secs().to_string()
+        };
         s += &format!(
             "{:>5}  {:>4}  {}  {:>3}\n",
             fmt_ofport(e.port),
@@ -67,13 +71,14 @@ pub(super) fn fdb_stats_show(bridge: &str, fdb: &MacLearning) -> String {
     format!(
         "Statistics for bridge \"{bridge}\":\n\
          \x20 Current/maximum MAC entries in the table: {}/{}\n\
-         \x20 Current static MAC entries in the table : 0\n\
+         \x20 Current static MAC entries in the table : {}\n\
          \x20 Total number of learned MAC entries     : {}\n\
          \x20 Total number of expired MAC entries     : {}\n\
          \x20 Total number of evicted MAC entries     : {}\n\
          \x20 Total number of port moved MAC entries  : {}\n",
         fdb.len(),
         fdb.max_entries,
+        fdb.static_count(),
         st.learned,
         st.expired,
         st.evicted,
