@@ -1,4 +1,5 @@
-//! Translations per second: a NORMAL bridge with a warm fdb, and a 1,000-rule table.
+//! Translations per second: a NORMAL bridge with a warm fdb, one whose full fdb meets a
+//! new source address in every packet (a MAC flood), and a 1,000-rule table.
 //!
 //! Each iteration translates one packet the way an upcall does (learning on for NORMAL)
 //! and produces actions plus the megaflow mask.
@@ -75,6 +76,24 @@ fn bench(c: &mut Criterion) {
             black_box(translate(&br, &keys[i], now))
         })
     });
+
+    // A MAC flood: the fdb is full (8,192, the default) and every packet brings a source
+    // address it has not seen, so each translation learns one and evicts one. Upcalls run
+    // on the PMD thread, so this is what a flood costs the fast path per miss.
+    let br = bridge(FailMode::Standalone, 4);
+    for h in 0..8192u32 {
+        translate(&br, &packet(h % 4 + 1, h, 0xffff_ffff), now);
+    }
+    assert_eq!(br.fdb().len(), 8192, "the bench needs a full table");
+    let mut next = 8192u32;
+    g.bench_function("normal_mac_flood_full_fdb", |b| {
+        b.iter(|| {
+            next = next.wrapping_add(1);
+            black_box(translate(&br, &packet(next % 4 + 1, next, 7), now))
+        })
+    });
+    assert_eq!(br.fdb().len(), 8192);
+    assert!(br.fdb().stats().evicted > 0, "the flood evicted nothing");
 
     // 1,000 rules over three masks (exact nw_dst, in_port+tcp dst port, dl_dst), secure.
     let br = bridge(FailMode::Secure, 4);
