@@ -302,16 +302,7 @@ fn pmd_commands_answer_to_their_open_vswitch_names() {
     let d = Daemon::start(
         "[[bridge]]\nname = \"ob0\"\ndatapath = \"netdev\"\n\n[[bridge.port]]\nname = \"op1\"\ntype = \"dummy\"\n",
     );
-    let ovs = |args: &[&str]| {
-        let out = Command::new("ovs-appctl")
-            .arg("-t")
-            .arg(d.socket())
-            .args(args)
-            .output()
-            .expect("ovs-appctl (openvswitch-common) must be installed");
-        assert!(out.status.success(), "ovs-appctl {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let ovs = |args: &[&str]| d.ovs_ok(args);
     let stats = ovs(&["dpif-netdev/pmd-stats-show"]);
     assert!(
         stats.contains("pmd thread numa_id 0 core_id 0:") && stats.contains("main thread:"),

@@ -225,16 +225,7 @@ fn flushed_macs_and_datapath_flows_are_learned_and_installed_again() {
     assert!(fdb.contains(MAC_A) && fdb.contains(MAC_B), "{fdb}");
     assert!(d.ok(&["dpctl/dump-flows"]).contains(MAC_B));
 
-    let ovs_appctl = |args: &[&str]| {
-        let out = Command::new("ovs-appctl")
-            .arg("-t")
-            .arg(d.socket())
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "ovs-appctl {args:?}: {out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let ovs_appctl = |args: &[&str]| d.ovs_ok(args);
     // dpctl/show in ovs-dpctl's layout: counters, then the ports; -s adds theirs.
     let show = ovs_appctl(&["dpctl/show", "-s", "netdev"]);
     let lines: Vec<&str> = show.lines().collect();
@@ -343,16 +334,7 @@ fn a_pinned_mac_overrides_learning_until_unpinned() {
     let r = rig("afxdp");
     let d = &r.daemon;
     assert_eq!(r.a.ping(&r.b.ip, 2, "0.2"), (2, 2), "log:\n{}", d.log());
-    let ovs_appctl = |args: &[&str]| {
-        let out = Command::new("ovs-appctl")
-            .arg("-t")
-            .arg(d.socket())
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "ovs-appctl {args:?}: {out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let ovs_appctl = |args: &[&str]| d.ovs_ok(args);
     assert_eq!(
         ovs_appctl(&["fdb/add", &r.bridge, &r.a.host, "0", MAC_B]),
         ""

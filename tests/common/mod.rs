@@ -128,6 +128,19 @@ impl Daemon {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Runs a command through Debian's `ovs-appctl` (a client we did not write), which
+    /// must succeed, and returns its stdout.
+    pub fn ovs_ok(&self, args: &[&str]) -> String {
+        let out = Command::new("ovs-appctl")
+            .arg("-t")
+            .arg(self.socket())
+            .args(args)
+            .output()
+            .expect("ovs-appctl (openvswitch-common) must be installed");
+        assert!(out.status.success(), "ovs-appctl {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     /// Runs a command that must fail with exit code 2 and returns its stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.appctl(args);
