@@ -44,22 +44,33 @@ fn revalidate_now(switch: &Switch) {
     }
 }
 
-/// Registers `fdb/flush` or `mdb/flush`: `flush` on bridge BR, or on every bridge when
-/// none is named, answered with Open vSwitch's reply word for word (scripts check it).
-fn register_flush(
+/// What a `[BR]` command does to each bridge, and what it replies.
+struct PerBridge {
+    apply: fn(&Ofproto),
+    /// Whether forwarding can change, so installed megaflows are revalidated first.
+    revalidate: bool,
+    /// Open vSwitch's reply, word for word (scripts check it).
+    reply: &'static str,
+}
+
+/// Registers a `[BR]` command (`fdb/flush`, `mdb/flush`, `fdb/stats-clear`): `what.apply`
+/// on bridge BR, or on every bridge when none is named.
+fn register_per_bridge(
     registry: &mut CommandRegistry,
     switch: &Arc<Switch>,
     name: &str,
-    flush: fn(&Ofproto),
+    what: PerBridge,
 ) {
     let s = switch.clone();
     registry.register(name, "[BR]", 0, 1, move |a| {
         let bridges = s
             .ofprotos(a.first().map(String::as_str))
             .map_err(|e| e.to_string())?;
-        bridges.iter().for_each(|o| flush(o));
-        revalidate_now(&s);
-        Ok("table successfully flushed\n".to_string())
+        bridges.iter().for_each(|o| (what.apply)(o));
+        if what.revalidate {
+            revalidate_now(&s);
+        }
+        Ok(what.reply.to_string())
     });
 }
 
@@ -145,8 +156,23 @@ fn register_views(registry: &mut CommandRegistry, switch: &Arc<Switch>) {
     registry.register("mdb/show", "BR", 1, 1, move |a| {
         Ok(s.ofproto(&a[0]).map_err(|e| e.to_string())?.mdb_show())
     });
-    register_flush(registry, switch, "fdb/flush", Ofproto::fdb_flush);
-    register_flush(registry, switch, "mdb/flush", Ofproto::mdb_flush);
+    for (name, apply) in [
+        ("fdb/flush", Ofproto::fdb_flush as fn(&Ofproto)),
+        ("mdb/flush", Ofproto::mdb_flush),
+    ] {
+        let what = PerBridge {
+            apply,
+            revalidate: true,
+            reply: "table successfully flushed\n",
+        };
+        register_per_bridge(registry, switch, name, what);
+    }
+    let what = PerBridge {
+        apply: Ofproto::fdb_stats_clear,
+        revalidate: false,
+        reply: "statistics successfully cleared\n",
+    };
+    register_per_bridge(registry, switch, "fdb/stats-clear", what);
     let s = switch.clone();
     registry.register("fdb/add", "BR PORT VLAN MAC", 4, 4, move |a| {
         let o = s.ofproto(&a[0]).map_err(|e| e.to_string())?;
@@ -166,14 +192,6 @@ fn register_views(registry: &mut CommandRegistry, switch: &Arc<Switch>) {
         Ok(s.ofproto(&a[0])
             .map_err(|e| e.to_string())?
             .fdb_stats_show())
-    });
-    let s = switch.clone();
-    registry.register("fdb/stats-clear", "[BR]", 0, 1, move |a| {
-        let bridges = s
-            .ofprotos(a.first().map(String::as_str))
-            .map_err(|e| e.to_string())?;
-        bridges.iter().for_each(|o| o.fdb_stats_clear());
-        Ok("statistics successfully cleared\n".to_string())
     });
     let s = switch.clone();
     registry.register("ofproto/trace", "BR FLOW", 2, 2, move |a| {

@@ -1,8 +1,8 @@
 //! `dpctl/show`, `dpctl/dump-flows` and `dpctl/del-flows` over every datapath the switch
-//! has, as `ovs-dpctl` and OVS's `dpctl/*` commands print them: the userspace one prints
-//! its per-thread dump, the kernel one its megaflows as the module
-//! reports them (with the module's own packet/byte counters), both in OVS's datapath flow
-//! syntax so the output reads like `ovs-dpctl dump-flows`.
+//! has, as `ovs-dpctl` and OVS's `dpctl/*` commands print them. In a flow dump the
+//! userspace datapath prints its per-thread dump and the kernel one its megaflows as the
+//! module reports them (with the module's own packet/byte counters), both in OVS's
+//! datapath flow syntax.
 
 use std::fmt::Write as _;
 use std::sync::Arc;

@@ -96,9 +96,7 @@ impl Ctx<'_> {
         }
         self.pending = FlowMask::default();
     }
-}
 
-impl Ctx<'_> {
     /// Forgets the tunnel fields the actions wrote: they leave in an encapsulation header
     /// or a whole `set(tunnel(...))` that the caller emits, and `commit` must not emit
     /// them a second time.
