@@ -14,9 +14,10 @@
 //! entry never ages, is never evicted, does not move when the address shows up elsewhere,
 //! and outlives `fdb/flush`; only `fdb/del` or the port's removal takes it away.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use super::age_index::AgeIndex;
 use super::flow_syntax::fmt_mac;
 use super::rule::OfPort;
 
@@ -97,7 +98,7 @@ pub struct MacLearningStats {
 pub struct MacLearning {
     entries: HashMap<([u8; 6], u16), MacEntry>,
     /// The learned (not static) entries by last use, oldest first: `(used, mac, vlan)`.
-    by_age: BTreeSet<(Instant, [u8; 6], u16)>,
+    by_age: AgeIndex<([u8; 6], u16)>,
     /// Idle time after which an entry expires.
     pub aging: Duration,
     /// Maximum number of entries.
@@ -117,7 +118,7 @@ impl MacLearning {
     pub fn new(aging: Duration, max_entries: usize) -> Self {
         MacLearning {
             entries: HashMap::new(),
-            by_age: BTreeSet::new(),
+            by_age: AgeIndex::default(),
             aging,
             max_entries: max_entries.max(1),
             generation: 0,
@@ -140,11 +141,8 @@ impl MacLearning {
                 return LearnOutcome::Static;
             }
             let from = e.port;
-            if e.used != now {
-                self.by_age.remove(&(e.used, mac, vlan));
-                self.by_age.insert((now, mac, vlan));
-                e.used = now;
-            }
+            self.by_age.touch(e.used, now, (mac, vlan));
+            e.used = now;
             if from == port {
                 return LearnOutcome::Refreshed;
             }
@@ -164,7 +162,7 @@ impl MacLearning {
                 is_static: false,
             },
         );
-        self.by_age.insert((now, mac, vlan));
+        self.by_age.insert(now, (mac, vlan));
         self.generation += 1;
         self.stats.learned += 1;
         LearnOutcome::New
@@ -176,9 +174,9 @@ impl MacLearning {
         if self.entries.len() < self.max_entries {
             return true;
         }
-        match self.by_age.pop_first() {
-            Some((_, mac, vlan)) => {
-                self.entries.remove(&(mac, vlan));
+        match self.by_age.pop_oldest() {
+            Some(key) => {
+                self.entries.remove(&key);
                 self.stats.evicted += 1;
                 true
             }
@@ -202,7 +200,7 @@ impl MacLearning {
         }
         match self.entries.get(&(mac, vlan)).copied() {
             Some(e) if !e.is_static => {
-                self.by_age.remove(&(e.used, mac, vlan));
+                self.by_age.remove(e.used, (mac, vlan));
             }
             Some(_) => {}
             None if !self.make_room() => return Err(StaticEntryError::Full(self.max_entries)),
@@ -251,12 +249,8 @@ impl MacLearning {
     /// returns how many.
     pub fn expire(&mut self, now: Instant) -> usize {
         let mut n = 0;
-        while let Some(&(used, mac, vlan)) = self.by_age.first() {
-            if now.saturating_duration_since(used) < self.aging {
-                break;
-            }
-            self.by_age.pop_first();
-            self.entries.remove(&(mac, vlan));
+        while let Some(key) = self.by_age.pop_idle(now, self.aging) {
+            self.entries.remove(&key);
             n += 1;
         }
         if n > 0 {
@@ -273,8 +267,7 @@ impl MacLearning {
         self.entries.retain(|_, e| e.port != port);
         if self.entries.len() != before {
             let entries = &self.entries;
-            self.by_age
-                .retain(|(_, mac, vlan)| entries.contains_key(&(*mac, *vlan)));
+            self.by_age.retain(|key| entries.contains_key(key));
             self.generation += 1;
         }
     }
@@ -374,13 +367,13 @@ mod tests {
 
     /// The age index holds exactly the learned entries, each at its last use.
     fn assert_index_consistent(fdb: &MacLearning) {
-        let learned: BTreeSet<_> = fdb
+        let learned: std::collections::BTreeSet<_> = fdb
             .entries
             .iter()
             .filter(|(_, e)| !e.is_static)
-            .map(|((m, v), e)| (e.used, *m, *v))
+            .map(|(key, e)| (e.used, *key))
             .collect();
-        assert_eq!(learned, fdb.by_age);
+        assert_eq!(learned, fdb.by_age.pairs());
     }
 
     #[test]

@@ -11,9 +11,10 @@
 //! entries, `mac_learning`).
 //! Group addresses are 16 bytes; IPv4 groups are IPv4-mapped (`::ffff:a.b.c.d`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
+use super::age_index::AgeIndex;
 use super::rule::OfPort;
 
 /// OVS's default membership aging time.
@@ -61,7 +62,7 @@ pub struct McastSnooping {
     pub config: McastSnoopingConfig,
     groups: HashMap<([u8; 16], u16), Group>,
     /// Every group by its last refresh, oldest first: `(refreshed, group, vlan)`.
-    by_refresh: BTreeSet<(Instant, [u8; 16], u16)>,
+    by_refresh: AgeIndex<([u8; 16], u16)>,
     mrouters: HashMap<(u16, OfPort), Instant>,
     generation: u64,
 }
@@ -84,15 +85,15 @@ impl McastSnooping {
     pub fn join(&mut self, group: [u8; 16], vlan: u16, port: OfPort, now: Instant) -> bool {
         if !self.groups.contains_key(&(group, vlan)) && self.groups.len() >= self.config.table_size
         {
-            if let Some((_, g, v)) = self.by_refresh.pop_first() {
-                self.groups.remove(&(g, v));
+            if let Some(oldest) = self.by_refresh.pop_oldest() {
+                self.groups.remove(&oldest);
             }
         }
         let g = self.groups.entry((group, vlan)).or_default();
-        if let Some(before) = g.refreshed.replace(now) {
-            self.by_refresh.remove(&(before, group, vlan));
+        match g.refreshed.replace(now) {
+            Some(before) => self.by_refresh.touch(before, now, (group, vlan)),
+            None => self.by_refresh.insert(now, (group, vlan)),
         }
-        self.by_refresh.insert((now, group, vlan));
         let new = g.members.insert(port, now).is_none();
         if new {
             self.generation += 1;
@@ -108,7 +109,7 @@ impl McastSnooping {
         let removed = g.members.remove(&port).is_some();
         if g.members.is_empty() {
             if let Some(t) = g.refreshed {
-                self.by_refresh.remove(&(t, group, vlan));
+                self.by_refresh.remove(t, (group, vlan));
             }
             self.groups.remove(&(group, vlan));
         }
@@ -180,8 +181,7 @@ impl McastSnooping {
         self.groups.retain(|_, g| !g.members.is_empty());
         if self.groups.len() != before {
             let groups = &self.groups;
-            self.by_refresh
-                .retain(|(_, g, v)| groups.contains_key(&(*g, *v)));
+            self.by_refresh.retain(|key| groups.contains_key(key));
         }
     }
 
@@ -277,12 +277,12 @@ mod tests {
         assert!(s.members(&g(1), 0, at(11)).is_some());
         assert!(s.members(&g(3), 0, at(11)).is_some());
         let indexed = |s: &McastSnooping| {
-            let from_groups: BTreeSet<_> = s
+            let from_groups: std::collections::BTreeSet<_> = s
                 .groups
                 .iter()
-                .map(|((g, v), grp)| (grp.refreshed.unwrap(), *g, *v))
+                .map(|(key, grp)| (grp.refreshed.unwrap(), *key))
                 .collect();
-            from_groups == s.by_refresh
+            from_groups == s.by_refresh.pairs()
         };
         assert!(indexed(&s));
         s.leave(g(3), 0, 1);
@@ -293,6 +293,6 @@ mod tests {
             "group 4 went with port 1, group 1 stays on port 2"
         );
         assert_eq!(s.expire(at(1000)), 1);
-        assert!(s.by_refresh.is_empty() && s.groups.is_empty());
+        assert!(s.by_refresh.pairs().is_empty() && s.groups.is_empty());
     }
 }

@@ -36,6 +36,7 @@
 //! mdb are OpenFlow ports; datapath actions and megaflow keys use datapath ports.
 
 pub mod action_syntax;
+mod age_index;
 mod backer;
 mod commit;
 mod fdb_commands;

@@ -12,12 +12,14 @@
 //! grow it for the whole 15 minutes an entry lives. An index by last sighting
 //! (`by_seen`) finds the oldest entry without a scan.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use super::age_index::AgeIndex;
 
 /// How long an entry lives without a refresh (OVS: 15 minutes).
 pub const NEIGH_IDLE: Duration = Duration::from_secs(15 * 60);
@@ -47,7 +49,7 @@ pub struct NeighCache {
 #[derive(Default)]
 struct NeighTable {
     entries: BTreeMap<IpAddr, NeighEntry>,
-    by_seen: BTreeSet<(Instant, IpAddr)>,
+    by_seen: AgeIndex<IpAddr>,
 }
 
 fn fmt_mac(m: &[u8; 6]) -> String {
@@ -71,8 +73,7 @@ impl NeighCache {
         let mut t = self.table();
         let t = &mut *t;
         if let Some(n) = t.entries.get_mut(&ip) {
-            t.by_seen.remove(&(n.seen, ip));
-            t.by_seen.insert((now, ip));
+            t.by_seen.touch(n.seen, now, ip);
             n.seen = now;
             if n.bridge != bridge {
                 n.bridge = bridge.to_string();
@@ -84,7 +85,7 @@ impl NeighCache {
             return;
         }
         if t.entries.len() >= NEIGH_MAX {
-            if let Some((_, oldest)) = t.by_seen.pop_first() {
+            if let Some(oldest) = t.by_seen.pop_oldest() {
                 t.entries.remove(&oldest);
             }
         }
@@ -96,7 +97,7 @@ impl NeighCache {
                 seen: now,
             },
         );
-        t.by_seen.insert((now, ip));
+        t.by_seen.insert(now, ip);
         self.generation.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -113,11 +114,7 @@ impl NeighCache {
     pub fn expire(&self, now: Instant) -> usize {
         let mut t = self.table();
         let mut gone = 0;
-        while let Some(&(seen, ip)) = t.by_seen.first() {
-            if now.saturating_duration_since(seen) < NEIGH_IDLE {
-                break;
-            }
-            t.by_seen.pop_first();
+        while let Some(ip) = t.by_seen.pop_idle(now, NEIGH_IDLE) {
             t.entries.remove(&ip);
             gone += 1;
         }
@@ -221,11 +218,12 @@ mod tests {
         assert_eq!(c.lookup(ip(0), late), Some(mac));
         assert_eq!(c.lookup(ip(1_000_000), late), Some(mac));
         let t = c.table();
-        assert_eq!(t.by_seen.len(), t.entries.len());
+        let indexed = t.by_seen.pairs();
+        assert_eq!(indexed.len(), t.entries.len());
         assert!(t
             .entries
             .iter()
-            .all(|(ip, n)| t.by_seen.contains(&(n.seen, *ip))));
+            .all(|(ip, n)| indexed.contains(&(n.seen, *ip))));
         drop(t);
         // Expiry takes the entries not seen again, oldest first.
         assert_eq!(
