@@ -55,6 +55,7 @@ fn kernel_datapath_in_qemu_guest() {
         "daemon_dpctl_show",
         "daemon_vxlan_add",
         "daemon_del_flows",
+        "daemon_upcall_show",
         "daemon_vxlan_ping",
         "daemon_dpctl_dump_flows",
         "daemon_geneve_compat",

@@ -172,6 +172,15 @@ daemon_del_flows() {
 	ovs-dpctl dump-flows system@ovs-system | grep -q 'packets:[1-9]'
 }
 step daemon_del_flows daemon_del_flows
+# upcall/show right after that ping: the kernel datapath's block, its flows counted
+# (the module sets no flow limit), and the revalidator thread's line.
+daemon_upcall_show() {
+	appctl upcall/show | tee /tmp/upcall.txt
+	grep -qx 'kernel@ovs-system:' /tmp/upcall.txt
+	grep -qE '^  flows         : \(current [1-9][0-9]*\) .*\(limit none\)$' /tmp/upcall.txt
+	grep -qE '^  [0-9]+: \(keys [0-9]+\)$' /tmp/upcall.txt
+}
+step daemon_upcall_show daemon_upcall_show
 step daemon_vxlan_ping $IP netns exec ns1 /usr/bin/ping -c 3 -i 0.2 -W 3 10.0.0.3
 # Right after the ping, while its megaflows are live: ours and ovs-dpctl's must agree.
 step daemon_dpctl_dump_flows /usr/bin/kernel_dump_compare $CTL system@ovs-system 0x2a

@@ -238,6 +238,10 @@ fn register_views(registry: &mut CommandRegistry, switch: &Arc<Switch>) {
     );
     let s = switch.clone();
     registry.register("dpif/show", "", 0, 0, move |_| Ok(dpif_show(&s)));
+    let s = switch.clone();
+    registry.register("upcall/show", "", 0, 0, move |_| {
+        super::upcall_show::upcall_show(&s)
+    });
 }
 
 /// Why received frames were dropped, where the port can tell (" (no_buffer:N

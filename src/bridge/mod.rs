@@ -14,6 +14,7 @@ mod reload;
 pub mod state;
 mod switch;
 mod tnl_commands;
+mod upcall_show;
 
 pub use commands::register_commands;
 pub use datapaths::{KERNEL_DATAPATH_NAME, NETDEV_DATAPATH_NAME};

@@ -16,11 +16,12 @@
 //! are pushed to the rules the flow's translation used.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::upcall_summary::{DumpHistory, UpcallSummary};
 use super::{read, write, OfPort, Ofproto, OfprotoConfig, OfprotoError, PortConfig, XlateRequest};
 use crate::dpif::{
     Dpif, FlowPut, FlowPutMode, PortSpec, Upcall, UpcallError, UpcallHandler, UpcallReply,
@@ -76,6 +77,10 @@ pub struct Backer {
     tunnels: Arc<super::tunnel::TunnelState>,
     /// Neighbour cache generation the last revalidation saw.
     neigh_gen: std::sync::atomic::AtomicU64,
+    /// What the revalidation passes found (`upcall/show`).
+    dumps: Mutex<DumpHistory>,
+    /// The revalidator thread's Linux thread id; 0 until it runs.
+    revalidator_tid: AtomicU32,
 }
 
 /// Forwards upcalls to the backer without keeping it alive (the datapath holds this).
@@ -106,6 +111,8 @@ impl Backer {
             revalidate_lock: Mutex::new(()),
             tunnels: Arc::default(),
             neigh_gen: std::sync::atomic::AtomicU64::new(0),
+            dumps: Mutex::new(DumpHistory::default()),
+            revalidator_tid: AtomicU32::new(0),
         });
         b.dpif
             .set_upcall_handler(Arc::new(UpcallForwarder(Arc::downgrade(&b))));
@@ -369,11 +376,22 @@ impl Backer {
         self.revalidate(true)
     }
 
+    /// The revalidator's state for `upcall/show`.
+    pub fn upcall_summary(&self) -> UpcallSummary {
+        let tid = self.revalidator_tid.load(Ordering::Relaxed);
+        UpcallSummary {
+            history: *self.dumps.lock().unwrap_or_else(|e| e.into_inner()),
+            keys: self.ukeys.lock().unwrap_or_else(|e| e.into_inner()).len(),
+            revalidator_tid: (tid != 0).then_some(tid),
+        }
+    }
+
     fn revalidate(&self, force: bool) -> RevalidateStats {
         let _serial = self
             .revalidate_lock
             .lock()
             .unwrap_or_else(|e| e.into_inner());
+        let started = Instant::now();
         let mut stats = RevalidateStats::default();
         let (bridges, owners) = {
             let st = read(&self.state);
@@ -476,6 +494,10 @@ impl Backer {
         *ukeys = live;
         // Only now is the state these generations describe fully revalidated.
         *self.seen_gen.lock().unwrap_or_else(|e| e.into_inner()) = gens;
+        self.dumps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(stats.dumped, started.elapsed());
         stats
     }
 
@@ -487,6 +509,11 @@ impl Backer {
         let handle = std::thread::Builder::new()
             .name("revalidator".into())
             .spawn(move || {
+                if let Some(b) = weak.upgrade() {
+                    // SAFETY: gettid has no preconditions.
+                    let tid = unsafe { libc::gettid() };
+                    b.revalidator_tid.store(tid as u32, Ordering::Relaxed);
+                }
                 while !s.load(Ordering::Relaxed) {
                     match weak.upgrade() {
                         Some(b) => {

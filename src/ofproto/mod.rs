@@ -56,6 +56,7 @@ pub mod table;
 pub mod tnl_neigh;
 pub mod tunnel;
 mod tunnel_xlate;
+mod upcall_summary;
 mod vport_xlate;
 pub mod xlate;
 
@@ -70,6 +71,7 @@ pub use mcast_snooping::{McastSnooping, McastSnoopingConfig};
 pub use ports::{BridgePort, PortConfig, PortMap, VlanMode};
 pub use rule::{ofp_port, FlowSelector, FlowSpec, Match, OfAction, OfPort, Rule, RuleOptions};
 pub use table::Tables;
+pub use upcall_summary::{DumpHistory, UpcallSummary};
 pub use xlate::{XlateError, XlateOutput, XlateRequest};
 
 use crate::dpif::{Upcall, UpcallError, UpcallReply};
