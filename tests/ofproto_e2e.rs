@@ -241,6 +241,41 @@ fn idle_megaflows_expire_and_revalidator_thread_runs() {
     t.stop();
 }
 
+/// A backer's flow limit (what caps the kernel datapath; exercised here over the
+/// userspace one, whose threads' own caps are far above it): past the limit every miss
+/// is still translated and forwarded, but installs no megaflow, so repeats miss again;
+/// once the revalidator has removed idle flows, installs resume.
+#[test]
+fn past_the_flow_limit_misses_are_forwarded_without_megaflows() {
+    let r = rig("ofe-fl", 3, false);
+    r.backer.set_flow_limit(2);
+    // Each new source MAC is a megaflow of its own (NORMAL matches dl_src).
+    for src in 11..=14 {
+        assert_eq!(r.send(1, &frame(src, [0xff; 6], 7), 2), vec![2, 3]);
+    }
+    assert_eq!(r.dp.flow_dump().unwrap().len(), 2, "installs stop at 2");
+    let limit = r.backer.flow_limit().expect("limit set");
+    assert_eq!(limit.refused(), 2);
+    // A refused flow's next packet is a miss again, and is forwarded again.
+    let missed = r.dp.stats().unwrap().n_missed;
+    assert_eq!(r.send(1, &frame(14, [0xff; 6], 7), 2), vec![2, 3]);
+    assert_eq!(r.dp.stats().unwrap().n_missed, missed + 1);
+    assert_eq!(limit.refused(), 3);
+    // The two installed flows expire; after the next recount there is room again.
+    r.backer.set_max_idle(Duration::from_millis(50));
+    assert!(
+        wait_for(T, || {
+            r.backer.run();
+            r.dp.flow_dump().unwrap().is_empty()
+        }),
+        "idle megaflows not removed"
+    );
+    std::thread::sleep(rvswitch::ofproto::flow_limit::RECOUNT_AFTER);
+    assert_eq!(r.send(1, &frame(14, [0xff; 6], 7), 2), vec![2, 3]);
+    assert_eq!(r.dp.flow_dump().unwrap().len(), 1, "installing again");
+    assert_eq!(limit.refused(), 3);
+}
+
 fn group_mac(g: u32) -> [u8; 6] {
     let b = g.to_be_bytes();
     [0x01, 0x00, 0x5e, b[1] & 0x7f, b[2], b[3]]

@@ -173,11 +173,12 @@ daemon_del_flows() {
 }
 step daemon_del_flows daemon_del_flows
 # upcall/show right after that ping: the kernel datapath's block, its flows counted
-# (the module sets no flow limit), and the revalidator thread's line.
+# against the limit the daemon enforces for it (max_flows, default 65,536), and the
+# revalidator thread's line.
 daemon_upcall_show() {
 	appctl upcall/show | tee /tmp/upcall.txt
 	grep -qx 'kernel@ovs-system:' /tmp/upcall.txt
-	grep -qE '^  flows         : \(current [1-9][0-9]*\) .*\(limit none\)$' /tmp/upcall.txt
+	grep -qE '^  flows         : \(current [1-9][0-9]*\) .*\(limit 65536\)$' /tmp/upcall.txt
 	grep -qE '^  [0-9]+: \(keys [0-9]+\)$' /tmp/upcall.txt
 }
 step daemon_upcall_show daemon_upcall_show

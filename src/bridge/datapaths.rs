@@ -66,6 +66,11 @@ impl DatapathRuntime {
             }
         };
         let backer = Backer::new(dpif.clone());
+        if netdev.is_none() {
+            // The userspace datapath's threads cap their own tables at `max_flows`; the
+            // kernel's table has no cap but this one.
+            backer.set_flow_limit(global.max_flows);
+        }
         let revalidator = Some(backer.start_revalidator(REVALIDATE_INTERVAL));
         Ok(DatapathRuntime {
             dpif,

@@ -12,9 +12,9 @@ use super::switch::Switch;
 
 /// One datapath's block of `upcall/show`.
 ///
-/// `limit` is how many megaflows the datapath takes before it refuses more (the
-/// userspace datapath's `max_flows` for each of its threads); the kernel datapath has
-/// none, so "none" is printed where OVS prints its number. Flow identifiers are the
+/// `limit` is how many megaflows the datapath takes before upcalls stop installing
+/// more (`max_flows` for each of the userspace datapath's threads, or for the whole
+/// kernel datapath); "none" for a datapath without one. Flow identifiers are the
 /// masked key here, never a UFID, hence "ufid enabled : false". `current` is counted
 /// now and the rest at the revalidator's last pass, so "max" takes `current` in too:
 /// the most ever seen is never below what is there now.
@@ -53,10 +53,13 @@ pub(super) fn upcall_show(switch: &Switch) -> Result<String, String> {
             .map(|(kind, dp)| {
                 // One flow table per thread: the PMDs and the thread serving the
                 // ports no PMD polls.
-                let limit = dp.netdev.as_ref().map(|nd| {
-                    let c = nd.config();
-                    (c.max_flows * (c.pmd_cores.len() + 1)) as u64
-                });
+                let limit = match &dp.netdev {
+                    Some(nd) => {
+                        let c = nd.config();
+                        Some((c.max_flows * (c.pmd_cores.len() + 1)) as u64)
+                    }
+                    None => dp.backer.flow_limit().map(|l| l.limit()),
+                };
                 let label = format!("{}@{}", kind.as_str(), dp.dpif.name());
                 (label, dp.dpif.clone(), dp.backer.clone(), limit)
             })

@@ -21,10 +21,12 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::flow_limit::FlowLimit;
 use super::upcall_summary::{DumpHistory, UpcallSummary};
 use super::{read, write, OfPort, Ofproto, OfprotoConfig, OfprotoError, PortConfig, XlateRequest};
 use crate::dpif::{
-    Dpif, FlowPut, FlowPutMode, PortSpec, Upcall, UpcallError, UpcallHandler, UpcallReply,
+    Dpif, FlowPut, FlowPutMode, PortSpec, Upcall, UpcallError, UpcallHandler, UpcallKind,
+    UpcallReply,
 };
 use crate::packet::{FlowKey, FlowMask, OdpPort};
 
@@ -81,6 +83,8 @@ pub struct Backer {
     dumps: Mutex<DumpHistory>,
     /// The revalidator thread's Linux thread id; 0 until it runs.
     revalidator_tid: AtomicU32,
+    /// The cap on installed megaflows, where the datapath has none of its own.
+    flow_limit: std::sync::OnceLock<FlowLimit>,
 }
 
 /// Forwards upcalls to the backer without keeping it alive (the datapath holds this).
@@ -113,10 +117,22 @@ impl Backer {
             neigh_gen: std::sync::atomic::AtomicU64::new(0),
             dumps: Mutex::new(DumpHistory::default()),
             revalidator_tid: AtomicU32::new(0),
+            flow_limit: std::sync::OnceLock::new(),
         });
         b.dpif
             .set_upcall_handler(Arc::new(UpcallForwarder(Arc::downgrade(&b))));
         b
+    }
+
+    /// Caps the megaflows upcalls install at `limit` (see `FlowLimit`); set once, when
+    /// the datapath opens. A second call keeps the first cap.
+    pub fn set_flow_limit(&self, limit: usize) {
+        let _ = self.flow_limit.set(FlowLimit::new(limit));
+    }
+
+    /// The cap `set_flow_limit` set.
+    pub fn flow_limit(&self) -> Option<&FlowLimit> {
+        self.flow_limit.get()
     }
 
     /// Changes how long an unused megaflow survives (default 10 s, OVS's `max-idle`).
@@ -300,7 +316,13 @@ impl Backer {
             .cloned()
             .ok_or(UpcallError::NoBridge(upcall.key.in_port))?;
         let g0 = br.generation();
-        let reply = br.handle_upcall(upcall)?;
+        let mut reply = br.handle_upcall(upcall)?;
+        if let Some(limit) = self.flow_limit.get() {
+            if reply.install && upcall.kind == UpcallKind::Miss {
+                let recount = || self.dpif.stats().ok().map(|s| s.n_flows);
+                reply.install = limit.admit(Instant::now(), recount);
+            }
+        }
         if br.generation() != g0 {
             // Learning changed the fdb/mdb: installed megaflows may now be wrong.
             self.wake_revalidator();

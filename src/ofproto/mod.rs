@@ -40,6 +40,7 @@ mod age_index;
 mod backer;
 mod commit;
 mod fdb_commands;
+pub mod flow_limit;
 pub mod flow_syntax;
 pub mod mac_learning;
 pub mod match_format;
@@ -65,6 +66,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use std::time::{Duration, Instant};
 
 pub use backer::{Backer, RevalidateStats, RevalidatorThread};
+pub use flow_limit::FlowLimit;
 pub use flow_syntax::{format_flow, parse_flow, parse_flow_key, parse_selector, FlowSyntaxError};
 pub use mac_learning::MacLearning;
 pub use mcast_snooping::{McastSnooping, McastSnoopingConfig};
