@@ -1,7 +1,9 @@
-//! `upcall/show` on a running daemon: real ping traffic through two afxdp ports installs
-//! megaflows, and the command (through our client and Debian's ovs-appctl) reports them
-//! against the limit the config sets, names the revalidator thread that tracks them, and
-//! follows `dpctl/del-flows`. Needs root (namespaces, AF_XDP); fails, not skips, without it.
+//! `upcall/show` and the flow limit on a running daemon: real ping traffic through two
+//! afxdp ports installs megaflows, and the command (through our client and Debian's
+//! ovs-appctl) reports them against the limit the config sets, names the revalidator
+//! thread that tracks them, and follows `dpctl/del-flows`; past the limit pings still
+//! cross, and the log says why the flows stopped. Needs root (namespaces, AF_XDP);
+//! fails, not skips, without it.
 
 mod common;
 
@@ -72,18 +74,32 @@ fn wait_for(d: &Daemon, what: &str, want: impl Fn(&Block) -> bool) -> Block {
     }
 }
 
-#[test]
-fn upcall_show_counts_installed_megaflows_against_the_limit() {
-    let tag = unique("du");
-    let a = NsPort::new(&format!("{tag}a"), "10.202.0.1", "02:00:0a:ca:00:01");
-    let b = NsPort::new(&format!("{tag}b"), "10.202.0.2", "02:00:0a:ca:00:02");
+/// Two namespaces on afxdp ports of one bridge, and a daemon with `max_flows`.
+fn rig(tag: &str, subnet: u8, max_flows: usize) -> (Daemon, NsPort, NsPort) {
+    let a = NsPort::new(
+        &format!("{tag}a"),
+        &format!("10.{subnet}.0.1"),
+        "02:00:0a:ca:00:01",
+    );
+    let b = NsPort::new(
+        &format!("{tag}b"),
+        &format!("10.{subnet}.0.2"),
+        "02:00:0a:ca:00:02",
+    );
     let body = format!(
         "[[bridge]]\nname = \"{tag}br\"\n\n[[bridge.port]]\nname = \"{}\"\ntype = \"afxdp\"\n\n\
          [[bridge.port]]\nname = \"{}\"\ntype = \"afxdp\"\n",
         a.host, b.host
     );
+    let d = Daemon::start_with_global(&format!("max_flows = {max_flows}"), &body);
+    (d, a, b)
+}
+
+#[test]
+fn upcall_show_counts_installed_megaflows_against_the_limit() {
+    let tag = unique("du");
     // One PMD and the thread for unpolled ports: two tables of 1,000.
-    let d = Daemon::start_with_global("max_flows = 1000", &body);
+    let (d, a, b) = rig(&tag, 202, 1000);
 
     // The bridge's own port would chatter IPv6 (MLD, router solicitations) and install
     // flows of its own while the test counts; the two namespaces have IPv6 off already.
@@ -113,4 +129,24 @@ fn upcall_show_counts_installed_megaflows_against_the_limit() {
 
     let e = d.fails(&["upcall/show", "extra"]);
     assert!(e.contains("upcall/show"), "{e}");
+}
+
+/// With room for one megaflow a thread, the rest of a ping's flows are never installed:
+/// each of their packets goes to the translator and is forwarded from there, so every
+/// ping is answered; the log says the PMD's table is full, once (the thread serving the
+/// bridge's own port may say so too, for its IPv6 chatter).
+#[test]
+fn past_max_flows_pings_still_cross_and_the_log_says_why() {
+    let tag = unique("df");
+    let (d, a, b) = rig(&tag, 203, 1);
+    assert_eq!(a.ping(&b.ip, 5, "0.2"), (5, 5), "log:\n{}", d.log());
+    let show = parse(&d.ok(&["upcall/show"]));
+    assert_eq!(show.limit, "2");
+    assert!(show.current <= 2, "{show:?}");
+    let log = d.log();
+    let warnings = log
+        .lines()
+        .filter(|l| l.contains("megaflow table full") && l.contains("thread=pmd-c0"))
+        .count();
+    assert_eq!(warnings, 1, "one warning for the episode:\n{log}");
 }

@@ -184,12 +184,8 @@ impl PmdDatapath {
                                 self.disp[i] = Disposition::Flow(r);
                                 continue;
                             }
-                            Err(InsertError::Full(max)) => {
-                                tracing::debug!(
-                                    max,
-                                    "megaflow table full; executing without install"
-                                );
-                            }
+                            // Executed without a megaflow (`install` logged it).
+                            Err(InsertError::Full(_)) => {}
                         }
                     }
                     if self.adhoc.len() < u8::MAX as usize {

@@ -151,10 +151,7 @@ impl DpifNetdev {
         let mut spawn = |core: Option<usize>, idle: IdlePolicy| -> DpifResult<()> {
             let counters = Arc::new(PmdCounters::default());
             let work = PmdDatapath::new(core, &pcfg, counters.clone());
-            let tname = match core {
-                Some(c) => format!("pmd-c{c}"),
-                None => "dp-main".to_string(),
-            };
+            let tname = work.thread_name();
             threads.push(PollThread::spawn(tname, core, work, counters, idle)?);
             Ok(())
         };

@@ -193,6 +193,9 @@ pub struct PmdDatapath {
     pub(super) adhoc: Vec<DpActions>,
     pub(super) spare_batches: Vec<PacketBatch>,
     pub(super) spare_groups: Vec<Vec<PacketGroup>>,
+    /// Whether the last install found the flow table full (logged once per episode:
+    /// past `max_flows` every miss goes to the translator, which an operator must know).
+    table_full: bool,
 }
 
 /// `us` in TSC cycles for a PMD thread; 0 (flush every iteration) for the non-PMD thread,
@@ -232,6 +235,7 @@ impl PmdDatapath {
             adhoc: Vec::new(),
             spare_batches: (0..8).map(|_| PacketBatch::new()).collect(),
             spare_groups: (0..4).map(|_| Vec::with_capacity(MAX_BURST)).collect(),
+            table_full: false,
         }
     }
 
@@ -306,6 +310,13 @@ impl PmdDatapath {
     }
 
     /// Installs a megaflow (mask normalized here). Used by upcalls and `flow_put`.
+    /// The name of the thread that runs this datapath, as `top -H` shows it and log
+    /// lines name it: `pmd-c<core>`, or `dp-main` for the ports no PMD polls.
+    pub(super) fn thread_name(&self) -> String {
+        self.core
+            .map_or_else(|| "dp-main".to_string(), |c| format!("pmd-c{c}"))
+    }
+
     pub(super) fn install(
         &mut self,
         key: &FlowKey,
@@ -313,7 +324,25 @@ impl PmdDatapath {
         actions: DpActions,
     ) -> Result<FlowRef, InsertError> {
         let mask = normalize_mask(mask);
-        let r = self.flows.insert(key, &mask, actions)?;
+        let r = match self.flows.insert(key, &mask, actions) {
+            Ok(r) => r,
+            Err(e) => {
+                if let (InsertError::Full(max), false) = (&e, self.table_full) {
+                    self.table_full = true;
+                    tracing::warn!(
+                        thread = %self.thread_name(),
+                        max_flows = max,
+                        "megaflow table full: misses are forwarded without installing \
+                         megaflows until flows expire (raise max_flows if this persists)"
+                    );
+                }
+                return Err(e);
+            }
+        };
+        if self.table_full {
+            self.table_full = false;
+            tracing::info!(thread = %self.thread_name(), "megaflow table has room again");
+        }
         let masked = key.masked(&mask);
         self.classifier_mut(key.in_port).insert(&masked, &mask, r);
         self.update_gauges();
