@@ -242,6 +242,10 @@ fn register_views(registry: &mut CommandRegistry, switch: &Arc<Switch>) {
     registry.register("upcall/show", "", 0, 0, move |_| {
         super::upcall_show::upcall_show(&s)
     });
+    let s = switch.clone();
+    registry.register("memory/show", "", 0, 0, move |_| {
+        super::memory_show::memory_show(&s)
+    });
 }
 
 /// Why received frames were dropped, where the port can tell (" (no_buffer:N

@@ -10,6 +10,7 @@ mod commands;
 mod datapaths;
 pub mod diff;
 mod dpctl;
+mod memory_show;
 mod reload;
 pub mod state;
 mod switch;

@@ -1,8 +1,9 @@
-//! `upcall/show` and the flow limit on a running daemon: real ping traffic through two
-//! afxdp ports installs megaflows, and the command (through our client and Debian's
-//! ovs-appctl) reports them against the limit the config sets, names the revalidator
-//! thread that tracks them, and follows `dpctl/del-flows`; past the limit pings still
-//! cross, and the log says why the flows stopped. Needs root (namespaces, AF_XDP);
+//! `upcall/show`, `memory/show` and the flow limit on a running daemon: real ping traffic
+//! through two afxdp ports installs megaflows, and `upcall/show` (through our client and
+//! Debian's ovs-appctl) reports them against the limit the config sets, names the
+//! revalidator thread that tracks them, and follows `dpctl/del-flows`; `memory/show`
+//! counts the same state; past the limit pings still cross, and the log says why the
+//! flows stopped. Needs root (namespaces, AF_XDP);
 //! fails, not skips, without it.
 
 mod common;
@@ -117,6 +118,32 @@ fn upcall_show_counts_installed_megaflows_against_the_limit() {
     // Debian's client reads the same reply.
     let ovs = parse(&d.ovs_ok(&["upcall/show"]));
     assert_eq!((ovs.tid, ovs.limit.as_str()), (busy.tid, "2000"), "{ovs:?}");
+
+    let mem = d.ovs_ok(&["memory/show"]);
+    let count = |key: &str| -> u64 {
+        let v = after(&mem, &format!("{key}:"));
+        v.parse()
+            .unwrap_or_else(|e| panic!("{key}: {v}: {e}\n{mem}"))
+    };
+    assert_eq!(mem.lines().count(), 1, "{mem}");
+    // The bridge, its two afxdp ports and its own; one revalidator; no kernel handlers;
+    // the default frame region, part of it on the rings.
+    assert_eq!(
+        [
+            count("bridges"),
+            count("ports"),
+            count("revalidators"),
+            count("handlers")
+        ],
+        [1, 3, 1, 0],
+        "{mem}"
+    );
+    assert!(count("megaflows") >= 2 && count("udpif keys") >= 2, "{mem}");
+    assert_eq!(count("afxdp_frames"), 65536, "{mem}");
+    assert!(
+        count("afxdp_frames_free") < 65536,
+        "frames are on the rings: {mem}"
+    );
 
     d.ok(&["dpctl/del-flows"]);
     let flushed = wait_for(&d, "after dpctl/del-flows", |b| {
