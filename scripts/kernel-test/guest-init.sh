@@ -174,12 +174,15 @@ daemon_del_flows() {
 step daemon_del_flows daemon_del_flows
 # upcall/show right after that ping: the kernel datapath's block, its flows counted
 # against the limit the daemon enforces for it (max_flows, default 65,536), and the
-# revalidator thread's line.
+# revalidator thread's line; memory/show beside it.
 daemon_upcall_show() {
 	appctl upcall/show | tee /tmp/upcall.txt
 	grep -qx 'kernel@ovs-system:' /tmp/upcall.txt
 	grep -qE '^  flows         : \(current [1-9][0-9]*\) .*\(limit 65536\)$' /tmp/upcall.txt
 	grep -qE '^  [0-9]+: \(keys [0-9]+\)$' /tmp/upcall.txt
+	# memory/show counts the kernel datapath's upcall handler thread.
+	appctl memory/show | tee /tmp/memory.txt
+	grep -q ' handlers:1 ' /tmp/memory.txt
 }
 step daemon_upcall_show daemon_upcall_show
 step daemon_vxlan_ping $IP netns exec ns1 /usr/bin/ping -c 3 -i 0.2 -W 3 10.0.0.3
