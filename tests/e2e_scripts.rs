@@ -48,6 +48,28 @@ fn number(cell: &str) -> f64 {
         .unwrap_or_else(|_| panic!("not a number: {cell:?}"))
 }
 
+/// The network devices there are now, by name.
+fn links() -> std::collections::BTreeSet<String> {
+    let out = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect()
+}
+
+/// Devices not in `before` (the tests run one at a time, so any new one is the script's:
+/// a veth, or a switch's tap such as Open vSwitch's `ovs-netdev`).
+fn new_links(before: &std::collections::BTreeSet<String>) -> Vec<String> {
+    links()
+        .difference(before)
+        .map(|n| format!("link {n}"))
+        .collect()
+}
+
 /// Namespaces and scratch directories named `prefix*` that are still there.
 fn leftovers(netns: &[&str], tmp_prefix: &str) -> Vec<String> {
     let ns = String::from_utf8_lossy(
@@ -135,6 +157,7 @@ fn target_verdicts(out: &str, workload: &str) -> (u32, u32) {
 
 #[test]
 fn throughput_script_forwards_a_workload_through_both_switches_and_cleans_up() {
+    let before = links();
     let out = run_script(
         "benches/e2e/run.sh",
         &["2", "a", "c"],
@@ -226,7 +249,8 @@ fn throughput_script_forwards_a_workload_through_both_switches_and_cleans_up() {
     );
     // A port option passed through (the switch refuses a config it cannot parse).
     assert!(out.contains("rvswitch tx_copy_max 1514"), "{out}");
-    let left = leftovers(&["e2e-src", "e2e-dst"], "rvs-e2e.");
+    let mut left = leftovers(&["e2e-src", "e2e-dst"], "rvs-e2e.");
+    left.extend(new_links(&before));
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
@@ -389,6 +413,7 @@ fn throughput_script_refuses_bad_settings_naming_them() {
 
 #[test]
 fn latency_script_pings_through_both_switches_and_cleans_up() {
+    let before = links();
     let out = run_script(
         "benches/e2e/latency.sh",
         &["100", "idle", "udp"],
@@ -411,7 +436,8 @@ fn latency_script_pings_through_both_switches_and_cleans_up() {
         let mbps = number(udp[9]);
         assert!(mbps > 50.0, "{sw}: udp stream {mbps} Mbit/s:\n{out}");
     }
-    let left = leftovers(&["lat-a", "lat-b"], "rvs-lat.");
+    let mut left = leftovers(&["lat-a", "lat-b"], "rvs-lat.");
+    left.extend(new_links(&before));
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
@@ -425,6 +451,7 @@ fn e2e_switch_running() -> bool {
 
 #[test]
 fn throughput_script_interrupted_mid_run_cleans_up() {
+    let before = links();
     // As Ctrl-C does: SIGINT to the script's whole process group, mid-measurement.
     let mut child = Command::new(root().join("benches/e2e/run.sh"))
         .args(["60", "a"])
@@ -464,7 +491,8 @@ fn throughput_script_interrupted_mid_run_cleans_up() {
         status.code() == Some(130) || status.signal() == Some(libc::SIGINT),
         "run.sh after SIGINT: {status:?}"
     );
-    let left = leftovers(&["e2e-src", "e2e-dst"], "rvs-e2e.");
+    let mut left = leftovers(&["e2e-src", "e2e-dst"], "rvs-e2e.");
+    left.extend(new_links(&before));
     assert!(left.is_empty(), "left behind: {left:?}");
     let procs = Command::new("pgrep")
         .args(["-f", "rvs-e2e"])

@@ -2,6 +2,10 @@
 # They use the caller's globals SWITCH_PID (an rvswitch process, or empty) and WORK (the
 # run's scratch directory, where an ovs-vswitchd keeps its pid files under ovs/).
 
+# The bridge both switches forward on: not `br0`, which an operator (or `make run`'s
+# demo) may have, and whose internal port is a device of that name.
+BENCH_BRIDGE=e2ebr0
+
 kill_job() { # pid (of `ip netns exec`, which forks: signal its children too)
     [ -n "$1" ] || return 0
     pkill -TERM -P "$1" 2>/dev/null || true
@@ -15,8 +19,9 @@ wait_for() { # seconds command...
     return 1
 }
 
-# Stops whichever switch runs: rvswitch by SIGINT, ovs-vswitchd by `exit`, then its
-# ovsdb-server.
+# Stops whichever switch runs: rvswitch by SIGINT, ovs-vswitchd by `exit --cleanup`
+# (plain `exit` leaves its datapath's devices, `ovs-netdev` and the bridge's own, for
+# a restart that never comes), then its ovsdb-server.
 stop_switch() {
     # Best effort, with errexit off; restored only if the caller had it (cleanup, the
     # EXIT trap, runs without it: turning it back on there made the first failing
@@ -34,7 +39,7 @@ stop_switch() {
     if [ -f "$WORK/ovs/vswitchd.pid" ]; then
         local p
         p=$(cat "$WORK/ovs/vswitchd.pid")
-        ovs-appctl -t "$WORK/ovs/ovs-vswitchd.$p.ctl" exit >/dev/null 2>&1
+        ovs-appctl -t "$WORK/ovs/ovs-vswitchd.$p.ctl" exit --cleanup >/dev/null 2>&1
         for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$p" 2>/dev/null
         rm -f "$WORK/ovs/vswitchd.pid"
@@ -60,9 +65,9 @@ veth_into_ns() { # ns host-end ns-end
 
 # Starts ovsdb-server and ovs-vswitchd with their files under $WORK/ovs (where
 # stop_switch finds them), pmd-cpu-mask=0x2 plus the other_config settings given
-# ("key=value ..."), and a standalone netdev bridge br0 with the named afxdp ports in the
-# given XDP mode. Exports OVS_RUNDIR and friends, so that ovs-ofctl and ovs-appctl in
-# the caller find this instance.
+# ("key=value ..."), and a standalone netdev bridge $BENCH_BRIDGE with the named afxdp
+# ports in the given XDP mode. Exports OVS_RUNDIR and friends, so that ovs-ofctl and
+# ovs-appctl in the caller find this instance.
 start_ovs_netdev() { # xdp-mode "key=value ..." port...
     local d="$WORK/ovs" mode=$1 settings=$2 kv p
     shift 2
@@ -77,9 +82,10 @@ start_ovs_netdev() { # xdp-mode "key=value ..." port...
     $vsctl --no-wait set Open_vSwitch . "${other[@]}"
     ovs-vswitchd "unix:$d/db.sock" --pidfile="$d/vswitchd.pid" --detach \
         --log-file="$d/vswitchd.log" -vconsole:off 2>/dev/null
-    $vsctl add-br br0 -- set bridge br0 datapath_type=netdev fail_mode=standalone
+    $vsctl add-br $BENCH_BRIDGE -- set bridge $BENCH_BRIDGE datapath_type=netdev \
+        fail_mode=standalone
     for p in "$@"; do
-        $vsctl add-port br0 "$p" -- set interface "$p" type=afxdp options:n_rxq=1 \
+        $vsctl add-port $BENCH_BRIDGE "$p" -- set interface "$p" type=afxdp options:n_rxq=1 \
             options:xdp-mode="$mode"
     done
 }

@@ -99,7 +99,7 @@ $([ "$1" = rvs-nowait ] && echo "pmd_batch_wait_us = 0")
 ${LAT_GLOBAL_EXTRA:-}
 
 [[bridge]]
-name = "br0"
+name = "$BENCH_BRIDGE"
 datapath = "netdev"
 fail_mode = "standalone"
 

@@ -565,7 +565,7 @@ $frames
 $extra
 
 [[bridge]]
-name = "br0"
+name = "$BENCH_BRIDGE"
 datapath = "netdev"
 fail_mode = "standalone"
 flows = [
@@ -603,7 +603,7 @@ run_ovs() { # workload
     local vsctl="ovs-vsctl --db=unix:$d/db.sock"
     if [ "$wl" = d ]; then
         flow_table > "$WORK/flows.txt"
-        ovs-ofctl add-flows br0 "$WORK/flows.txt"
+        ovs-ofctl add-flows $BENCH_BRIDGE "$WORK/flows.txt"
     fi
     sleep 2
     local err
