@@ -15,17 +15,9 @@ use crate::pmd::RxqAssignPolicy;
 pub const NETDEV_DATAPATH_NAME: &str = "ovs-netdev";
 /// Name of the kernel datapath all kernel bridges share (as OVS calls its own).
 pub const KERNEL_DATAPATH_NAME: &str = "ovs-system";
-/// Upcall handler threads of the kernel datapath.
-const KERNEL_UPCALL_HANDLERS: usize = 1;
-/// Threads translating upcalls for the datapaths open: the kernel datapath's handlers
-/// (the userspace datapath's own threads translate their misses inline).
-pub(crate) fn kernel_upcall_handlers(kernel_open: bool) -> usize {
-    if kernel_open {
-        KERNEL_UPCALL_HANDLERS
-    } else {
-        0
-    }
-}
+/// Upcall handler threads of the kernel datapath (the userspace datapath's own threads
+/// translate their misses inline).
+pub(crate) const KERNEL_UPCALL_HANDLERS: usize = 1;
 /// How often installed megaflows are checked against the rules and expired when idle.
 const REVALIDATE_INTERVAL: Duration = Duration::from_millis(500);
 

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use crate::config::DatapathType;
 use crate::packet::frames::FrameStore;
 
+use super::datapaths::KERNEL_UPCALL_HANDLERS;
 use super::switch::Switch;
 
 /// The pairs, in key order, joined by spaces (OVS's layout).
@@ -42,8 +43,7 @@ pub(super) fn memory_show(switch: &Switch) -> Result<String, String> {
             .map(|(kind, dp)| (*kind, dp.dpif.clone(), dp.backer.clone()))
             .collect()
     };
-    let mut megaflows = 0;
-    let mut keys = 0;
+    let (mut megaflows, mut keys, mut revalidators) = (0, 0, 0);
     for (_, dpif, backer) in &datapaths {
         megaflows += dpif
             .stats()
@@ -51,16 +51,14 @@ pub(super) fn memory_show(switch: &Switch) -> Result<String, String> {
             .n_flows;
         let s = backer.upcall_summary();
         keys += s.keys as u64;
-        *c.entry("revalidators").or_default() += u64::from(s.revalidator_tid.is_some());
+        revalidators += u64::from(s.revalidator_tid.is_some());
     }
     let kernel = datapaths.iter().any(|(k, _, _)| *k == DatapathType::Kernel);
-    c.insert(
-        "handlers",
-        super::datapaths::kernel_upcall_handlers(kernel) as u64,
-    );
+    let handlers = if kernel { KERNEL_UPCALL_HANDLERS } else { 0 };
+    c.insert("handlers", handlers as u64);
     c.insert("megaflows", megaflows);
+    c.insert("revalidators", revalidators);
     c.insert("udpif keys", keys);
-    c.entry("revalidators").or_default();
     if let Some(store) = FrameStore::existing() {
         c.insert("afxdp_frames", u64::from(store.n_frames()));
         c.insert("afxdp_frames_free", store.free_frames() as u64);

@@ -309,7 +309,6 @@ impl PmdDatapath {
         self.counters.n_subtables.set(subtables as u64);
     }
 
-    /// Installs a megaflow (mask normalized here). Used by upcalls and `flow_put`.
     /// The name of the thread that runs this datapath, as `top -H` shows it and log
     /// lines name it: `pmd-c<core>`, or `dp-main` for the ports no PMD polls.
     pub(super) fn thread_name(&self) -> String {
@@ -317,6 +316,7 @@ impl PmdDatapath {
             .map_or_else(|| "dp-main".to_string(), |c| format!("pmd-c{c}"))
     }
 
+    /// Installs a megaflow (mask normalized here). Used by upcalls and `flow_put`.
     pub(super) fn install(
         &mut self,
         key: &FlowKey,
