@@ -8,22 +8,27 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::config::DatapathType;
 use crate::dpif::dump_text::format_dp_flow;
 use crate::dpif::{DpPort, Dpif};
 use crate::dpif_netdev::DpifNetdev;
+use crate::ofproto::Backer;
 
 use super::switch::Switch;
 
-/// One datapath as a `dpctl/*` command sees it (see `targets`).
-struct DumpTarget {
-    kind: &'static str,
-    dpif: Arc<dyn Dpif>,
-    netdev: Option<Arc<DpifNetdev>>,
+/// One datapath as a control command sees it (see `targets`): `dpctl/*`,
+/// `upcall/show` and `memory/show`.
+pub(super) struct DatapathView {
+    pub(super) kind: DatapathType,
+    pub(super) dpif: Arc<dyn Dpif>,
+    pub(super) netdev: Option<Arc<DpifNetdev>>,
+    pub(super) backer: Arc<Backer>,
 }
 
-impl DumpTarget {
-    fn label(&self) -> String {
-        format!("{}@{}", self.kind, self.dpif.name())
+impl DatapathView {
+    /// `TYPE@NAME`, as `dpif/show` and OVS print a datapath.
+    pub(super) fn label(&self) -> String {
+        format!("{}@{}", self.kind.as_str(), self.dpif.name())
     }
 
     fn dump(&self) -> Result<String, String> {
@@ -47,16 +52,17 @@ impl DumpTarget {
 /// `dpif/show` prints it), or every datapath when none is named. Taken out of the switch
 /// lock, so that what the command then does (waiting on PMD threads or the kernel) never
 /// runs under it.
-fn targets(switch: &Switch, only: Option<&str>) -> Result<Vec<DumpTarget>, String> {
-    let all: Vec<DumpTarget> = {
+pub(super) fn targets(switch: &Switch, only: Option<&str>) -> Result<Vec<DatapathView>, String> {
+    let all: Vec<DatapathView> = {
         let inner = switch.lock();
         inner
             .datapaths
             .iter()
-            .map(|(kind, dp)| DumpTarget {
-                kind: kind.as_str(),
+            .map(|(kind, dp)| DatapathView {
+                kind: *kind,
                 dpif: dp.dpif.clone(),
                 netdev: dp.netdev.clone(),
+                backer: dp.backer.clone(),
             })
             .collect()
     };
@@ -66,10 +72,10 @@ fn targets(switch: &Switch, only: Option<&str>) -> Result<Vec<DumpTarget>, Strin
     let Some(want) = only else {
         return Ok(all);
     };
-    let have: Vec<String> = all.iter().map(DumpTarget::label).collect();
-    let hit: Vec<DumpTarget> = all
+    let have: Vec<String> = all.iter().map(DatapathView::label).collect();
+    let hit: Vec<DatapathView> = all
         .into_iter()
-        .filter(|t| t.kind == want || t.label() == want)
+        .filter(|t| t.kind.as_str() == want || t.label() == want)
         .collect();
     if hit.is_empty() {
         return Err(format!(
@@ -157,7 +163,7 @@ pub(super) fn show(switch: &Switch, args: &[String]) -> Result<String, String> {
 
 /// One port of `dpctl/show`: `port N: NAME (TYPE)`, and with `-s` its counters in the
 /// lines `ovs-dpctl show -s` prints (the fields a port here cannot count print 0).
-fn port_lines(out: &mut String, kind: &str, p: &DpPort, stats: bool) {
+fn port_lines(out: &mut String, kind: DatapathType, p: &DpPort, stats: bool) {
     // On the kernel datapath every port but the internal and tunnel ones is the
     // module's netdev vport, whatever it was added as: OVS's `system` type, which it
     // leaves unprinted.
@@ -165,7 +171,7 @@ fn port_lines(out: &mut String, kind: &str, p: &DpPort, stats: bool) {
         p.port_type.as_str(),
         "internal" | "vxlan" | "geneve" | "gre"
     );
-    if kind == "kernel" && system {
+    if kind == DatapathType::Kernel && system {
         let _ = writeln!(out, "  port {}: {}", p.port_no, p.name);
     } else {
         let _ = writeln!(out, "  port {}: {} ({})", p.port_no, p.name, p.port_type);

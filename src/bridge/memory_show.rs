@@ -9,6 +9,7 @@ use crate::config::DatapathType;
 use crate::packet::frames::FrameStore;
 
 use super::datapaths::KERNEL_UPCALL_HANDLERS;
+use super::dpctl::targets;
 use super::switch::Switch;
 
 /// The pairs, in key order, joined by spaces (OVS's layout).
@@ -35,25 +36,20 @@ pub(super) fn memory_show(switch: &Switch) -> Result<String, String> {
         "rules",
         bridges.iter().map(|b| b.rules().len() as u64).sum(),
     );
-    let datapaths: Vec<_> = {
-        let inner = switch.lock();
-        inner
-            .datapaths
-            .iter()
-            .map(|(kind, dp)| (*kind, dp.dpif.clone(), dp.backer.clone()))
-            .collect()
-    };
+    // No datapath yet (no bridge): every count below is 0.
+    let datapaths = targets(switch, None).unwrap_or_default();
     let (mut megaflows, mut keys, mut revalidators) = (0, 0, 0);
-    for (_, dpif, backer) in &datapaths {
-        megaflows += dpif
+    for t in &datapaths {
+        megaflows += t
+            .dpif
             .stats()
-            .map_err(|e| format!("memory/show: {e}"))?
+            .map_err(|e| format!("memory/show: {}: {e}", t.label()))?
             .n_flows;
-        let s = backer.upcall_summary();
+        let s = t.backer.upcall_summary();
         keys += s.keys as u64;
         revalidators += u64::from(s.revalidator_tid.is_some());
     }
-    let kernel = datapaths.iter().any(|(k, _, _)| *k == DatapathType::Kernel);
+    let kernel = datapaths.iter().any(|t| t.kind == DatapathType::Kernel);
     let handlers = if kernel { KERNEL_UPCALL_HANDLERS } else { 0 };
     c.insert("handlers", handlers as u64);
     c.insert("megaflows", megaflows);

@@ -3,11 +3,10 @@
 //! who watches flow counts and dump durations there reads ours the same way.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
-use crate::dpif::Dpif;
-use crate::ofproto::{Backer, UpcallSummary};
+use crate::ofproto::UpcallSummary;
 
+use super::dpctl::targets;
 use super::switch::Switch;
 
 /// One datapath's block of `upcall/show`.
@@ -44,42 +43,25 @@ pub(super) fn format_block(
 
 /// `upcall/show`: a block per datapath, in the order `dpif/show` lists them.
 pub(super) fn upcall_show(switch: &Switch) -> Result<String, String> {
-    type Entry = (String, Arc<dyn Dpif>, Arc<Backer>, Option<u64>);
-    let all: Vec<Entry> = {
-        let inner = switch.lock();
-        inner
-            .datapaths
-            .iter()
-            .map(|(kind, dp)| {
-                // One flow table per thread: the PMDs and the thread serving the
-                // ports no PMD polls.
-                let limit = match &dp.netdev {
-                    Some(nd) => {
-                        let c = nd.config();
-                        Some((c.max_flows * (c.pmd_cores.len() + 1)) as u64)
-                    }
-                    None => dp.backer.flow_limit().map(|l| l.limit()),
-                };
-                let label = format!("{}@{}", kind.as_str(), dp.dpif.name());
-                (label, dp.dpif.clone(), dp.backer.clone(), limit)
-            })
-            .collect()
-    };
-    if all.is_empty() {
-        return Err("no datapaths (no bridges configured)".to_string());
-    }
     let mut out = String::new();
-    for (label, dpif, backer, limit) in all {
-        let current = dpif
+    for t in targets(switch, None)? {
+        let label = t.label();
+        // One flow table per thread: the PMDs and the thread serving the ports no PMD
+        // polls.
+        let limit = match &t.netdev {
+            Some(nd) => {
+                let c = nd.config();
+                Some((c.max_flows * (c.pmd_cores.len() + 1)) as u64)
+            }
+            None => t.backer.flow_limit().map(|l| l.limit()),
+        };
+        let current = t
+            .dpif
             .stats()
             .map_err(|e| format!("upcall/show: {label}: {e}"))?
             .n_flows;
-        out.push_str(&format_block(
-            &label,
-            current,
-            limit,
-            &backer.upcall_summary(),
-        ));
+        let summary = t.backer.upcall_summary();
+        out.push_str(&format_block(&label, current, limit, &summary));
     }
     Ok(out)
 }

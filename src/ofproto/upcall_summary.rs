@@ -11,8 +11,6 @@ use std::time::Duration;
 pub struct DumpHistory {
     /// Passes recorded.
     pub passes: u64,
-    /// Flows the last pass dumped.
-    pub last_flows: u64,
     /// Running average of the flows dumped: each pass halves the weight of the ones
     /// before it (as OVS's `avg`), so it follows a change within a few seconds.
     pub avg_flows: u64,
@@ -32,7 +30,6 @@ impl DumpHistory {
             (self.avg_flows + n) / 2
         };
         self.max_flows = self.max_flows.max(n);
-        self.last_flows = n;
         self.last_duration = took;
         self.passes += 1;
     }
@@ -58,11 +55,11 @@ mod tests {
     fn the_average_halves_older_passes_and_the_maximum_stays() {
         let mut h = DumpHistory::default();
         h.record(100, Duration::from_millis(3));
-        assert_eq!((h.avg_flows, h.max_flows, h.last_flows), (100, 100, 100));
+        assert_eq!((h.avg_flows, h.max_flows), (100, 100));
         h.record(20, Duration::from_millis(1));
-        assert_eq!((h.avg_flows, h.max_flows, h.last_flows), (60, 100, 20));
+        assert_eq!((h.avg_flows, h.max_flows), (60, 100));
         h.record(0, Duration::from_millis(2));
-        assert_eq!((h.avg_flows, h.max_flows, h.last_flows), (30, 100, 0));
+        assert_eq!((h.avg_flows, h.max_flows), (30, 100));
         assert_eq!(h.passes, 3);
         assert_eq!(h.last_duration, Duration::from_millis(2));
     }
