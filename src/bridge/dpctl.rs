@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::config::DatapathType;
 use crate::dpif::dump_text::format_dp_flow;
-use crate::dpif::{DpPort, Dpif};
+use crate::dpif::{DpPort, DpStats, Dpif};
 use crate::dpif_netdev::DpifNetdev;
 use crate::ofproto::Backer;
 
@@ -29,6 +29,13 @@ impl DatapathView {
     /// `TYPE@NAME`, as `dpif/show` and OVS print a datapath.
     pub(super) fn label(&self) -> String {
         format!("{}@{}", self.kind.as_str(), self.dpif.name())
+    }
+
+    /// The datapath's counters, or an error naming the command and the datapath.
+    pub(super) fn stats(&self, command: &str) -> Result<DpStats, String> {
+        self.dpif
+            .stats()
+            .map_err(|e| format!("{command}: {}: {e}", self.label()))
     }
 
     fn dump(&self) -> Result<String, String> {
@@ -128,10 +135,7 @@ pub(super) fn show(switch: &Switch, args: &[String]) -> Result<String, String> {
     }
     let mut out = String::new();
     for t in targets(switch, rest.first().map(|s| s.as_str()))? {
-        let st = t
-            .dpif
-            .stats()
-            .map_err(|e| format!("dpctl/show: {}: {e}", t.label()))?;
+        let st = t.stats("dpctl/show")?;
         let ports = t
             .dpif
             .port_dump()

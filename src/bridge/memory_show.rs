@@ -40,11 +40,7 @@ pub(super) fn memory_show(switch: &Switch) -> Result<String, String> {
     let datapaths = targets(switch, None).unwrap_or_default();
     let (mut megaflows, mut keys, mut revalidators) = (0, 0, 0);
     for t in &datapaths {
-        megaflows += t
-            .dpif
-            .stats()
-            .map_err(|e| format!("memory/show: {}: {e}", t.label()))?
-            .n_flows;
+        megaflows += t.stats("memory/show")?.n_flows;
         let s = t.backer.upcall_summary();
         keys += s.keys as u64;
         revalidators += u64::from(s.revalidator_tid.is_some());

@@ -55,11 +55,7 @@ pub(super) fn upcall_show(switch: &Switch) -> Result<String, String> {
             }
             None => t.backer.flow_limit().map(|l| l.limit()),
         };
-        let current = t
-            .dpif
-            .stats()
-            .map_err(|e| format!("upcall/show: {label}: {e}"))?
-            .n_flows;
+        let current = t.stats("upcall/show")?.n_flows;
         let summary = t.backer.upcall_summary();
         out.push_str(&format_block(&label, current, limit, &summary));
     }
