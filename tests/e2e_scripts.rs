@@ -411,6 +411,40 @@ fn throughput_script_refuses_bad_settings_naming_them() {
     }
 }
 
+/// The experiment patches kept beside the scripts (`ab_harness.patch`, `io_floor.patch`)
+/// back figures in HISTORY.md that anyone may want to measure again; one that no longer
+/// applies to the tree is a broken instrument, so it fails here instead of on the day it
+/// is needed.
+#[test]
+fn experiment_patches_apply_to_this_tree() {
+    let dir = root().join("benches/e2e");
+    let mut patches: Vec<_> = std::fs::read_dir(&dir)
+        .expect("reading benches/e2e")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "patch"))
+        .collect();
+    patches.sort();
+    assert!(
+        patches.len() >= 2,
+        "expected the experiment patches in {dir:?}: {patches:?}"
+    );
+    for patch in patches {
+        let out = Command::new("git")
+            .args(["apply", "--check"])
+            .arg(&patch)
+            .current_dir(root())
+            .output()
+            .expect("running git apply --check (git must be installed)");
+        assert!(
+            out.status.success(),
+            "{} no longer applies to this tree (refresh it: `git apply --3way` it in a \
+             clean worktree, fix what conflicts, and save `git diff --cached` over it):\n{}",
+            patch.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 #[test]
 fn latency_script_pings_through_both_switches_and_cleans_up() {
     let before = links();
